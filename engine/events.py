@@ -1,0 +1,106 @@
+"""The typed events the executor emits. The server turns them into WebSocket messages; the CLI prints them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """An encoded preview image: `format` is "JPEG" or "PNG"."""
+
+    format: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JobStarted:
+    prompt_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodesCached:
+    prompt_id: str
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeExecuting:
+    prompt_id: str
+    node: str
+    display_node: str
+    class_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeProgress:
+    prompt_id: str
+    node: str
+    value: float
+    max: float
+    preview: Preview | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeExecuted:
+    """A node's display output; also sent for cached output nodes so clients show their images."""
+
+    prompt_id: str
+    node: str
+    display_node: str
+    output: Mapping[str, Any]
+    cached: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWarning:
+    prompt_id: str
+    node: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobSucceeded:
+    prompt_id: str
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailed:
+    prompt_id: str
+    node_id: str
+    node_type: str
+    executed: tuple[str, ...]
+    exception_message: str
+    exception_type: str
+    traceback: tuple[str, ...]
+    current_inputs: Mapping[str, Any]
+    current_outputs: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobInterrupted:
+    prompt_id: str
+    node_id: str | None
+    node_type: str | None
+    executed: tuple[str, ...]
+
+
+Event = (
+    JobStarted
+    | NodesCached
+    | NodeExecuting
+    | NodeProgress
+    | NodeExecuted
+    | NodeWarning
+    | JobSucceeded
+    | JobFailed
+    | JobInterrupted
+)
+EventSink = Callable[[Event], None]
+
+
+def discard(event: Event) -> None:
+    """An EventSink for runs nobody watches."""

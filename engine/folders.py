@@ -1,0 +1,142 @@
+"""Where Loom reads and writes files: input, output and temp folders, and the model folders.
+
+Every path that comes from a request or a workflow goes through `confined`, so nothing escapes its folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODEL_FOLDERS = ("checkpoints", "vae", "loras", "controlnet", "embeddings", "upscale_models", "clip", "diffusion_models")
+MODEL_EXTENSIONS = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"})
+FOLDER_ALIASES = {"unet": "diffusion_models", "text_encoders": "clip", "t2i_adapter": "controlnet"}
+
+
+class UnsafePath(ValueError):
+    """A requested path that would leave its folder (`..`, absolute, NUL, a symlink pointing out)."""
+
+
+def confined(base: Path, *parts: str) -> Path:
+    """`base/parts...`, refusing anything that resolves outside `base`."""
+    for part in parts:
+        if "\x00" in part:
+            raise UnsafePath("path contains a NUL byte")
+        if os.path.isabs(part) or part.startswith(("/", "\\")) or (len(part) > 1 and part[1] == ":"):
+            raise UnsafePath(f"absolute paths are not allowed: {part!r}")
+        if any(seg == ".." for seg in part.replace("\\", "/").split("/")):
+            raise UnsafePath(f"'..' is not allowed: {part!r}")
+    root = base.resolve()
+    target = root.joinpath(*[p for p in parts if p]).resolve()
+    if target != root and root not in target.parents:
+        raise UnsafePath("path leaves its folder")
+    return target
+
+
+@dataclass
+class Folders:
+    """The folders of one Loom instance; built once at start-up from the command line and config."""
+
+    base: Path
+    input: Path
+    output: Path
+    temp: Path
+    user: Path
+    models: dict[str, list[Path]] = field(default_factory=dict)
+    custom_nodes: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def under(cls, base: Path, models_dir: Path | None = None, **overrides: Path | None) -> Folders:
+        """The default layout below `base` (input/, output/, temp/, user/, models/<folder>/, custom_nodes/)."""
+        base = Path(base).resolve()
+        models_root = Path(models_dir).resolve() if models_dir else base / "models"
+        dirs = {name: overrides.get(name) or base / name for name in ("input", "output", "temp", "user")}
+        return cls(
+            base=base,
+            input=Path(dirs["input"]).resolve(),
+            output=Path(dirs["output"]).resolve(),
+            temp=Path(dirs["temp"]).resolve(),
+            user=Path(dirs["user"]).resolve(),
+            models={name: [models_root / name] for name in MODEL_FOLDERS},
+            custom_nodes=[base / "custom_nodes"],
+        )
+
+    def ensure(self) -> None:
+        """Create every folder Loom writes to or lists (idempotent)."""
+        for path in (self.input, self.output, self.temp, self.user):
+            path.mkdir(parents=True, exist_ok=True)
+        for paths in self.models.values():
+            if paths:
+                paths[0].mkdir(parents=True, exist_ok=True)
+
+    def canonical(self, folder: str) -> str:
+        return FOLDER_ALIASES.get(folder, folder)
+
+    def model_dirs(self, folder: str) -> list[Path]:
+        return self.models.get(self.canonical(folder), [])
+
+    def add_model_path(self, folder: str, path: Path, first: bool = False) -> None:
+        paths = self.models.setdefault(self.canonical(folder), [])
+        path = Path(path).resolve()
+        if path not in paths:
+            paths.insert(0, path) if first else paths.append(path)
+
+    def list_models(self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS) -> list[str]:
+        """File names (with `/` for subfolders) under every path of a model folder, sorted, first path wins."""
+        exts = {e.lower() for e in extensions}
+        names: dict[str, None] = {}
+        for root in self.model_dirs(folder):
+            if not root.is_dir():
+                continue
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                rel = Path(dirpath).relative_to(root)
+                for name in filenames:
+                    if Path(name).suffix.lower() in exts:
+                        names.setdefault((rel / name).as_posix(), None)
+        return sorted(names)
+
+    def model_path(self, folder: str, name: str) -> Path | None:
+        """The full path of a listed model file, or None; never a path outside the model folders."""
+        for root in self.model_dirs(folder):
+            try:
+                path = confined(root, name)
+            except UnsafePath:
+                return None
+            if path.is_file():
+                return path
+        return None
+
+    def typed_dir(self, kind: str) -> Path:
+        """The folder for `type=input|output|temp` in the API."""
+        dirs = {"input": self.input, "output": self.output, "temp": self.temp}
+        if kind not in dirs:
+            raise UnsafePath(f"unknown folder type {kind!r}; expected input, output or temp")
+        return dirs[kind]
+
+
+def apply_extra_model_paths(folders: Folders, config: Mapping[str, Any], config_dir: Path) -> None:
+    """Apply an extra_model_paths.yaml document: sections mapping folder names to one path or several (one a line),
+    with an optional `base_path`; relative paths resolve against base_path, else against the YAML's own folder."""
+    for section_name, section in config.items():
+        if not isinstance(section, Mapping):
+            raise ValueError(f"extra model paths: section {section_name!r} must be a mapping")
+        base = Path(str(section.get("base_path", ""))).expanduser()
+        root = base if base.is_absolute() else (config_dir / base)
+        for key, value in section.items():
+            if key in ("base_path", "is_default"):
+                continue
+            entries = value if isinstance(value, list) else str(value).splitlines()
+            for entry in entries:
+                entry = str(entry).strip()
+                if not entry:
+                    continue
+                path = Path(entry).expanduser()
+                path = path if path.is_absolute() else root / path
+                if key == "custom_nodes":
+                    folders.custom_nodes.append(path.resolve())
+                else:
+                    folders.add_model_path(key, path, first=bool(section.get("is_default")))
