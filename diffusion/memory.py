@@ -1,0 +1,107 @@
+"""The one place that decides where models run and in which precision, and moves them on and off the device.
+
+Models are loaded to the CPU (memory-mapped reads), then moved to the compute device when a job needs them.
+Under device-memory pressure the least recently used other models go back to the CPU first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+def pick_device(force_cpu: bool = False) -> torch.device:
+    if force_cpu:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """fp32 on the CPU (fp16 kernels there are slow or missing); bf16 where supported, else fp16, on a GPU."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def module_nbytes(module: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
+@dataclass(eq=False)
+class ModelManager:
+    """Device and dtype policy plus the set of modules currently on the compute device."""
+
+    device: torch.device
+    dtype: torch.dtype
+    offload_device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    reserve_bytes: int = 1 << 30
+    _resident: OrderedDict[int, nn.Module] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def create(cls, force_cpu: bool = False, dtype: torch.dtype | None = None) -> ModelManager:
+        device = pick_device(force_cpu)
+        return cls(device=device, dtype=dtype or pick_dtype(device))
+
+    @property
+    def offloads(self) -> bool:
+        return self.device != self.offload_device
+
+    def prepare(self, module: nn.Module) -> nn.Module:
+        """A freshly loaded module: cast to the working dtype and put in eval mode (it stays on the CPU)."""
+        return module.to(dtype=self.dtype).eval().requires_grad_(False)
+
+    def load(self, modules: Iterable[nn.Module]) -> None:
+        """Make `modules` resident on the compute device, offloading others as memory requires."""
+        if not self.offloads:
+            return
+        with self._lock:
+            wanted = list(modules)
+            need = sum(module_nbytes(m) for m in wanted if id(m) not in self._resident)
+            self._free(need, keep={id(m) for m in wanted})
+            for module in wanted:
+                if id(module) not in self._resident:
+                    module.to(self.device)
+                self._resident[id(module)] = module
+                self._resident.move_to_end(id(module))
+
+    def _free(self, need: int, keep: set[int]) -> None:
+        if self.device.type != "cuda":
+            return
+        free, _total = torch.cuda.mem_get_info(self.device)
+        for key in list(self._resident):
+            if free - self.reserve_bytes >= need:
+                break
+            if key in keep:
+                continue
+            module = self._resident.pop(key)
+            freed = module_nbytes(module)
+            module.to(self.offload_device)
+            free += freed
+        torch.cuda.empty_cache()
+
+    def unload_all(self) -> None:
+        """Move every resident module back to the CPU (the `/free` request, or before a big allocation)."""
+        with self._lock:
+            for module in self._resident.values():
+                module.to(self.offload_device)
+            self._resident.clear()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def forget(self, module: nn.Module) -> None:
+        """Called when a cached model is evicted, so the manager holds no reference to it."""
+        with self._lock:
+            self._resident.pop(id(module), None)

@@ -1,0 +1,66 @@
+"""The MODEL socket value: a diffusers UNet wrapped as a k-diffusion denoiser D(x, sigma) -> x0 estimate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from diffusion.memory import ModelManager, module_nbytes
+from diffusion.schedulers import DiscreteSchedule
+
+
+@dataclass(eq=False)
+class DiffusionModel:
+    unet: nn.Module  # diffusers UNet2DConditionModel
+    family: str
+    prediction: str  # "eps" or "v"
+    schedule: DiscreteSchedule
+    manager: ModelManager
+    latent_rgb_factors: tuple[tuple[float, float, float], ...]
+    latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def loom_nbytes(self) -> int:
+        return module_nbytes(self.unet)
+
+    def with_unet(self, unet: nn.Module) -> DiffusionModel:
+        """A copy around another UNet (e.g. one with LoRA deltas applied); this one stays untouched."""
+        return replace(self, unet=unet)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    def scalings(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(c_skip, c_out, c_in) of the denoiser, shaped to broadcast over [B, C, H, W]."""
+        s = sigma[:, None, None, None]
+        c_in = 1 / (s**2 + 1) ** 0.5
+        if self.prediction == "v":
+            return 1 / (s**2 + 1), -s / (s**2 + 1) ** 0.5, c_in
+        return torch.ones_like(s), -s, c_in
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        return self.schedule.sigma_to_t(sigma)
+
+    def unet_forward(
+        self,
+        x_in: torch.Tensor,
+        timestep: torch.Tensor,
+        context: torch.Tensor,
+        added: dict[str, torch.Tensor] | None,
+        down_residuals: list[torch.Tensor] | None = None,
+        mid_residual: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        dtype = self.manager.dtype
+        kwargs: dict[str, Any] = {}
+        if added:
+            kwargs["added_cond_kwargs"] = {k: v.to(dtype) for k, v in added.items()}
+        if down_residuals is not None:
+            kwargs["down_block_additional_residuals"] = [r.to(dtype) for r in down_residuals]
+        if mid_residual is not None:
+            kwargs["mid_block_additional_residual"] = mid_residual.to(dtype)
+        out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+        return out.sample.float()

@@ -1,0 +1,313 @@
+"""KSampler: noise, schedule, classifier-free guidance, inpainting masks and ControlNet residuals around a sampler.
+
+Initial noise is drawn on the CPU from a generator seeded with `seed`, in the latent's shape, so a seed gives the
+same image as the ecosystem's tools (up to float rounding) whatever the device.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from diffusion.model import DiffusionModel
+from diffusion.samplers import SAMPLERS
+from diffusion.schedulers import sigmas_for
+
+Conditioning = Sequence[Sequence[Any]]  # [[tensor [1, T, C], {"pooled_output": ..., ...}], ...]
+StepReport = Callable[[int, int, torch.Tensor], None]  # (step done, steps, current x0 estimate)
+
+
+class SamplingError(ValueError):
+    """A sampling request that cannot run (empty conditioning, bad shapes); the message says which input."""
+
+
+def prepare_noise(samples: torch.Tensor, seed: int, batch_index: Sequence[int] | None = None) -> torch.Tensor:
+    """Gaussian noise in the latent's shape from a CPU generator seeded with `seed`.
+
+    With `batch_index` (a latent taken from a bigger batch) each item gets the noise it had in that batch."""
+    gen = torch.Generator("cpu").manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
+    if batch_index is None:
+        return torch.randn(samples.shape, dtype=torch.float32, generator=gen, device="cpu")
+    wanted = sorted(set(int(i) for i in batch_index))
+    drawn: dict[int, torch.Tensor] = {}
+    for i in range(wanted[-1] + 1):
+        noise = torch.randn([1, *samples.shape[1:]], dtype=torch.float32, generator=gen, device="cpu")
+        if i in wanted:
+            drawn[i] = noise
+    return torch.cat([drawn[int(i)] for i in batch_index])
+
+
+def schedule_sigmas(
+    model: DiffusionModel,
+    scheduler: str,
+    steps: int,
+    denoise: float = 1.0,
+    start_step: int | None = None,
+    last_step: int | None = None,
+    force_full_denoise: bool = True,
+) -> torch.Tensor:
+    """The sigmas to run: `denoise` < 1 keeps the last `steps` of a longer schedule (img2img); start/last step
+    cut the schedule (KSamplerAdvanced), ending at 0 unless leftover noise is wanted."""
+    if denoise <= 0:
+        return torch.zeros(0)
+    total = steps if denoise >= 1 else int(steps / denoise)
+    sigmas = sigmas_for(model.schedule, scheduler, total)[-(steps + 1) :]
+    if last_step is not None and last_step < len(sigmas) - 1:
+        sigmas = sigmas[: last_step + 1].clone()
+        if force_full_denoise:
+            sigmas[-1] = 0
+    if start_step is not None:
+        if start_step >= len(sigmas) - 1:
+            return torch.zeros(0)
+        sigmas = sigmas[start_step:]
+    return sigmas
+
+
+@dataclass
+class _Entry:
+    cond: torch.Tensor
+    opts: dict[str, Any]
+    negative: bool
+
+
+def _as_entries(conditioning: Conditioning, negative: bool, name: str) -> list[_Entry]:
+    entries = []
+    for i, pair in enumerate(conditioning or ()):
+        if not isinstance(pair, list | tuple) or len(pair) < 2 or not isinstance(pair[0], torch.Tensor):
+            raise SamplingError(f"{name}: item {i} is not a [tensor, dict] conditioning pair")
+        entries.append(_Entry(pair[0], dict(pair[1] or {}), negative))
+    return entries
+
+
+class Guided:
+    """D(x, sigma) with classifier-free guidance over all conditioning entries in one batched UNet call."""
+
+    def __init__(
+        self,
+        model: DiffusionModel,
+        positive: Conditioning,
+        negative: Conditioning,
+        cfg: float,
+        latent: torch.Tensor,
+        device: torch.device,
+        sigmas: torch.Tensor,
+    ) -> None:
+        self.model, self.cfg, self.device = model, float(cfg), device
+        self.pos = _as_entries(positive, False, "positive")
+        self.neg = _as_entries(negative, True, "negative")
+        if not self.pos:
+            raise SamplingError("positive: the conditioning is empty")
+        self.batch = latent.shape[0]
+        self.pixel_h, self.pixel_w = latent.shape[2] * 8, latent.shape[3] * 8
+        self.sigma_max = float(sigmas[0]) if len(sigmas) else 0.0
+        self.schedule_max = model.schedule.sigma_max
+
+    def _active(self, entries: list[_Entry], percent: float) -> list[_Entry]:
+        return [e for e in entries if e.opts.get("start_percent", 0.0) <= percent <= e.opts.get("end_percent", 1.0)]
+
+    def _step_percent(self, sigma: float) -> float:
+        """How far through the model's full noise range a sigma lies (0 = pure noise), by timestep."""
+        t = float(self.model.timestep(torch.tensor([sigma]))[0])
+        return 1 - t / (len(self.model.schedule.sigmas) - 1)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        percent = self._step_percent(float(sigma[0]))
+        pos = self._active(self.pos, percent) or self.pos[:1]
+        neg = self._active(self.neg, percent) if self.cfg != 1.0 else []
+        entries = pos + neg
+        c_skip, c_out, c_in = self.model.scalings(sigma)
+        b = self.batch
+        x_in = (x * c_in).repeat(len(entries), 1, 1, 1)
+        t = self.model.timestep(sigma).to(self.device).repeat(len(entries))
+        length = math.lcm(*(e.cond.shape[1] for e in entries))
+        context = torch.cat([self._rows(e.cond.repeat(1, length // e.cond.shape[1], 1)) for e in entries]).to(
+            self.device
+        )
+        added = self._added(entries)
+        down, mid = self._control(entries, x_in, t, context, percent)
+        out = self.model.unet_forward(x_in, t, context, added, down, mid)
+        denoised = (x.repeat(len(entries), 1, 1, 1) * c_skip.repeat(len(entries), 1, 1, 1)) + out * c_out.repeat(
+            len(entries), 1, 1, 1
+        )
+        chunks = denoised.split(b)
+        cond = self._mean(chunks[: len(pos)], pos)
+        if not neg:
+            return cond
+        uncond = self._mean(chunks[len(pos) :], neg)
+        return uncond + (cond - uncond) * self.cfg
+
+    def _rows(self, cond: torch.Tensor) -> torch.Tensor:
+        if cond.shape[0] == self.batch:
+            return cond
+        return cond[:1].repeat(self.batch, 1, 1)
+
+    @staticmethod
+    def _mean(chunks: Sequence[torch.Tensor], entries: list[_Entry]) -> torch.Tensor:
+        weights = [float(e.opts.get("strength", 1.0)) for e in entries]
+        total = sum(weights) or 1.0
+        return sum((c * (w / total) for c, w in zip(chunks, weights, strict=True)), torch.zeros_like(chunks[0]))
+
+    def _added(self, entries: list[_Entry]) -> dict[str, torch.Tensor] | None:
+        """SDXL's extra inputs: the pooled text embedding and the six size/crop numbers per row."""
+        if getattr(self.model.unet.config, "addition_embed_type", None) != "text_time":
+            return None
+        pooled, ids = [], []
+        for e in entries:
+            p = e.opts.get("pooled_output")
+            if p is None:
+                raise SamplingError("SDXL needs a pooled text embedding: encode the prompt with an SDXL CLIP")
+            pooled.append(self._rows(p.reshape(p.shape[0], 1, -1)).reshape(self.batch, -1))
+            o = e.opts
+            row = [
+                o.get("height", self.pixel_h),
+                o.get("width", self.pixel_w),
+                o.get("crop_h", 0),
+                o.get("crop_w", 0),
+                o.get("target_height", self.pixel_h),
+                o.get("target_width", self.pixel_w),
+            ]
+            ids.append(torch.tensor([row], dtype=torch.float32).repeat(self.batch, 1))
+        return {"text_embeds": torch.cat(pooled).to(self.device), "time_ids": torch.cat(ids).to(self.device)}
+
+    def _control(
+        self, entries: list[_Entry], x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, percent: float
+    ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
+        """Sum the residuals of each entry's ControlNet chain; each control sees only its entry's rows."""
+        down: list[torch.Tensor] | None = None
+        mid: torch.Tensor | None = None
+        total = x_in.shape[0]
+        for n, entry in enumerate(entries):
+            control = entry.opts.get("control")
+            rows = list(range(n * self.batch, (n + 1) * self.batch))
+            while control is not None:
+                result = control.residuals(x_in[rows], t[rows], context[rows], percent, rows)
+                control = getattr(control, "previous", None)
+                if result is None:
+                    continue
+                res_down, res_mid = result
+                if down is None:
+                    down = [torch.zeros(total, *r.shape[1:], device=r.device, dtype=r.dtype) for r in res_down]
+                    mid = torch.zeros(total, *res_mid.shape[1:], device=res_mid.device, dtype=res_mid.dtype)
+                for acc, r in zip(down, res_down, strict=True):
+                    acc[rows] += r if r.shape[0] == len(rows) else r[rows]
+                assert mid is not None
+                mid[rows] += res_mid if res_mid.shape[0] == len(rows) else res_mid[rows]
+        return down, mid
+
+
+class Inpaint:
+    """Keeps the unmasked area on the original latent's noising path and in the output (mask 1 = repaint)."""
+
+    def __init__(self, inner: Callable, latent: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor) -> None:
+        self.inner, self.latent, self.noise, self.mask = inner, latent, noise, mask
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s = sigma[:, None, None, None]
+        x = x * self.mask + (self.latent + self.noise * s) * (1 - self.mask)
+        return self.inner(x, sigma) * self.mask + self.latent * (1 - self.mask)
+
+
+def latent_mask(mask: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    """A MASK ([H, W], [B, H, W] or [B, 1, H, W], any resolution) resized to the latent's grid, [B, 1, h, w]."""
+    m = mask.float()
+    while m.ndim < 4:
+        m = m.unsqueeze(0) if m.ndim < 3 else m.unsqueeze(1)
+    m = F.interpolate(m[:, :1], size=latent.shape[2:], mode="bilinear", align_corners=False).clamp(0, 1)
+    if m.shape[0] != latent.shape[0]:
+        m = m[:1].repeat(latent.shape[0], 1, 1, 1) if m.shape[0] == 1 else m[: latent.shape[0]]
+    return m
+
+
+@dataclass
+class SampleRequest:
+    model: DiffusionModel
+    seed: int
+    steps: int
+    cfg: float
+    sampler: str
+    scheduler: str
+    positive: Conditioning
+    negative: Conditioning
+    latent: dict[str, Any]
+    denoise: float = 1.0
+    add_noise: bool = True
+    start_step: int | None = None
+    last_step: int | None = None
+    force_full_denoise: bool = True
+
+
+def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, Any]:
+    """Run one KSampler request; returns a new LATENT dict (the input's extra keys are kept)."""
+    if req.sampler not in SAMPLERS:
+        raise SamplingError(f"sampler_name: unknown sampler {req.sampler!r}")
+    samples = req.latent.get("samples")
+    if not isinstance(samples, torch.Tensor) or samples.ndim != 4:
+        raise SamplingError("latent_image: expected a LATENT with 'samples' of shape [B, C, H, W]")
+    model = req.model
+    if samples.shape[1] != model.latent_channels:
+        raise SamplingError(f"latent_image: {samples.shape[1]} channels, but the model expects {model.latent_channels}")
+    sigmas = schedule_sigmas(
+        model, req.scheduler, req.steps, req.denoise, req.start_step, req.last_step, req.force_full_denoise
+    )
+    out = dict(req.latent)
+    out.pop("noise_mask", None)
+    if len(sigmas) < 2:
+        out["samples"] = samples.clone()
+        return out
+    device = model.manager.device
+    model.manager.load([model.unet])
+    latent = samples.float().to(device)
+    noise = (
+        prepare_noise(samples, req.seed, req.latent.get("batch_index"))
+        if req.add_noise
+        else torch.zeros(samples.shape, dtype=torch.float32)
+    ).to(device)
+    sigmas = sigmas.to(device)
+    first = sigmas[0]
+    scale = (first**2 + 1) ** 0.5 if math.isclose(float(first), model.schedule.sigma_max, rel_tol=1e-5) else first
+    x = latent + noise * scale
+    denoiser: Callable = Guided(model, req.positive, req.negative, req.cfg, latent, device, sigmas)
+    mask = req.latent.get("noise_mask")
+    m = latent_mask(mask, latent).to(device) if isinstance(mask, torch.Tensor) else None
+    if m is not None:
+        denoiser = Inpaint(denoiser, latent, noise, m)
+    gen = torch.Generator("cpu").manual_seed(int(req.seed) & 0xFFFF_FFFF_FFFF_FFFF)
+
+    def fresh_noise() -> torch.Tensor:
+        return torch.randn(samples.shape, generator=gen, dtype=torch.float32).to(device)
+
+    steps = len(sigmas) - 1
+
+    def callback(i: int, _x: torch.Tensor, denoised: torch.Tensor) -> None:
+        if report is not None:
+            report(i, steps, denoised)
+
+    with torch.inference_mode():
+        result = SAMPLERS[req.sampler](denoiser, x, sigmas, fresh_noise, callback)
+        if report is not None:
+            report(steps, steps, result)
+    if m is not None:
+        result = result * m + latent * (1 - m)
+    out["samples"] = result.float().cpu()
+    return out
+
+
+@dataclass
+class PreviewThrottle:
+    """Lets at most one preview through per `interval` seconds (plus the last step)."""
+
+    interval: float = 0.4
+    last: float = 0.0
+
+    def ready(self, final: bool) -> bool:
+        now = time.monotonic()
+        if final or now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False

@@ -1,0 +1,147 @@
+"""Noise levels: a model's discrete training schedule in sigma form, and the sampling schedules built on it.
+
+The k-diffusion formulation: x = x0 + sigma * noise, with sigma_t = sqrt((1 - alphabar_t) / alphabar_t) for the
+model's 1000 training timesteps. A schedule is a decreasing list of `steps + 1` sigmas ending in 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(eq=False)
+class DiscreteSchedule:
+    """The training noise levels of a DDPM-style model (scaled-linear betas for the SD families)."""
+
+    sigmas: torch.Tensor  # ascending, float32, one per training timestep
+
+    @classmethod
+    def scaled_linear(cls, beta_start: float, beta_end: float, steps: int) -> DiscreteSchedule:
+        betas = torch.linspace(beta_start**0.5, beta_end**0.5, steps, dtype=torch.float64) ** 2
+        alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        return cls((((1 - alphas_cumprod) / alphas_cumprod) ** 0.5).float())
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigmas[0])
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.sigmas[-1])
+
+    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Fractional timestep of a sigma: linear interpolation in log-sigma between training timesteps."""
+        log_sigmas = self.sigmas.log().to(sigma.device)
+        log_sigma = sigma.float().clamp(min=1e-10).log()
+        dists = log_sigma[..., None] - log_sigmas
+        low = dists.ge(0).cumsum(dim=-1).argmax(dim=-1).clamp(max=len(log_sigmas) - 2)
+        lo, hi = log_sigmas[low], log_sigmas[low + 1]
+        w = ((lo - log_sigma) / (lo - hi)).clamp(0, 1)
+        return ((1 - w) * low + w * (low + 1)).view(sigma.shape)
+
+    def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.float().clamp(0, len(self.sigmas) - 1)
+        low = t.floor().long()
+        high = t.ceil().long()
+        w = t.frac()
+        log_sigmas = self.sigmas.log().to(t.device)
+        return ((1 - w) * log_sigmas[low] + w * log_sigmas[high]).exp()
+
+
+def _append_zero(sigmas: torch.Tensor) -> torch.Tensor:
+    return torch.cat([sigmas.float(), sigmas.new_zeros(1).float()])
+
+
+def normal(schedule: DiscreteSchedule, steps: int) -> torch.Tensor:
+    """Timesteps evenly spaced from the highest to the lowest training timestep."""
+    return _uniform_time(schedule, steps, include_end=True)
+
+
+def sgm_uniform(schedule: DiscreteSchedule, steps: int) -> torch.Tensor:
+    """As `normal`, but spacing steps+1 points and dropping the last (the SGM/SDXL convention)."""
+    return _uniform_time(schedule, steps, include_end=False)
+
+
+def _uniform_time(schedule: DiscreteSchedule, steps: int, include_end: bool) -> torch.Tensor:
+    start = schedule.sigma_to_t(torch.tensor(schedule.sigma_max))
+    end = schedule.sigma_to_t(torch.tensor(schedule.sigma_min))
+    ts = (
+        torch.linspace(float(start), float(end), steps)
+        if include_end
+        else torch.linspace(float(start), float(end), steps + 1)[:-1]
+    )
+    return _append_zero(schedule.t_to_sigma(ts))
+
+
+def karras(schedule: DiscreteSchedule, steps: int, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022), eq. 5: uniform in sigma^(1/rho)."""
+    ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
+    lo, hi = schedule.sigma_min ** (1 / rho), schedule.sigma_max ** (1 / rho)
+    return _append_zero((hi + ramp * (lo - hi)) ** rho)
+
+
+def exponential(schedule: DiscreteSchedule, steps: int) -> torch.Tensor:
+    """Uniform in log-sigma."""
+    return _append_zero(
+        torch.linspace(math.log(schedule.sigma_max), math.log(schedule.sigma_min), steps, dtype=torch.float64).exp()
+    )
+
+
+def simple(schedule: DiscreteSchedule, steps: int) -> torch.Tensor:
+    """Every (N/steps)-th training sigma, from the top down."""
+    n = len(schedule.sigmas)
+    stride = n / steps
+    return _append_zero(torch.stack([schedule.sigmas[-(1 + int(i * stride))] for i in range(steps)]))
+
+
+def ddim_uniform(schedule: DiscreteSchedule, steps: int) -> torch.Tensor:
+    """DDIM's "uniform" discretisation: every (N // steps)-th training timestep starting at 1, top down."""
+    n = len(schedule.sigmas)
+    stride = max(n // steps, 1)
+    picked = [schedule.sigmas[i] for i in range(1, n, stride)]
+    return _append_zero(torch.stack(picked[::-1]))
+
+
+def beta(schedule: DiscreteSchedule, steps: int, alpha: float = 0.6, beta_: float = 0.6) -> torch.Tensor:
+    """Timesteps at the quantiles of a Beta(alpha, beta) distribution (Lee et al. 2024), denser at both ends."""
+    n = len(schedule.sigmas)
+    quantiles = 1 - np.linspace(0, 1, steps, endpoint=False)
+    ts = np.rint(beta_ppf(quantiles, alpha, beta_) * (n - 1)).astype(np.int64)
+    picked: list[int] = []
+    for t in ts:  # drop repeats so every step moves
+        if not picked or t != picked[-1]:
+            picked.append(int(t))
+    return _append_zero(schedule.sigmas[torch.tensor(picked)])
+
+
+def beta_ppf(q: np.ndarray, a: float, b: float, grid: int = 200_001) -> np.ndarray:
+    """Inverse CDF of Beta(a, b) by integrating its density on x = sin^2(theta) (smooth at both ends)."""
+    theta = np.linspace(0.0, math.pi / 2, grid)
+    density = np.sin(theta) ** (2 * a - 1) * np.cos(theta) ** (2 * b - 1)
+    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(theta))])
+    cdf /= cdf[-1]
+    return np.interp(q, cdf, np.sin(theta) ** 2)
+
+
+SCHEDULERS: dict[str, Callable[[DiscreteSchedule, int], torch.Tensor]] = {
+    "normal": normal,
+    "karras": karras,
+    "exponential": exponential,
+    "sgm_uniform": sgm_uniform,
+    "simple": simple,
+    "ddim_uniform": ddim_uniform,
+    "beta": beta,
+}
+
+
+def sigmas_for(schedule: DiscreteSchedule, scheduler: str, steps: int) -> torch.Tensor:
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+    return SCHEDULERS[scheduler](schedule, steps).float()

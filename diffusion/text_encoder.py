@@ -1,0 +1,177 @@
+"""CLIP text encoding for the SD families: one encoder (SD 1.x CLIP-L, SD 2.x OpenCLIP-H) or two (SDXL: CLIP-L and
+OpenCLIP-bigG, hidden states concatenated, pooled output from bigG), with clip skip, emphasis and embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from diffusion.checkpoint import CheckpointError, TensorFile
+from diffusion.detect import TextArch
+from diffusion.memory import ModelManager, module_nbytes
+from diffusion.prompt import Window, tokenize_prompt
+from diffusion.tokenizer import EOS, ClipTokenizer
+
+EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin", ".pth")
+
+
+@dataclass(eq=False)
+class EncoderUnit:
+    arch: TextArch
+    module: nn.Module  # transformers CLIPTextModel / CLIPTextModelWithProjection
+
+
+@dataclass(frozen=True)
+class Encoded:
+    cond: torch.Tensor  # [1, tokens, width]
+    pooled: torch.Tensor | None  # [1, projection] (SDXL)
+
+
+@dataclass(eq=False)
+class TextEncoder:
+    """The CLIP socket value. Immutable from the outside: `with_layer` returns a copy sharing the modules."""
+
+    family: str
+    units: tuple[EncoderUnit, ...]
+    tokenizer: ClipTokenizer
+    manager: ModelManager
+    embedding_dirs: Sequence[Path] = ()
+    layer: int | None = None  # CLIPSetLastLayer's value; None keeps each encoder's family default
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def loom_nbytes(self) -> int:
+        return sum(module_nbytes(u.module) for u in self.units)
+
+    def with_layer(self, layer: int) -> TextEncoder:
+        return replace(self, layer=layer)
+
+    def with_embedding_dirs(self, dirs: Sequence[Path]) -> TextEncoder:
+        return replace(self, embedding_dirs=tuple(dirs))
+
+    @property
+    def device(self) -> torch.device:
+        return self.manager.device
+
+    @torch.inference_mode()
+    def encode(self, text: str, warn: Callable[[str], None] = lambda _m: None) -> Encoded:
+        self.manager.load([u.module for u in self.units])
+        conds: list[torch.Tensor] = []
+        pooled: torch.Tensor | None = None
+        found: dict[str, dict[str, torch.Tensor] | None] = {}
+
+        def find(name: str) -> dict[str, torch.Tensor] | None:
+            if name not in found:
+                found[name] = load_embedding(name, self.embedding_dirs)
+            return found[name]
+
+        for index, unit in enumerate(self.units):
+            width = unit.arch.hidden
+
+            def lookup(name: str, unit: EncoderUnit = unit, width: int = width) -> torch.Tensor | None:
+                tensors = find(name)
+                return pick_embedding(tensors, unit.arch.name, width) if tensors is not None else None
+
+            windows = tokenize_prompt(
+                text, self.tokenizer.words, lookup, warn if index == 0 else (lambda _m: None), unit.arch.pad_token
+            )
+            cond, unit_pooled = self._encode_unit(unit, windows)
+            conds.append(cond)
+            if unit.arch.pooled:
+                pooled = unit_pooled
+        return Encoded(torch.cat(conds, dim=-1).float().cpu(), pooled.float().cpu() if pooled is not None else None)
+
+    def _encode_unit(self, unit: EncoderUnit, windows: list[Window]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        outs, pooled = [], None
+        empty: torch.Tensor | None = None
+        for n, window in enumerate(windows):
+            hidden, pool = run_clip(unit, window.tokens, self.layer, self.device, self.manager.dtype)
+            if any(w != 1.0 for w in window.weights):
+                if empty is None:
+                    blank = [window.tokens[0], EOS, *([unit.arch.pad_token] * (len(window.tokens) - 2))]
+                    empty, _ = run_clip(unit, blank, self.layer, self.device, self.manager.dtype)
+                w = torch.tensor(window.weights, dtype=hidden.dtype, device=hidden.device)[None, :, None]
+                hidden = empty + (hidden - empty) * w
+            outs.append(hidden)
+            if n == 0:
+                pooled = pool
+        return torch.cat(outs, dim=1), pooled
+
+
+def run_clip(
+    unit: EncoderUnit, tokens: list, layer: int | None, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One 77-token window through one encoder, stopping at the requested layer.
+
+    Embedding vectors (tensors among the tokens) replace the token embedding at their position.
+    """
+    model = unit.module
+    text_model = getattr(model, "text_model", model)
+    arch = unit.arch
+    ids = torch.tensor([t if isinstance(t, int) else 0 for t in tokens], device=device)[None]
+    embeds = text_model.embeddings.token_embedding(ids)
+    for pos, tok in enumerate(tokens):
+        if not isinstance(tok, int):
+            embeds[0, pos] = tok.to(device=device, dtype=embeds.dtype)
+    hidden = text_model.embeddings(inputs_embeds=embeds)
+    n = hidden.shape[1]
+    mask = torch.full((n, n), torch.finfo(hidden.dtype).min, device=device, dtype=hidden.dtype).triu(1)[None, None]
+    want = layer if layer is not None else arch.default_layer
+    want = max(-arch.layers, min(-1, want))
+    stop = arch.layers + 1 + want  # number of layers to run
+    need_all = arch.pooled
+    layers = text_model.encoder.layers
+    states = hidden
+    selected = None
+    for i, block in enumerate(layers if need_all else layers[:stop]):
+        out = block(states, mask)
+        states = out[0] if isinstance(out, tuple) else out
+        if i + 1 == stop:
+            selected = states
+    assert selected is not None
+    if want == -1 or arch.final_norm_on_skip:
+        selected = text_model.final_layer_norm(selected)
+    pooled = None
+    if arch.pooled:
+        final = text_model.final_layer_norm(states)
+        eos = [pos for pos, t in enumerate(tokens) if isinstance(t, int) and t == EOS]
+        pooled = final[:, eos[0] if eos else -1]
+        if hasattr(model, "text_projection"):
+            pooled = model.text_projection(pooled)
+    return selected, pooled
+
+
+def load_embedding(name: str, dirs: Sequence[Path]) -> dict[str, torch.Tensor] | None:
+    """The tensors of a textual-inversion file `name` (with or without extension), or None when absent."""
+    for root in dirs:
+        for suffix in ("", *EMBEDDING_SUFFIXES):
+            path = Path(root) / f"{name}{suffix}"
+            if path.is_file() and path.suffix.lower() in EMBEDDING_SUFFIXES:
+                try:
+                    data = TensorFile(path)
+                    tensors = dict(data.items())
+                except CheckpointError:
+                    return None
+                return tensors or _nested_embedding(path)
+    return None
+
+
+def _nested_embedding(path: Path) -> dict[str, torch.Tensor] | None:
+    """A1111 `.pt` files keep the vectors in `string_to_param["*"]`."""
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    param = obj.get("string_to_param", {}) if isinstance(obj, dict) else {}
+    return {"*": param["*"]} if "*" in param else None
+
+
+def pick_embedding(tensors: dict[str, torch.Tensor], encoder: str, width: int) -> torch.Tensor | None:
+    """The vectors for one encoder: under its name (`clip_l`/`clip_g`) if present, else any tensor of its width."""
+    if encoder in tensors and tensors[encoder].shape[-1] == width:
+        return tensors[encoder].reshape(-1, width)
+    for tensor in tensors.values():
+        if tensor.ndim >= 1 and tensor.shape[-1] == width:
+            return tensor.reshape(-1, width)
+    return None
