@@ -264,7 +264,7 @@ def test_load_latent_scales_files_of_the_old_format(run: Run, env: Env) -> None:
 
 def test_load_latent_refuses_a_bad_file_clearly(run: Run, env: Env) -> None:
     (env.folders.input / "bad.latent").write_bytes(b"not safetensors")
-    with pytest.raises(ValueError, match="bad.latent"):
+    with pytest.raises(ValueError, match=r"bad\.latent"):
         run("LoadLatent", latent="bad.latent")
 
 
