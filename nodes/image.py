@@ -97,7 +97,7 @@ def PreviewImage(
     prompt: Any = Hidden("PROMPT"),
     extra_pnginfo: Any = Hidden("EXTRA_PNGINFO"),
 ) -> dict[str, Any]:
-    """Show images without keeping them: written to the temp folder, which is emptied at start-up."""
+    """Show images without keeping them: written to the temp folder, not the output folder."""
     suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
     text = text_chunks(prompt, extra_pnginfo)
     return _save(ctx, images, f"Loom_temp_{suffix}", "temp", text, compress_level=1)

@@ -124,22 +124,20 @@ def load_image(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """
     import numpy as np
     import torch
-    from PIL import Image, ImageOps, ImageSequence
+    from PIL import ImageOps, ImageSequence
 
     images: list[np.ndarray] = []
     masks: list[np.ndarray] = []
-    with Image.open(path) as opened:
+    with _open(path) as opened:
         frames = [opened] if opened.format == "MPO" else ImageSequence.Iterator(opened)
         size = None
         for frame in frames:
             frame = ImageOps.exif_transpose(frame) or frame
-            if frame.mode == "I":
-                frame = frame.point(lambda v: v * (1 / 255))
             if size is None:
                 size = frame.size
             elif frame.size != size:
                 continue
-            images.append(np.asarray(frame.convert("RGB"), dtype=np.float32) / 255.0)
+            images.append(_rgb(frame))
             alpha = _alpha(frame)
             masks.append(1.0 - alpha if alpha is not None else np.zeros((64, 64), dtype=np.float32))
     if not images:
@@ -147,6 +145,27 @@ def load_image(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     if any(m.shape != masks[0].shape for m in masks):
         masks = [m if m.shape == images[0].shape[:2] else np.zeros(images[0].shape[:2], np.float32) for m in masks]
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))
+
+
+def _open(path: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"cannot read {path.name!r} as an image: {exc}") from exc
+
+
+def _rgb(frame: Any) -> np.ndarray:
+    """RGB float32 [H, W, 3] in 0..1; 16-bit and integer grey images keep their precision."""
+    import numpy as np
+
+    if frame.mode.startswith("I") or frame.mode == "F":
+        grey = np.asarray(frame, dtype=np.float32)
+        if frame.mode.startswith("I"):
+            grey = grey / (65535.0 if frame.mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0)
+        return np.repeat(np.clip(grey, 0.0, 1.0)[:, :, None], 3, axis=2)
+    return np.asarray(frame.convert("RGB"), dtype=np.float32) / 255.0
 
 
 def _alpha(frame: Any) -> np.ndarray | None:
@@ -165,26 +184,22 @@ CHANNELS = ("alpha", "red", "green", "blue")
 def load_mask(path: Path, channel: str) -> torch.Tensor:
     """One channel of an image file's first frame as MASK [1, H, W]; `alpha` is inverted (1 = transparent).
 
-    A file without that channel gives a zero 64x64 mask.
+    `alpha` of a file without transparency gives a zero 64x64 mask; a grey image's grey level is all three colours.
     """
     import numpy as np
     import torch
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     band = {"alpha": "A", "red": "R", "green": "G", "blue": "B"}.get(channel)
     if band is None:
         raise ValueError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
-    with Image.open(path) as opened:
+    with _open(path) as opened:
         frame = ImageOps.exif_transpose(opened) or opened
-        if frame.mode == "I":
-            frame = frame.point(lambda v: v * (1 / 255))
-        if frame.getbands() != ("R", "G", "B", "A"):
-            if frame.mode == "I":
-                frame = frame.convert("L")
-            frame = frame.convert("RGBA") if band == "A" and _alpha(frame) is not None else frame.convert("RGB")
-        if band not in frame.getbands():
-            return torch.zeros((1, 64, 64), dtype=torch.float32)
-        mask = np.asarray(frame.getchannel(band), dtype=np.float32) / 255.0
-    if band == "A":
-        mask = 1.0 - mask
-    return torch.from_numpy(mask).unsqueeze(0)
+        if band == "A":
+            alpha = _alpha(frame)
+            if alpha is None:
+                return torch.zeros((1, 64, 64), dtype=torch.float32)
+            mask = 1.0 - alpha
+        else:
+            mask = _rgb(frame)[:, :, "RGB".index(band)]
+    return torch.from_numpy(np.ascontiguousarray(mask)).unsqueeze(0)

@@ -185,6 +185,22 @@ def test_load_image_palette_transparency(run: Run, env: Env) -> None:
     assert mask[0, :, :2].eq(1).all() and mask[0, :, 2:].eq(0).all()
 
 
+def test_load_image_keeps_16_bit_grey_precision(run: Run, env: Env) -> None:
+    grey = np.array([[0, 1000, 65535]], dtype=np.uint16)
+    Image.fromarray(grey).save(env.folders.input / "deep.png")
+    image, _ = run("LoadImage", image="deep.png")
+    assert image.shape == (1, 1, 3, 3)
+    assert torch.allclose(image[0, 0, :, 0], torch.tensor([0.0, 1000 / 65535, 1.0]))
+    assert torch.equal(image[..., 0], image[..., 2])
+    assert run("LoadImageMask", image="deep.png", channel="green")[0, 0, 2] == 1.0
+
+
+def test_load_image_refuses_a_file_that_is_no_image(run: Run, env: Env) -> None:
+    (env.folders.input / "broken.png").write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match=r"cannot read 'broken\.png' as an image"):
+        run("LoadImage", image="broken.png")
+
+
 def test_load_image_frames_become_a_batch(run: Run, env: Env) -> None:
     frames = [Image.new("RGB", (5, 3), (i * 80, 0, 0)) for i in range(3)]
     frames[0].save(env.folders.input / "anim.gif", save_all=True, append_images=frames[1:])
