@@ -3,16 +3,15 @@ previews, resizing, cropping, batching, image <-> mask."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from engine.folders import UnsafePath
-from nodes.imageio import PngMetadataError, read_png_text, read_png_workflow
+from nodes.imageio import read_png_text, read_png_workflow
 from tests.nodes.conftest import Env, Run
 
 PROMPT = {"3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["8", 0]}}}
@@ -56,16 +55,6 @@ def test_save_image_counters_never_overwrite(run: Run, env: Env) -> None:
     assert first["ui"]["images"][0]["filename"] == "Loom_00008_.png"
     assert second["ui"]["images"][0]["filename"] == "Loom_00009_.png"
     assert existing.read_bytes() == b"keep me"
-
-
-def test_save_image_skips_a_name_taken_meanwhile(env: Env) -> None:
-    from nodes.files import OutputWriter
-
-    writer = OutputWriter(env.folders.output, "output", "race")
-    assert writer.write(b"a", "png")["filename"] == "race_00001_.png"
-    (env.folders.output / "race_00002_.png").write_bytes(b"written by someone else")
-    assert writer.write(b"b", "png")["filename"] == "race_00003_.png"
-    assert (env.folders.output / "race_00002_.png").read_bytes() == b"written by someone else"
 
 
 def test_save_image_prefix_with_subfolders(run: Run, env: Env) -> None:
@@ -115,34 +104,6 @@ def test_saved_pixels_load_back_exactly(run: Run, env: Env) -> None:
     (env.folders.input / "px.png").write_bytes((env.folders.output / "px_00001_.png").read_bytes())
     loaded, _ = run("LoadImage", image="px.png")
     assert torch.allclose(loaded, image, atol=1e-6)
-
-
-def test_read_png_workflow_without_chunks_and_on_other_data(tmp_path) -> None:
-    buffer = io.BytesIO()
-    Image.new("RGB", (2, 2)).save(buffer, format="PNG")
-    assert read_png_workflow(buffer.getvalue()) == {}
-    with pytest.raises(PngMetadataError):
-        read_png_workflow(b"GIF89a not a png")
-    with pytest.raises(PngMetadataError, match="truncated"):
-        read_png_workflow(buffer.getvalue()[:20])
-
-
-def test_read_png_workflow_reads_compressed_and_international_chunks() -> None:
-    info = PngImagePlugin.PngInfo()
-    info.add_text("prompt", json.dumps(PROMPT), zip=True)  # zTXt
-    info.add_itxt("workflow", json.dumps({"title": "café ☕"}, ensure_ascii=False), zip=True)  # iTXt
-    buffer = io.BytesIO()
-    Image.new("RGB", (2, 2)).save(buffer, format="PNG", pnginfo=info)
-    assert read_png_workflow(buffer.getvalue()) == {"prompt": PROMPT, "workflow": {"title": "café ☕"}}
-
-
-def test_read_png_workflow_leaves_out_chunks_that_are_not_json() -> None:
-    info = PngImagePlugin.PngInfo()
-    info.add_text("prompt", "{not json")
-    info.add_text("workflow", json.dumps(WORKFLOW))
-    buffer = io.BytesIO()
-    Image.new("RGB", (2, 2)).save(buffer, format="PNG", pnginfo=info)
-    assert read_png_workflow(buffer.getvalue()) == {"workflow": WORKFLOW}
 
 
 def test_preview_image_goes_to_temp(run: Run, env: Env) -> None:

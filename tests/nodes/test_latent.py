@@ -60,17 +60,6 @@ def test_every_latent_method_resizes(run: Run, method: str) -> None:
     assert torch.isfinite(out["samples"]).all()
 
 
-def test_bislerp_keeps_channel_vector_magnitudes() -> None:
-    from nodes.resize import bislerp
-
-    a = torch.tensor([1.0, 0.0, 0.0, 0.0])
-    b = torch.tensor([0.0, 1.0, 0.0, 0.0])
-    src = torch.stack([a, b], dim=-1).reshape(1, 4, 1, 2)
-    out = bislerp(src, 4, 1)
-    assert torch.allclose(out.norm(dim=1), torch.ones(1, 1, 4), atol=1e-5)  # bilinear would dip to 0.707
-    assert torch.allclose(bislerp(src, 2, 1), src, atol=1e-6)  # same size: unchanged
-
-
 def test_latent_upscale_by(run: Run) -> None:
     out = run("LatentUpscaleBy", samples=latent(h=8, w=12), upscale_method="bislerp", scale_by=1.5)
     assert out["samples"].shape == (1, 4, 12, 18)
