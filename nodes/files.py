@@ -68,7 +68,38 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _expand_variables(prefix: str, width: int, height: int) -> str:
+_DATE_TOKENS = re.compile(r"yyyy|yy|MM|M|dd|d|hh|h|mm|m|ss|s")
+
+
+def _format_date(pattern: str, now: time.struct_time) -> str:
+    """`yyyy-MM-dd hh-mm-ss` style patterns, as canvas workflows write them in `%date:...%`."""
+    fields = {
+        "yyyy": f"{now.tm_year:04d}", "yy": f"{now.tm_year % 100:02d}",
+        "MM": f"{now.tm_mon:02d}", "M": str(now.tm_mon), "dd": f"{now.tm_mday:02d}", "d": str(now.tm_mday),
+        "hh": f"{now.tm_hour:02d}", "h": str(now.tm_hour), "mm": f"{now.tm_min:02d}", "m": str(now.tm_min),
+        "ss": f"{now.tm_sec:02d}", "s": str(now.tm_sec),
+    }  # fmt: skip
+    return _DATE_TOKENS.sub(lambda m: fields[m[0]], pattern)
+
+
+def _widget_value(prompt: Any, title: str, widget: str) -> str | None:
+    """The literal value of `widget` on the node titled (or with id) `title` in an API-format prompt."""
+    if not isinstance(prompt, dict):
+        return None
+    for node_id, entry in prompt.items():
+        if not isinstance(entry, dict):
+            continue
+        meta = entry.get("_meta") or {}
+        if title in (str(node_id), meta.get("title"), entry.get("class_type")):
+            value = (entry.get("inputs") or {}).get(widget)
+            if value is not None and not isinstance(value, list | dict):
+                return str(value)
+    return None
+
+
+def expand_prefix(prefix: str, width: int = 0, height: int = 0, prompt: Any = None) -> str:
+    """Replace `%width%`, `%height%`, `%year%` ... `%second%`, `%date:FORMAT%` and `%Node title.widget%` in a
+    filename prefix; the canvas does this before queueing, headless runs rely on this. Unknown names stay."""
     now = time.localtime()
     values = {
         "width": str(width),
@@ -80,7 +111,18 @@ def _expand_variables(prefix: str, width: int, height: int) -> str:
         "minute": f"{now.tm_min:02d}",
         "second": f"{now.tm_sec:02d}",
     }
-    return re.sub(r"%(\w+)%", lambda m: values.get(m[1], m[0]), prefix)
+
+    def replace(match: re.Match[str]) -> str:
+        name = match[1]
+        if name.startswith("date:"):
+            return _format_date(name[5:], now)
+        if name in values:
+            return values[name]
+        title, dot, widget = name.rpartition(".")
+        found = _widget_value(prompt, title, widget) if dot else None
+        return match[0] if found is None else found.replace("/", "_").replace("\\", "_")
+
+    return re.sub(r"%([^%/\\]+)%", replace, prefix)
 
 
 @dataclass
@@ -96,13 +138,14 @@ class OutputWriter:
     prefix: str
     width: int = 0
     height: int = 0
+    prompt: Any = None
     folder: Path = field(init=False)
     subfolder: str = field(init=False)
     stem: str = field(init=False)
     _next: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        prefix = _expand_variables(self.prefix.replace("\\", "/"), self.width, self.height)
+        prefix = expand_prefix(self.prefix.replace("\\", "/"), self.width, self.height, self.prompt)
         subfolder, stem = posixpath.split(prefix)
         if not stem:
             raise UnsafePath(f"filename_prefix {self.prefix!r} has no file name after its folder")

@@ -63,10 +63,12 @@ def LoadImageMask(
 
 
 def _save(
-    ctx: NodeContext, images: Any, prefix: str, kind: str, text: dict[str, str], compress_level: int
+    ctx: NodeContext, images: Any, prefix: str, kind: str, prompt: Any, extra_pnginfo: Any, compress_level: int
 ) -> dict[str, Any]:
     folders = folders_of(ctx.env)
-    writer = OutputWriter(folders.typed_dir(kind), kind, prefix, width=images.shape[2], height=images.shape[1])
+    h, w = images.shape[1], images.shape[2]
+    writer = OutputWriter(folders.typed_dir(kind), kind, prefix, width=w, height=h, prompt=prompt)
+    text = text_chunks(prompt, extra_pnginfo)
     saved = []
     for number, image in enumerate(images):
         ctx.check_interrupt()
@@ -81,13 +83,14 @@ def SaveImage(
     images: Any = Socket("IMAGE", tooltip="The images to save."),
     filename_prefix: str = String(
         "Loom",
-        tooltip="File name prefix; may name subfolders ('sub/name') and use %year%, %month%, %day%, %width%, %height%.",
+        tooltip="File name prefix; may name subfolders ('sub/name') and use %date:yyyy-MM-dd%, %width%, %height%, "
+        "%batch_num% or %Node title.widget%.",
     ),
     prompt: Any = Hidden("PROMPT"),
     extra_pnginfo: Any = Hidden("EXTRA_PNGINFO"),
 ) -> dict[str, Any]:
     """Save PNGs to the output folder as `<prefix>_00001_.png`, never overwriting, with the workflow embedded."""
-    return _save(ctx, images, filename_prefix, "output", text_chunks(prompt, extra_pnginfo), compress_level=4)
+    return _save(ctx, images, filename_prefix, "output", prompt, extra_pnginfo, compress_level=4)
 
 
 @node(category="image", outputs=[], output_node=True)
@@ -99,8 +102,7 @@ def PreviewImage(
 ) -> dict[str, Any]:
     """Show images without keeping them: written to the temp folder, not the output folder."""
     suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
-    text = text_chunks(prompt, extra_pnginfo)
-    return _save(ctx, images, f"Loom_temp_{suffix}", "temp", text, compress_level=1)
+    return _save(ctx, images, f"Loom_temp_{suffix}", "temp", prompt, extra_pnginfo, compress_level=1)
 
 
 @node(category="image/upscaling", outputs=["IMAGE"])

@@ -274,7 +274,7 @@ def SaveLatent(
 
     tensors = {"latent_tensor": samples["samples"].contiguous(), FORMAT_VERSION_KEY: _empty()}
     data = save(tensors, metadata=text_chunks(prompt, extra_pnginfo) or None)
-    writer = OutputWriter(folders_of(ctx.env).output, "output", filename_prefix)
+    writer = OutputWriter(folders_of(ctx.env).output, "output", filename_prefix, prompt=prompt)
     return {"ui": {"latents": [writer.write(data, "latent")]}, "result": ()}
 
 

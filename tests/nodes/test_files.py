@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from engine.folders import UnsafePath
-from nodes.files import OutputWriter, list_input_files, resolve_input
+from nodes.files import OutputWriter, expand_prefix, list_input_files, resolve_input
 from tests.nodes.conftest import Env
 
 
@@ -41,3 +43,23 @@ def test_resolve_input_annotations_and_escapes(env: Env) -> None:
 
 def test_list_input_files_without_an_environment_is_empty() -> None:
     assert list_input_files(None) == []
+
+
+def test_expand_prefix_dates_sizes_and_widget_references() -> None:
+    prompt = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd/v1.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512}, "_meta": {"title": "Size"}},
+        "6": {"class_type": "KSampler", "inputs": {"seed": 42, "model": ["4", 0]}},
+    }
+    year = time.strftime("%Y")
+    assert expand_prefix("%date:yyyy%/x", prompt=prompt).startswith(f"{year}/x")
+    assert expand_prefix("img_%width%x%height%", 640, 480) == "img_640x480"
+    assert expand_prefix("%KSampler.seed%_%Size.width%_%4.ckpt_name%", prompt=prompt) == "42_512_sd_v1.safetensors"
+    # Unknown names and links stay as written; %batch_num% is the writer's, per image.
+    assert expand_prefix("%KSampler.model%_%nope%_%batch_num%", prompt=prompt) == "%KSampler.model%_%nope%_%batch_num%"
+
+
+def test_writer_expands_the_prefix_before_confining_it(env: Env) -> None:
+    prompt = {"1": {"class_type": "Note", "inputs": {"text": ".."}}}
+    with pytest.raises(UnsafePath):
+        OutputWriter(env.folders.output, "output", "%Note.text%/x", prompt=prompt)
