@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WORKFLOW_KEYS = ("prompt", "workflow")
+_TEXT_LIMIT = 64 * 1024 * 1024  # far above any workflow; a compressed chunk inflating past it is refused
 
 
 class PngMetadataError(ValueError):
@@ -74,7 +75,7 @@ def read_png_text(source: str | Path | bytes) -> dict[str, str]:
         pos += 12 + length
         try:
             parsed = _parse_text_chunk(kind, bytes(body))
-        except (ValueError, zlib.error):
+        except (ValueError, IndexError, zlib.error):
             continue  # a damaged text chunk must not hide the others
         if parsed is not None:
             chunks.setdefault(parsed[0], parsed[1])
@@ -89,14 +90,22 @@ def _parse_text_chunk(kind: bytes, body: bytes) -> tuple[str, str] | None:
         return key.decode("latin-1"), text.decode("latin-1")
     if kind == b"zTXt":
         key, _, rest = body.partition(b"\0")
-        return key.decode("latin-1"), zlib.decompress(rest[1:]).decode("latin-1")
+        return key.decode("latin-1"), _inflate(rest[1:]).decode("latin-1")
     if kind == b"iTXt":
         key, _, rest = body.partition(b"\0")
         compressed, rest = rest[0], rest[2:]
         _language, _, rest = rest.partition(b"\0")
         _translated, _, text = rest.partition(b"\0")
-        return key.decode("latin-1"), (zlib.decompress(text) if compressed else text).decode("utf-8")
+        return key.decode("latin-1"), (_inflate(text) if compressed else text).decode("utf-8")
     return None
+
+
+def _inflate(data: bytes) -> bytes:
+    decoder = zlib.decompressobj()
+    out = decoder.decompress(data, _TEXT_LIMIT)
+    if decoder.unconsumed_tail:
+        raise ValueError("compressed text chunk inflates past the limit")
+    return out
 
 
 def read_png_workflow(source: str | Path | bytes) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -56,3 +58,21 @@ def test_read_png_workflow_leaves_out_chunks_that_are_not_json() -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (2, 2)).save(buffer, format="PNG", pnginfo=info)
     assert read_png_workflow(buffer.getvalue()) == {"workflow": WORKFLOW}
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_damaged_and_oversized_text_chunks_are_skipped() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    bomb = zlib.compress(b"0" * (65 * 1024 * 1024), 9)
+    extra = (
+        _chunk(b"zTXt", b"prompt\x00\x00" + bomb)
+        + _chunk(b"iTXt", b"broken\x00")
+        + _chunk(b"tEXt", b"workflow\x00" + json.dumps(WORKFLOW).encode())
+    )
+    data = png[:33] + extra + png[33:]  # after the signature and IHDR
+    assert read_png_workflow(data) == {"workflow": WORKFLOW}
