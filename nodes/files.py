@@ -47,6 +47,8 @@ def list_input_files(env: Any, extensions: frozenset[str] | None = IMAGE_EXTENSI
 def resolve_input(folders: Folders, name: str) -> Path:
     """The file a combo value names: `sub/name.png` in the input folder, or `name.png [output]` (also `[temp]`,
     `[input]`) in that folder. Raises UnsafePath for escapes, FileNotFoundError when nothing is there."""
+    if not isinstance(name, str):
+        raise ValueError(f"expected a file name, got {type(name).__name__} {name!r}")
     kind = "input"
     match = _ANNOTATION.match(name)
     if match:

@@ -195,6 +195,7 @@ def test_load_image_validation_names_the_missing_file(registry, env: Env) -> Non
     message = spec.validate({"image": "missing.png"})
     assert isinstance(message, str) and "Invalid image file" in message and "missing.png" in message
     assert "not allowed" in spec.validate({"image": "../../etc/passwd"})
+    assert "expected a file name" in spec.validate({"image": 5})
     Image.new("RGB", (2, 2)).save(env.folders.input / "here.png")
     assert spec.validate({"image": "here.png"}) is True
 
