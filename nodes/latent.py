@@ -157,13 +157,13 @@ def LatentComposite(
     mask = torch.ones((1, 1, h, w), dtype=dest.dtype, device=dest.device)
     for t in range(fade):
         weight = (t + 1) / fade
-        if y != 0:
+        if t < h and y != 0:
             mask[:, :, t, :] *= weight
-        if y + h < dest.shape[2]:
+        if t < h and y + h < dest.shape[2]:
             mask[:, :, h - 1 - t, :] *= weight
-        if x != 0:
+        if t < w and x != 0:
             mask[:, :, :, t] *= weight
-        if x + w < dest.shape[3]:
+        if t < w and x + w < dest.shape[3]:
             mask[:, :, :, w - 1 - t] *= weight
     region = dest[:, :, y : y + h, x : x + w]
     dest[:, :, y : y + h, x : x + w] = src * mask + region * (1.0 - mask)

@@ -138,6 +138,15 @@ def test_composite_feathers_inner_edges_only(run: Run) -> None:
     assert torch.allclose(out[3, 3], torch.tensor(0.5))  # right edge lies inside the target
 
 
+def test_composite_feather_wider_than_the_source(run: Run) -> None:
+    to = {"samples": torch.zeros(1, 4, 16, 16)}
+    src = {"samples": torch.ones(1, 4, 2, 2)}
+    out = run("LatentComposite", samples_to=to, samples_from=src, x=32, y=32, feather=128)["samples"][0, 0]
+    patch = out[4:6, 4:6]
+    assert (patch > 0).all() and (patch < 1).all()
+    assert out.sum() == 4 * patch.sum()
+
+
 def test_from_batch_selects_and_records_indices(run: Run) -> None:
     src = latent(b=4)
     src["noise_mask"] = torch.rand(4, 1, 64, 64)
