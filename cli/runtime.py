@@ -9,8 +9,11 @@ from typing import Any
 
 import yaml
 
+from diffusion.demo import ensure_demo_checkpoint
 from engine.folders import Folders, apply_extra_model_paths
 from engine.registry import NodeRegistry
+from nodes import register_builtin
+from nodes.environment import NodeEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,8 +28,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models-directory", type=Path, help="root of checkpoints/, vae/, loras/, ...")
     parser.add_argument("--extra-model-paths-config", type=Path, action="append", default=[], metavar="YAML")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
-    parser.add_argument("--disable-all-custom-nodes", "--disable-custom-nodes", dest="disable_custom_nodes",
-                        action="store_true", help="load no node packs from custom_nodes/")
+    parser.add_argument(
+        "--disable-all-custom-nodes",
+        "--disable-custom-nodes",
+        dest="disable_custom_nodes",
+        action="store_true",
+        help="load no node packs from custom_nodes/",
+    )
 
 
 @dataclass
@@ -55,6 +63,14 @@ def build_folders(args: argparse.Namespace) -> Folders:
 def build_runtime(args: argparse.Namespace) -> Runtime:
     """Folders, then the node environment, then the registry (built-in nodes first, then packs)."""
     folders = build_folders(args)
-    env: Any = None
+    checkpoints = folders.model_dirs("checkpoints")
+    if checkpoints:
+        ensure_demo_checkpoint(checkpoints[0], folders.list_models("checkpoints"))
+    env = NodeEnvironment(
+        folders,
+        force_cpu=bool(getattr(args, "cpu", False)),
+        preview_method=str(getattr(args, "preview_method", None) or "auto"),
+    )
     registry = NodeRegistry(env)
+    register_builtin(registry)
     return Runtime(folders, registry, env)

@@ -1,163 +1,50 @@
-"""Tiny random-weight checkpoints in the real single-file (LDM) layout.
+"""The embedded demo checkpoint: a tiny random-weight SD 1.x-architecture model in the real single-file format.
 
-On a fresh machine there are no weights and nothing can be downloaded, so Loom writes a tiny SD 1.x-architecture
-checkpoint into an empty models/checkpoints: the default workflow then runs end to end in seconds on a CPU (its
-images are noise). Tests use the same writer for every family, so the real loader reads files as users have them.
+On a fresh machine there are no weights and nothing can be downloaded; when models/checkpoints is empty Loom
+writes this file so the default workflow runs end to end in seconds on a CPU. Its images are noise. It is written
+with numpy from a bundled tensor table (no torch import, ~0.1 s), deterministically.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import nn
-
-from diffusion.convert import hf_to_openclip, text_table, to_ldm, unet_table, vae_table
-from diffusion.detect import UNET_PREFIX, VAE_PREFIX, TextArch, UNetArch, VAEArch, family_defaults
-
 DEMO_NAME = "loom-demo-tiny-sd15.safetensors"
-TEXT_PREFIXES = {"sd1": ("cond_stage_model.",), "sd2": ("cond_stage_model.",)}
-TEXT_PREFIXES["sdxl"] = ("conditioner.embedders.0.", "conditioner.embedders.1.")
+LAYOUT_FILE = Path(__file__).resolve().parent / "configs" / "demo_layout.json"
 
 
-@dataclass(frozen=True)
-class TinySpec:
-    family: str
-    unet: UNetArch
-    vae: VAEArch
-    text: tuple[TextArch, ...]
+def demo_tensors(seed: int = 0) -> dict:
+    """Deterministic weights for the demo layout: Gaussians scaled by 1/sqrt(fan-in), norms near 1."""
+    import numpy as np
 
-
-def _text_arch(family: str, index: int, hidden: int, prefix: str) -> TextArch:
-    spec = family_defaults(family)["text_encoders"][index]
-    return TextArch(
-        name=spec["name"],
-        prefix=prefix,
-        layout=spec["layout"],
-        hidden=hidden,
-        layers=2,
-        intermediate=hidden * 2,
-        heads=max(1, hidden // 64),
-        vocab=49408,
-        max_positions=77,
-        projection_dim=hidden if spec["pooled"] else None,
-        hidden_act=spec["hidden_act"],
-        pad_token=spec["pad_token"],
-        default_layer=spec["default_layer"],
-        final_norm_on_skip=spec["final_norm_on_skip"],
-        pooled=spec["pooled"],
-    )
-
-
-def tiny_spec(family: str = "sd1", vae_levels: int = 2) -> TinySpec:
-    """The smallest architecture with each family's structure (32 channels: GroupNorm needs 32 groups)."""
-    d = family_defaults(family)
-    prefixes = TEXT_PREFIXES[family]
-    texts = tuple(_text_arch(family, i, 32, p) for i, p in enumerate(prefixes))
-    context = sum(t.hidden for t in texts)
-    sdxl = family == "sdxl"
-    channels = (32, 64)
-    heads = tuple(d["unet_heads"] or max(1, c // d["unet_head_dim"]) for c in channels)
-    unet = UNetArch(
-        in_channels=4,
-        out_channels=4,
-        block_channels=channels,
-        layers_per_block=1,
-        attention=(False, True) if sdxl else (True, False),
-        transformer_depth=(0, 2) if sdxl else (1, 0),
-        mid_attention=True,
-        mid_transformer_depth=2 if sdxl else 1,
-        context_dim=context,
-        linear_projection=family != "sd1",
-        adm_in_channels=(texts[-1].projection_dim or 0) + 6 * d["addition_time_embed_dim"] if sdxl else None,
-        heads=heads,
-    )
-    vae = VAEArch(
-        in_channels=3,
-        latent_channels=4,
-        block_channels=(32,) * vae_levels,
-        layers_per_block=1,
-        scaling_factor=d["vae_scaling_factor"],
-    )
-    return TinySpec(family, unet, vae, texts)
-
-
-def random_weights(module: nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    """Deterministic weights for every tensor of an (empty) module: scaled Gaussians, norms near 1."""
-    gen = torch.Generator("cpu").manual_seed(seed)
-    out: dict[str, torch.Tensor] = {}
-    for key, ref in module.state_dict().items():
-        shape = tuple(ref.shape)
-        noise = torch.randn(shape, generator=gen)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, shape in json.loads(LAYOUT_FILE.read_text()).items():
+        noise = rng.standard_normal(shape, dtype=np.float32)
         if len(shape) >= 2:
-            out[key] = noise / math.sqrt(math.prod(shape[1:]))
+            out[key] = noise / np.float32(math.sqrt(math.prod(shape[1:])))
         elif "norm" in key and key.endswith("weight"):
-            out[key] = 1 + 0.02 * noise
+            out[key] = 1 + np.float32(0.02) * noise
         else:
-            out[key] = 0.02 * noise
+            out[key] = np.float32(0.02) * noise
     return out
 
 
-@dataclass(eq=False)
-class TinyModules:
-    spec: TinySpec
-    unet: nn.Module
-    vae: nn.Module
-    text: tuple[nn.Module, ...]
+def write_demo_checkpoint(checkpoints_dir: Path, seed: int = 0) -> Path:
+    from safetensors.numpy import save_file
 
-
-def build_tiny(spec: TinySpec, seed: int = 0) -> TinyModules:
-    """Real diffusers/transformers modules of a tiny spec with deterministic random weights."""
-    from diffusion.checkpoint import assign_weights
-    from diffusion.loader import build_text, build_unet, build_vae
-
-    f32 = torch.float32
-    unet = build_unet(spec.unet, spec.family)
-    unet = assign_weights(unet, random_weights(unet, seed), "unet", f32)
-    vae = build_vae(spec.vae)
-    vae = assign_weights(vae, random_weights(vae, seed + 1), "vae", f32)
-    texts = []
-    for i, arch in enumerate(spec.text):
-        module = build_text(arch)
-        texts.append(assign_weights(module, random_weights(module, seed + 2 + i), "text", f32))
-    return TinyModules(spec, unet, vae, tuple(texts))
-
-
-def ldm_state(modules: TinyModules) -> dict[str, torch.Tensor]:
-    """The modules' tensors under their LDM single-file names (the inverse of the loader's conversion)."""
-    from diffusion.loader import canonical_text_keys
-
-    spec = modules.spec
-    state = dict(to_ldm(modules.unet.state_dict(), unet_table(spec.unet), UNET_PREFIX))
-    vae_sd = dict(modules.vae.state_dict())
-    for key, tensor in vae_sd.items():
-        if ".mid_block.attentions.0." in key and key.endswith(".weight") and "group_norm" not in key:
-            vae_sd[key] = tensor[:, :, None, None]
-    state.update(to_ldm(vae_sd, vae_table(spec.vae), VAE_PREFIX))
-    for arch, module in zip(spec.text, modules.text, strict=True):
-        sd = canonical_text_keys(module)
-        if arch.layout == "openclip":
-            state.update({arch.prefix + k: v for k, v in hf_to_openclip(sd, arch).items()})
-        else:
-            state.update(to_ldm(sd, text_table(arch), arch.prefix))
-    return {k: v.contiguous() for k, v in state.items()}
-
-
-def write_checkpoint(path: Path, modules: TinyModules) -> Path:
-    from safetensors.torch import save_file
-
-    path = Path(path)
+    path = Path(checkpoints_dir) / DEMO_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(ldm_state(modules), str(tmp), metadata={"loom": "tiny random-weight demo; images are noise"})
+    save_file(demo_tensors(seed), str(tmp), metadata={"loom": "tiny random-weight demo; its images are noise"})
     tmp.replace(path)
     return path
 
 
 def ensure_demo_checkpoint(checkpoints_dir: Path, existing: list[str]) -> Path | None:
-    """Write the demo checkpoint when the checkpoints folder has no models at all; otherwise do nothing."""
+    """Write the demo checkpoint when the checkpoints folder lists no model at all; otherwise do nothing."""
     if existing:
         return None
-    return write_checkpoint(Path(checkpoints_dir) / DEMO_NAME, build_tiny(tiny_spec("sd1", vae_levels=4), seed=0))
+    return write_demo_checkpoint(checkpoints_dir)

@@ -286,12 +286,10 @@ def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, An
 
     def callback(i: int, _x: torch.Tensor, denoised: torch.Tensor) -> None:
         if report is not None:
-            report(i, steps, denoised)
+            report(i + 1, steps, denoised)
 
     with torch.inference_mode():
         result = SAMPLERS[req.sampler](denoiser, x, sigmas, fresh_noise, callback)
-        if report is not None:
-            report(steps, steps, result)
     if m is not None:
         result = result * m + latent * (1 - m)
     out["samples"] = result.float().cpu()

@@ -6,6 +6,10 @@ import importlib
 from typing import Any
 
 BUILTIN_MODULES = (
+    "nodes.loaders",
+    "nodes.conditioning",
+    "nodes.sampling",
+    "nodes.vae",
     "nodes.latent",
     "nodes.image",
     "nodes.primitive",

@@ -1,0 +1,127 @@
+"""Model loaders: checkpoints (MODEL, CLIP, VAE), standalone VAEs, and CLIP skip.
+
+A loaded model is a cache entry like any other output: the loaders' fingerprint is the file's size and mtime,
+so two workflows naming the same unchanged file share one copy, and a replaced file loads again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.context import NodeContext
+from engine.native import Combo, Int, Out, Socket, node
+from nodes.files import folders_of
+
+
+def model_manager(env: Any) -> Any:
+    """The host's model manager; a CPU/GPU default one when the node runs without a Loom environment."""
+    manager = getattr(env, "models", None)
+    if manager is None:
+        from diffusion.memory import ModelManager
+
+        manager = ModelManager.create()
+    return manager
+
+
+def model_file(env: Any, folder: str, name: str, input_name: str) -> Path:
+    """The path of a listed model file; errors name the input and the folders searched."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{input_name}: no model file selected")
+    folders = folders_of(env)
+    path = folders.model_path(folder, name)
+    if path is None:
+        where = ", ".join(str(p) for p in folders.model_dirs(folder)) or "(no folders configured)"
+        raise FileNotFoundError(f"{input_name}: {name!r} is not a file in models/{folder} ({where})")
+    return path
+
+
+def file_identity(env: Any, folder: str, name: str) -> Any:
+    """Size and mtime of a model file (its cache identity); None when it cannot be found (validation says so)."""
+    folders = getattr(env, "folders", None)
+    path = folders.model_path(folder, name) if folders is not None and isinstance(name, str) else None
+    if path is None:
+        return None
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _checkpoint_identity(ckpt_name: str, env: Any = None) -> Any:
+    return file_identity(env, "checkpoints", ckpt_name)
+
+
+def _vae_identity(vae_name: str, env: Any = None) -> Any:
+    return file_identity(env, "vae", vae_name)
+
+
+def _embedding_dirs(env: Any) -> list[Path]:
+    folders = getattr(env, "folders", None)
+    return list(folders.model_dirs("embeddings")) if folders is not None else []
+
+
+def _raise_named(input_name: str, exc: Exception) -> None:
+    from diffusion.checkpoint import CheckpointError
+
+    if isinstance(exc, CheckpointError):
+        raise CheckpointError(f"{input_name}: {exc}") from exc
+    raise exc
+
+
+def _checkpoint_choices(env: Any) -> list[str]:
+    return env.folders.list_models("checkpoints") if getattr(env, "folders", None) else []
+
+
+def _vae_choices(env: Any) -> list[str]:
+    return env.folders.list_models("vae") if getattr(env, "folders", None) else []
+
+
+@node(
+    category="loaders",
+    outputs=[
+        Out("MODEL", "MODEL", tooltip="The denoising UNet."),
+        Out("CLIP", "CLIP", tooltip="The text encoder(s)."),
+        Out("VAE", "VAE", tooltip="The image <-> latent autoencoder."),
+    ],
+    display_name="Load Checkpoint",
+    fingerprint=_checkpoint_identity,
+)
+def CheckpointLoaderSimple(
+    ckpt_name: str = Combo(_checkpoint_choices, tooltip="A checkpoint file in models/checkpoints."),
+    ctx: NodeContext = None,  # type: ignore[assignment]
+) -> tuple[Any, Any, Any]:
+    """Load a Stable Diffusion checkpoint (SD 1.x, SD 2.x or SDXL, told apart by its tensors alone)."""
+    from diffusion.loader import load_checkpoint
+
+    path = model_file(ctx.env, "checkpoints", ckpt_name, "ckpt_name")
+    try:
+        ckpt = load_checkpoint(path, model_manager(ctx.env), _embedding_dirs(ctx.env))
+    except Exception as exc:
+        _raise_named("ckpt_name", exc)
+    missing = [n for n, v in (("MODEL", ckpt.model), ("CLIP", ckpt.clip), ("VAE", ckpt.vae)) if v is None]
+    if missing:
+        ctx.warn(f"{Path(path).name} holds no {', '.join(missing)}; those outputs are empty")
+    return ckpt.model, ckpt.clip, ckpt.vae
+
+
+@node(category="loaders", outputs=["VAE"], display_name="Load VAE", fingerprint=_vae_identity)
+def VAELoader(
+    vae_name: str = Combo(_vae_choices, tooltip="A VAE file in models/vae."),
+    ctx: NodeContext = None,  # type: ignore[assignment]
+) -> Any:
+    """Load a standalone VAE (LDM layout), e.g. to replace a checkpoint's own."""
+    from diffusion.loader import load_vae_file
+
+    path = model_file(ctx.env, "vae", vae_name, "vae_name")
+    try:
+        return load_vae_file(path, model_manager(ctx.env))
+    except Exception as exc:
+        _raise_named("vae_name", exc)
+
+
+@node(category="conditioning", outputs=["CLIP"], display_name="CLIP Set Last Layer")
+def CLIPSetLastLayer(
+    clip: Any = Socket("CLIP"),
+    stop_at_clip_layer: int = Int(-1, min=-24, max=-1, step=1),
+) -> Any:
+    """Use the hidden states of an earlier CLIP layer ("clip skip"): -1 is the last layer, -2 the one before."""
+    return clip.with_layer(stop_at_clip_layer)
