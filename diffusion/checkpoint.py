@@ -7,6 +7,7 @@ costs about one read of the file and no throw-away random initialisation.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ class TensorFile(Mapping[str, torch.Tensor]):
 
     def _open_pickle(self) -> None:
         try:
-            obj = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
+            mmap = zipfile.is_zipfile(self.path)  # only torch.save's zip format can be memory-mapped
+            obj = torch.load(self.path, map_location="cpu", weights_only=True, mmap=mmap)
         except pickle.UnpicklingError as exc:
             raise CheckpointError(
                 f"{self.path.name}: refusing to load: the pickle holds more than plain tensors and Loom only loads "
