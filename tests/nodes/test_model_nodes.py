@@ -1,0 +1,194 @@
+"""The model-facing nodes through the registry: loaders, text encoding, sampling and VAE, on the demo checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import nodes
+from cli.runtime import add_common_arguments, build_runtime
+from diffusion.demo import DEMO_NAME, write_demo_checkpoint
+from engine.context import NodeContext, RunControl
+from engine.events import NodeProgress, NodeWarning
+from engine.folders import Folders
+from engine.registry import NodeRegistry
+from nodes.environment import NodeEnvironment
+
+
+@pytest.fixture(scope="module")
+def menv(tmp_path_factory: pytest.TempPathFactory) -> NodeEnvironment:
+    folders = Folders.under(tmp_path_factory.mktemp("loom"))
+    folders.ensure()
+    write_demo_checkpoint(folders.model_dirs("checkpoints")[0])
+    return NodeEnvironment(folders, force_cpu=True)
+
+
+@pytest.fixture(scope="module")
+def mreg(menv: NodeEnvironment) -> NodeRegistry:
+    registry = NodeRegistry(menv)
+    nodes.register_builtin(registry)
+    return registry
+
+
+class Runner:
+    def __init__(self, registry: NodeRegistry, env: NodeEnvironment) -> None:
+        self.registry, self.env, self.events = registry, env, []
+
+    def __call__(self, class_type: str, **inputs: Any) -> Any:
+        spec = self.registry.get(class_type)
+        assert spec is not None, class_type
+        if spec.wants_context:
+            inputs["__context__"] = NodeContext(
+                "p", "1", "1", class_type, self.events.append, RunControl(), env=self.env
+            )
+        return spec.invoke(inputs)
+
+
+@pytest.fixture(scope="module")
+def loaded(mreg, menv):
+    run = Runner(mreg, menv)
+    return run("CheckpointLoaderSimple", ckpt_name=DEMO_NAME)
+
+
+def test_checkpoint_combo_lists_the_demo(mreg) -> None:
+    schema = mreg.get("CheckpointLoaderSimple").schema()
+    assert schema["input"]["required"]["ckpt_name"][0] == [DEMO_NAME]
+    assert schema["output"] == ["MODEL", "CLIP", "VAE"]
+
+
+def test_widget_order_matches_the_ecosystem(mreg) -> None:
+    order = mreg.get("KSampler").schema()["input_order"]["required"]
+    assert order == [
+        "model",
+        "seed",
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+        "positive",
+        "negative",
+        "latent_image",
+        "denoise",
+    ]
+    adv = mreg.get("KSamplerAdvanced").schema()["input_order"]["required"]
+    assert adv == [
+        "model",
+        "add_noise",
+        "noise_seed",
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+        "positive",
+        "negative",
+        "latent_image",
+        "start_at_step",
+        "end_at_step",
+        "return_with_leftover_noise",
+    ]
+    assert mreg.get("KSampler").schema()["input"]["required"]["seed"][1]["control_after_generate"] is True
+    assert mreg.get("CLIPTextEncode").schema()["input_order"]["required"] == ["text", "clip"]
+
+
+def test_txt2img_end_to_end(mreg, menv, loaded) -> None:
+    run = Runner(mreg, menv)
+    model, clip, vae = loaded
+    pos = run("CLIPTextEncode", text="a (red:1.2) fox embedding:nothere", clip=clip)
+    neg = run("CLIPTextEncode", text="blurry", clip=clip)
+    assert any(isinstance(e, NodeWarning) and "nothere" in e.message for e in run.events)
+    latent = run("EmptyLatentImage", width=64, height=64, batch_size=1)
+    out = run(
+        "KSampler",
+        model=model,
+        seed=5,
+        steps=3,
+        cfg=7.0,
+        sampler_name="euler",
+        scheduler="normal",
+        positive=pos,
+        negative=neg,
+        latent_image=latent,
+        denoise=1.0,
+    )
+    progress = [e for e in run.events if isinstance(e, NodeProgress)]
+    assert [(e.value, e.max) for e in progress] == [(1, 3), (2, 3), (3, 3)]
+    assert progress[0].preview is not None and progress[0].preview.data[:2] == b"\xff\xd8"
+    image = run("VAEDecode", samples=out, vae=vae)
+    assert image.shape == (1, 64, 64, 3) and image.dtype == torch.float32
+    again = run(
+        "KSamplerAdvanced",
+        model=model,
+        add_noise="enable",
+        noise_seed=5,
+        steps=3,
+        cfg=7.0,
+        sampler_name="euler",
+        scheduler="normal",
+        positive=pos,
+        negative=neg,
+        latent_image=latent,
+        start_at_step=0,
+        end_at_step=10000,
+        return_with_leftover_noise="disable",
+    )
+    assert torch.equal(again["samples"], out["samples"])
+
+
+def test_clip_set_last_layer(mreg, menv, loaded) -> None:
+    run = Runner(mreg, menv)
+    _model, clip, _vae = loaded
+    skipped = run("CLIPSetLastLayer", clip=clip, stop_at_clip_layer=-2)
+    a = run("CLIPTextEncode", text="a cat", clip=clip)[0][0]
+    b = run("CLIPTextEncode", text="a cat", clip=skipped)[0][0]
+    assert not torch.allclose(a, b)
+
+
+def test_vae_nodes(mreg, menv, loaded) -> None:
+    run = Runner(mreg, menv)
+    _model, _clip, vae = loaded
+    image = torch.rand(1, 70, 64, 3)
+    latent = run("VAEEncode", pixels=image, vae=vae)
+    assert latent["samples"].shape == (1, 4, 8, 8)
+    tiled = run("VAEDecodeTiled", samples={"samples": torch.randn(1, 4, 24, 24)}, vae=vae, tile_size=128, overlap=32)
+    assert tiled.shape == (1, 192, 192, 3)
+    enc_tiled = run("VAEEncodeTiled", pixels=torch.rand(1, 128, 128, 3), vae=vae, tile_size=64, overlap=16)
+    assert enc_tiled["samples"].shape == (1, 4, 16, 16)
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 10:20, 10:20] = 1
+    inpaint = run("VAEEncodeForInpaint", pixels=torch.rand(1, 64, 64, 3), vae=vae, mask=mask, grow_mask_by=6)
+    assert inpaint["noise_mask"].shape == (1, 1, 64, 64)
+    assert float(inpaint["noise_mask"][0, 0, 5, 5]) == 1.0 and float(inpaint["noise_mask"][0, 0, 40, 40]) == 0.0
+
+
+def test_missing_checkpoint_names_the_input(mreg, menv) -> None:
+    run = Runner(mreg, menv)
+    with pytest.raises(FileNotFoundError, match=r"ckpt_name: 'absent\.safetensors'"):
+        run("CheckpointLoaderSimple", ckpt_name="absent.safetensors")
+
+
+def test_fingerprint_follows_the_file(mreg, menv) -> None:
+    spec = mreg.get("CheckpointLoaderSimple")
+    path = menv.folders.model_path("checkpoints", DEMO_NAME)
+    before = spec.fingerprint({"ckpt_name": DEMO_NAME})
+    assert before == spec.fingerprint({"ckpt_name": DEMO_NAME})
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert spec.fingerprint({"ckpt_name": DEMO_NAME}) != before
+
+
+def test_build_runtime_writes_the_demo_only_into_an_empty_folder(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_common_arguments(parser)
+    runtime = build_runtime(parser.parse_args(["--base-directory", str(tmp_path), "--cpu"]))
+    assert runtime.folders.list_models("checkpoints") == [DEMO_NAME]
+    assert "KSampler" in runtime.registry and runtime.env.force_cpu
+    other = tmp_path / "b"
+    (other / "models" / "checkpoints").mkdir(parents=True)
+    (other / "models" / "checkpoints" / "mine.safetensors").write_bytes(b"x")
+    runtime = build_runtime(parser.parse_args(["--base-directory", str(other)]))
+    assert runtime.folders.list_models("checkpoints") == ["mine.safetensors"]
