@@ -125,3 +125,67 @@ def CLIPSetLastLayer(
 ) -> Any:
     """Use the hidden states of an earlier CLIP layer ("clip skip"): -1 is the last layer, -2 the one before."""
     return clip.with_layer(stop_at_clip_layer)
+
+
+def _diffusers_roots(env: Any) -> list[Path]:
+    folders = getattr(env, "folders", None)
+    if folders is None:
+        return []
+    roots = list(folders.model_dirs("diffusers"))
+    # models/diffusers next to each checkpoints folder, as the ecosystem lays it out
+    roots += [d.parent / "diffusers" for d in folders.model_dirs("checkpoints")]
+    roots += folders.model_dirs("checkpoints")
+    return list(dict.fromkeys(roots))
+
+
+def _diffusers_choices(env: Any) -> list[str]:
+    """Pipeline folders (holding model_index.json) directly under models/diffusers or models/checkpoints."""
+    names: dict[str, None] = {}
+    for root in _diffusers_roots(env):
+        if root.is_dir():
+            for entry in sorted(root.iterdir()):
+                if (entry / "model_index.json").is_file():
+                    names.setdefault(entry.name, None)
+    return list(names)
+
+
+def _diffusers_path(env: Any, name: str) -> Path:
+    from engine.folders import UnsafePath, confined
+
+    for root in _diffusers_roots(env):
+        try:
+            path = confined(root, name)
+        except UnsafePath as exc:
+            raise ValueError(f"model_path: {exc}") from exc
+        if (path / "model_index.json").is_file():
+            return path
+    raise FileNotFoundError(f"model_path: {name!r} is not a diffusers pipeline folder in models/diffusers")
+
+
+def _diffusers_identity(model_path: str, env: Any = None) -> Any:
+    try:
+        path = _diffusers_path(env, model_path)
+    except (FileNotFoundError, ValueError):
+        return None
+    return [str(path), *[(p.name, p.stat().st_mtime_ns) for p in sorted(path.glob("*/*")) if p.is_file()]]
+
+
+@node(
+    category="advanced/loaders",
+    outputs=["MODEL", "CLIP", "VAE"],
+    display_name="Diffusers Loader",
+    fingerprint=_diffusers_identity,
+)
+def DiffusersLoader(
+    model_path: str = Combo(_diffusers_choices, tooltip="A diffusers pipeline folder (unet/, vae/, text_encoder/)."),
+    ctx: NodeContext = None,  # type: ignore[assignment]
+) -> tuple[Any, Any, Any]:
+    """Load a diffusers-format pipeline folder from local files only."""
+    from diffusion.loader import load_diffusers_folder
+
+    path = _diffusers_path(ctx.env, model_path)
+    try:
+        ckpt = load_diffusers_folder(path, model_manager(ctx.env), _embedding_dirs(ctx.env))
+    except Exception as exc:
+        _raise_named("model_path", exc)
+    return ckpt.model, ckpt.clip, ckpt.vae

@@ -192,3 +192,21 @@ def test_build_runtime_writes_the_demo_only_into_an_empty_folder(tmp_path: Path)
     (other / "models" / "checkpoints" / "mine.safetensors").write_bytes(b"x")
     runtime = build_runtime(parser.parse_args(["--base-directory", str(other)]))
     assert runtime.folders.list_models("checkpoints") == ["mine.safetensors"]
+
+
+def test_diffusers_loader_lists_and_loads_pipeline_folders(tmp_path: Path, mreg, menv) -> None:
+    from diffusion.tiny import build_tiny, tiny_spec
+
+    modules = build_tiny(tiny_spec("sd1"), seed=1)
+    root = menv.folders.model_dirs("checkpoints")[0].parent / "diffusers" / "tiny-pipe"
+    root.mkdir(parents=True)
+    (root / "model_index.json").write_text("{}")
+    modules.unet.save_pretrained(root / "unet")
+    modules.vae.save_pretrained(root / "vae")
+    modules.text[0].save_pretrained(root / "text_encoder")
+    spec = mreg.get("DiffusersLoader")
+    assert spec.schema()["input"]["required"]["model_path"][0] == ["tiny-pipe"]
+    model, clip, vae = Runner(mreg, menv)("DiffusersLoader", model_path="tiny-pipe")
+    assert model.family == "sd1" and clip.encode("a").cond.shape == (1, 77, 32) and vae is not None
+    with pytest.raises(ValueError, match="model_path"):
+        Runner(mreg, menv)("DiffusersLoader", model_path="../escape")

@@ -1,0 +1,126 @@
+"""Model-layer benchmark on the full-size SD 1.5 architecture with random weights (written here to a temp dir).
+
+Prints: checkpoint load time vs a plain safetensors read of the same file; seconds per sampling step (batch 1,
+CFG) through Loom's sampler vs a bare diffusers UNet forward at the same size; VAE decode time; peak RSS.
+
+    python bench/model_layer.py [--sizes 256 512] [--steps 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from diffusion.convert import text_table, to_ldm, unet_table, vae_table
+from diffusion.detect import UNET_PREFIX, VAE_PREFIX, TextArch, UNetArch, VAEArch
+from diffusion.loader import build_text, build_unet, build_vae, canonical_text_keys, load_checkpoint
+from diffusion.memory import ModelManager
+from diffusion.sampling import SampleRequest, sample
+
+UNET = UNetArch(
+    4, 4, (320, 640, 1280, 1280), 2, (True, True, True, False), (1, 1, 1, 0), True, 1, 768, False, None, (8, 8, 8, 8)
+)
+VAE = VAEArch(3, 4, (128, 256, 512, 512), 2, 0.18215)
+TEXT = TextArch(
+    "clip_l", "cond_stage_model.", "hf", 768, 12, 3072, 12, 49408, 77, None, "quick_gelu", 49407, -1, True, False
+)
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def random_like(module: torch.nn.Module, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, ref in module.state_dict().items():
+        t = torch.randn(tuple(ref.shape), generator=gen) * (0.02 if ref.ndim < 2 else ref.shape[1] ** -0.5)
+        out[key] = t.half()
+    return out
+
+
+def write_full_checkpoint(path: Path) -> None:
+    from safetensors.torch import save_file
+
+    gen = torch.Generator().manual_seed(0)
+    state = dict(to_ldm(random_like(build_unet(UNET, "sd1"), gen), unet_table(UNET), UNET_PREFIX))
+    vae_sd = random_like(build_vae(VAE), gen)
+    for k, v in vae_sd.items():
+        if ".mid_block.attentions.0." in k and k.endswith(".weight") and "group_norm" not in k:
+            vae_sd[k] = v[:, :, None, None]
+    state.update(to_ldm(vae_sd, vae_table(VAE), VAE_PREFIX))
+    text = build_text(TEXT)
+    text_sd = random_like(text, gen)
+    text_sd = {k: text_sd[k.removeprefix("text_model.")] for k in canonical_text_keys(text)}
+    state.update(to_ldm(text_sd, text_table(TEXT), TEXT.prefix))
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+
+
+def timed(fn, repeat: int = 1) -> float:
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256])
+    parser.add_argument("--steps", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    manager = ModelManager.create(force_cpu=not torch.cuda.is_available())
+    print(f"device {manager.device}, dtype {manager.dtype}, threads {torch.get_num_threads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sd15-random.safetensors"
+        t = timed(lambda: write_full_checkpoint(path))
+        print(f"wrote {path.stat().st_size / 1e9:.2f} GB fp16 checkpoint in {t:.1f} s")
+        gc.collect()
+
+        from safetensors.torch import load_file
+
+        plain = timed(lambda: load_file(str(path)))
+        gc.collect()
+        holder = {}
+        loom = timed(lambda: holder.setdefault("ckpt", load_checkpoint(path, manager)))
+        print(
+            f"load: plain safetensors read {plain:.2f} s, Loom load_checkpoint {loom:.2f} s "
+            f"(build + fp16->{str(manager.dtype).removeprefix('torch.')} cast; ratio {loom / plain:.2f})"
+        )
+        ckpt = holder["ckpt"]
+        pos, neg = ckpt.clip.encode("a photo of a cat"), ckpt.clip.encode("")
+        positive, negative = [[pos.cond, {}]], [[neg.cond, {}]]
+        for size in args.sizes:
+            h = size // 8
+            latent = {"samples": torch.zeros(1, 4, h, h)}
+            req = SampleRequest(ckpt.model, 1, args.steps, 7.0, "euler", "normal", positive, negative, latent)
+            sample(SampleRequest(ckpt.model, 1, 1, 7.0, "euler", "normal", positive, negative, latent))  # warm-up
+            loom_step = timed(lambda req=req: sample(req)) / args.steps
+            x = torch.randn(2, 4, h, h, device=manager.device, dtype=manager.dtype)
+            ctx = torch.cat([pos.cond, neg.cond]).to(manager.device, manager.dtype)
+            t_in = torch.tensor([500.0, 500.0], device=manager.device, dtype=manager.dtype)
+            bare = timed(
+                lambda x=x, ctx=ctx, t_in=t_in, unet=ckpt.model.unet: unet(x, t_in, encoder_hidden_states=ctx),
+                repeat=args.steps,
+            )
+            print(
+                f"{size}x{size}: Loom step {loom_step:.3f} s, bare UNet forward (batch 2) {bare:.3f} s, "
+                f"overhead {100 * (loom_step / bare - 1):+.1f}%"
+            )
+            z = torch.randn(1, 4, h, h)
+            decode = timed(lambda z=z: ckpt.vae.decode(z))
+            print(f"{size}x{size}: VAE decode {decode:.3f} s")
+    print(f"peak RSS {peak_rss_gb():.2f} GB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
