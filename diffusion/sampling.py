@@ -288,7 +288,7 @@ def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, An
         if report is not None:
             report(i + 1, steps, denoised)
 
-    with torch.inference_mode():
+    with torch.no_grad():
         result = SAMPLERS[req.sampler](denoiser, x, sigmas, fresh_noise, callback)
     if m is not None:
         result = result * m + latent * (1 - m)

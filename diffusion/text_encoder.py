@@ -57,7 +57,7 @@ class TextEncoder:
     def device(self) -> torch.device:
         return self.manager.device
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(self, text: str, warn: Callable[[str], None] = lambda _m: None) -> Encoded:
         self.manager.load([u.module for u in self.units])
         conds: list[torch.Tensor] = []

@@ -36,7 +36,7 @@ class VAE:
         self.manager.load([self.module])
         return self.manager.device, self.manager.dtype
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         device, dtype = self._prepare()
         out = []
@@ -45,7 +45,7 @@ class VAE:
             out.append(self.module.decode(z).sample.float().cpu())
         return to_image(torch.cat(out))
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         device, dtype = self._prepare()
         pixels = from_image(crop_to_multiple(images, self.downscale))
@@ -55,7 +55,7 @@ class VAE:
             out.append(((dist.mean - self.shift_factor) * self.scaling_factor).float().cpu())
         return torch.cat(out)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode_tiled(self, latents: torch.Tensor, tile: int = 64, overlap: int = 16) -> torch.Tensor:
         """Decode in latent tiles of `tile` with `overlap`, blended with linear ramps to hide the seams."""
         device, dtype = self._prepare()
@@ -66,7 +66,7 @@ class VAE:
 
         return to_image(tiled(latents, run, tile, overlap, scale=f, out_channels=3).cpu())
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode_tiled(self, images: torch.Tensor, tile: int = 512, overlap: int = 64) -> torch.Tensor:
         device, dtype = self._prepare()
         f = self.downscale

@@ -210,3 +210,49 @@ def test_diffusers_loader_lists_and_loads_pipeline_folders(tmp_path: Path, mreg,
     assert model.family == "sd1" and clip.encode("a").cond.shape == (1, 77, 32) and vae is not None
     with pytest.raises(ValueError, match="model_path"):
         Runner(mreg, menv)("DiffusersLoader", model_path="../escape")
+
+
+def test_outputs_are_ordinary_tensors(mreg, menv, loaded) -> None:
+    """Downstream nodes may modify images and latents in place: no inference-mode tensors leave the model layer."""
+    run = Runner(mreg, menv)
+    _model, clip, vae = loaded
+    image = run("VAEDecode", samples={"samples": torch.zeros(1, 4, 8, 8)}, vae=vae)
+    image.mul_(2)
+    run("CLIPTextEncode", text="a", clip=clip)[0][0].add_(1)
+
+
+TXT2IMG = {
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": DEMO_NAME}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+    "3": {
+        "class_type": "KSampler",
+        "inputs": {
+            "model": ["4", 0],
+            "seed": 1,
+            "steps": 2,
+            "cfg": 7.0,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "positive": ["6", 0],
+            "negative": ["7", 0],
+            "latent_image": ["5", 0],
+            "denoise": 1.0,
+        },
+    },
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "loom"}},
+}
+
+
+def test_txt2img_through_the_executor(mreg, menv) -> None:
+    executor = pytest.importorskip("engine.executor", reason="the executor has not landed on this branch yet")
+    validate = pytest.importorskip("engine.validate")
+    workflow = pytest.importorskip("engine.workflow").parse_api(TXT2IMG)
+    result = validate.validate(workflow, mreg)
+    assert result.ok, result.to_response()
+    outcome = executor.Executor(mreg, env=menv).run(workflow, outputs=result.outputs, prompt_id="t2i")
+    assert outcome.status == "success", outcome.error
+    images = outcome.outputs["9"]["images"]
+    assert (menv.folders.output / images[0]["subfolder"] / images[0]["filename"]).is_file()
