@@ -72,7 +72,7 @@ class Plan:
     def require(self, node_ids: Iterable[str]) -> None:
         nodes = self.workflow.nodes
         waiting, waiters, finished, is_lazy = self.waiting, self.waiters, self.finished, self.is_lazy
-        stack = [n for n in node_ids if n not in waiting and n not in finished]
+        stack = [n for n in reversed(list(node_ids)) if n not in waiting and n not in finished]
         while stack:
             node_id = stack.pop()
             if node_id in waiting or node_id in finished:
@@ -80,15 +80,15 @@ class Plan:
             if self.resolve(node_id):
                 self.finish(node_id)
                 continue
-            ups: set[str] = set()
+            ups: dict[str, None] = {}
             for name, value in nodes[node_id].inputs.items():
                 if type(value) is Link and value.node not in finished and not is_lazy(node_id, name):
-                    ups.add(value.node)
-            waiting[node_id] = ups
+                    ups[value.node] = None
+            waiting[node_id] = set(ups)
             if not ups:
                 self.ready.append(node_id)
                 continue
-            for up in ups:
+            for up in reversed(ups):  # reversed: the first input's branch is taken first
                 waiters.setdefault(up, []).append(node_id)
                 if up not in waiting:
                     stack.append(up)
