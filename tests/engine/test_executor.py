@@ -348,13 +348,39 @@ def test_wrong_result_shape_fails_the_job_naming_the_node(lab: Lab) -> None:
     assert outcome.error.exception_type == "ResultError" and "declares 2" in outcome.error.exception_message
 
 
-def test_cache_is_safe_to_clear_from_another_thread(lab: Lab) -> None:
+def test_clearing_the_cache_mid_job_keeps_what_the_job_pins(lab: Lab) -> None:
+    data = {
+        "1": {"class_type": "Const", "inputs": {"value": 1}},
+        "2": {"class_type": "Slow", "inputs": {"a": ["1", 0], "steps": 2}},
+        "3": {"class_type": "Sink", "inputs": {"a": ["2", 0]}},
+    }
     ex = Executor(lab.registry)
-    thread = threading.Thread(target=lambda: run(lab, diamond(), ex))
-    thread.start()
-    ex.cache.clear()
-    thread.join()
-    assert run(lab, diamond(), ex)[0].status == "success"
+    run(
+        lab,
+        {
+            "9": {"class_type": "Const", "inputs": {"value": 500}},
+            "8": {"class_type": "Sink", "inputs": {"a": ["9", 0]}},
+        },
+        ex,
+    )
+    assert len(ex.cache) == 2
+    cleared = threading.Event()
+
+    def clear_from_another_thread(step: int) -> None:
+        if step == 0:
+            worker = threading.Thread(target=ex.cache.clear)
+            worker.start()
+            worker.join()
+            cleared.set()
+
+    lab.gate = clear_from_another_thread
+    run(lab, data, ex)
+    assert cleared.is_set()
+    assert len(ex.cache) == 3  # the other job's two entries went; this job's Const (pinned) stayed, then 2 and 3
+    lab.gate = None
+    lab.calls.clear()
+    outcome, _ = run(lab, data, ex)
+    assert outcome.cached == ("3",) and sum(lab.calls.values()) == 0
 
 
 # -- property tests: random DAGs against a naive recursive evaluator -------------------------------------------
