@@ -451,3 +451,27 @@ def test_random_dags_match_a_naive_evaluator_and_run_each_node_once(data: dict) 
     # Identical subgraphs share one execution, so calls never exceed the distinct nodes that were needed.
     assert len(first.executed) == sum(calls.values()) <= len(data)
     assert len(set(first.executed)) == len(first.executed)
+
+
+def test_interrupting_an_async_node(lab: Lab) -> None:
+    import asyncio
+
+    from engine.context import NodeContext, RunControl
+
+    control = RunControl()
+
+    @node(outputs=["INT"])
+    async def Waiter(a: int = Socket("INT"), ctx: NodeContext = None) -> int:  # type: ignore[assignment]
+        control.interrupt()
+        await asyncio.sleep(0)
+        ctx.check_interrupt()
+        return a
+
+    lab.registry.add_native(Waiter)
+    data = {
+        "1": {"class_type": "Const", "inputs": {"value": 1}},
+        "2": {"class_type": "Waiter", "inputs": {"a": ["1", 0]}},
+        "3": {"class_type": "Sink", "inputs": {"a": ["2", 0]}},
+    }
+    outcome, events = run(lab, data, control=control)
+    assert outcome.status == "interrupted" and events[-1].node_id == "2" and lab.calls["Sink"] == 0
