@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from typing import Any
@@ -8,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.cache import OutputCache
-from engine.context import current_context
+from engine.context import NodeContext, RunControl, current_context
 from engine.events import (
     JobFailed,
     JobInterrupted,
@@ -167,8 +168,6 @@ def test_lazy_branch_not_evaluated(lab: Lab) -> None:
 
 
 def test_interrupt_stops_the_job_and_keeps_the_cache_consistent(lab: Lab) -> None:
-    from engine.context import RunControl
-
     data = {
         "1": {"class_type": "Const", "inputs": {"value": 1}},
         "2": {"class_type": "Slow", "inputs": {"a": ["1", 0], "steps": 5}},
@@ -189,8 +188,6 @@ def test_interrupt_stops_the_job_and_keeps_the_cache_consistent(lab: Lab) -> Non
 
 
 def test_interrupt_before_start(lab: Lab) -> None:
-    from engine.context import RunControl
-
     control = RunControl()
     control.interrupt()
     outcome, events = run(lab, diamond(), control=control)
@@ -454,10 +451,6 @@ def test_random_dags_match_a_naive_evaluator_and_run_each_node_once(data: dict) 
 
 
 def test_interrupting_an_async_node(lab: Lab) -> None:
-    import asyncio
-
-    from engine.context import NodeContext, RunControl
-
     control = RunControl()
 
     @node(outputs=["INT"])
