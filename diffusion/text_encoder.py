@@ -43,15 +43,16 @@ class TextEncoder:
     embedding_dirs: Sequence[Path] = ()
     layer: int | None = None  # CLIPSetLastLayer's value; None keeps each encoder's family default
     extra: dict[str, object] = field(default_factory=dict)
+    view: bool = False  # shares the modules of another TextEncoder (the cache counts their bytes there)
 
     def loom_nbytes(self) -> int:
-        return sum(module_nbytes(u.module) for u in self.units)
+        return 1024 if self.view else sum(module_nbytes(u.module) for u in self.units)
 
     def with_layer(self, layer: int) -> TextEncoder:
-        return replace(self, layer=layer)
+        return replace(self, layer=layer, view=True)
 
     def with_embedding_dirs(self, dirs: Sequence[Path]) -> TextEncoder:
-        return replace(self, embedding_dirs=tuple(dirs))
+        return replace(self, embedding_dirs=tuple(dirs), view=True)
 
     @property
     def device(self) -> torch.device:

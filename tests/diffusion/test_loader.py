@@ -56,6 +56,7 @@ def test_clip_skip_changes_the_encoding(sd1) -> None:
     assert last.shape == skipped.shape == (1, 77, 32)
     assert not torch.allclose(last, skipped)
     assert torch.equal(sd1.clip.encode("a cat").cond, last)
+    assert sd1.clip.with_layer(-2).loom_nbytes() < sd1.clip.loom_nbytes() // 100  # shares the modules
 
 
 def test_weighted_and_long_prompts(sd1) -> None:
