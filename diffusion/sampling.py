@@ -20,6 +20,7 @@ from diffusion.samplers import SAMPLERS
 from diffusion.schedulers import sigmas_for
 
 Conditioning = Sequence[Sequence[Any]]  # [[tensor [1, T, C], {"pooled_output": ..., ...}], ...]
+Region = tuple[int, int, int, int]
 StepReport = Callable[[int, int, torch.Tensor], None]  # (step done, steps, current x0 estimate)
 
 
@@ -120,27 +121,81 @@ class Guided:
         percent = self._step_percent(float(sigma[0]))
         pos = self._active(self.pos, percent) or self.pos[:1]
         neg = self._active(self.neg, percent) if self.cfg != 1.0 else []
-        entries = pos + neg
-        c_skip, c_out, c_in = self.model.scalings(sigma)
-        b = self.batch
-        x_in = (x * c_in).repeat(len(entries), 1, 1, 1)
-        t = self.model.timestep(sigma).to(self.device).repeat(len(entries))
-        length = math.lcm(*(e.cond.shape[1] for e in entries))
-        context = torch.cat([self._rows(e.cond.repeat(1, length // e.cond.shape[1], 1)) for e in entries]).to(
-            self.device
-        )
-        added = self._added(entries)
-        down, mid = self._control(entries, x_in, t, context, percent)
-        out = self.model.unet_forward(x_in, t, context, added, down, mid)
-        denoised = (x.repeat(len(entries), 1, 1, 1) * c_skip.repeat(len(entries), 1, 1, 1)) + out * c_out.repeat(
-            len(entries), 1, 1, 1
-        )
-        chunks = denoised.split(b)
-        cond = self._mean(chunks[: len(pos)], pos)
+        preds = self._predict(pos + neg, x, sigma, percent)
+        cond = self._combine(x, pos, preds[: len(pos)])
         if not neg:
             return cond
-        uncond = self._mean(chunks[len(pos) :], neg)
+        uncond = self._combine(x, neg, preds[len(pos) :])
         return uncond + (cond - uncond) * self.cfg
+
+    def _region(self, entry: _Entry, h: int, w: int) -> Region | None:
+        """An entry's area in latent cells (y0, y1, x0, x1): `area` is (h, w, y, x) in latent cells, or
+        ("percentage", h, w, y, x) in fractions of the latent."""
+        area = entry.opts.get("area")
+        if area is None:
+            return None
+        if area[0] == "percentage":
+            ah, aw, ay, ax = round(area[1] * h), round(area[2] * w), round(area[3] * h), round(area[4] * w)
+        else:
+            ah, aw, ay, ax = (int(v) for v in area[:4])
+        y0, x0 = min(max(ay, 0), h - 1), min(max(ax, 0), w - 1)
+        return y0, min(y0 + max(ah, 1), h), x0, min(x0 + max(aw, 1), w)
+
+    def _predict(
+        self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float
+    ) -> list[tuple[Region | None, torch.Tensor]]:
+        """x0 estimates per entry; entries sharing an area (most often: none) go through the UNet together."""
+        groups: dict[Region | None, list[int]] = {}
+        for i, entry in enumerate(entries):
+            groups.setdefault(self._region(entry, x.shape[2], x.shape[3]), []).append(i)
+        preds: list[tuple[Region | None, torch.Tensor]] = [None] * len(entries)  # type: ignore[list-item]
+        for region, indices in groups.items():
+            crop = x if region is None else x[:, :, region[0] : region[1], region[2] : region[3]]
+            group = [entries[i] for i in indices]
+            denoised = self._forward(group, crop, sigma, percent, with_control=region is None)
+            for i, chunk in zip(indices, denoised.split(self.batch), strict=True):
+                preds[i] = (region, chunk)
+        return preds
+
+    def _forward(
+        self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float, with_control: bool
+    ) -> torch.Tensor:
+        n = len(entries)
+        c_skip, c_out, c_in = self.model.scalings(sigma)
+        x_in = (x * c_in).repeat(n, 1, 1, 1)
+        t = self.model.timestep(sigma).to(self.device).repeat(n)
+        length = math.lcm(*(e.cond.shape[1] for e in entries))
+        context = torch.cat([self._rows(e.cond.repeat(1, length // e.cond.shape[1], 1)) for e in entries])
+        context = context.to(self.device)
+        added = self._added(entries)
+        down, mid = self._control(entries, x_in, t, context, percent) if with_control else (None, None)
+        out = self.model.unet_forward(x_in, t, context, added, down, mid)
+        return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
+
+    def _combine(
+        self, x: torch.Tensor, entries: list[_Entry], preds: list[tuple[Region | None, torch.Tensor]]
+    ) -> torch.Tensor:
+        """Strength-weighted mean of the entries' estimates; areas and masks weight only where they apply."""
+        if all(region is None and e.opts.get("mask") is None for e, (region, _p) in zip(entries, preds, strict=True)):
+            return self._mean([p for _r, p in preds], entries)
+        h, w = x.shape[2], x.shape[3]
+        acc = torch.zeros_like(x)
+        total = torch.zeros(x.shape[0], 1, h, w, device=x.device, dtype=x.dtype)
+        for entry, (region, pred) in zip(entries, preds, strict=True):
+            y0, y1, x0, x1 = region or (0, h, 0, w)
+            weight = torch.full(
+                (x.shape[0], 1, y1 - y0, x1 - x0),
+                float(entry.opts.get("strength", 1.0)),
+                device=x.device,
+                dtype=x.dtype,
+            )
+            mask = entry.opts.get("mask")
+            if isinstance(mask, torch.Tensor):
+                m = latent_mask(mask, x).to(x.device)[:, :, y0:y1, x0:x1]
+                weight = weight * m * float(entry.opts.get("mask_strength", 1.0))
+            acc[:, :, y0:y1, x0:x1] += pred * weight
+            total[:, :, y0:y1, x0:x1] += weight
+        return acc / total.clamp(min=1e-8)
 
     def _rows(self, cond: torch.Tensor) -> torch.Tensor:
         if cond.shape[0] == self.batch:

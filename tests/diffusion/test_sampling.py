@@ -199,3 +199,32 @@ def test_control_hook_adds_residuals_for_its_rows(sd1, cond) -> None:
     zero = _Control(sd1.model, 0.0)
     same = sample(_request(sd1.model, ([[pos[0][0], {"control": zero}]], neg)))["samples"]
     assert torch.allclose(same, plain, atol=1e-6)
+
+
+def test_area_conditioning_acts_only_inside_its_area(sd1, cond) -> None:
+    pos, neg = cond
+    other = sd1.clip.encode("a mountain lake at dawn").cond
+    base = sample(_request(sd1.model, cond, cfg=1.0))["samples"]
+    area = [[other, {"area": (8, 4, 0, 4), "strength": 1.0}]]  # h, w, y, x in latent cells: the right half
+    out = sample(_request(sd1.model, (pos + area, neg), cfg=1.0, steps=1))["samples"]
+    one = sample(_request(sd1.model, cond, cfg=1.0, steps=1))["samples"]
+    assert torch.allclose(out[..., :4], one[..., :4], atol=1e-5)
+    assert not torch.allclose(out[..., 4:], one[..., 4:], atol=1e-4)
+    pct = [[other, {"area": ("percentage", 1.0, 0.5, 0.0, 0.5), "strength": 1.0}]]
+    same = sample(_request(sd1.model, (pos + pct, neg), cfg=1.0, steps=1))["samples"]
+    assert torch.allclose(same, out, atol=1e-6)
+    assert base.shape == out.shape
+
+
+def test_mask_conditioning_and_timestep_range(sd1, cond) -> None:
+    pos, neg = cond
+    other = sd1.clip.encode("a mountain lake at dawn").cond
+    mask = torch.zeros(1, 8, 8)
+    mask[:, :4] = 1.0  # top half
+    masked = [[other, {"mask": mask, "mask_strength": 1.0}]]
+    one = sample(_request(sd1.model, cond, cfg=1.0, steps=1))["samples"]
+    out = sample(_request(sd1.model, (pos + masked, neg), cfg=1.0, steps=1))["samples"]
+    assert torch.allclose(out[..., 4:, :], one[..., 4:, :], atol=1e-5)
+    assert not torch.allclose(out[..., :4, :], one[..., :4, :], atol=1e-4)
+    late = [[other, {"start_percent": 0.9, "end_percent": 1.0}]]  # inactive at the first (noisiest) step
+    assert torch.allclose(sample(_request(sd1.model, (pos + late, neg), cfg=1.0, steps=1))["samples"], one)
