@@ -59,7 +59,11 @@ class TextEncoder:
         return self.manager.device
 
     @torch.no_grad()
-    def encode(self, text: str, warn: Callable[[str], None] = lambda _m: None) -> Encoded:
+    def encode(
+        self, text: str, warn: Callable[[str], None] = lambda _m: None, per_encoder: dict[str, str] | None = None
+    ) -> Encoded:
+        """Encode `text` with every encoder; `per_encoder` gives some encoders (by name: clip_l, clip_g) their own
+        text, as SDXL's two-prompt node does. Shorter outputs are padded with empty windows to a common length."""
         self.manager.load([u.module for u in self.units])
         conds: list[torch.Tensor] = []
         pooled: torch.Tensor | None = None
@@ -77,13 +81,20 @@ class TextEncoder:
                 tensors = find(name)
                 return pick_embedding(tensors, unit.arch.name, width) if tensors is not None else None
 
+            own = (per_encoder or {}).get(unit.arch.name, text)
             windows = tokenize_prompt(
-                text, self.tokenizer.words, lookup, warn if index == 0 else (lambda _m: None), unit.arch.pad_token
+                own, self.tokenizer.words, lookup, warn if index == 0 else (lambda _m: None), unit.arch.pad_token
             )
             cond, unit_pooled = self._encode_unit(unit, windows)
             conds.append(cond)
             if unit.arch.pooled:
                 pooled = unit_pooled
+        longest = max(c.shape[1] for c in conds)
+        for i, (unit, cond) in enumerate(zip(self.units, conds, strict=True)):
+            if cond.shape[1] < longest:
+                pad = tokenize_prompt("", self.tokenizer.words, lambda _n: None, warn, unit.arch.pad_token)
+                blank, _ = self._encode_unit(unit, pad)
+                conds[i] = torch.cat([cond, *[blank] * ((longest - cond.shape[1]) // blank.shape[1])], dim=1)
         return Encoded(torch.cat(conds, dim=-1).float().cpu(), pooled.float().cpu() if pooled is not None else None)
 
     def _encode_unit(self, unit: EncoderUnit, windows: list[Window]) -> tuple[torch.Tensor, torch.Tensor | None]:

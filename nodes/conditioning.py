@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from engine.context import NodeContext
-from engine.native import Out, Socket, String, node
+from engine.native import Int, Out, Socket, String, node
+
+MAX_RESOLUTION = 16384
 
 
 @node(
@@ -24,3 +26,39 @@ def CLIPTextEncode(
     warn = ctx.warn if ctx is not None else (lambda _m: None)
     encoded = clip.encode(text, warn)
     return [[encoded.cond, {"pooled_output": encoded.pooled}]]
+
+
+@node(category="advanced/conditioning", outputs=["CONDITIONING"], display_name="CLIP Text Encode (SDXL)")
+def CLIPTextEncodeSDXL(
+    width: int = Int(1024, min=0, max=MAX_RESOLUTION),
+    height: int = Int(1024, min=0, max=MAX_RESOLUTION),
+    crop_w: int = Int(0, min=0, max=MAX_RESOLUTION),
+    crop_h: int = Int(0, min=0, max=MAX_RESOLUTION),
+    target_width: int = Int(1024, min=0, max=MAX_RESOLUTION),
+    target_height: int = Int(1024, min=0, max=MAX_RESOLUTION),
+    text_g: str = String("", multiline=True),
+    clip: Any = Socket("CLIP"),
+    text_l: str = String("", multiline=True),
+    ctx: NodeContext = None,  # type: ignore[assignment]
+) -> list[list[Any]]:
+    """SDXL: a prompt per text encoder (text_g for OpenCLIP-bigG, text_l for CLIP-L) and the size conditioning."""
+    if clip is None:
+        raise ValueError("clip: the checkpoint has no text encoder")
+    if clip.family != "sdxl":
+        raise ValueError(f"clip: CLIPTextEncodeSDXL needs an SDXL text encoder, this one is {clip.family}")
+    warn = ctx.warn if ctx is not None else (lambda _m: None)
+    encoded = clip.encode(text_g, warn, per_encoder={"clip_l": text_l, "clip_g": text_g})
+    return [
+        [
+            encoded.cond,
+            {
+                "pooled_output": encoded.pooled,
+                "width": width,
+                "height": height,
+                "crop_w": crop_w,
+                "crop_h": crop_h,
+                "target_width": target_width,
+                "target_height": target_height,
+            },
+        ]
+    ]

@@ -256,3 +256,56 @@ def test_txt2img_through_the_executor(mreg, menv) -> None:
     assert outcome.status == "success", outcome.error
     images = outcome.outputs["9"]["images"]
     assert (menv.folders.output / images[0]["subfolder"] / images[0]["filename"]).is_file()
+
+
+def test_sdxl_checkpoint_with_two_prompts(mreg, menv, loaded) -> None:
+    from diffusion.tiny import build_tiny, tiny_spec, write_checkpoint
+
+    write_checkpoint(menv.folders.model_dirs("checkpoints")[0] / "tiny-xl.safetensors", build_tiny(tiny_spec("sdxl")))
+    run = Runner(mreg, menv)
+    model, clip, _vae = run("CheckpointLoaderSimple", ckpt_name="tiny-xl.safetensors")
+    assert model.family == "sdxl"
+    cond = run(
+        "CLIPTextEncodeSDXL",
+        width=1024,
+        height=768,
+        crop_w=0,
+        crop_h=0,
+        target_width=1024,
+        target_height=768,
+        text_g="a cat",
+        clip=clip,
+        text_l=" ".join(["cat"] * 100),
+    )
+    tensor, extra = cond[0]
+    assert tensor.shape == (1, 154, 64) and extra["pooled_output"].shape == (1, 32) and extra["height"] == 768
+    plain = run("CLIPTextEncode", text="", clip=clip)
+    out = run(
+        "KSampler",
+        model=model,
+        seed=1,
+        steps=1,
+        cfg=5.0,
+        sampler_name="euler",
+        scheduler="karras",
+        positive=cond,
+        negative=plain,
+        latent_image={"samples": torch.zeros(1, 4, 8, 8)},
+        denoise=1.0,
+    )
+    assert bool(torch.isfinite(out["samples"]).all())
+    with pytest.raises(ValueError, match="SDXL"):
+        run(
+            "CLIPTextEncodeSDXL",
+            width=1,
+            height=1,
+            crop_w=0,
+            crop_h=0,
+            target_width=1,
+            target_height=1,
+            text_g="a",
+            clip=loaded[1],
+            text_l="b",
+        )
+    order = mreg.get("CLIPTextEncodeSDXL").schema()["input_order"]["required"]
+    assert order[-3:] == ["text_g", "clip", "text_l"]
