@@ -1,0 +1,86 @@
+"""`python main.py [serve]`: the HTTP + WebSocket server with its job worker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+from pathlib import Path
+
+from cli.commands import COMMANDS
+from cli.runtime import add_common_arguments, build_runtime
+from engine.jobs import JobQueue
+from engine.store import Store
+from server.security import is_loopback
+from server.state import ServerConfig, ServerState
+
+log = logging.getLogger("loom.serve")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--listen",
+        nargs="?",
+        const="0.0.0.0",
+        default="127.0.0.1",
+        metavar="IP",
+        help="address to listen on (default 127.0.0.1; the flag alone means 0.0.0.0)",
+    )
+    parser.add_argument("--port", type=int, default=8188)
+    parser.add_argument(
+        "--auth-token",
+        default=None,
+        help="require this token (Authorization: Bearer TOKEN, or ?token= for the socket and images)",
+    )
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache-lru", type=int, default=0, metavar="N", help="keep at most N cached node outputs")
+    cache.add_argument("--cache-none", action="store_true", help="cache no node outputs (least memory)")
+    parser.add_argument("--preview-method", choices=("none", "auto", "latent2rgb"), default="auto")
+    parser.add_argument("--history-size", type=int, default=10000, help="history entries kept (oldest pruned)")
+    parser.add_argument(
+        "--database", type=Path, default=None, help="queue and history database (default: user/loom.db)"
+    )
+    parser.add_argument("--max-upload-size", type=float, default=100, metavar="MB", help="largest upload accepted")
+
+
+def build_state(args: argparse.Namespace) -> ServerState:
+    """Runtime, store, executor and queue from the flags; the web UI and packs are served as they are found."""
+    from engine.executor import Executor
+
+    runtime = build_runtime(args)
+    store = Store(args.database or runtime.folders.user / "loom.db", history_cap=args.history_size)
+    executor = Executor(runtime.registry, env=runtime.env)
+    config = ServerConfig(
+        host=args.listen,
+        port=args.port,
+        auth_token=args.auth_token,
+        max_upload_bytes=int(args.max_upload_size * 1024 * 1024),
+    )
+    extensions = getattr(runtime, "extensions", None) or {}
+    return ServerState(
+        config, runtime.registry, runtime.folders, JobQueue(store, executor, runtime.env), runtime.env, extensions
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not is_loopback(args.listen) and not args.auth_token:
+        log.warning(
+            "listening on %s without --auth-token: anyone who can reach this port can run jobs and read "
+            "outputs. Consider --auth-token %s",
+            args.listen,
+            secrets.token_urlsafe(16),
+        )
+    state = build_state(args)
+    url_host = "127.0.0.1" if args.listen in ("0.0.0.0", "::") else args.listen
+    print(f"Loom: serving on http://{url_host}:{args.port}", flush=True)
+    web.run_app(create_app(state), host=args.listen, port=args.port, print=None, access_log=None)
+    return 0
+
+
+COMMANDS["serve"] = (add_arguments, run, "serve the canvas and the HTTP + WebSocket API (the default)")
