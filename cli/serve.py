@@ -63,6 +63,16 @@ def build_state(args: argparse.Namespace) -> ServerState:
     )
 
 
+def exposure_warning(listen: str, token: str | None) -> str | None:
+    """What to tell a creator who opens Loom to the network without a token (None when it is safe)."""
+    if is_loopback(listen) or token:
+        return None
+    return (
+        f"listening on {listen} without --auth-token: anyone who can reach this port can run jobs and read "
+        f"your outputs. Consider --auth-token {secrets.token_urlsafe(16)}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from aiohttp import web
 

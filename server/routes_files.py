@@ -99,7 +99,10 @@ async def _upload(request: web.Request, mask: bool) -> web.Response:
     kind = str(form.get("type") or "input")
     subfolder = str(form.get("subfolder") or "")
     overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
-    target = _target(state.folders, kind, subfolder, field.filename or "")
+    name = field.filename or ""
+    if "/" in name or "\\" in name:
+        raise BadRequest("the file name must not contain a folder; use 'subfolder'", "invalid_path")
+    target = _target(state.folders, kind, subfolder, name)
     original: Path | None = None
     if mask:
         original = _original(state.folders, form.get("original_ref"))
