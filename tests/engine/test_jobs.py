@@ -85,7 +85,8 @@ def test_runs_records_history_and_tells_listeners(queue: Any) -> None:
     assert len(events) == len(recorder.events)
     assert isinstance(events[-1], JobSucceeded)
     assert [e.node for e in events if isinstance(e, NodeExecuting)] == ["1", "2", "3"]
-    assert recorder.remaining[0] == 1 and recorder.remaining[-1] == 0
+    wait_for(lambda: recorder.remaining[-1] == 0)  # told after the history entry is written
+    assert recorder.remaining[0] == 1
 
 
 def test_interrupt_delete_clear(queue: Any, tmp_path: Path) -> None:
