@@ -78,3 +78,9 @@ def TestSaveImage(ctx: NodeContext, value: int = Socket("INT"), prefix: str = St
     name = f"{prefix}_{value:05d}.png"
     Image.new("RGBA", (8, 8), (value % 256, 0, 0, 128)).save(folder / name)
     return {"ui": {"images": [{"filename": name, "subfolder": "", "type": "output"}]}, "result": ()}
+
+
+@node(category="testing", output_node=True)
+def TestShow(value: int = Socket("INT")) -> dict:
+    """Shows `value` as text: an output node that needs no folders."""
+    return {"ui": {"text": [str(value)]}}

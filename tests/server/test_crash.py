@@ -68,7 +68,7 @@ def job(value: int, log: Path, gate: Path | None = None) -> dict[str, Any]:
     return {
         "1": {"class_type": "TestNumber", "inputs": {"value": value}},
         "2": {"class_type": "TestWaitFile", "inputs": {"value": ["1", 0], "path": str(gate or ""), "log": str(log)}},
-        "3": {"class_type": "TestSaveImage", "inputs": {"value": ["2", 0], "prefix": "crash"}},
+        "3": {"class_type": "TestShow", "inputs": {"value": ["2", 0]}},
     }
 
 
@@ -112,5 +112,6 @@ def test_sigkill_mid_run_then_restart_completes_every_job_once(tmp_path: Path) -
     assert list(history) == [done, *ids]
     assert all(entry["status"]["completed"] for entry in history.values())
     assert [history[i]["retry"] for i in ids] == [True, False, False, False]
-    assert history[done]["outputs"]["3"]["images"][0]["filename"] == "crash_00100.png"
+    assert history[done]["outputs"] == {"3": {"text": ["100"]}}
+    assert [history[i]["outputs"] for i in ids] == [{"3": {"text": [str(v)]}} for v in range(4)]
     assert queue == {"queue_running": [], "queue_pending": []}
