@@ -118,7 +118,7 @@ async def _status_after(ws: Any, t0: float) -> float:
 
 async def fan_out(url: str, sockets: int, rounds: int) -> list[float]:
     """Time from a queue change (POST /prompt) until every connected socket has its `status` message."""
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:  # default caps at 100
         conns = [await http.ws_connect(f"{url}/ws?clientId=fan{i}") for i in range(sockets)]
         for ws in conns:
             await ws.receive()  # the greeting status
