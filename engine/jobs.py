@@ -234,9 +234,6 @@ class JobQueue:
         with self._lock:
             return self._running
 
-    def is_known(self, prompt_id: str) -> bool:
-        return self.store.has_job(prompt_id)
-
     # ---- the worker ----
 
     def _queue_changed(self) -> None:
@@ -247,12 +244,15 @@ class JobQueue:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            self._apply_free()
-            job = self.store.start_next()
-            if job is None:
-                self._wake.wait(1.0)
-                continue
-            self._run(job)
+            try:
+                self._apply_free()
+                job = self.store.start_next()
+                if job is not None:
+                    self._run(job)
+                    continue
+            except Exception:  # the worker outlives a failing disk or database; the job stays queued
+                log.exception("the job worker hit an error; retrying shortly")
+            self._wake.wait(1.0)
 
     def _apply_free(self) -> None:
         with self._lock:

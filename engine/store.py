@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
+class DuplicateJob(ValueError):
+    """A prompt id that is already queued."""
+
+
 @dataclass
 class Job:
     """A queued job. `number` orders the queue (lowest first); `attempts` counts the runs started so far."""
@@ -126,7 +130,10 @@ class Store:
             )
             return job
 
-        return self._tx(add)
+        try:
+            return self._tx(add)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateJob(f"prompt id {job.prompt_id!r} is already queued") from exc
 
     def has_job(self, prompt_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM jobs WHERE prompt_id = ?", (prompt_id,)))

@@ -35,6 +35,7 @@ class Session:
         self.buffer: deque[Frame] = deque()
         self.dropped = 0
         self.features: dict[str, Any] = {}
+        self.closed = False
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -42,6 +43,8 @@ class Session:
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def push(self, frame: Frame) -> None:
+        if self.closed:
+            return
         if len(self.buffer) >= self.limit:
             if frame.droppable:
                 self.dropped += 1
@@ -59,6 +62,8 @@ class Session:
         self._ready.set()
 
     def close(self) -> None:
+        self.closed = True
+        self.buffer.clear()
         if self._task is not None:
             self._task.cancel()
         asyncio.get_running_loop().create_task(self.ws.close())

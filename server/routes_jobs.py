@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.store import DuplicateJob
 from engine.validate import validate
 from engine.workflow import WorkflowError, parse_api
 from server.http import BadRequest, read_json
@@ -43,8 +44,6 @@ def _queued(state: ServerState, body: dict[str, Any]) -> dict[str, Any] | web.Re
     prompt_id = body.get("prompt_id")
     if prompt_id is not None and (not isinstance(prompt_id, str) or not prompt_id):
         raise BadRequest("'prompt_id' must be a non-empty string")
-    if prompt_id is not None and state.jobs.is_known(prompt_id):
-        raise BadRequest(f"prompt id {prompt_id!r} is already queued")
     try:
         workflow = parse_api(prompt)
     except WorkflowError as exc:
@@ -54,15 +53,18 @@ def _queued(state: ServerState, body: dict[str, Any]) -> dict[str, Any] | web.Re
         return web.json_response(result.to_response(), status=400)
     if client_id is not None:
         extra_data = {**extra_data, "client_id": client_id}
-    job = state.jobs.submit(
-        prompt,
-        list(result.outputs),
-        prompt_id=prompt_id,
-        client_id=client_id,
-        extra_data=extra_data,
-        front=bool(body.get("front")),
-        number=number,
-    )
+    try:
+        job = state.jobs.submit(
+            prompt,
+            list(result.outputs),
+            prompt_id=prompt_id,
+            client_id=client_id,
+            extra_data=extra_data,
+            front=bool(body.get("front")),
+            number=number,
+        )
+    except DuplicateJob as exc:
+        raise BadRequest(str(exc)) from exc
     return {"prompt_id": job.prompt_id, "number": job.number, "node_errors": {}}
 
 

@@ -105,3 +105,18 @@ async def test_bad_query_parameters(server: Running) -> None:
         assert r.status == 400
     async with server.http.get(server.url + "/view") as r:
         assert r.status == 400
+
+
+async def test_client_prompt_id_used_and_duplicates_refused(server: Running) -> None:
+    wait = {"value": ["1", 0], "path": str(server.tmp / "never")}
+    prompt = {
+        "1": NUMBER,
+        "2": {"class_type": "TestWaitFile", "inputs": wait},
+        "3": {"class_type": "TestShow", "inputs": {"value": ["2", 0]}},
+    }
+    status, body = await server.post_prompt(prompt, prompt_id="mine-1")
+    assert status == 200 and body["prompt_id"] == "mine-1"
+    status, body = await server.post_prompt(prompt, prompt_id="mine-1")
+    assert status == 400 and "already queued" in body["error"]["message"]
+    async with server.http.post(server.url + "/interrupt") as r:
+        assert r.status == 200
