@@ -56,13 +56,14 @@ def preview_frame(format: str, data: bytes) -> Frame:
 
 @dataclass
 class ProgressState:
-    """Per-node state of one job, for the `progress_state` messages of newer clients."""
+    """Per-node state of one job, for the `progress_state` messages of newer clients. A message carries the nodes
+    still running plus the one that just changed, so its size does not grow with the workflow."""
 
     prompt_id: str
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def update(self, node: str, display_node: str, state: str, value: float = 0, max: float = 1) -> Frame:
-        self.nodes[node] = {
+        entry: dict[str, Any] = {
             "value": value,
             "max": max,
             "state": state,
@@ -72,7 +73,13 @@ class ProgressState:
             "parent_node_id": None,
             "real_node_id": display_node,
         }
-        return text("progress_state", {"prompt_id": self.prompt_id, "nodes": self.nodes}, droppable=True)
+        if state == "running" and node not in self.nodes:
+            for other in self.nodes.values():  # a node starts: the one before it (with no display output) is done
+                other["state"] = "finished"
+        self.nodes[node] = entry
+        frame = text("progress_state", {"prompt_id": self.prompt_id, "nodes": dict(self.nodes)}, droppable=True)
+        self.nodes = {k: v for k, v in self.nodes.items() if v["state"] != "finished"}
+        return frame
 
 
 def encode(event: Event, progress: ProgressState) -> list[Frame]:

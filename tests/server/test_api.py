@@ -66,7 +66,8 @@ async def test_round_trip_events_view_history_and_cache(server: Running) -> None
         preview = next(m for m in messages if isinstance(m, bytes))
         assert struct.unpack(">II", preview[:8]) == (1, 1) and preview[8:10] == b"\xff\xd8"
         states = [m["data"]["nodes"] for m in texts if m["type"] == "progress_state"]
-        assert states and states[-1]["3"]["state"] == "finished"
+        assert states and states[-1] == {"3": states[-1]["3"]} and states[-1]["3"]["state"] == "finished"
+        assert states[0]["1"]["state"] == "running" and all("1" not in s for s in states[2:])
         executed = next(m["data"] for m in texts if m["type"] == "executed")
         image = {"filename": "rt_00005.png", "subfolder": "", "type": "output"}
         assert executed == {"node": "3", "display_node": "3", "output": {"images": [image]}, "prompt_id": pid}
