@@ -149,16 +149,8 @@ class JobQueue:
         for job in self.store.running_jobs():
             if job.attempts >= MAX_ATTEMPTS:
                 log.error("job %s: Loom stopped while retrying it; recording an error", job.prompt_id)
-                failed = JobFailed(
-                    job.prompt_id,
-                    "",
-                    "",
-                    (),
-                    "Loom stopped while running this job, twice; not retried again",
-                    "ProcessDied",
-                    (),
-                    {},
-                    {},
+                failed = _failure(
+                    job.prompt_id, "Loom stopped while running this job, twice; not retried again", "ProcessDied"
                 )
                 running = Running(job, RunControl())
                 running.messages.append(list(status_message(failed) or ()))
@@ -296,19 +288,7 @@ class JobQueue:
             running.outputs.update(outcome.outputs)
         except Exception as exc:  # a bug in the executor must not stop the worker; the job records it
             log.exception("job %s failed outside any node", job.prompt_id)
-            emit(
-                JobFailed(
-                    job.prompt_id,
-                    running.node or "",
-                    "",
-                    (),
-                    str(exc),
-                    type(exc).__name__,
-                    tuple(traceback.format_exception(exc)),
-                    {},
-                    {},
-                )
-            )
+            emit(_failure(job.prompt_id, str(exc), type(exc).__name__, running.node, traceback.format_exception(exc)))
         with self._lock:
             self._running = None
         if self._stopping.is_set() and status == "interrupted":
@@ -351,3 +331,20 @@ class JobQueue:
             "retry": job.attempts > 1,
             "attempts": job.attempts,
         }
+
+
+def _failure(
+    prompt_id: str, message: str, kind: str, node_id: str | None = None, trace: Sequence[str] = ()
+) -> JobFailed:
+    """A job failure that no node reported (the process died, or the executor itself failed)."""
+    return JobFailed(
+        prompt_id=prompt_id,
+        node_id=node_id or "",
+        node_type="",
+        executed=(),
+        exception_message=message,
+        exception_type=kind,
+        traceback=tuple(trace),
+        current_inputs={},
+        current_outputs={},
+    )
