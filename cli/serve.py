@@ -11,7 +11,7 @@ from cli.commands import COMMANDS
 from cli.runtime import add_common_arguments, build_runtime
 from engine.jobs import JobQueue
 from engine.store import Store
-from server.security import is_loopback
+from server.security import all_loopback, listen_hosts
 from server.state import ServerConfig, ServerState
 
 log = logging.getLogger("loom.serve")
@@ -65,7 +65,7 @@ def build_state(args: argparse.Namespace) -> ServerState:
 
 def exposure_warning(listen: str, token: str | None) -> str | None:
     """What to tell a creator who opens Loom to the network without a token (None when it is safe)."""
-    if is_loopback(listen) or token:
+    if all_loopback(listen) or token:
         return None
     return (
         f"listening on {listen} without --auth-token: anyone who can reach this port can run jobs and read "
@@ -79,17 +79,14 @@ def run(args: argparse.Namespace) -> int:
     from server.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not is_loopback(args.listen) and not args.auth_token:
-        log.warning(
-            "listening on %s without --auth-token: anyone who can reach this port can run jobs and read "
-            "outputs. Consider --auth-token %s",
-            args.listen,
-            secrets.token_urlsafe(16),
-        )
+    warning = exposure_warning(args.listen, args.auth_token)
+    if warning:
+        log.warning(warning)
     state = build_state(args)
-    url_host = "127.0.0.1" if args.listen in ("0.0.0.0", "::") else args.listen
+    hosts = listen_hosts(args.listen)
+    url_host = "127.0.0.1" if hosts[0] in ("0.0.0.0", "::") else hosts[0]
     print(f"Loom: serving on http://{url_host}:{args.port}", flush=True)
-    web.run_app(create_app(state), host=args.listen, port=args.port, print=None, access_log=None)
+    web.run_app(create_app(state), host=hosts, port=args.port, print=None, access_log=None)
     return 0
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from server import routes_control, routes_files, routes_info, routes_jobs, static
 from server.http import errors_as_json
 from server.hub import Hub
-from server.security import SecurityPolicy, is_loopback, make_middleware
+from server.security import SecurityPolicy, all_loopback, make_middleware
 from server.state import STATE, ServerState
 
 API_MODULES = (routes_jobs, routes_files, routes_info, routes_control)
@@ -19,7 +19,7 @@ API_MODULES = (routes_jobs, routes_files, routes_info, routes_control)
 
 def create_app(state: ServerState) -> web.Application:
     config = state.config
-    policy = SecurityPolicy(token=config.auth_token, loopback_only=is_loopback(config.host))
+    policy = SecurityPolicy(token=config.auth_token, loopback_only=all_loopback(config.host))
     app = web.Application(
         middlewares=[make_middleware(policy), errors_as_json],
         client_max_size=config.max_upload_bytes + 1024 * 1024,  # multipart overhead on top of one upload

@@ -40,6 +40,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def listen_hosts(listen: str) -> list[str]:
+    """`--listen` takes one address or several separated by commas, as in the ecosystem."""
+    return [h.strip() for h in listen.split(",") if h.strip()] or ["127.0.0.1"]
+
+
+def all_loopback(listen: str) -> bool:
+    return all(is_loopback(h) for h in listen_hosts(listen))
+
+
 def split_host(value: str, default_port: int) -> tuple[str, int] | None:
     """("host", port) of a Host header or an Origin's netloc; None when it does not parse."""
     try:

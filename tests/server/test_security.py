@@ -107,6 +107,8 @@ def test_binds_loopback_unless_told() -> None:
     assert exposure_warning("127.0.0.1", None) is None
     assert exposure_warning("0.0.0.0", "tok") is None
     assert "--auth-token" in (exposure_warning("0.0.0.0", None) or "")
+    assert "--auth-token" in (exposure_warning("127.0.0.1,192.168.1.4", None) or "")
+    assert exposure_warning("127.0.0.1,::1", None) is None
 
 
 async def test_prompt_body_limit(make_server) -> None:
