@@ -9,6 +9,8 @@ from pathlib import Path
 
 from cli.commands import COMMANDS
 from cli.runtime import add_common_arguments, build_runtime
+from engine.cache import OutputCache
+from engine.executor import Executor
 from engine.jobs import JobQueue
 from engine.store import Store
 from server.security import all_loopback, listen_hosts
@@ -46,11 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_state(args: argparse.Namespace) -> ServerState:
     """Runtime, store, executor and queue from the flags; the web UI and packs are served as they are found."""
-    from engine.executor import Executor
-
     runtime = build_runtime(args)
     store = Store(args.database or runtime.folders.user / "loom.db", history_cap=args.history_size)
-    executor = Executor(runtime.registry, env=runtime.env)
+    executor = Executor(runtime.registry, cache=output_cache(args), env=runtime.env)
     config = ServerConfig(
         host=args.listen,
         port=args.port,
@@ -61,6 +61,13 @@ def build_state(args: argparse.Namespace) -> ServerState:
     return ServerState(
         config, runtime.registry, runtime.folders, JobQueue(store, executor, runtime.env), runtime.env, extensions
     )
+
+
+def output_cache(args: argparse.Namespace) -> OutputCache:
+    """`--cache-none` keeps nothing between jobs; `--cache-lru N` keeps at most N node outputs."""
+    if args.cache_none:
+        return OutputCache(max_bytes=0)
+    return OutputCache(max_entries=args.cache_lru or None)
 
 
 def exposure_warning(listen: str, token: str | None) -> str | None:

@@ -141,14 +141,14 @@ class Hub:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1 << 20)
         await ws.prepare(request)
         sid = request.query.get("clientId") or uuid.uuid4().hex
+        remaining = await asyncio.get_running_loop().run_in_executor(None, self.jobs.remaining)
         old = self.sessions.get(sid)
         if old is not None:
             old.close()
         session = Session(sid, ws)
+        session.push(status_frame(remaining, sid))  # first, before any broadcast can reach the new session
         self.sessions[sid] = session
         session.start()
-        remaining = await asyncio.get_running_loop().run_in_executor(None, self.jobs.remaining)
-        session.push(status_frame(remaining, sid))
         running = self.jobs.running()
         if running is not None and running.job.client_id == sid and running.node is not None:
             session.push(executing_frame(running.job.prompt_id, running.node, running.display_node))

@@ -64,16 +64,21 @@ async def test_input_errors(server: Running, prompt: dict[str, Any], node: str, 
 
 
 async def test_value_not_in_list_and_custom_validation(server: Running) -> None:
-    from engine.native import Combo, node
+    from engine.native import Combo, String, node
 
-    @node(category="testing", output_node=True, validate=lambda mode: mode != "b" or "b is refused")
+    @node(category="testing", output_node=True)
     def TestChoice(mode: str = Combo(["a", "b"])) -> dict:
         return {"ui": {"text": [mode]}}
 
+    @node(category="testing", output_node=True, validate=lambda mode: mode != "b" or "b is refused")
+    def TestChecked(mode: str = String("a")) -> dict:
+        return {"ui": {"text": [mode]}}
+
     server.state.registry.add_native(TestChoice)
+    server.state.registry.add_native(TestChecked)
     status, body = await server.post_prompt({"1": {"class_type": "TestChoice", "inputs": {"mode": "z"}}})
     assert status == 400 and body["node_errors"]["1"]["errors"][0]["type"] == "value_not_in_list"
-    status, body = await server.post_prompt({"1": {"class_type": "TestChoice", "inputs": {"mode": "b"}}})
+    status, body = await server.post_prompt({"1": {"class_type": "TestChecked", "inputs": {"mode": "b"}}})
     assert status == 400 and body["node_errors"]["1"]["errors"][0]["type"] == "custom_validation_failed"
 
 
