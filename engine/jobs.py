@@ -238,9 +238,12 @@ class JobQueue:
             self._wake.clear()
             try:
                 self._apply_free()
-                job = self.store.start_next()
-                if job is not None:
-                    self._run(job)
+                with self._lock:  # taken and made interruptible in one step: /queue never shows it uninterruptible
+                    job = self.store.start_next()
+                    self._running = Running(job, RunControl()) if job is not None else None
+                    running = self._running
+                if running is not None:
+                    self._run(running)
                     continue
             except Exception:  # the worker outlives a failing disk or database; the job stays queued
                 log.exception("the job worker hit an error; retrying shortly")
@@ -259,10 +262,8 @@ class JobQueue:
         if unload_models and hasattr(models, "unload_all"):
             models.unload_all()
 
-    def _run(self, job: Job) -> None:
-        running = Running(job, RunControl())
-        with self._lock:
-            self._running = running
+    def _run(self, running: Running) -> None:
+        job = running.job
         started = time.time()
         self._queue_changed()
 
