@@ -61,6 +61,12 @@ class Session:
         self.buffer.append(frame)
         self._ready.set()
 
+    def greet(self, frames: list[Frame]) -> None:
+        """Put the greeting before whatever arrived during the handshake; it supersedes any status among that."""
+        kept = [f for f in self.buffer if f.type != "status"]
+        self.buffer = deque([*frames, *kept])
+        self._ready.set()
+
     def close(self) -> None:
         self.closed = True
         self.buffer.clear()
@@ -139,20 +145,22 @@ class Hub:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """`GET /ws?clientId=ID`: status on connect, the executing node of this client's running job, then events."""
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1 << 20)
-        await ws.prepare(request)
         sid = request.query.get("clientId") or uuid.uuid4().hex
-        remaining = await asyncio.get_running_loop().run_in_executor(None, self.jobs.remaining)
         old = self.sessions.get(sid)
         if old is not None:
             old.close()
         session = Session(sid, ws)
-        session.push(status_frame(remaining, sid))  # first, before any broadcast can reach the new session
+        # registered before the handshake completes, so no event of a job queued right after connecting is lost
         self.sessions[sid] = session
-        session.start()
-        running = self.jobs.running()
-        if running is not None and running.job.client_id == sid and running.node is not None:
-            session.push(executing_frame(running.job.prompt_id, running.node, running.display_node))
         try:
+            await ws.prepare(request)
+            remaining = await asyncio.get_running_loop().run_in_executor(None, self.jobs.remaining)
+            greeting = [status_frame(remaining, sid)]
+            running = self.jobs.running()
+            if running is not None and running.job.client_id == sid and running.node is not None:
+                greeting.append(executing_frame(running.job.prompt_id, running.node, running.display_node))
+            session.greet(greeting)
+            session.start()
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     self._client_message(session, msg.data)

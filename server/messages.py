@@ -32,10 +32,11 @@ class Frame:
     text: str | None = None
     data: bytes | None = None
     droppable: bool = False
+    type: str = ""
 
 
 def text(type_: str, data: dict[str, Any], droppable: bool = False) -> Frame:
-    return Frame(text=json.dumps({"type": type_, "data": data}, default=str), droppable=droppable)
+    return Frame(text=json.dumps({"type": type_, "data": data}, default=str), droppable=droppable, type=type_)
 
 
 def status_frame(remaining: int, sid: str | None = None) -> Frame:

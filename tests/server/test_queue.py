@@ -217,3 +217,13 @@ def test_buffer_drops_previews_first_never_final_messages() -> None:
     assert len(finals) == 6 and all(f.droppable is False for f in finals)
     assert not any(f.data == b"late" for f in session.buffer if f.data)
     assert session.dropped == 5
+
+
+async def test_events_of_a_job_queued_right_after_connecting_arrive(server: Running) -> None:
+    """The session exists from the handshake on: a job queued at once still reaches this client, after the greeting."""
+    for i in range(10):
+        async with connect(server, f"eager{i}") as ws:
+            _, job = await server.post_prompt(quick(100 + i), client_id=f"eager{i}")
+            messages = await receive_until_done(ws, job["prompt_id"])
+        assert messages[0]["type"] == "status" and messages[0]["data"]["sid"] == f"eager{i}"
+        assert any(m["type"] == "execution_success" for m in messages if isinstance(m, dict))
