@@ -1,0 +1,351 @@
+"""The job queue and its worker thread; every job and its history entry persist through engine.store.
+
+The worker runs one job at a time with `Executor.run` in a thread of its own, so whoever hosts the queue (the
+server's event loop) never waits on a node. Listeners get every event from that thread and must hand it on in a
+thread-safe way. On start the queue resumes: pending jobs run in order, and a job that was running when the
+process died runs once more, marked as a retry (a second death while retrying records an error instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.context import RunControl
+from engine.events import (
+    Event,
+    JobFailed,
+    JobInterrupted,
+    JobStarted,
+    JobSucceeded,
+    NodeExecuted,
+    NodeExecuting,
+    NodesCached,
+)
+from engine.store import Job, Store
+from engine.workflow import parse_api
+
+log = logging.getLogger("loom.jobs")
+
+MAX_ATTEMPTS = 2  # the first run, and one retry after the process died mid-run
+
+
+class Runner(Protocol):
+    """What the queue needs of engine.executor.Executor."""
+
+    cache: Any
+
+    def run(
+        self,
+        workflow: Any,
+        *,
+        outputs: Sequence[str],
+        prompt_id: str,
+        emit: Any,
+        control: RunControl | None = None,
+        extra_data: Mapping[str, Any] | None = None,
+    ) -> Any: ...
+
+
+class JobListener(Protocol):
+    """Called from the worker thread (events) or the thread that changed the queue; must not block."""
+
+    def job_event(self, client_id: str | None, event: Event) -> None: ...
+
+    def queue_changed(self, remaining: int) -> None: ...
+
+
+@dataclass
+class Running:
+    """The job being run now, and the node it is on (for clients that reconnect)."""
+
+    job: Job
+    control: RunControl
+    node: str | None = None
+    display_node: str | None = None
+    messages: list[list[Any]] = field(default_factory=list)
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def status_message(event: Event) -> tuple[str, dict[str, Any]] | None:
+    """The job-level events in the wire protocol's shape; these are also the history entry's status messages."""
+    ts = now_ms()
+    if isinstance(event, JobStarted):
+        return "execution_start", {"prompt_id": event.prompt_id, "timestamp": ts}
+    if isinstance(event, NodesCached):
+        return "execution_cached", {"nodes": list(event.nodes), "prompt_id": event.prompt_id, "timestamp": ts}
+    if isinstance(event, JobSucceeded):
+        return "execution_success", {"prompt_id": event.prompt_id, "timestamp": ts}
+    if isinstance(event, JobFailed):
+        return "execution_error", {
+            "prompt_id": event.prompt_id,
+            "node_id": event.node_id,
+            "node_type": event.node_type,
+            "executed": list(event.executed),
+            "exception_message": event.exception_message,
+            "exception_type": event.exception_type,
+            "traceback": list(event.traceback),
+            "current_inputs": dict(event.current_inputs),
+            "current_outputs": dict(event.current_outputs),
+            "timestamp": ts,
+        }
+    if isinstance(event, JobInterrupted):
+        return "execution_interrupted", {
+            "prompt_id": event.prompt_id,
+            "node_id": event.node_id,
+            "node_type": event.node_type,
+            "executed": list(event.executed),
+            "timestamp": ts,
+        }
+    return None
+
+
+class JobQueue:
+    """Queue operations (thread-safe) plus the worker thread that drains the queue."""
+
+    def __init__(self, store: Store, executor: Runner, env: Any = None) -> None:
+        self.store = store
+        self.executor = executor
+        self.env = env
+        self._listeners: list[JobListener] = []
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._running: Running | None = None
+        self._free: tuple[bool, bool] | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- life cycle ----
+
+    def add_listener(self, listener: JobListener) -> None:
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        """Resume what the last process left, then start the worker."""
+        self.resume()
+        self._thread = threading.Thread(target=self._loop, name="loom-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Interrupt the running job and stop the worker; the job stays queued (it runs again on the next start)."""
+        self._stopping.set()
+        self.interrupt()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def resume(self) -> None:
+        for job in self.store.running_jobs():
+            if job.attempts >= MAX_ATTEMPTS:
+                log.error("job %s: Loom stopped while retrying it; recording an error", job.prompt_id)
+                failed = _failure(
+                    job.prompt_id, "Loom stopped while running this job, twice; not retried again", "ProcessDied"
+                )
+                running = Running(job, RunControl())
+                running.messages.append(list(status_message(failed) or ()))
+                self.store.finish(job.prompt_id, self._entry(running, "error", started=job.queued_at))
+            else:
+                log.warning("job %s was running when Loom stopped; it runs again", job.prompt_id)
+                self.store.requeue(job.prompt_id)
+
+    # ---- queue operations ----
+
+    def submit(
+        self,
+        prompt: dict[str, Any],
+        outputs: Sequence[str],
+        *,
+        prompt_id: str | None = None,
+        client_id: str | None = None,
+        extra_data: Mapping[str, Any] | None = None,
+        front: bool = False,
+        number: float | None = None,
+    ) -> Job:
+        """Commit a job to the store (it survives a crash from here on) and wake the worker."""
+        job = Job(
+            prompt_id=prompt_id or str(uuid.uuid4()),
+            number=0,
+            prompt=prompt,
+            extra_data=dict(extra_data or {}),
+            outputs=list(outputs),
+            client_id=client_id,
+        )
+        self.store.add_job(job, front=front, number=number)
+        self._wake.set()
+        self._queue_changed()
+        return job
+
+    def remaining(self) -> int:
+        return self.store.count_jobs()
+
+    def queue(self) -> tuple[list[Job], list[Job]]:
+        """(running, pending) in queue order."""
+        jobs = self.store.jobs()
+        return [j for j in jobs if j.state == "running"], [j for j in jobs if j.state == "pending"]
+
+    def delete(self, prompt_ids: Sequence[str]) -> list[str]:
+        gone = self.store.delete_jobs(prompt_ids)
+        if gone:
+            self._queue_changed()
+        return gone
+
+    def clear(self) -> int:
+        count = self.store.clear_pending()
+        if count:
+            self._queue_changed()
+        return count
+
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Interrupt the running job (only if it is `prompt_id`, when given). True if one was interrupted."""
+        with self._lock:
+            running = self._running
+            if running is None or (prompt_id is not None and running.job.prompt_id != prompt_id):
+                return False
+            running.control.interrupt()
+            return True
+
+    def request_free(self, unload_models: bool, free_memory: bool) -> None:
+        """Drop cached outputs (and models) between jobs, never under a running node."""
+        with self._lock:
+            prev = self._free or (False, False)
+            self._free = (prev[0] or unload_models, prev[1] or free_memory)
+        self._wake.set()
+
+    def running(self) -> Running | None:
+        with self._lock:
+            return self._running
+
+    # ---- the worker ----
+
+    def _queue_changed(self) -> None:
+        remaining = self.remaining()
+        for listener in self._listeners:
+            listener.queue_changed(remaining)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                self._apply_free()
+                with self._lock:  # taken and made interruptible in one step: /queue never shows it uninterruptible
+                    job = self.store.start_next()
+                    self._running = Running(job, RunControl()) if job is not None else None
+                    running = self._running
+                if running is not None:
+                    self._run(running)
+                    continue
+            except Exception:  # the worker outlives a failing disk or database; the job stays queued
+                log.exception("the job worker hit an error; retrying shortly")
+            self._wake.wait(1.0)
+
+    def _apply_free(self) -> None:
+        with self._lock:
+            free, self._free = self._free, None
+        if not free:
+            return
+        unload_models, free_memory = free
+        cache = getattr(self.executor, "cache", None)
+        if cache is not None and (unload_models or free_memory):
+            cache.clear()
+        models = getattr(self.env, "models", None)
+        if unload_models and hasattr(models, "unload_all"):
+            models.unload_all()
+
+    def _run(self, running: Running) -> None:
+        job = running.job
+        started = time.time()
+        self._queue_changed()
+
+        def emit(event: Event) -> None:
+            self._record(running, event)
+            for listener in self._listeners:
+                try:
+                    listener.job_event(job.client_id, event)
+                except Exception:
+                    log.exception("a job listener failed")
+
+        status = "error"
+        try:
+            outcome = self.executor.run(
+                parse_api(job.prompt),
+                outputs=job.outputs,
+                prompt_id=job.prompt_id,
+                emit=emit,
+                control=running.control,
+                extra_data=job.extra_data,
+            )
+            status = outcome.status
+            running.outputs.update(outcome.outputs)
+        except Exception as exc:  # a bug in the executor must not stop the worker; the job records it
+            log.exception("job %s failed outside any node", job.prompt_id)
+            emit(_failure(job.prompt_id, str(exc), type(exc).__name__, running.node, traceback.format_exception(exc)))
+        with self._lock:
+            self._running = None
+        if self._stopping.is_set() and status == "interrupted":
+            self.store.requeue(job.prompt_id, undo_attempt=True)  # shutting down: it runs on the next start
+            return
+        self.store.finish(job.prompt_id, self._entry(running, status, started=started))
+        self._queue_changed()
+
+    def _record(self, running: Running, event: Event) -> None:
+        message = status_message(event)
+        if message is not None:
+            running.messages.append(list(message))
+        if isinstance(event, NodeExecuting):
+            running.node, running.display_node = event.node, event.display_node
+        elif isinstance(event, NodeExecuted):
+            running.outputs[event.node] = dict(event.output)
+            running.meta[event.node] = {
+                "node_id": event.node,
+                "display_node": event.display_node,
+                "parent_node": None,
+                "real_node_id": event.display_node,
+            }
+
+    def _entry(self, running: Running, status: str, started: float) -> dict[str, Any]:
+        job = running.job
+        return {
+            "prompt": job.item(),
+            "outputs": running.outputs,
+            "status": {
+                "status_str": "success" if status == "success" else "error",
+                "completed": status == "success",
+                "messages": running.messages,
+            },
+            "meta": running.meta,
+            "timings": {
+                "queued": int(job.queued_at * 1000),
+                "started": int(started * 1000),
+                "finished": now_ms(),
+            },
+            "retry": job.attempts > 1,
+            "attempts": job.attempts,
+        }
+
+
+def _failure(
+    prompt_id: str, message: str, kind: str, node_id: str | None = None, trace: Sequence[str] = ()
+) -> JobFailed:
+    """A job failure that no node reported (the process died, or the executor itself failed)."""
+    return JobFailed(
+        prompt_id=prompt_id,
+        node_id=node_id or "",
+        node_type="",
+        executed=(),
+        exception_message=message,
+        exception_type=kind,
+        traceback=tuple(trace),
+        current_inputs={},
+        current_outputs={},
+    )

@@ -1,0 +1,244 @@
+"""SQLite persistence for the job queue and the history, so that a crash loses nothing.
+
+One file (WAL mode, synchronous=FULL): a job is committed before `/prompt` answers, and a job's move from the queue
+to the history is one transaction. One connection guarded by a lock: every statement is short, and the worker thread
+and the server's threads share it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+JobState = Literal["pending", "running"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    prompt_id TEXT PRIMARY KEY,
+    number REAL NOT NULL,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    prompt TEXT NOT NULL,
+    extra_data TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    client_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    queued_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_order ON jobs (state, number, seq);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    prompt_id TEXT NOT NULL UNIQUE,
+    entry TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class DuplicateJob(ValueError):
+    """A prompt id that is already queued."""
+
+
+@dataclass
+class Job:
+    """A queued job. `number` orders the queue (lowest first); `attempts` counts the runs started so far."""
+
+    prompt_id: str
+    number: float
+    prompt: dict[str, Any]
+    extra_data: dict[str, Any] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    client_id: str | None = None
+    state: JobState = "pending"
+    attempts: int = 0
+    queued_at: float = 0.0
+
+    def item(self) -> list[Any]:
+        """The API's queue item: [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
+        return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
+
+
+class Store:
+    """The queue and the history in one SQLite file; `history_cap` bounds the history (oldest pruned first)."""
+
+    def __init__(self, path: Path | str, history_cap: int = 10000) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.history_cap = history_cap
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _tx(self, fn: Any) -> Any:
+        """Run `fn(cursor)` in one transaction under the lock."""
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(cur)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            return result
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # ---- queue ----
+
+    def add_job(self, job: Job, front: bool = False, number: float | None = None) -> Job:
+        """Commit a pending job. Its number: `number` if given, else the next counter value (negated for `front`,
+        so it sorts before every job queued normally)."""
+
+        def add(cur: sqlite3.Cursor) -> Job:
+            cur.execute("INSERT OR IGNORE INTO counters VALUES ('number', 0)")
+            cur.execute("UPDATE counters SET value = value + 1 WHERE name = 'number' RETURNING value")
+            counter = cur.fetchone()[0]
+            job.number = number if number is not None else (-counter if front else counter)
+            job.queued_at = job.queued_at or time.time()
+            job.state = "pending"
+            cur.execute(
+                "INSERT INTO jobs (prompt_id, number, seq, state, prompt, extra_data, outputs, client_id, attempts,"
+                " queued_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                (
+                    job.prompt_id,
+                    job.number,
+                    counter,
+                    json.dumps(job.prompt),
+                    json.dumps(job.extra_data),
+                    json.dumps(job.outputs),
+                    job.client_id,
+                    job.attempts,
+                    job.queued_at,
+                ),
+            )
+            return job
+
+        try:
+            return self._tx(add)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateJob(f"prompt id {job.prompt_id!r} is already queued") from exc
+
+    def has_job(self, prompt_id: str) -> bool:
+        return bool(self._query("SELECT 1 FROM jobs WHERE prompt_id = ?", (prompt_id,)))
+
+    def jobs(self, state: JobState | None = None) -> list[Job]:
+        """Jobs in queue order (number, then arrival)."""
+        sql = "SELECT prompt_id, number, prompt, extra_data, outputs, client_id, state, attempts, queued_at FROM jobs"
+        args: tuple[Any, ...] = ()
+        if state:
+            sql += " WHERE state = ?"
+            args = (state,)
+        rows = self._query(sql + " ORDER BY number, seq", args)
+        return [_job(row) for row in rows]
+
+    def count_jobs(self) -> int:
+        return self._query("SELECT COUNT(*) FROM jobs")[0][0]
+
+    def start_next(self) -> Job | None:
+        """Mark the first pending job running (counting the attempt) and return it, or None when none waits."""
+
+        def take(cur: sqlite3.Cursor) -> Job | None:
+            cur.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1 WHERE prompt_id = ("
+                " SELECT prompt_id FROM jobs WHERE state = 'pending' ORDER BY number, seq LIMIT 1)"
+                " RETURNING prompt_id, number, prompt, extra_data, outputs, client_id, state, attempts, queued_at"
+            )
+            row = cur.fetchone()
+            return _job(row) if row else None
+
+        return self._tx(take)
+
+    def running_jobs(self) -> list[Job]:
+        return self.jobs("running")
+
+    def requeue(self, prompt_id: str, undo_attempt: bool = False) -> None:
+        """Put a running job back at its place in the queue; `undo_attempt` when it was stopped on purpose."""
+        sql = "UPDATE jobs SET state = 'pending', attempts = attempts - ? WHERE prompt_id = ?"
+        self._tx(lambda cur: cur.execute(sql, (int(undo_attempt), prompt_id)))
+
+    def delete_jobs(self, prompt_ids: Iterable[str], state: JobState = "pending") -> list[str]:
+        ids = list(prompt_ids)
+
+        def delete(cur: sqlite3.Cursor) -> list[str]:
+            gone = []
+            for pid in ids:
+                cur.execute("DELETE FROM jobs WHERE prompt_id = ? AND state = ? RETURNING prompt_id", (pid, state))
+                gone += [r[0] for r in cur.fetchall()]
+            return gone
+
+        return self._tx(delete)
+
+    def clear_pending(self) -> int:
+        return self._tx(lambda cur: cur.execute("DELETE FROM jobs WHERE state = 'pending'").rowcount)
+
+    # ---- history ----
+
+    def finish(self, prompt_id: str, entry: dict[str, Any]) -> None:
+        """Move a job to the history in one transaction, pruning the oldest entries beyond the cap."""
+
+        def move(cur: sqlite3.Cursor) -> None:
+            cur.execute("DELETE FROM jobs WHERE prompt_id = ?", (prompt_id,))
+            cur.execute("DELETE FROM history WHERE prompt_id = ?", (prompt_id,))
+            cur.execute("INSERT INTO history (prompt_id, entry) VALUES (?, ?)", (prompt_id, json.dumps(entry)))
+            cur.execute(
+                "DELETE FROM history WHERE seq NOT IN (SELECT seq FROM history ORDER BY seq DESC LIMIT ?)",
+                (max(self.history_cap, 0),),
+            )
+
+        self._tx(move)
+
+    def history(self, max_items: int | None = None, offset: int = 0) -> dict[str, dict[str, Any]]:
+        """Entries oldest first; `max_items` takes the newest ones (after skipping `offset` newest)."""
+        if max_items is None:
+            rows = self._query("SELECT prompt_id, entry FROM history ORDER BY seq")
+            if offset:
+                rows = rows[: max(len(rows) - offset, 0)]
+        else:
+            rows = self._query(
+                "SELECT prompt_id, entry FROM history ORDER BY seq DESC LIMIT ? OFFSET ?", (max_items, offset)
+            )
+            rows.reverse()
+        return {pid: json.loads(entry) for pid, entry in rows}
+
+    def history_entry(self, prompt_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT entry FROM history WHERE prompt_id = ?", (prompt_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def delete_history(self, prompt_ids: Iterable[str]) -> None:
+        ids = list(prompt_ids)
+        self._tx(lambda cur: cur.executemany("DELETE FROM history WHERE prompt_id = ?", [(i,) for i in ids]))
+
+    def clear_history(self) -> None:
+        self._tx(lambda cur: cur.execute("DELETE FROM history"))
+
+
+def _job(row: Sequence[Any]) -> Job:
+    prompt_id, number, prompt, extra_data, outputs, client_id, state, attempts, queued_at = row
+    return Job(
+        prompt_id=prompt_id,
+        number=int(number) if float(number).is_integer() else number,
+        prompt=json.loads(prompt),
+        extra_data=json.loads(extra_data),
+        outputs=json.loads(outputs),
+        client_id=client_id,
+        state=state,
+        attempts=attempts,
+        queued_at=queued_at,
+    )

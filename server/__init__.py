@@ -1,0 +1,1 @@
+"""Loom's HTTP + WebSocket server (aiohttp): the wire protocol of DESIGN.md section 6."""

@@ -1,0 +1,49 @@
+"""Assembles the aiohttp application: middlewares, every route (also under /api), the WebSocket hub, and the
+start and stop of the job worker with the app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from server import routes_control, routes_files, routes_info, routes_jobs, static
+from server.http import errors_as_json
+from server.hub import Hub
+from server.security import SecurityPolicy, all_loopback, make_middleware
+from server.state import STATE, ServerState
+
+API_MODULES = (routes_jobs, routes_files, routes_info, routes_control)
+
+
+def create_app(state: ServerState) -> web.Application:
+    config = state.config
+    policy = SecurityPolicy(token=config.auth_token, loopback_only=all_loopback(config.host))
+    app = web.Application(
+        middlewares=[make_middleware(policy), errors_as_json],
+        client_max_size=config.max_upload_bytes + 1024 * 1024,  # multipart overhead on top of one upload
+    )
+    hub = Hub(state.jobs, state.feature_flags())
+    state.hub = hub
+    state.jobs.add_listener(hub)
+    app[STATE] = state
+    for prefix in ("", "/api"):
+        for module in API_MODULES:
+            for method, path, handler in module.ROUTES:
+                app.router.add_route(method, prefix + path, handler)
+        app.router.add_get(prefix + "/ws", hub.handle)
+    for method, path, handler in static.ROUTES:
+        app.router.add_route(method, path, handler)
+    app.cleanup_ctx.append(_worker)
+    return app
+
+
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    """The job worker lives as long as the app; stopping leaves an interrupted job queued for the next start."""
+    state = app[STATE]
+    state.hub.bind(asyncio.get_running_loop())
+    await asyncio.get_running_loop().run_in_executor(None, state.jobs.start)
+    yield
+    await state.hub.close()
+    await asyncio.get_running_loop().run_in_executor(None, state.jobs.stop)

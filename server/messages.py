@@ -1,0 +1,111 @@
+"""Engine events -> WebSocket frames in the wire protocol's shapes (DESIGN.md section 6).
+
+A frame is droppable when a later one supersedes it (previews, progress): a slow client loses those first.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.events import (
+    Event,
+    JobFailed,
+    JobInterrupted,
+    JobStarted,
+    JobSucceeded,
+    NodeExecuted,
+    NodeExecuting,
+    NodeProgress,
+    NodesCached,
+)
+from engine.jobs import status_message
+
+PREVIEW_IMAGE = 1
+IMAGE_FORMATS = {"JPEG": 1, "PNG": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    text: str | None = None
+    data: bytes | None = None
+    droppable: bool = False
+    type: str = ""
+
+
+def text(type_: str, data: dict[str, Any], droppable: bool = False) -> Frame:
+    return Frame(text=json.dumps({"type": type_, "data": data}, default=str), droppable=droppable, type=type_)
+
+
+def status_frame(remaining: int, sid: str | None = None) -> Frame:
+    data: dict[str, Any] = {"status": {"exec_info": {"queue_remaining": remaining}}}
+    if sid is not None:
+        data["sid"] = sid
+    return text("status", data)
+
+
+def executing_frame(prompt_id: str, node: str | None, display_node: str | None = None) -> Frame:
+    return text("executing", {"node": node, "display_node": display_node or node, "prompt_id": prompt_id})
+
+
+def preview_frame(format: str, data: bytes) -> Frame:
+    header = struct.pack(">II", PREVIEW_IMAGE, IMAGE_FORMATS.get(format.upper(), IMAGE_FORMATS["JPEG"]))
+    return Frame(data=header + data, droppable=True)
+
+
+@dataclass
+class ProgressState:
+    """Per-node state of one job, for the `progress_state` messages of newer clients. A message carries the nodes
+    still running plus the one that just changed, so its size does not grow with the workflow."""
+
+    prompt_id: str
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def update(self, node: str, display_node: str, state: str, value: float = 0, max: float = 1) -> Frame:
+        entry: dict[str, Any] = {
+            "value": value,
+            "max": max,
+            "state": state,
+            "node_id": node,
+            "prompt_id": self.prompt_id,
+            "display_node_id": display_node,
+            "parent_node_id": None,
+            "real_node_id": display_node,
+        }
+        if state == "running" and node not in self.nodes:
+            for other in self.nodes.values():  # a node starts: the one before it (with no display output) is done
+                other["state"] = "finished"
+        self.nodes[node] = entry
+        frame = text("progress_state", {"prompt_id": self.prompt_id, "nodes": dict(self.nodes)}, droppable=True)
+        self.nodes = {k: v for k, v in self.nodes.items() if v["state"] != "finished"}
+        return frame
+
+
+def encode(event: Event, progress: ProgressState) -> list[Frame]:
+    """The frames one event becomes, in order."""
+    pid = event.prompt_id
+    if isinstance(event, (JobStarted, NodesCached)):
+        name, data = status_message(event) or ("", {})
+        return [text(name, data)]
+    if isinstance(event, NodeExecuting):
+        return [
+            executing_frame(pid, event.node, event.display_node),
+            progress.update(event.node, event.display_node, "running"),
+        ]
+    if isinstance(event, NodeProgress):
+        frames = [
+            text("progress", {"value": event.value, "max": event.max, "node": event.node, "prompt_id": pid}, True),
+            progress.update(event.node, event.node, "running", event.value, event.max),
+        ]
+        if event.preview is not None:
+            frames.append(preview_frame(event.preview.format, event.preview.data))
+        return frames
+    if isinstance(event, NodeExecuted):
+        data = {"node": event.node, "display_node": event.display_node, "output": event.output, "prompt_id": pid}
+        return [text("executed", data), progress.update(event.node, event.display_node, "finished")]
+    if isinstance(event, (JobSucceeded, JobFailed, JobInterrupted)):
+        name, data = status_message(event) or ("", {})
+        return [text(name, data), executing_frame(pid, None)]
+    return []

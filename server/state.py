@@ -1,0 +1,44 @@
+"""What the route handlers share: the configuration and the engine objects of one server (stored on the app)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from engine.folders import Folders
+from engine.jobs import JobQueue
+from engine.registry import NodeRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8188
+    auth_token: str | None = None
+    max_upload_bytes: int = 100 * 1024 * 1024
+    max_prompt_bytes: int = 16 * 1024 * 1024
+    max_image_pixels: int = 8192 * 8192
+    web_root: Path = ROOT / "web" / "dist"
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    registry: NodeRegistry
+    folders: Folders
+    jobs: JobQueue
+    env: Any = None
+    extensions: Mapping[str, Path] = field(default_factory=dict)  # pack name -> its front-end folder (WEB_DIRECTORY)
+    hub: Any = None  # server.hub.Hub, set by create_app
+
+    def feature_flags(self) -> dict[str, Any]:
+        return {"supports_preview_metadata": False, "max_upload_size": self.config.max_upload_bytes}
+
+
+STATE: web.AppKey[ServerState] = web.AppKey("loom_state", ServerState)

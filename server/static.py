@@ -1,0 +1,50 @@
+"""The canvas (web/dist/) at `/`, and the front-end files of node packs at `/extensions/<pack>/...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from engine.folders import UnsafePath, confined
+from server.state import STATE
+
+MISSING_CANVAS = """<!doctype html><html><head><meta charset="utf-8"><title>Loom</title></head>
+<body><h1>Loom is running</h1><p>The canvas is not built. Run <code>make run</code> to build and serve it.
+The API answers at <code>/prompt</code>, <code>/object_info</code> and <code>/ws</code>.</p></body></html>"""
+
+
+def _file(root: Path, rel: str) -> Path | None:
+    try:
+        path = confined(root, rel)
+    except UnsafePath:
+        return None
+    return path if path.is_file() else None
+
+
+async def canvas(request: web.Request) -> web.StreamResponse:
+    root = request.app[STATE].config.web_root
+    rel = request.match_info.get("path", "")
+    index = root / "index.html"
+    if not index.is_file():
+        if rel:
+            return web.json_response({"error": "not found"}, status=404)
+        return web.Response(text=MISSING_CANVAS, content_type="text/html")
+    path = _file(root, rel) if rel else index
+    if path is None:
+        return web.json_response({"error": "not found"}, status=404)
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"} if path == index else None)
+
+
+async def extension_file(request: web.Request) -> web.StreamResponse:
+    root = request.app[STATE].extensions.get(request.match_info["pack"])
+    path = _file(root, request.match_info["path"]) if root is not None else None
+    if path is None:
+        return web.json_response({"error": "not found"}, status=404)
+    return web.FileResponse(path)
+
+
+ROUTES = [
+    ("GET", "/extensions/{pack}/{path:.+}", extension_file),
+    ("GET", "/{path:.*}", canvas),
+]

@@ -1,0 +1,76 @@
+"""The SQLite store: queue order, persistence across reopen, history cap and paging."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from engine.store import Job, Store
+
+
+def job(pid: str) -> Job:
+    return Job(prompt_id=pid, number=0, prompt={"1": {"class_type": "X", "inputs": {}}}, outputs=["1"])
+
+
+def test_numbers_front_and_explicit_order(tmp_path: Path) -> None:
+    store = Store(tmp_path / "q.db")
+    a = store.add_job(job("a"))
+    b = store.add_job(job("b"))
+    c = store.add_job(job("c"), front=True)
+    d = store.add_job(job("d"), number=1.5)
+    assert (a.number, b.number, c.number, d.number) == (1, 2, -3, 1.5)
+    assert [j.prompt_id for j in store.jobs()] == ["c", "a", "d", "b"]
+    assert store.jobs()[0].item() == [-3, "c", {"1": {"class_type": "X", "inputs": {}}}, {}, ["1"]]
+
+
+def test_survives_reopen_and_counts_attempts(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    store = Store(path)
+    for pid in "abc":
+        store.add_job(job(pid))
+    taken = store.start_next()
+    assert taken is not None and taken.prompt_id == "a" and taken.attempts == 1 and taken.state == "running"
+    store.close()  # no clean shutdown of the job: as after a crash
+    store = Store(path)
+    assert [(j.prompt_id, j.state) for j in store.jobs()] == [("a", "running"), ("b", "pending"), ("c", "pending")]
+    store.requeue("a")
+    assert store.start_next().attempts == 2  # type: ignore[union-attr]
+    assert store.add_job(job("d")).number == 4  # numbers keep rising across restarts
+
+
+def test_wal_mode(tmp_path: Path) -> None:
+    Store(tmp_path / "q.db")
+    assert sqlite3.connect(tmp_path / "q.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_committed_before_return(tmp_path: Path) -> None:
+    """Another connection sees the job as soon as add_job returns."""
+    store = Store(tmp_path / "q.db")
+    store.add_job(job("a"))
+    assert sqlite3.connect(tmp_path / "q.db").execute("SELECT prompt_id FROM jobs").fetchall() == [("a",)]
+
+
+def test_delete_and_clear_leave_running_job(tmp_path: Path) -> None:
+    store = Store(tmp_path / "q.db")
+    for pid in "abcd":
+        store.add_job(job(pid))
+    store.start_next()
+    assert store.delete_jobs(["a", "c", "zz"]) == ["c"]
+    assert store.clear_pending() == 2
+    assert [j.prompt_id for j in store.jobs()] == ["a"]
+
+
+def test_history_cap_paging_delete_clear(tmp_path: Path) -> None:
+    store = Store(tmp_path / "q.db", history_cap=3)
+    for i in range(5):
+        store.add_job(job(f"p{i}"))
+        store.finish(f"p{i}", {"n": i})
+    assert store.count_jobs() == 0
+    assert list(store.history()) == ["p2", "p3", "p4"]  # oldest pruned, newest last
+    assert list(store.history(max_items=2)) == ["p3", "p4"]
+    assert list(store.history(max_items=1, offset=1)) == ["p3"]
+    assert store.history_entry("p3") == {"n": 3} and store.history_entry("p0") is None
+    store.delete_history(["p3"])
+    assert list(store.history()) == ["p2", "p4"]
+    store.clear_history()
+    assert store.history() == {}

@@ -1,0 +1,49 @@
+"""Start-up stays light: assembling the server imports neither torch nor diffusers (they load when a node runs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli import build_parser
+from cli.serve import output_cache
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHECK = """
+import sys
+from cli import build_parser
+from cli.serve import build_state
+from server.app import create_app
+
+args = build_parser().parse_args(["serve", "--base-directory", sys.argv[1], "--port", "0"])
+create_app(build_state(args))
+heavy = sorted(m for m in ("torch", "diffusers", "transformers", "PIL") if m in sys.modules)
+print(",".join(heavy))
+"""
+
+
+def test_server_assembly_imports_no_heavy_modules(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_serve_flags() -> None:
+    """(`python main.py --port N` without a sub-command serving is what the crash test starts.)"""
+    args = build_parser().parse_args(["serve", "--port", "8200", "--cache-lru", "5"])
+    assert (args.port, args.cache_lru, args.listen, args.database) == (8200, 5, "127.0.0.1", None)
+
+
+def test_cache_flags() -> None:
+    assert output_cache(build_parser().parse_args(["serve", "--cache-lru", "5"])).max_entries == 5
+    assert output_cache(build_parser().parse_args(["serve", "--cache-none"])).max_bytes == 0
+    default = output_cache(build_parser().parse_args(["serve"]))
+    assert default.max_entries is None and default.max_bytes
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--cache-none", "--cache-lru", "3"])
