@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from engine.folders import Folders, apply_extra_model_paths
+from engine.packs import PackSummary, format_summary, load_packs
 from engine.registry import NodeRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +29,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     parser.add_argument("--disable-all-custom-nodes", "--disable-custom-nodes", dest="disable_custom_nodes",
                         action="store_true", help="load no node packs from custom_nodes/")
+    parser.add_argument("--disable-pack", action="append", default=[], metavar="NAME",
+                        help="do not load this node pack (repeatable); renaming it NAME.disabled does the same")
 
 
 @dataclass
@@ -34,6 +38,7 @@ class Runtime:
     folders: Folders
     registry: NodeRegistry
     env: Any
+    packs: list[PackSummary] = field(default_factory=list)
 
 
 def build_folders(args: argparse.Namespace) -> Folders:
@@ -57,4 +62,18 @@ def build_runtime(args: argparse.Namespace) -> Runtime:
     folders = build_folders(args)
     env: Any = None
     registry = NodeRegistry(env)
-    return Runtime(folders, registry, env)
+    packs = [] if args.disable_custom_nodes else load_custom_nodes(args, folders, registry, env)
+    return Runtime(folders, registry, env, packs)
+
+
+def load_custom_nodes(
+    args: argparse.Namespace, folders: Folders, registry: NodeRegistry, env: Any
+) -> list[PackSummary]:
+    """Install the host-module shims packs import, load the packs, and print the summary table to stderr."""
+    import compat
+
+    compat.install(compat.Host(folders=folders, registry=registry, env=env, cpu=getattr(args, "cpu", False)))
+    packs = load_packs(registry, folders.custom_nodes, disabled=set(getattr(args, "disable_pack", ())))
+    if packs:
+        print(format_summary(packs), file=sys.stderr)
+    return packs
