@@ -28,7 +28,7 @@ def test_model_lists_and_full_paths(host: compat.Host) -> None:
     assert folder_paths.get_full_path("loras", "sub/detail.pt") == str(loras / "sub" / "detail.pt")
     assert folder_paths.get_full_path("loras", "missing.safetensors") is None
     assert folder_paths.get_full_path("loras", "../../etc/passwd") is None
-    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.safetensors"):
         folder_paths.get_full_path_or_raise("loras", "missing.safetensors")
     assert folder_paths.get_filename_list("no_such_folder") == []
     assert folder_paths.models_dir == str(loras.parent)

@@ -85,7 +85,6 @@ def test_comfy_types_make_valid_protocol_classes(host: compat.Host) -> None:
 
 def test_execution_blocker_is_the_engines(host: compat.Host) -> None:
     from comfy_execution.graph import ExecutionBlocker
-
     from engine.blocker import ExecutionBlocker as EngineBlocker
 
     assert ExecutionBlocker is EngineBlocker
