@@ -40,6 +40,11 @@ class Runtime:
     env: Any
     packs: list[PackSummary] = field(default_factory=list)
 
+    @property
+    def extensions(self) -> dict[str, Path]:
+        """Pack name -> its front-end folder (WEB_DIRECTORY), for the packs that loaded."""
+        return {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
+
 
 def build_folders(args: argparse.Namespace) -> Folders:
     folders = Folders.under(
