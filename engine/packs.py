@@ -258,6 +258,8 @@ def format_summary(summaries: Sequence[PackSummary]) -> str:
         if pack.error:
             notes.append(pack.error.splitlines()[0])
         notes.extend(pack.warnings)
+        if pack.web_directory:
+            notes.append(f"front-end: /extensions/{pack.name}/")
         count = str(len(pack.nodes)) if pack.status == "ok" else "-"
         lines.append(f"  {status:<9}{seconds:>8}{count:>7}  {pack.name:<28}{'; '.join(notes)}")
     return "\n".join(lines)
