@@ -136,7 +136,7 @@ def load_pack(registry: NodeRegistry, entry: PackEntry, slow_seconds: float = SL
     try:
         module = _import(entry, module_name)
         nodes, ignored, warnings = _register(registry, module, entry)
-        web = _web_directory(module, entry)
+        web_dir, web_warnings = _web_directory(module, entry)
     except (Exception, SystemExit) as exc:
         _forget(module_name)  # a failed pack leaves nothing behind
         seconds = time.perf_counter() - start
@@ -151,10 +151,6 @@ def load_pack(registry: NodeRegistry, entry: PackEntry, slow_seconds: float = SL
             traceback=traceback.format_exc(),
         )
     seconds = time.perf_counter() - start
-    if isinstance(web, str):
-        web_dir, web_warning = None, (web,)
-    else:
-        web_dir, web_warning = (str(web) if web else None), ()
     return PackSummary(
         entry.name,
         str(entry.path),
@@ -164,8 +160,8 @@ def load_pack(registry: NodeRegistry, entry: PackEntry, slow_seconds: float = SL
         ignored=ignored,
         seconds=seconds,
         slow=seconds > slow_seconds,
-        web_directory=web_dir,
-        warnings=warnings + web_warning,
+        web_directory=str(web_dir) if web_dir else None,
+        warnings=warnings + web_warnings,
     )
 
 
@@ -219,18 +215,18 @@ def _register(
     return tuple(nodes), tuple(ignored), tuple(warnings)
 
 
-def _web_directory(module: ModuleType, entry: PackEntry) -> Path | str | None:
-    """The pack's front-end folder, or a warning string when WEB_DIRECTORY names no folder."""
+def _web_directory(module: ModuleType, entry: PackEntry) -> tuple[Path | None, tuple[str, ...]]:
+    """The pack's front-end folder; a WEB_DIRECTORY naming no folder is a warning, not a failure of the pack."""
     declared = getattr(module, "WEB_DIRECTORY", None)
     if declared is None:
-        return None
+        return None, ()
     if not isinstance(declared, str | Path):
-        return f"WEB_DIRECTORY must be a path string, got {type(declared).__name__}"
+        return None, (f"WEB_DIRECTORY must be a path string, got {type(declared).__name__}",)
     base = entry.path if entry.kind == "package" else entry.path.parent
     folder = (base / declared).resolve()
     if not folder.is_dir():
-        return f"WEB_DIRECTORY {str(declared)!r} is not a folder ({folder})"
-    return folder
+        return None, (f"WEB_DIRECTORY {str(declared)!r} is not a folder ({folder})",)
+    return folder, ()
 
 
 def _describe(exc: BaseException, entry: PackEntry) -> str:
