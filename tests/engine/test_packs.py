@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import compat
+from engine.context import NodeContext, RunControl
+from engine.events import NodeProgress, discard
 from engine.folders import Folders
 from engine.packs import PackSummary, discover, format_summary, load_packs
 from engine.registry import NodeRegistry
+
+if TYPE_CHECKING:
+    from engine.executor import Executor, RunOutcome
+
+# The executor and validation land from the engine branch; until they are merged here these tests are skipped.
+needs_executor = pytest.mark.skipif(
+    importlib.util.find_spec("engine.executor") is None, reason="engine.executor is not on this branch yet"
+)
 
 PROTOCOL_NODE = """
 class {name}:
@@ -354,3 +366,431 @@ def test_example_pack_loads(shims: compat.Host) -> None:
     split = registry.get("ExampleSplitText")
     assert [o.is_list for o in split.outputs] == [True, False]
     assert registry.get("ExampleTextSwitch").has_lazy_inputs
+
+
+# ---- End to end through the engine's executor -------------------------------------------------------------------
+
+E2E_PACK = """
+import folder_paths
+from comfy.comfy_types import IO
+from comfy.utils import ProgressBar
+from comfy_execution.graph import ExecutionBlocker
+from comfy_execution.graph_utils import GraphBuilder
+
+from engine.context import NodeContext
+from engine.native import Int, Out, node
+
+CALLS = {}
+
+
+def count(name):
+    CALLS[name] = CALLS.get(name, 0) + 1
+
+
+class Lines:
+    RETURN_TYPES = (IO.STRING,)
+    OUTPUT_IS_LIST = (True,)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": (IO.STRING, {"default": "a b c"})}}
+
+    def run(self, text):
+        count("Lines")
+        parts = text.split()
+        bar = ProgressBar(len(parts))
+        for _ in parts:
+            bar.update(1)
+        return (parts,)
+
+
+class Upper:
+    RETURN_TYPES = (IO.STRING,)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": (IO.STRING, {"forceInput": True})}}
+
+    def run(self, text):
+        count("Upper")
+        return (text.upper(),)
+
+
+class Join:
+    RETURN_TYPES = (IO.STRING,)
+    FUNCTION = "run"
+    INPUT_IS_LIST = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"texts": (IO.STRING, {"forceInput": True}), "sep": (IO.STRING, {"default": ","})}}
+
+    def run(self, texts, sep):
+        count("Join")
+        return (sep[0].join(texts),)
+
+
+class Show:
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": (IO.ANY, {"forceInput": True})}}
+
+    def run(self, text):
+        count("Show")
+        return {"ui": {"text": [text]}}
+
+
+class Switch:
+    RETURN_TYPES = (IO.STRING,)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "first": ("BOOLEAN", {"default": True}),
+            "a": (IO.STRING, {"lazy": True, "forceInput": True}),
+            "b": (IO.STRING, {"lazy": True, "forceInput": True}),
+        }}
+
+    def check_lazy_status(self, first, a=None, b=None):
+        name = "a" if first else "b"
+        return [name] if (a if first else b) is None else []
+
+    def run(self, first, a=None, b=None):
+        return (a if first else b,)
+
+
+class Expensive:
+    RETURN_TYPES = (IO.STRING,)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    def run(self):
+        count("Expensive")
+        return ("expensive",)
+
+
+class Stamp:
+    RETURN_TYPES = (IO.STRING,)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"path": (IO.STRING, {"default": ""})}}
+
+    @classmethod
+    def IS_CHANGED(cls, path):
+        with open(path) as f:
+            return f.read()
+
+    def run(self, path):
+        count("Stamp")
+        with open(path) as f:
+            return (f.read(),)
+
+
+class Even:
+    RETURN_TYPES = (IO.INT,)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"n": (IO.INT, {"default": 2})}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, n):
+        return True if n % 2 == 0 else f"n must be even, got {n}"
+
+    def run(self, n):
+        return (n,)
+
+
+class Fails:
+    RETURN_TYPES = (IO.STRING,)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": (IO.STRING, {"default": "x"})}}
+
+    def run(self, text):
+        raise ValueError("pack node failed on " + text)
+
+
+class Expand:
+    RETURN_TYPES = (IO.STRING,)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": (IO.STRING, {"default": "abc"})}}
+
+    def run(self, text):
+        graph = GraphBuilder()
+        lines = graph.node("E2ELines", text=text)
+        upper = graph.node("E2EUpper", text=lines.out(0))
+        joined = graph.node("E2EJoin", texts=upper.out(0), sep="-")
+        return {"result": (joined.out(0),), "expand": graph.finalize()}
+
+
+class Gate:
+    RETURN_TYPES = (IO.STRING,)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"open": ("BOOLEAN", {"default": False}), "text": (IO.STRING, {"default": "t"})}}
+
+    def run(self, open, text):
+        return (text if open else ExecutionBlocker(None),)
+
+
+class ModelPath:
+    RETURN_TYPES = (IO.STRING,)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"name": (folder_paths.get_filename_list("checkpoints"),)}}
+
+    def run(self, name):
+        return (folder_paths.get_full_path_or_raise("checkpoints", name),)
+
+
+@node(name="E2ENative", outputs=[Out("STRING", "text")])
+def native_repeat(ctx: NodeContext, text: str = "ab", times: int = Int(2, min=1)) -> str:
+    ctx.progress(1, 1)
+    return text * times
+
+
+NODE_CLASS_MAPPINGS = {
+    "E2ELines": Lines, "E2EUpper": Upper, "E2EJoin": Join, "E2EShow": Show, "E2ESwitch": Switch,
+    "E2EExpensive": Expensive, "E2EStamp": Stamp, "E2EEven": Even, "E2EFails": Fails, "E2EExpand": Expand,
+    "E2EGate": Gate, "E2EModelPath": ModelPath,
+}
+"""
+
+
+def validate(workflow: Any, registry: NodeRegistry) -> Any:
+    from engine.validate import validate
+
+    return validate(workflow, registry)
+
+
+def parse_api(prompt: dict[str, Any]) -> Any:
+    from engine.workflow import parse_api
+
+    return parse_api(prompt)
+
+
+@pytest.fixture
+def e2e(roots: Path, shims: compat.Host) -> tuple[NodeRegistry, Any]:
+    write(roots, {"e2e/__init__.py": E2E_PACK})
+    registry = shims.registry
+    [summary] = load_packs(registry, [roots])
+    assert summary.status == "ok", summary.traceback
+    return registry, sys.modules["custom_nodes.e2e"]
+
+
+def run_prompt(
+    registry: NodeRegistry, prompt: dict[str, Any], executor: Executor | None = None, events: list[Any] | None = None
+) -> RunOutcome:
+    from engine.executor import Executor
+
+    workflow = parse_api(prompt)
+    checked = validate(workflow, registry)
+    assert checked.ok, checked.to_response()
+    executor = executor or Executor(registry)
+    emit = events.append if events is not None else discard
+    return executor.run(workflow, outputs=checked.outputs, prompt_id="p1", emit=emit)
+
+
+def show(source: str) -> dict[str, Any]:
+    return {"class_type": "E2EShow", "inputs": {"text": [source, 0]}}
+
+
+@needs_executor
+def test_list_output_fans_out_and_input_is_list_collects(e2e: tuple[NodeRegistry, Any]) -> None:
+    registry, pack = e2e
+    events: list[Any] = []
+    outcome = run_prompt(
+        registry,
+        {
+            "1": {"class_type": "E2ELines", "inputs": {"text": "a b c"}},
+            "2": {"class_type": "E2EUpper", "inputs": {"text": ["1", 0]}},
+            "3": {"class_type": "E2EJoin", "inputs": {"texts": ["2", 0], "sep": "+"}},
+            "4": show("3"),
+        },
+        events=events,
+    )
+    assert outcome.status == "success", outcome.error
+    assert outcome.outputs["4"] == {"text": ["A+B+C"]}
+    assert pack.CALLS["Upper"] == 3 and pack.CALLS["Join"] == 1
+    progress = [(e.node, e.value, e.max) for e in events if isinstance(e, NodeProgress)]
+    assert progress == [("1", 1, 3), ("1", 2, 3), ("1", 3, 3)]
+
+
+@needs_executor
+def test_lazy_inputs_run_only_the_branch_asked_for(e2e: tuple[NodeRegistry, Any]) -> None:
+    registry, pack = e2e
+    outcome = run_prompt(
+        registry,
+        {
+            "1": {"class_type": "E2ENative", "inputs": {"text": "x", "times": 3}},
+            "2": {"class_type": "E2EExpensive", "inputs": {}},
+            "3": {"class_type": "E2ESwitch", "inputs": {"first": True, "a": ["1", 0], "b": ["2", 0]}},
+            "4": show("3"),
+        },
+    )
+    assert outcome.status == "success", outcome.error
+    assert outcome.outputs["4"] == {"text": ["xxx"]}
+    assert "Expensive" not in pack.CALLS
+
+
+@needs_executor
+def test_is_changed_decides_whether_a_cached_result_is_reused(e2e: tuple[NodeRegistry, Any], tmp_path: Path) -> None:
+    registry, pack = e2e
+    marker = tmp_path / "stamp.txt"
+    marker.write_text("one")
+    prompt = {"1": {"class_type": "E2EStamp", "inputs": {"path": str(marker)}}, "2": show("1")}
+    from engine.executor import Executor
+
+    executor = Executor(registry)
+    assert run_prompt(registry, prompt, executor).outputs["2"] == {"text": ["one"]}
+    assert run_prompt(registry, prompt, executor).outputs["2"] == {"text": ["one"]}
+    assert pack.CALLS["Stamp"] == 1
+    marker.write_text("two")
+    assert run_prompt(registry, prompt, executor).outputs["2"] == {"text": ["two"]}
+    assert pack.CALLS["Stamp"] == 2
+
+
+@needs_executor
+def test_validate_inputs_rejects_with_the_packs_message(e2e: tuple[NodeRegistry, Any]) -> None:
+    registry, _ = e2e
+    checked = validate(parse_api({"1": {"class_type": "E2EEven", "inputs": {"n": 3}}, "2": show("1")}), registry)
+    assert not checked.ok
+    [error] = checked.node_errors["1"].errors
+    assert error.type == "custom_validation_failed" and "n must be even, got 3" in error.details + error.message
+    assert (
+        run_prompt(registry, {"1": {"class_type": "E2EEven", "inputs": {"n": 4}}, "2": show("1")}).status == "success"
+    )
+
+
+@needs_executor
+def test_a_failing_pack_node_is_a_node_error_and_the_executor_goes_on(e2e: tuple[NodeRegistry, Any]) -> None:
+    registry, _ = e2e
+    from engine.executor import Executor
+
+    executor = Executor(registry)
+    failed = run_prompt(registry, {"1": {"class_type": "E2EFails", "inputs": {"text": "y"}}, "2": show("1")}, executor)
+    assert failed.status == "error" and failed.error is not None
+    assert (failed.error.node_id, failed.error.node_type) == ("1", "E2EFails")
+    assert "pack node failed on y" in failed.error.exception_message and failed.error.exception_type.endswith(
+        "ValueError"
+    )
+    fine = run_prompt(
+        registry, {"1": {"class_type": "E2ENative", "inputs": {"text": "z", "times": 1}}, "2": show("1")}, executor
+    )
+    assert fine.status == "success" and fine.outputs["2"] == {"text": ["z"]}
+
+
+@needs_executor
+def test_graph_builder_expansion_and_execution_blocker(e2e: tuple[NodeRegistry, Any]) -> None:
+    registry, _ = e2e
+    expanded = run_prompt(registry, {"1": {"class_type": "E2EExpand", "inputs": {"text": "a b"}}, "2": show("1")})
+    assert expanded.status == "success", expanded.error
+    assert expanded.outputs["2"] == {"text": ["A-B"]}
+    blocked = run_prompt(registry, {"1": {"class_type": "E2EGate", "inputs": {"open": False}}, "2": show("1")})
+    assert blocked.status == "success" and "2" not in blocked.outputs
+    opened = run_prompt(
+        registry, {"1": {"class_type": "E2EGate", "inputs": {"open": True, "text": "go"}}, "2": show("1")}
+    )
+    assert opened.outputs["2"] == {"text": ["go"]}
+
+
+@needs_executor
+def test_folder_paths_shim_inside_a_running_pack(e2e: tuple[NodeRegistry, Any], shims: compat.Host) -> None:
+    registry, _ = e2e
+    model = shims.folders.model_dirs("checkpoints")[0] / "tiny.safetensors"
+    model.write_bytes(b"x")
+    outcome = run_prompt(
+        registry, {"1": {"class_type": "E2EModelPath", "inputs": {"name": "tiny.safetensors"}}, "2": show("1")}
+    )
+    assert outcome.outputs["2"] == {"text": [str(model)]}
+
+
+EXAMPLE_PACKS = Path(__file__).resolve().parents[2] / "custom_nodes"
+
+
+@needs_executor
+def test_example_pack_runs_end_to_end(shims: compat.Host) -> None:
+    registry = shims.registry
+    [summary] = load_packs(registry, [EXAMPLE_PACKS])
+    assert summary.status == "ok", summary.error
+    events: list[Any] = []
+    joined = run_prompt(
+        registry,
+        {
+            "1": {"class_type": "ExampleSplitText", "inputs": {"text": "x\ny\n\nz", "skip_empty": True}},
+            "2": {"class_type": "ExampleRepeatText", "inputs": {"text": ["1", 0], "times": 2, "separator": ""}},
+            "3": {"class_type": "ExampleJoinText", "inputs": {"texts": ["2", 0], "separator": "|"}},
+            "4": {"class_type": "ExampleShowText", "inputs": {"text": ["3", 0]}},
+        },
+        events=events,
+    )
+    assert joined.status == "success", joined.error
+    assert joined.outputs["4"] == {"text": ["xx|yy|zz"]}
+    assert [(e.value, e.max) for e in events if isinstance(e, NodeProgress) and e.node == "1"] == [
+        (1, 3),
+        (2, 3),
+        (3, 3),
+    ]
+    switched = run_prompt(
+        registry,
+        {
+            "1": {"class_type": "ExampleRepeatText", "inputs": {"text": "a", "times": 1, "separator": ""}},
+            "2": {"class_type": "ExampleRepeatText", "inputs": {"text": "b", "times": 1, "separator": ""}},
+            "3": {
+                "class_type": "ExampleTextSwitch",
+                "inputs": {"use_first": False, "first": ["1", 0], "second": ["2", 0]},
+            },
+            "4": {"class_type": "ExampleShowText", "inputs": {"text": ["3", 0]}},
+        },
+    )
+    assert switched.outputs["4"] == {"text": ["b"]} and "1" not in switched.executed
+    bad = validate(
+        parse_api(
+            {
+                "1": {"class_type": "ExampleSplitText", "inputs": {"text": "a", "skip_empty": True}},
+                "2": {"class_type": "ExampleJoinText", "inputs": {"texts": ["1", 0], "separator": "a\nb"}},
+                "3": {"class_type": "ExampleShowText", "inputs": {"text": ["2", 0]}},
+            }
+        ),
+        registry,
+    )
+    assert not bad.ok and "separator must be on one line" in str(bad.to_response())
+
+
+def test_example_brightness_scales_each_image_with_progress(shims: compat.Host) -> None:
+    torch = pytest.importorskip("torch")
+    registry = shims.registry
+    load_packs(registry, [EXAMPLE_PACKS])
+    events: list[Any] = []
+    ctx = NodeContext("p", "9", "9", "ExampleBrightness", events.append, RunControl())
+    image = torch.full((2, 4, 4, 3), 0.4)
+    out = registry.get("ExampleBrightness").invoke({"image": image, "factor": 2.0, "__context__": ctx})
+    assert out.shape == image.shape and torch.allclose(out, torch.full_like(image, 0.8))
+    assert torch.allclose(
+        registry.get("ExampleBrightness").invoke({"image": image, "factor": 4.0, "__context__": ctx}),
+        torch.ones_like(image),
+    )
+    assert [(e.value, e.max) for e in events[:2]] == [(1, 2), (2, 2)]
