@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from cli.commands import COMMANDS
 from cli.runtime import add_common_arguments, build_runtime
 
 
@@ -39,3 +40,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{row['class_type']:<{width}}  {row['source']:<{source_width}}  {row['category']}")
     print(f"{len(rows)} node types")
     return 0
+
+
+COMMANDS["nodes"] = (add_arguments, run, "list every node type with the pack it comes from")
