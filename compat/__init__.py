@@ -83,3 +83,6 @@ def uninstall() -> None:
         del sys.modules[name]
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, HostModuleFinder)]
     unbind()
+    shim_server = sys.modules.get("compat.server")
+    if shim_server is not None:  # forget the routes and sender of the packs loaded so far
+        shim_server.PromptServer.instance = shim_server.PromptServer()
