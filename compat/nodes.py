@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from compat.host import current, refuse
+from compat.host import bound, refuse
 from engine.context import current_context
 from engine.spec import NodeResult, NodeSpec
 
@@ -82,9 +82,10 @@ def _wrap(spec: NodeSpec) -> type:
 
 def host_attribute(name: str) -> Any:
     """`nodes.NAME` for packs: the mappings, or a registered node class by its type name."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    host = current()
+    host = bound()
+    if host is None or name.startswith("__"):
+        # Unbound (packs disabled) it must stay a plain AttributeError: `from nodes import latent` probes with it.
+        raise AttributeError(f"module 'nodes' has no attribute {name!r}")
     registry = host.registry
     if host.node_classes is None:
         host.node_classes = NodeClassView(registry)

@@ -56,3 +56,8 @@ def test_protocol_class_from_a_module_is_returned_as_is(host: compat.Host) -> No
     with pytest.raises(AttributeError, match=r"does not provide nodes\.common_ksampler"):
         host_attribute("common_ksampler")
     assert MAX_RESOLUTION == 16384
+
+
+def test_unbound_host_attribute_is_a_plain_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'latent'"):
+        host_attribute("latent")
