@@ -1,4 +1,5 @@
-"""What packs expect of the host's `nodes` module, served by Loom's own `nodes` package through its `__getattr__`.
+"""What packs expect of the host's `nodes` module, served by Loom's own `nodes` package through its `__getattr__`
+(`MAX_RESOLUTION` comes from nodes.latent).
 
 `NODE_CLASS_MAPPINGS` is a read-only view of the registry: a pack's protocol class is returned as it is; a
 native node comes wrapped in a small protocol class (INPUT_TYPES, RETURN_TYPES, FUNCTION = "execute") so a pack
@@ -14,8 +15,6 @@ from typing import Any
 from compat.host import bound, refuse
 from engine.context import current_context
 from engine.spec import NodeResult, NodeSpec
-
-MAX_RESOLUTION = 16384
 
 
 class NodeClassView(Mapping[str, type]):
@@ -55,12 +54,7 @@ def _wrap(spec: NodeSpec) -> type:
     def execute(self: Any, **inputs: Any) -> Any:
         if spec.wants_context:
             inputs["__context__"] = current_context()
-        result = spec.invoke(inputs)
-        if isinstance(result, NodeResult):
-            return result.outputs
-        if isinstance(result, tuple | dict):
-            return result
-        return (result,)
+        return _as_protocol_result(spec, spec.invoke(inputs))
 
     return type(
         spec.class_type,
@@ -78,6 +72,17 @@ def _wrap(spec: NodeSpec) -> type:
             "__module__": spec.python_module,
         },
     )
+
+
+def _as_protocol_result(spec: NodeSpec, raw: Any) -> Any:
+    """A native node's return value in the protocol's shape: a tuple, or a `{"result", "ui"}` dict."""
+    if isinstance(raw, NodeResult):
+        return {"result": raw.outputs, "ui": raw.ui} if raw.ui else raw.outputs
+    if type(raw) is tuple or (isinstance(raw, Mapping) and raw and raw.keys() <= {"result", "ui", "expand"}):
+        return raw
+    if len(spec.outputs) == 1:
+        return (raw,)
+    return tuple(raw) if isinstance(raw, list | tuple) else raw
 
 
 def host_attribute(name: str) -> Any:

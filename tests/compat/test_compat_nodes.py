@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 import compat
-from compat.nodes import MAX_RESOLUTION, NodeClassView, host_attribute
+from compat.nodes import NodeClassView, host_attribute
 from engine.context import NodeContext
 from engine.native import Int, Out, node
 
@@ -55,9 +57,31 @@ def test_protocol_class_from_a_module_is_returned_as_is(host: compat.Host) -> No
         del module.NODE_CLASS_MAPPINGS  # type: ignore[attr-defined]
     with pytest.raises(AttributeError, match=r"does not provide nodes\.common_ksampler"):
         host_attribute("common_ksampler")
-    assert MAX_RESOLUTION == 16384
+
+
+def test_loom_nodes_package_answers_as_the_host_module(host: compat.Host) -> None:
+    import nodes
+
+    host.registry.add_native(Twice, python_module=__name__)
+    assert nodes.MAX_RESOLUTION == 16384
+    assert nodes.NODE_CLASS_MAPPINGS["Twice"].RETURN_TYPES == ("INT",)
+    assert nodes.Twice is nodes.NODE_CLASS_MAPPINGS["Twice"]
+    from nodes import latent
+
+    assert latent.MAX_RESOLUTION == nodes.MAX_RESOLUTION
 
 
 def test_unbound_host_attribute_is_a_plain_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'latent'"):
         host_attribute("latent")
+
+
+def test_packs_can_read_and_call_builtin_nodes(host: compat.Host) -> None:
+    import nodes
+
+    host.registry.env = SimpleNamespace(folders=host.folders)
+    nodes.register_builtin(host.registry)
+    cls = nodes.NODE_CLASS_MAPPINGS["EmptyLatentImage"]
+    assert cls.INPUT_TYPES()["required"]["width"][1]["max"] == nodes.MAX_RESOLUTION
+    (latent,) = getattr(cls(), cls.FUNCTION)(width=64, height=32, batch_size=2)
+    assert tuple(latent["samples"].shape) == (2, 4, 4, 8)
