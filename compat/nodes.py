@@ -14,7 +14,8 @@ from typing import Any
 
 from compat.host import bound, refuse
 from engine.context import current_context
-from engine.spec import NodeResult, NodeSpec
+from engine.results import normalise
+from engine.spec import NodeSpec
 
 
 class NodeClassView(Mapping[str, type]):
@@ -76,13 +77,8 @@ def _wrap(spec: NodeSpec) -> type:
 
 def _as_protocol_result(spec: NodeSpec, raw: Any) -> Any:
     """A native node's return value in the protocol's shape: a tuple, or a `{"result", "ui"}` dict."""
-    if isinstance(raw, NodeResult):
-        return {"result": raw.outputs, "ui": raw.ui} if raw.ui else raw.outputs
-    if type(raw) is tuple or (isinstance(raw, Mapping) and raw and raw.keys() <= {"result", "ui", "expand"}):
-        return raw
-    if len(spec.outputs) == 1:
-        return (raw,)
-    return tuple(raw) if isinstance(raw, list | tuple) else raw
+    result = normalise(spec, raw, spec.class_type)
+    return {"result": result.outputs, "ui": result.ui} if result.ui else result.outputs
 
 
 def host_attribute(name: str) -> Any:

@@ -3,11 +3,10 @@
 from typing import Any
 
 from compat.host import refuse
+from engine.blocker import ExecutionBlocker
+
+__all__ = ["ExecutionBlocker"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ExecutionBlocker":
-        from engine.blocker import ExecutionBlocker
-
-        return ExecutionBlocker
     refuse("comfy_execution.graph", name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -84,11 +83,9 @@ def test_comfy_types_make_valid_protocol_classes(host: compat.Host) -> None:
     assert IO.ANY == "*" and IO.NUMBER == "FLOAT,INT"
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("engine.blocker") is None, reason="engine.blocker is not on this branch yet"
-)
 def test_execution_blocker_is_the_engines(host: compat.Host) -> None:
     from comfy_execution.graph import ExecutionBlocker
+
     from engine.blocker import ExecutionBlocker as EngineBlocker
 
     assert ExecutionBlocker is EngineBlocker

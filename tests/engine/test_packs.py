@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 import compat
 from engine.context import NodeContext, RunControl
 from engine.events import NodeProgress, discard
+from engine.executor import Executor, RunOutcome
 from engine.folders import Folders
 from engine.packs import PackSummary, discover, format_summary, load_packs
 from engine.registry import NodeRegistry
-
-if TYPE_CHECKING:
-    from engine.executor import Executor, RunOutcome
-
-# The executor and validation land from the engine branch; until they are merged here these tests are skipped.
-needs_executor = pytest.mark.skipif(
-    importlib.util.find_spec("engine.executor") is None, reason="engine.executor is not on this branch yet"
-)
+from engine.validate import validate
+from engine.workflow import parse_api
 
 PROTOCOL_NODE = """
 class {name}:
@@ -580,18 +574,6 @@ NODE_CLASS_MAPPINGS = {
 """
 
 
-def validate(workflow: Any, registry: NodeRegistry) -> Any:
-    from engine.validate import validate
-
-    return validate(workflow, registry)
-
-
-def parse_api(prompt: dict[str, Any]) -> Any:
-    from engine.workflow import parse_api
-
-    return parse_api(prompt)
-
-
 @pytest.fixture
 def e2e(roots: Path, shims: compat.Host) -> tuple[NodeRegistry, Any]:
     write(roots, {"e2e/__init__.py": E2E_PACK})
@@ -604,8 +586,6 @@ def e2e(roots: Path, shims: compat.Host) -> tuple[NodeRegistry, Any]:
 def run_prompt(
     registry: NodeRegistry, prompt: dict[str, Any], executor: Executor | None = None, events: list[Any] | None = None
 ) -> RunOutcome:
-    from engine.executor import Executor
-
     workflow = parse_api(prompt)
     checked = validate(workflow, registry)
     assert checked.ok, checked.to_response()
@@ -618,7 +598,6 @@ def show(source: str) -> dict[str, Any]:
     return {"class_type": "E2EShow", "inputs": {"text": [source, 0]}}
 
 
-@needs_executor
 def test_list_output_fans_out_and_input_is_list_collects(e2e: tuple[NodeRegistry, Any]) -> None:
     registry, pack = e2e
     events: list[Any] = []
@@ -639,7 +618,6 @@ def test_list_output_fans_out_and_input_is_list_collects(e2e: tuple[NodeRegistry
     assert progress == [("1", 1, 3), ("1", 2, 3), ("1", 3, 3)]
 
 
-@needs_executor
 def test_lazy_inputs_run_only_the_branch_asked_for(e2e: tuple[NodeRegistry, Any]) -> None:
     registry, pack = e2e
     outcome = run_prompt(
@@ -656,14 +634,11 @@ def test_lazy_inputs_run_only_the_branch_asked_for(e2e: tuple[NodeRegistry, Any]
     assert "Expensive" not in pack.CALLS
 
 
-@needs_executor
 def test_is_changed_decides_whether_a_cached_result_is_reused(e2e: tuple[NodeRegistry, Any], tmp_path: Path) -> None:
     registry, pack = e2e
     marker = tmp_path / "stamp.txt"
     marker.write_text("one")
     prompt = {"1": {"class_type": "E2EStamp", "inputs": {"path": str(marker)}}, "2": show("1")}
-    from engine.executor import Executor
-
     executor = Executor(registry)
     assert run_prompt(registry, prompt, executor).outputs["2"] == {"text": ["one"]}
     assert run_prompt(registry, prompt, executor).outputs["2"] == {"text": ["one"]}
@@ -673,7 +648,6 @@ def test_is_changed_decides_whether_a_cached_result_is_reused(e2e: tuple[NodeReg
     assert pack.CALLS["Stamp"] == 2
 
 
-@needs_executor
 def test_validate_inputs_rejects_with_the_packs_message(e2e: tuple[NodeRegistry, Any]) -> None:
     registry, _ = e2e
     checked = validate(parse_api({"1": {"class_type": "E2EEven", "inputs": {"n": 3}}, "2": show("1")}), registry)
@@ -685,11 +659,8 @@ def test_validate_inputs_rejects_with_the_packs_message(e2e: tuple[NodeRegistry,
     )
 
 
-@needs_executor
 def test_a_failing_pack_node_is_a_node_error_and_the_executor_goes_on(e2e: tuple[NodeRegistry, Any]) -> None:
     registry, _ = e2e
-    from engine.executor import Executor
-
     executor = Executor(registry)
     failed = run_prompt(registry, {"1": {"class_type": "E2EFails", "inputs": {"text": "y"}}, "2": show("1")}, executor)
     assert failed.status == "error" and failed.error is not None
@@ -703,7 +674,6 @@ def test_a_failing_pack_node_is_a_node_error_and_the_executor_goes_on(e2e: tuple
     assert fine.status == "success" and fine.outputs["2"] == {"text": ["z"]}
 
 
-@needs_executor
 def test_graph_builder_expansion_and_execution_blocker(e2e: tuple[NodeRegistry, Any]) -> None:
     registry, _ = e2e
     expanded = run_prompt(registry, {"1": {"class_type": "E2EExpand", "inputs": {"text": "a b"}}, "2": show("1")})
@@ -717,7 +687,6 @@ def test_graph_builder_expansion_and_execution_blocker(e2e: tuple[NodeRegistry, 
     assert opened.outputs["2"] == {"text": ["go"]}
 
 
-@needs_executor
 def test_folder_paths_shim_inside_a_running_pack(e2e: tuple[NodeRegistry, Any], shims: compat.Host) -> None:
     registry, _ = e2e
     model = shims.folders.model_dirs("checkpoints")[0] / "tiny.safetensors"
@@ -731,7 +700,6 @@ def test_folder_paths_shim_inside_a_running_pack(e2e: tuple[NodeRegistry, Any], 
 EXAMPLE_PACKS = Path(__file__).resolve().parents[2] / "custom_nodes"
 
 
-@needs_executor
 def test_example_pack_runs_end_to_end(shims: compat.Host) -> None:
     registry = shims.registry
     [summary] = load_packs(registry, [EXAMPLE_PACKS])
