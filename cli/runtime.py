@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import yaml
 
 from diffusion.demo import ensure_demo_checkpoint
 from engine.folders import Folders, apply_extra_model_paths
+from engine.packs import PackSummary, format_summary, load_packs
 from engine.registry import NodeRegistry
 from nodes import register_builtin
 from nodes.environment import NodeEnvironment
@@ -35,6 +37,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="load no node packs from custom_nodes/",
     )
+    parser.add_argument(
+        "--disable-pack",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="do not load this node pack (repeatable); renaming it NAME.disabled does the same",
+    )
 
 
 @dataclass
@@ -42,6 +51,12 @@ class Runtime:
     folders: Folders
     registry: NodeRegistry
     env: Any
+    packs: list[PackSummary] = field(default_factory=list)
+
+    @property
+    def extensions(self) -> dict[str, Path]:
+        """Pack name -> its front-end folder (WEB_DIRECTORY), for the packs that loaded."""
+        return {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
 
 
 def build_folders(args: argparse.Namespace) -> Folders:
@@ -73,4 +88,18 @@ def build_runtime(args: argparse.Namespace) -> Runtime:
     )
     registry = NodeRegistry(env)
     register_builtin(registry)
-    return Runtime(folders, registry, env)
+    packs = [] if args.disable_custom_nodes else load_custom_nodes(args, folders, registry, env)
+    return Runtime(folders, registry, env, packs)
+
+
+def load_custom_nodes(
+    args: argparse.Namespace, folders: Folders, registry: NodeRegistry, env: Any
+) -> list[PackSummary]:
+    """Install the host-module shims packs import, load the packs, and print the summary table to stderr."""
+    import compat
+
+    compat.install(compat.Host(folders=folders, registry=registry, env=env, cpu=getattr(args, "cpu", False)))
+    packs = load_packs(registry, folders.custom_nodes, disabled=set(getattr(args, "disable_pack", ())))
+    if packs:
+        print(format_summary(packs), file=sys.stderr)
+    return packs

@@ -20,3 +20,14 @@ def register_builtin(registry: Any) -> None:
     """Add every built-in node module to `registry` (an engine.registry.NodeRegistry)."""
     for name in BUILTIN_MODULES:
         registry.add_module(importlib.import_module(name))
+
+
+def __getattr__(name: str) -> Any:
+    """What node packs expect of the host's `nodes` module: MAX_RESOLUTION, NODE_CLASS_MAPPINGS (compat.nodes)."""
+    if name == "MAX_RESOLUTION":
+        from nodes.latent import MAX_RESOLUTION
+
+        return MAX_RESOLUTION
+    from compat.nodes import host_attribute
+
+    return host_attribute(name)

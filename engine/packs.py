@@ -1,0 +1,261 @@
+"""Node packs: find, import and register the packs in the custom_nodes folders.
+
+A pack is a package folder (with `__init__.py`) or a single `.py` module. Each is imported under its own module
+name, `custom_nodes.<pack>` (the name the ecosystem's canvas reads as "this node comes from a pack"), and its
+`NODE_CLASS_MAPPINGS`, `NODE_DISPLAY_NAME_MAPPINGS`, `WEB_DIRECTORY` and `@node` objects are read. Whatever a pack
+does wrong (a syntax error, a missing dependency, an exception at import, a malformed node declaration) is
+recorded in its PackSummary and loading goes on: one broken pack never stops Loom.
+
+Disabling a pack: rename it with a `.disabled` suffix (`my_pack.disabled/`, `my_pack.py.disabled`) or name it in
+`disabled` (the `--disable-pack NAME` flag). Packs load in a fixed order, folder by folder and sorted by name
+within a folder, so when two define the same node type the first keeps it, the same way on every start.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+import traceback
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+from engine.registry import NodeRegistry
+from engine.spec import SpecError
+
+PACK_MODULE_PREFIX = "custom_nodes"
+DISABLED_SUFFIX = ".disabled"
+SLOW_SECONDS = 3.0
+
+PackStatus = Literal["ok", "failed", "disabled"]
+PackKind = Literal["package", "module"]
+
+
+@dataclass(frozen=True, slots=True)
+class PackSummary:
+    """How one pack loaded; what the start-up table, `GET /custom_nodes` and `main.py nodes` show.
+
+    `nodes` are the node types it registered; `ignored` those another source had already registered (name
+    clashes: the first keeps the name). `web_directory` is the absolute folder of its front-end files, if any.
+    """
+
+    name: str
+    path: str
+    status: PackStatus
+    module: str | None = None
+    nodes: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+    seconds: float = 0.0
+    slow: bool = False
+    error: str | None = None
+    traceback: str | None = None
+    web_directory: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("nodes", "ignored", "warnings"):
+            data[key] = list(data[key])
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class PackEntry:
+    """A pack found on disk, before it is imported."""
+
+    name: str
+    path: Path
+    kind: PackKind
+    disabled: bool = False
+
+
+def discover(roots: Iterable[Path], disabled: Collection[str] = ()) -> list[PackEntry]:
+    """Every pack under `roots`, in load order. Dot-folders, `__pycache__` and non-Python files are skipped."""
+    entries: list[PackEntry] = []
+    seen_roots: set[Path] = set()
+    for root in roots:
+        root = Path(root).resolve()
+        if root in seen_roots or not root.is_dir():
+            continue
+        seen_roots.add(root)
+        for path in sorted(root.iterdir(), key=lambda p: p.name):
+            entry = _entry(path, disabled)
+            if entry is not None:
+                entries.append(entry)
+    return entries
+
+
+def _entry(path: Path, disabled: Collection[str]) -> PackEntry | None:
+    name = path.name
+    if name.startswith((".", "__")):
+        return None
+    off = name.endswith(DISABLED_SUFFIX)
+    if off:
+        name = name[: -len(DISABLED_SUFFIX)]
+    if path.is_dir():
+        kind: PackKind = "package"
+    elif name.endswith(".py"):
+        kind, name = "module", name[:-3]
+    else:
+        return None
+    return PackEntry(name=name, path=path, kind=kind, disabled=off or name in disabled)
+
+
+def load_packs(
+    registry: NodeRegistry,
+    roots: Sequence[Path],
+    disabled: Collection[str] = (),
+    slow_seconds: float = SLOW_SECONDS,
+) -> list[PackSummary]:
+    """Import and register every pack under `roots` into `registry`; returns one summary per pack found."""
+    summaries: list[PackSummary] = []
+    loaded: dict[str, Path] = {}
+    for entry in discover(roots, disabled):
+        if entry.disabled:
+            summaries.append(PackSummary(entry.name, str(entry.path), "disabled"))
+            continue
+        if entry.name in loaded:
+            error = f"a pack named {entry.name!r} was already loaded from {loaded[entry.name]}"
+            summaries.append(PackSummary(entry.name, str(entry.path), "failed", error=error))
+            continue
+        _on_sys_path(entry.path.parent)
+        summary = load_pack(registry, entry, slow_seconds)
+        if summary.status == "ok":
+            loaded[entry.name] = entry.path
+        summaries.append(summary)
+    return summaries
+
+
+def load_pack(registry: NodeRegistry, entry: PackEntry, slow_seconds: float = SLOW_SECONDS) -> PackSummary:
+    """Import one pack and register its nodes, all or none: a pack with one bad node declaration registers none."""
+    module_name = f"{PACK_MODULE_PREFIX}.{entry.name.replace('.', '_')}"
+    start = time.perf_counter()
+    try:
+        module = _import(entry, module_name)
+        nodes, ignored, warnings = _register(registry, module, entry)
+        web_dir, web_warnings = _web_directory(module, entry)
+    except (Exception, SystemExit) as exc:
+        _forget(module_name)  # a failed pack leaves nothing behind
+        seconds = time.perf_counter() - start
+        return PackSummary(
+            entry.name,
+            str(entry.path),
+            "failed",
+            module=module_name,
+            seconds=seconds,
+            slow=seconds > slow_seconds,
+            error=_describe(exc, entry),
+            traceback=traceback.format_exc(),
+        )
+    seconds = time.perf_counter() - start
+    return PackSummary(
+        entry.name,
+        str(entry.path),
+        "ok",
+        module=module_name,
+        nodes=nodes,
+        ignored=ignored,
+        seconds=seconds,
+        slow=seconds > slow_seconds,
+        web_directory=str(web_dir) if web_dir else None,
+        warnings=warnings + web_warnings,
+    )
+
+
+def _on_sys_path(folder: Path) -> None:
+    """Packs often import themselves or a sibling pack by folder name, which needs their folder on sys.path."""
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+
+
+def _import(entry: PackEntry, module_name: str) -> ModuleType:
+    if entry.kind == "package":
+        init = entry.path / "__init__.py"
+        if not init.is_file():
+            raise ImportError(f"folder {entry.path} has no __init__.py, so it is not a Python package")
+        spec = importlib.util.spec_from_file_location(module_name, init, submodule_search_locations=[str(entry.path)])
+    else:
+        spec = importlib.util.spec_from_file_location(module_name, entry.path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {entry.path}")
+    _forget(module_name)  # a stale copy from an earlier load in this process (tests, reloads)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _forget(module_name: str) -> None:
+    for name in [n for n in sys.modules if n == module_name or n.startswith(module_name + ".")]:
+        del sys.modules[name]
+
+
+def _register(
+    registry: NodeRegistry, module: ModuleType, entry: PackEntry
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Build every spec of the pack first (so a bad declaration registers nothing), then add them in order."""
+    for attr in ("NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"):
+        value = getattr(module, attr, None)
+        if value is not None and not isinstance(value, Mapping):
+            raise SpecError(f"{attr} must be a dict, got {type(value).__name__}")
+    scratch = NodeRegistry(registry.env)
+    scratch.add_module(module, source=entry.name)
+    warnings = [f"node {c.class_type!r} is defined twice in this pack; the first is kept" for c in scratch.clashes]
+    nodes: list[str] = []
+    ignored: list[str] = []
+    for spec in scratch:
+        if registry.add_spec(spec, source=entry.name):
+            nodes.append(spec.class_type)
+        else:
+            ignored.append(spec.class_type)
+            warnings.append(f"node {spec.class_type!r} is ignored: {registry.source(spec.class_type)} defines it first")
+    return tuple(nodes), tuple(ignored), tuple(warnings)
+
+
+def _web_directory(module: ModuleType, entry: PackEntry) -> tuple[Path | None, tuple[str, ...]]:
+    """The pack's front-end folder; a WEB_DIRECTORY naming no folder is a warning, not a failure of the pack."""
+    declared = getattr(module, "WEB_DIRECTORY", None)
+    if declared is None:
+        return None, ()
+    if not isinstance(declared, str | Path):
+        return None, (f"WEB_DIRECTORY must be a path string, got {type(declared).__name__}",)
+    base = entry.path if entry.kind == "package" else entry.path.parent
+    folder = (base / declared).resolve()
+    if not folder.is_dir():
+        return None, (f"WEB_DIRECTORY {str(declared)!r} is not a folder ({folder})",)
+    return folder, ()
+
+
+def _describe(exc: BaseException, entry: PackEntry) -> str:
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ModuleNotFoundError) and entry.kind == "package":
+        requirements = entry.path / "requirements.txt"
+        if requirements.is_file():
+            message += f" (install the pack's dependencies: pip install -r {requirements})"
+    return message
+
+
+def format_summary(summaries: Sequence[PackSummary]) -> str:
+    """The start-up table: one line per pack with its status, import time, node count and what went wrong."""
+    counts = {s: sum(1 for p in summaries if p.status == s) for s in ("ok", "failed", "disabled")}
+    lines = [
+        f"Custom node packs: {counts['ok']} loaded, {counts['failed']} failed, {counts['disabled']} disabled",
+        f"  {'status':<9}{'import':>8}{'nodes':>7}  {'pack':<28}note",
+    ]
+    for pack in summaries:
+        status = {"ok": "ok", "failed": "FAILED", "disabled": "disabled"}[pack.status]
+        seconds = f"{pack.seconds:.2f}s" if pack.status != "disabled" else "-"
+        notes = []
+        if pack.slow:
+            notes.append("SLOW import")
+        if pack.error:
+            notes.append(pack.error.splitlines()[0])
+        notes.extend(pack.warnings)
+        if pack.web_directory:
+            notes.append(f"front-end: /extensions/{pack.name}/")
+        count = str(len(pack.nodes)) if pack.status == "ok" else "-"
+        lines.append(f"  {status:<9}{seconds:>8}{count:>7}  {pack.name:<28}{'; '.join(notes)}")
+    return "\n".join(lines)
