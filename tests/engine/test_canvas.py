@@ -138,8 +138,8 @@ def test_widget_values_as_object_by_name() -> None:
 def test_links_as_objects() -> None:
     canvas = pipeline()
     canvas["links"] = [
-        {"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3], "target_slot": l[4], "type": l[5]}
-        for l in canvas["links"]
+        {"id": k[0], "origin_id": k[1], "origin_slot": k[2], "target_id": k[3], "target_slot": k[4], "type": k[5]}
+        for k in canvas["links"]
     ]
     assert canvas_to_api(canvas, REG) == EXPECTED
 
