@@ -37,11 +37,12 @@ def png_text_chunks(data: bytes) -> dict[str, str]:
         raise ImageMetaError("not a PNG file")
     texts: dict[str, str] = {}
     pos = len(PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+    while pos < len(data):
+        header = data[pos : pos + 8]
+        length, kind = struct.unpack(">I4s", header) if len(header) == 8 else (0, b"")
         body = data[pos + 8 : pos + 8 + length]
         pos += 12 + length
-        if len(body) < length:
+        if not kind or len(body) < length:
             raise ImageMetaError("truncated PNG chunk")
         if kind == b"IEND":
             break
@@ -111,7 +112,7 @@ def exif_strings(tiff: bytes) -> list[str]:
                 tag, kind, n, value = struct.unpack(order + "HHI4s", tiff[at : at + 12])
                 if tag == _EXIF_IFD_POINTER:
                     pending.append(struct.unpack(order + "I", value)[0])
-                elif tag in _EXIF_STRING_TAGS and kind in (2, 7):
+                elif tag in _EXIF_STRING_TAGS and kind in (1, 2, 7):  # BYTE, ASCII, UNDEFINED
                     raw = value[:n] if n <= 4 else tiff[struct.unpack(order + "I", value)[0] :][:n]
                     out.append(_exif_text(tag, raw))
     except struct.error:
