@@ -32,7 +32,9 @@ class EmbeddedWorkflow:
 
 
 def png_text_chunks(data: bytes) -> dict[str, str]:
-    """Every text chunk of a PNG (tEXt, zTXt, iTXt) by keyword; the first of a repeated keyword wins."""
+    """Every readable text chunk of a PNG (tEXt, zTXt, iTXt) by keyword; the first of a repeated keyword wins.
+
+    Raises ImageMetaError for data that is not a PNG or is cut short; damaged text chunks are skipped."""
     if not data.startswith(PNG_SIGNATURE):
         raise ImageMetaError("not a PNG file")
     texts: dict[str, str] = {}
@@ -46,7 +48,10 @@ def png_text_chunks(data: bytes) -> dict[str, str]:
             raise ImageMetaError("truncated PNG chunk")
         if kind == b"IEND":
             break
-        parsed = _text_chunk(kind, body)
+        try:
+            parsed = _text_chunk(kind, body)
+        except (ImageMetaError, UnicodeDecodeError):
+            continue  # a damaged (or bomb-sized) text chunk must not hide the others
         if parsed is not None:
             texts.setdefault(*parsed)
     return texts

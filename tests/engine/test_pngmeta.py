@@ -54,12 +54,16 @@ def test_not_an_image_and_truncated_png() -> None:
         png_text_chunks(data[:40])
 
 
-def test_oversized_compressed_chunk_is_refused() -> None:
-    body = b"workflow\x00\x00" + zlib.compress(b"a" * (65 * 1024 * 1024))
-    chunk = len(body).to_bytes(4, "big") + b"zTXt" + body + zlib.crc32(b"zTXt" + body).to_bytes(4, "big")
-    data = b"\x89PNG\r\n\x1a\n" + chunk
-    with pytest.raises(ImageMetaError, match="too large"):
-        png_text_chunks(data)
+def chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def test_oversized_or_damaged_chunks_are_skipped_without_hiding_the_others() -> None:
+    bomb = chunk(b"zTXt", b"workflow\x00\x00" + zlib.compress(b"a" * (65 * 1024 * 1024)))
+    broken = chunk(b"zTXt", b"other\x00\x00not zlib at all")
+    good = chunk(b"tEXt", b"prompt\x00" + json.dumps(PROMPT).encode())
+    data = b"\x89PNG\r\n\x1a\n" + bomb + broken + good + chunk(b"IEND", b"")
+    assert png_text_chunks(data) == {"prompt": json.dumps(PROMPT)}
 
 
 @pytest.mark.parametrize("fmt", ["WEBP", "JPEG"])
