@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
-from engine.canvas import has_control, widget_inputs
+from engine.canvas import CONTROL_VALUES, has_control, map_widget_values, widget_inputs
 from engine.problems import BAD_WORKFLOW, MISSING_NODE_TYPE, Problem, WorkflowFileError
 from engine.registry import NodeRegistry
 
@@ -188,3 +189,32 @@ def _lay_out(nodes: Mapping[str, dict[str, Any]], depths: Mapping[str, int]) -> 
         y = column_y.get(col, 0)
         node["pos"] = [col * COLUMN_WIDTH, y]
         column_y[col] = y + node["size"][1] + ROW_GAP
+
+
+def update_canvas_widgets(canvas: Mapping[str, Any], api: Mapping[str, Any], registry: NodeRegistry) -> dict[str, Any]:
+    """A copy of a canvas whose top-level nodes' widget values are those of the API workflow (after `--set`, say),
+    so an image embeds the canvas that made it; everything else in the canvas is kept as it was."""
+    out = copy.deepcopy(dict(canvas))
+    for node in out.get("nodes") or []:
+        entry = api.get(str(node.get("id"))) if isinstance(node, Mapping) else None
+        spec = registry.get(node.get("type")) if entry is not None else None
+        if spec is None or entry is None:
+            continue
+        values = entry.get("inputs") or {}
+        current = node.get("widgets_values")
+        if isinstance(current, Mapping):
+            node["widgets_values"] = {
+                k: _unwrap(values[k]) if k in values and not is_api_link(values[k]) else v for k, v in current.items()
+            }
+            continue
+        old = map_widget_values(widget_inputs(spec), current)
+        old_list = current if isinstance(current, list) else []
+        controls = iter(v for v in old_list if isinstance(v, str) and v in CONTROL_VALUES)
+        rebuilt: list[Any] = []
+        for w in widget_inputs(spec):
+            value = values.get(w.name, old.get(w.name, w.default))
+            rebuilt.append(old.get(w.name, w.default) if is_api_link(value) else _unwrap(value))
+            if has_control(w):
+                rebuilt.append(next(controls, "fixed"))
+        node["widgets_values"] = rebuilt
+    return out

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from engine.canvas import canvas_to_api
-from engine.canvas_export import COLUMN_WIDTH, api_to_canvas
+from engine.canvas_export import COLUMN_WIDTH, api_to_canvas, update_canvas_widgets
 from engine.problems import WorkflowFileError
 from tests.engine.canvas_nodes import registry
-from tests.engine.test_canvas import EXPECTED
+from tests.engine.test_canvas import EXPECTED, pipeline
 
 REG = registry()
 
@@ -53,3 +53,17 @@ def test_unknown_types_and_dangling_links_are_reported() -> None:
     assert err.value.missing_node_types == ["Nope", "Zip"]
     with pytest.raises(WorkflowFileError, match="links to missing output 0 of node 9"):
         api_to_canvas({"1": {"class_type": "Save", "inputs": {"samples": ["9", 0]}}}, REG)
+
+
+def test_update_canvas_widgets_writes_api_values_back_and_keeps_the_rest() -> None:
+    canvas = pipeline()
+    canvas["nodes"][2]["properties"]["mine"] = 1
+    api = canvas_to_api(canvas, REG)
+    api["3"]["inputs"].update(seed=7, steps=9)
+    api["5"]["inputs"]["filename_prefix"] = {"__value__": ["a", "b"]}
+    updated = update_canvas_widgets(canvas, api, REG)
+    assert updated["nodes"][2]["widgets_values"] == [7, "randomize", 9, 7.0, "euler", 1.0]
+    assert updated["nodes"][4]["widgets_values"] == [["a", "b"]]
+    assert updated["nodes"][2]["properties"]["mine"] == 1
+    assert canvas_to_api(updated, REG)["3"]["inputs"]["seed"] == 7
+    assert canvas["nodes"][2]["widgets_values"][0] == 5  # the original is untouched
