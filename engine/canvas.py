@@ -164,7 +164,7 @@ class _Flattener:
             flat.kind = "ignored"
         else:
             flat.kind = "ignored"
-            if mode != MODE_MUTED:
+            if mode not in (MODE_MUTED, MODE_BYPASS):  # neither runs, so neither needs the node's code
                 self.problems.append(
                     Problem(
                         MISSING_NODE_TYPE,

@@ -230,6 +230,13 @@ def test_bypass_chain_and_bypass_without_matching_input() -> None:
     assert "positive" not in canvas_to_api(canvas, REG)["3"]["inputs"]
 
 
+def test_bypassed_node_of_unknown_type_passes_through_without_a_problem() -> None:
+    canvas = pipeline()
+    node_of(canvas, 4)["type"] = "SomePackUpscale"
+    node_of(canvas, 4)["mode"] = 4
+    assert canvas_to_api(canvas, REG)["5"]["inputs"]["samples"] == ["3", 0]
+
+
 def test_notes_and_groups_are_ignored() -> None:
     canvas = pipeline()
     canvas["nodes"] += [cnode(30, "Note", widgets=["remember"]), cnode(31, "MarkdownNote", widgets=["# hi"])]
