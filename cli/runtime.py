@@ -25,8 +25,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models-directory", type=Path, help="root of checkpoints/, vae/, loras/, ...")
     parser.add_argument("--extra-model-paths-config", type=Path, action="append", default=[], metavar="YAML")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
-    parser.add_argument("--disable-all-custom-nodes", "--disable-custom-nodes", dest="disable_custom_nodes",
-                        action="store_true", help="load no node packs from custom_nodes/")
+    parser.add_argument(
+        "--disable-all-custom-nodes",
+        "--disable-custom-nodes",
+        dest="disable_custom_nodes",
+        action="store_true",
+        help="load no node packs from custom_nodes/",
+    )
 
 
 @dataclass

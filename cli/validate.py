@@ -6,9 +6,8 @@ import argparse
 
 from cli.commands import COMMANDS
 from cli.runtime import Runtime, add_common_arguments, build_runtime
-from cli.workflow_args import add_file_argument, add_workflow_arguments, print_problems
+from cli.workflow_args import add_file_argument, add_workflow_arguments, load_from_args, print_problems
 from engine.problems import WorkflowFileError
-from engine.workflow_files import load_workflow, parse_model_map
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,13 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def validate_command(args: argparse.Namespace, runtime: Runtime) -> int:
     try:
-        loaded = load_workflow(
-            args.file,
-            runtime.registry,
-            runtime.folders,
-            model_map=parse_model_map(args.model_map),
-            overrides=args.overrides,
-        )
+        loaded = load_from_args(args, runtime)
     except WorkflowFileError as exc:
         print_problems(exc.problems)
         return 1

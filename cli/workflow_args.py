@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+from cli.runtime import Runtime
 from engine.problems import Problem
+from engine.workflow_files import LoadedWorkflow, load_workflow, parse_model_map
 
 
 def add_file_argument(parser: argparse.ArgumentParser) -> None:
@@ -41,3 +43,14 @@ def print_problems(problems: Iterable[Problem], stream: TextIO | None = None) ->
     """One line per problem (on standard error by default), each naming its node and its kind."""
     for problem in problems:
         print(f"error [{problem.type}]: {problem.message}", file=stream or sys.stderr)
+
+
+def load_from_args(args: argparse.Namespace, runtime: Runtime) -> LoadedWorkflow:
+    """The workflow named on the command line with `--model-map` and `--set` applied; raises WorkflowFileError."""
+    return load_workflow(
+        args.file,
+        runtime.registry,
+        runtime.folders,
+        model_map=parse_model_map(args.model_map),
+        overrides=args.overrides,
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.canvas import convert_canvas, is_canvas
+from engine.canvas_export import api_to_canvas, update_canvas_widgets
 from engine.folders import MODEL_EXTENSIONS, Folders
 from engine.pngmeta import ImageMetaError, read_embedded_workflow
 from engine.problems import BAD_OVERRIDE, BAD_WORKFLOW, MISSING_MODEL, MISSING_NODE_TYPE, Problem, WorkflowFileError
@@ -217,6 +218,16 @@ class LoadedWorkflow:
     api: dict[str, Any]
     canvas: dict[str, Any] | None
     format: str
+
+    def canvas_to_embed(self, registry: NodeRegistry) -> dict[str, Any] | None:
+        """The canvas a saved image should carry: the file's own with this run's values, else one laid out from
+        the API format (None when even that cannot be made)."""
+        if self.canvas is not None:
+            return update_canvas_widgets(self.canvas, self.api, registry)
+        try:
+            return api_to_canvas(self.api, registry)
+        except WorkflowFileError:
+            return None
 
 
 def load_workflow(

@@ -117,3 +117,12 @@ def test_bad_overrides_are_all_reported() -> None:
     assert "has no input 'nope'" in messages[1]
     assert "no node has id, title or type 'Ghost'" in messages[2]
     assert "expected NODE.INPUT=VALUE" in messages[3]
+
+
+def test_canvas_to_embed_carries_the_run_values(tmp_path: Path) -> None:
+    loaded = load_workflow(write_json(tmp_path / "c.json", pipeline()), REG, overrides=["Sample.seed=11"])
+    embed = loaded.canvas_to_embed(REG)
+    assert embed is not None and embed["extra"] == pipeline()["extra"]
+    assert embed["nodes"][2]["widgets_values"][0] == 11
+    from_api = load_workflow(write_json(tmp_path / "a.json", EXPECTED), REG).canvas_to_embed(REG)
+    assert from_api is not None and len(from_api["nodes"]) == 5
