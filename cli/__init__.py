@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from cli import commands, convert, validate  # noqa: F401  (command modules register themselves on import)
+from cli import commands
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = (
     commands.COMMANDS

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.workflow import WorkflowError
+
 MISSING_NODE_TYPE = "missing_node_type"
 MISSING_MODEL = "missing_model"
 BAD_WORKFLOW = "invalid_prompt"
@@ -35,14 +37,13 @@ class Problem:
         return self.message
 
 
-class WorkflowFileError(ValueError):
+class WorkflowFileError(WorkflowError):
     """A workflow file that cannot be run or converted; carries every problem found, not just the first."""
-
-    type = "invalid_prompt"
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems = tuple(problems)
-        super().__init__("; ".join(p.message for p in self.problems) or "invalid workflow")
+        first = self.problems[0].node_id if self.problems else None
+        super().__init__("; ".join(p.message for p in self.problems) or "invalid workflow", first)
 
     @property
     def missing_node_types(self) -> list[str]:

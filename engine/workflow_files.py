@@ -16,6 +16,7 @@ from engine.pngmeta import ImageMetaError, read_embedded_workflow
 from engine.problems import BAD_OVERRIDE, BAD_WORKFLOW, MISSING_MODEL, MISSING_NODE_TYPE, Problem, WorkflowFileError
 from engine.registry import NodeRegistry
 from engine.types import COMBO
+from engine.workflow import Workflow, parse_api
 
 IMAGE_SUFFIXES = frozenset({".png", ".webp", ".jpg", ".jpeg"})
 
@@ -251,3 +252,15 @@ def load_workflow(
     if overrides:
         api = apply_overrides(api, overrides, registry)
     return LoadedWorkflow(api, doc.canvas, doc.format)
+
+
+def load_workflow_file(
+    path: Path,
+    registry: NodeRegistry,
+    folders: Folders | None = None,
+    *,
+    model_map: Mapping[str, str] | None = None,
+    overrides: Sequence[str] = (),
+) -> Workflow:
+    """A workflow file of any format as a Workflow, ready to validate; raises WorkflowFileError (a WorkflowError)."""
+    return parse_api(load_workflow(path, registry, folders, model_map=model_map, overrides=overrides).api)
