@@ -12,8 +12,8 @@ from cli.commands import COMMANDS
 from cli.run import run_workflow
 from engine.context import NodeContext
 from engine.folders import Folders
-from engine.problems import WorkflowFileError
 from engine.native import Int, Socket, String, node
+from engine.problems import WorkflowFileError
 from engine.registry import NodeRegistry
 from engine.workflow import Link
 from engine.workflow_files import load_workflow_file
