@@ -107,3 +107,12 @@ def test_main_py_exit_codes(tmp_path: Path) -> None:
         assert proc.returncode == 1, proc.stderr
         assert "unknown node type 'SurelyNotANode'" in proc.stderr
         assert proc.stdout == ""
+
+
+def test_validate_reports_the_validators_errors_per_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path / "good.json", pipeline())
+    argv = ["validate", str(good), "--set", "Sample.steps=0", "--set", "Scale.factor=big"]
+    assert validate_command(build_parser().parse_args(argv), runtime(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert "[value_smaller_than_min]: node 3 (Sample)" in err
+    assert "node 4 (Scale)" in err and "factor" in err
