@@ -99,6 +99,7 @@ class FlatNode:
     out_map: list[Source | None] = field(default_factory=list)  # subgraph: output slot -> inner source
     instance: str | None = None  # subgraph_input: the id of the subgraph node it belongs to
     promoted: dict[int, Any] = field(default_factory=dict)  # subgraph: input slot -> promoted widget value
+    widget_overrides: dict[str, Any] = field(default_factory=dict)  # values its subgraph node shows and sets
 
 
 class _Flattener:
@@ -202,10 +203,27 @@ class _Flattener:
         flat.output_types = [str(o.get("type", ANY)) for o in outputs if isinstance(o, Mapping)]
         values = raw.get("widgets_values")
         widget_slots = [i for i, inp in enumerate(flat.inputs) if inp.widget is not None]
-        if isinstance(values, list):
+        proxies = (raw.get("properties") or {}).get("proxyWidgets")
+        if isinstance(proxies, list) and isinstance(values, list):
+            self.proxy_widgets(flat, prefix, proxies, values)
+        elif isinstance(values, list):
             flat.promoted = {slot: v for slot, v in zip(widget_slots, values, strict=False)}
         elif isinstance(values, Mapping):
             flat.promoted = {i: values[flat.inputs[i].widget] for i in widget_slots if flat.inputs[i].widget in values}
+
+    def proxy_widgets(self, flat: FlatNode, prefix: str, proxies: list[Any], values: list[Any]) -> None:
+        """Newer canvases list the inner widgets a subgraph node shows as `[inner node id, widget name]` pairs
+        (`properties.proxyWidgets`), its widget values in that order; id "-1" names a subgraph input."""
+        for proxy, value in zip(proxies, values, strict=False):
+            if not isinstance(proxy, list | tuple) or len(proxy) != 2:
+                continue
+            inner_id, name = str(proxy[0]), str(proxy[1])
+            if inner_id == "-1":
+                slot = next((i for i, inp in enumerate(flat.inputs) if name in (inp.widget, inp.name)), None)
+                if slot is not None:
+                    flat.promoted[slot] = value
+            elif prefix + inner_id in self.nodes:
+                self.nodes[prefix + inner_id].widget_overrides[name] = value
 
 
 def _io_id(io_node: Any, default: int) -> Any:
@@ -354,9 +372,10 @@ def convert_canvas(canvas: Mapping[str, Any], registry: NodeRegistry) -> tuple[d
         spec = registry.get(node.type)
         if node.kind != "node" or spec is None or node.mode in (MODE_MUTED, MODE_BYPASS) or resolver.dropped(node):
             continue
-        inputs = {
-            name: api_literal(v) for name, v in map_widget_values(widget_inputs(spec), node.widgets_values).items()
-        }
+        widgets = widget_inputs(spec)
+        values = map_widget_values(widgets, node.widgets_values)
+        values.update((k, v) for k, v in node.widget_overrides.items() if any(w.name == k for w in widgets))
+        inputs = {name: api_literal(v) for name, v in values.items()}
         for inp in node.inputs:
             resolved = resolver.resolve(inp.source)
             name = inp.widget or inp.name

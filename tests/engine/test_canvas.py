@@ -377,3 +377,12 @@ def test_subgraph_that_contains_itself_is_reported() -> None:
     definition["nodes"].append(cnode(9, definition["id"]))
     with pytest.raises(WorkflowFileError, match="contains itself"):
         canvas_to_api(canvas, REG)
+
+
+def test_subgraph_proxy_widgets_set_inner_widgets_and_promoted_inputs() -> None:
+    canvas = subgraph_canvas()
+    instance = node_of(canvas, 3)
+    instance["properties"]["proxyWidgets"] = [["1", "steps"], ["-1", "seed"], ["1", "cfg"], ["9", "x"]]
+    instance["widgets_values"] = [3, 1234, 2.5, "ignored"]
+    inputs = canvas_to_api(canvas, REG)["3:1"]["inputs"]
+    assert (inputs["steps"], inputs["seed"], inputs["cfg"], inputs["sampler_name"]) == (3, 1234, 2.5, "ddim")
