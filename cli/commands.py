@@ -10,4 +10,3 @@ Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Na
 COMMANDS: dict[str, Command] = {}
 
 # Each command module adds its own row when imported: one import per command.
-from cli import nodes, run, serve  # noqa: E402, F401

@@ -1,4 +1,5 @@
-"""`python main.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...]`: validate and run a workflow without a server."""
+"""`python main.py run FILE [--set NODE.INPUT=VALUE ...] [--model-map NAME=FILE ...]`: validate and run a workflow
+(API or canvas JSON, or an image that carries one) without a server."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from cli.commands import COMMANDS
 from cli.runtime import add_common_arguments, build_runtime
+from cli.workflow_args import add_file_argument, add_workflow_arguments, load_from_args, print_problems
 from engine.context import RunControl
 from engine.events import (
     Event,
@@ -26,61 +27,32 @@ from engine.events import (
 )
 from engine.executor import Executor, RunOutcome
 from engine.folders import Folders, UnsafePath
+from engine.problems import Problem
 from engine.registry import NodeRegistry
 from engine.validate import validate
-from engine.workflow import Workflow, decode_input, parse_api
+from engine.workflow import Workflow, WorkflowError, parse_api
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-class OverrideError(ValueError):
-    """A `--set` that names no node or is not NODE.INPUT=VALUE."""
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("workflow", type=Path, help="workflow file (API format)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="NODE.INPUT=VALUE",
-        help="set an input before running; NODE is a node id or title, VALUE is JSON when it parses (else a string)",
-    )
-
-
-def load_workflow_file(path: Path) -> Workflow:
-    """Read a workflow file. Raises OSError, ValueError (bad JSON) or WorkflowError."""
-    return parse_api(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
-def apply_overrides(workflow: Workflow, overrides: Sequence[str]) -> None:
-    for item in overrides:
-        target, sep, raw = item.partition("=")
-        node_ref, dot, input_name = target.rpartition(".")
-        if not sep or not dot or not node_ref or not input_name:
-            raise OverrideError(f"--set {item!r}: expected NODE.INPUT=VALUE")
-        node = workflow.find(node_ref)
-        if node is None:
-            raise OverrideError(f"--set {item!r}: no node with id or unique title {node_ref!r}")
-        try:
-            value: Any = json.loads(raw)
-        except ValueError:
-            value = raw
-        node.inputs[input_name] = decode_input(value)
+    add_file_argument(parser)
+    add_workflow_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        workflow = load_workflow_file(args.workflow)
-        apply_overrides(workflow, args.overrides)
-    except (OSError, ValueError) as exc:
-        print(f"error: {args.workflow}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     runtime = build_runtime(args)
-    return run_workflow(workflow, runtime.registry, runtime.env, folders=runtime.folders)
+    try:
+        loaded = load_from_args(args, runtime)
+        workflow = parse_api(loaded.api)
+    except WorkflowError as exc:
+        print_problems(getattr(exc, "problems", ()) or [Problem(exc.type, f"{args.file}: {exc}")])
+        return EXIT_FAILED
+    canvas = loaded.canvas_to_embed(runtime.registry)
+    extra_data = {"extra_pnginfo": {"workflow": canvas}} if canvas is not None else None
+    return run_workflow(workflow, runtime.registry, runtime.env, folders=runtime.folders, extra_data=extra_data)
 
 
 def run_workflow(
@@ -92,6 +64,7 @@ def run_workflow(
     out: TextIO | None = None,
     err: TextIO | None = None,
     executor: Executor | None = None,
+    extra_data: Mapping[str, Any] | None = None,
 ) -> int:
     """Validate, run and report; returns the process exit status."""
     out = out or sys.stdout
@@ -106,7 +79,14 @@ def run_workflow(
     done: list[RunOutcome] = []
     worker = threading.Thread(
         target=lambda: done.append(
-            executor.run(workflow, outputs=checked.outputs, prompt_id=str(uuid.uuid4()), emit=printer, control=control)
+            executor.run(
+                workflow,
+                outputs=checked.outputs,
+                prompt_id=str(uuid.uuid4()),
+                emit=printer,
+                control=control,
+                extra_data=extra_data,
+            )
         ),
         name="loom-run",
         daemon=True,

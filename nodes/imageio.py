@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import io
 import json
-import struct
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from engine.pngmeta import WORKFLOW_KEYS, ImageMetaError, png_text_chunks
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-WORKFLOW_KEYS = ("prompt", "workflow")
-_TEXT_LIMIT = 64 * 1024 * 1024  # far above any workflow; a compressed chunk inflating past it is refused
-
-
-class PngMetadataError(ValueError):
-    """The bytes are not a readable PNG."""
+PngMetadataError = ImageMetaError  # the name this module's callers know
 
 
 def text_chunks(prompt: Any = None, extra_pnginfo: Any = None) -> dict[str, str]:
@@ -61,51 +55,12 @@ def encode_png(pixels: np.ndarray, text: Mapping[str, str] | None = None, compre
 
 
 def read_png_text(source: str | Path | bytes) -> dict[str, str]:
-    """All tEXt, zTXt and iTXt chunks of a PNG (path or bytes) as {keyword: text}; the pixels are not decoded."""
+    """All readable tEXt, zTXt and iTXt chunks of a PNG (path or bytes) as {keyword: text}; pixels not decoded.
+
+    The parser is the engine's (`engine.pngmeta`), shared with workflow-file loading so there is one of it.
+    """
     data = source if isinstance(source, bytes | bytearray) else Path(source).read_bytes()
-    if not data.startswith(PNG_SIGNATURE):
-        raise PngMetadataError("not a PNG file (bad signature)")
-    chunks: dict[str, str] = {}
-    pos = len(PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        body = data[pos + 8 : pos + 8 + length]
-        if len(body) < length:
-            raise PngMetadataError(f"truncated PNG: chunk {kind!r} runs past the end of the file")
-        pos += 12 + length
-        try:
-            parsed = _parse_text_chunk(kind, bytes(body))
-        except (ValueError, IndexError, zlib.error):
-            continue  # a damaged text chunk must not hide the others
-        if parsed is not None:
-            chunks.setdefault(parsed[0], parsed[1])
-        if kind == b"IEND":
-            break
-    return chunks
-
-
-def _parse_text_chunk(kind: bytes, body: bytes) -> tuple[str, str] | None:
-    if kind == b"tEXt":
-        key, _, text = body.partition(b"\0")
-        return key.decode("latin-1"), text.decode("latin-1")
-    if kind == b"zTXt":
-        key, _, rest = body.partition(b"\0")
-        return key.decode("latin-1"), _inflate(rest[1:]).decode("latin-1")
-    if kind == b"iTXt":
-        key, _, rest = body.partition(b"\0")
-        compressed, rest = rest[0], rest[2:]
-        _language, _, rest = rest.partition(b"\0")
-        _translated, _, text = rest.partition(b"\0")
-        return key.decode("latin-1"), (_inflate(text) if compressed else text).decode("utf-8")
-    return None
-
-
-def _inflate(data: bytes) -> bytes:
-    decoder = zlib.decompressobj()
-    out = decoder.decompress(data, _TEXT_LIMIT)
-    if decoder.unconsumed_tail:
-        raise ValueError("compressed text chunk inflates past the limit")
-    return out
+    return png_text_chunks(bytes(data))
 
 
 def read_png_workflow(source: str | Path | bytes) -> dict[str, Any]:

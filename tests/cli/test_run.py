@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from cli.commands import COMMANDS
-from cli.run import OverrideError, apply_overrides, load_workflow_file, run_workflow
+from cli.run import run_workflow
 from engine.context import NodeContext
 from engine.folders import Folders
 from engine.native import Int, Socket, String, node
+from engine.problems import WorkflowFileError
 from engine.registry import NodeRegistry
 from engine.workflow import Link
+from engine.workflow_files import load_workflow_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,8 +62,7 @@ def test_run_registers_its_command() -> None:
 def test_runs_a_workflow_and_says_where_outputs_went(tmp_path: Path) -> None:
     folders = Folders.under(tmp_path)
     folders.ensure()
-    wf = load_workflow_file(write(tmp_path, WORKFLOW))
-    apply_overrides(wf, ["count.value=5"])
+    wf = load_workflow_file(write(tmp_path, WORKFLOW), registry(), overrides=["count.value=5"])
     out, err = io.StringIO(), io.StringIO()
     assert run_workflow(wf, registry(), folders, folders=folders, out=out, err=err) == 0
     assert (folders.output / "n.txt").read_text() == "5"
@@ -71,8 +72,7 @@ def test_runs_a_workflow_and_says_where_outputs_went(tmp_path: Path) -> None:
 
 
 def test_validation_errors_are_printed_per_node(tmp_path: Path) -> None:
-    wf = load_workflow_file(write(tmp_path, WORKFLOW))
-    apply_overrides(wf, ["1.value=50"])
+    wf = load_workflow_file(write(tmp_path, WORKFLOW), registry(), overrides=["1.value=50"])
     err = io.StringIO()
     assert run_workflow(wf, registry(), out=io.StringIO(), err=err) == 1
     assert "node 1 (count) [Number]" in err.getvalue() and "value_bigger_than_max" in err.getvalue()
@@ -81,22 +81,21 @@ def test_validation_errors_are_printed_per_node(tmp_path: Path) -> None:
 def test_a_failing_node_exits_non_zero(tmp_path: Path) -> None:
     folders = Folders.under(tmp_path)
     folders.ensure()
-    wf = load_workflow_file(write(tmp_path, WORKFLOW))
-    apply_overrides(wf, ["1.value=7"])
+    wf = load_workflow_file(write(tmp_path, WORKFLOW), registry(), overrides=["1.value=7"])
     err = io.StringIO()
     assert run_workflow(wf, registry(), folders, out=io.StringIO(), err=err) == 1
     assert "node 2 (WriteText) failed: RuntimeError: seven is not allowed" in err.getvalue()
 
 
 def test_overrides_parse_json_and_links(tmp_path: Path) -> None:
-    wf = load_workflow_file(write(tmp_path, WORKFLOW))
-    apply_overrides(wf, ["2.name=plain text", 'count.value=["1", 0]', "2.a=4"])
+    path = write(tmp_path, WORKFLOW)
+    wf = load_workflow_file(path, registry(), overrides=["2.name=plain text", 'count.value=["1", 0]', "2.a=4"])
     assert wf["2"].inputs["name"] == "plain text" and wf["2"].inputs["a"] == 4
     assert wf["1"].inputs["value"] == Link("1", 0)
-    with pytest.raises(OverrideError, match="no node"):
-        apply_overrides(wf, ["nope.value=1"])
-    with pytest.raises(OverrideError, match=r"NODE\.INPUT=VALUE"):
-        apply_overrides(wf, ["value"])
+    with pytest.raises(WorkflowFileError, match="no node"):
+        load_workflow_file(path, registry(), overrides=["nope.value=1"])
+    with pytest.raises(WorkflowFileError, match=r"NODE\.INPUT=VALUE"):
+        load_workflow_file(path, registry(), overrides=["value"])
 
 
 def test_subprocess_exit_codes(tmp_path: Path) -> None:
@@ -109,7 +108,7 @@ def test_subprocess_exit_codes(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 1
-    assert "node 1 [NoSuchNode]" in proc.stderr and "invalid_prompt" in proc.stderr
+    assert "node 1: unknown node type 'NoSuchNode'" in proc.stderr
     missing = subprocess.run(
         [sys.executable, "main.py", "run", str(tmp_path / "absent.json"), "--base-directory", str(tmp_path)],
         cwd=ROOT,
@@ -118,3 +117,15 @@ def test_subprocess_exit_codes(tmp_path: Path) -> None:
         timeout=60,
     )
     assert missing.returncode == 1 and "absent.json" in missing.stderr
+
+
+def test_runs_a_canvas_file_with_overrides(tmp_path: Path) -> None:
+    from engine.canvas_export import api_to_canvas
+
+    folders = Folders.under(tmp_path)
+    folders.ensure()
+    path = tmp_path / "canvas.json"
+    path.write_text(json.dumps(api_to_canvas(WORKFLOW, registry())))
+    wf = load_workflow_file(path, registry(), overrides=["count.value=6"])
+    assert run_workflow(wf, registry(), folders, folders=folders, out=io.StringIO(), err=io.StringIO()) == 0
+    assert (folders.output / "n.txt").read_text() == "6"

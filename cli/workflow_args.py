@@ -1,0 +1,56 @@
+"""Flags and helpers shared by the commands that read a workflow file (run, validate, convert)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+from cli.runtime import Runtime
+from engine.problems import Problem
+from engine.workflow_files import LoadedWorkflow, load_workflow, parse_model_map
+
+
+def add_file_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="workflow: API or canvas JSON, or a PNG/WebP/JPEG that carries one")
+
+
+def add_workflow_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--set` and `--model-map`, for commands that prepare a workflow to run."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NODE.INPUT=VALUE",
+        help="override an input; NODE is a node id, a title or a class type naming one node "
+        "(--set KSampler.seed=7, --set 3.steps=4); VALUE is read as JSON when it parses, else as text",
+    )
+    parser.add_argument(
+        "--model-map",
+        dest="model_map",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="run with model file FILE wherever the workflow names model file NAME "
+        "(--model-map v1-5-pruned-emaonly.safetensors=my-model.safetensors)",
+    )
+
+
+def print_problems(problems: Iterable[Problem], stream: TextIO | None = None) -> None:
+    """One line per problem (on standard error by default), each naming its node and its kind."""
+    for problem in problems:
+        print(f"error [{problem.type}]: {problem.message}", file=stream or sys.stderr)
+
+
+def load_from_args(args: argparse.Namespace, runtime: Runtime) -> LoadedWorkflow:
+    """The workflow named on the command line with `--model-map` and `--set` applied; raises WorkflowFileError."""
+    return load_workflow(
+        args.file,
+        runtime.registry,
+        runtime.folders,
+        model_map=parse_model_map(args.model_map),
+        overrides=args.overrides,
+    )
