@@ -64,3 +64,27 @@ def unet_inputs(seed: int = 1, sdxl: bool = False) -> dict[str, object]:
     if sdxl:
         inputs["added_cond_kwargs"] = {"text_embeds": torch.randn(1, 8, generator=gen), "time_ids": torch.ones(1, 6)}
     return inputs
+
+
+def tiny_controlnet(seed: int = 0) -> torch.nn.Module:
+    """A ControlNet matching `tiny_unet()` whose zero-initialised output convs are perturbed so it has an effect.
+
+    Its group count (8) and head count (1) are what `detect_controlnet` infers for these shapes, so a file written
+    from it loads back into the same computation.
+    """
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(seed)
+    net = ControlNetModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        cross_attention_dim=CONTEXT,
+        attention_head_dim=1,
+        norm_num_groups=8,
+        conditioning_embedding_out_channels=(4, 4, 8, 8),
+    )
+    with torch.no_grad():
+        for param in net.parameters():
+            param.normal_(0, 0.2)
+    return net.eval().requires_grad_(False)
