@@ -9,6 +9,10 @@ BUILTIN_MODULES = (
     "nodes.latent",
     "nodes.image",
     "nodes.primitive",
+    "nodes.conditioning_ops",
+    "nodes.lora",
+    "nodes.controlnet",
+    "nodes.preprocess",
 )
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine.context import NodeContext
-from engine.native import Float, Out, Socket, node
+from engine.native import Combo, Float, Out, Socket, node
 from nodes.lora import file_fingerprint, model_files
-from engine.native import Combo
 
 COND = Socket("CONDITIONING")
 
@@ -32,9 +31,7 @@ def ControlNetLoader(control_net_name: str = Combo(model_files("controlnet")), c
     return (load_controlnet(path),)
 
 
-def apply_control(
-    conditioning: list, control_net: Any, image: Any, strength: float, start: float, end: float
-) -> list:
+def apply_control(conditioning: list, control_net: Any, image: Any, strength: float, start: float, end: float) -> list:
     """New pairs, each with this ControlNet chained on top of the control it already had."""
     from diffusion.controlnet import ControlHint
 

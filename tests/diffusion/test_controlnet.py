@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from tiny_lora_models import CONTEXT, tiny_controlnet, tiny_unet, unet_inputs
 
 from diffusion.controlnet import (
     ControlHint,
@@ -15,6 +14,7 @@ from diffusion.controlnet import (
     resize_cover,
 )
 from diffusion.ldm_names import ldm_state_dict_names
+from tests.diffusion.tiny_lora_models import CONTEXT, tiny_controlnet, tiny_unet, unet_inputs
 
 
 def _write_ldm(net: torch.nn.Module, path: Path, prefix: str = "control_model.") -> None:

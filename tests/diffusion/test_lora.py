@@ -4,12 +4,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from tiny_lora_models import tiny_clip, tiny_unet, unet_inputs
 from torch import nn
 
 from diffusion.ldm_names import ldm_module_names
 from diffusion.lora import LoraError, apply_patches, match_lora, read_lora, shared_copy
 from diffusion.lora_keys import TE1, TE2, UNET
+from tests.diffusion.tiny_lora_models import tiny_clip, tiny_unet, unet_inputs
 
 RANK = 2
 
