@@ -13,6 +13,7 @@ BUILTIN_MODULES = (
     "nodes.lora",
     "nodes.controlnet",
     "nodes.preprocess",
+    "nodes.upscale",
 )
 
 
