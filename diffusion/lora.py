@@ -39,18 +39,21 @@ class LoraError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LoraPatch:
-    """One layer's low-rank update: delta = scale * up @ down, with scale = alpha / rank (1 without alpha)."""
+    """One layer's low-rank update: delta = scale * up @ down, with scale = alpha / rank (1 without alpha).
+
+    For a conv layer (LoCon) `down` is the k x k conv to `rank` channels and `up` a 1x1 conv back, so flattening
+    both to matrices gives the delta of the layer's weight viewed as [out, in * k * k]."""
 
     target: Target
     down: torch.Tensor
     up: torch.Tensor
     scale: float
 
-    def delta(self, shape: torch.Size) -> torch.Tensor:
-        rank = self.down.shape[0]
-        up = self.up.float().reshape(self.up.shape[0], -1)
-        down = self.down.float().reshape(rank, -1)
-        return (up @ down).reshape(shape) * self.scale
+    def add_to(self, flat: torch.Tensor, strength: float) -> None:
+        """`flat += strength * scale * up @ down` in place, on the weight viewed as [out, in * kernel]."""
+        up = self.up.to(flat.device, flat.dtype).reshape(self.up.shape[0], -1)
+        down = self.down.to(flat.device, flat.dtype).reshape(self.down.shape[0], -1)
+        flat.addmm_(up, down, alpha=strength * self.scale)
 
 
 @dataclass(slots=True)
@@ -145,18 +148,18 @@ def apply_patches(
     for name, todo in by_component.items():
         strength = float(strengths[name])
         clone = shared_copy(components[name])
-        deltas: dict[str, torch.Tensor] = {}
+        by_module: dict[str, list[LoraPatch]] = {}
         for patch in todo:
-            weight = clone.get_submodule(patch.target.module).weight
-            delta = patch.delta(weight.shape).to(weight.device)
-            deltas[patch.target.module] = (
-                deltas[patch.target.module] + delta if patch.target.module in deltas else delta
-            )
+            by_module.setdefault(patch.target.module, []).append(patch)
         with torch.no_grad():
-            for module_name, delta in deltas.items():
+            for module_name, group in by_module.items():
                 module = clone.get_submodule(module_name)
                 base = module.weight
-                new = (base.float() + strength * delta).to(base.dtype)
-                module.weight = nn.Parameter(new, requires_grad=base.requires_grad)
+                # One float32 copy of the weight takes every delta in place (half-precision sums would lose bits).
+                work = base.detach().to(torch.float32, copy=True)
+                flat = work.view(work.shape[0], -1)
+                for patch in group:
+                    patch.add_to(flat, strength)
+                module.weight = nn.Parameter(work.to(base.dtype), requires_grad=base.requires_grad)
         out[name] = clone
     return out
