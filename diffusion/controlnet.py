@@ -231,6 +231,8 @@ class ControlHint:
             return None
         net = self.net
         param = next(net.parameters())
+        if param.device != x.device:  # loaded on the CPU; follows the latent to the compute device once
+            net.to(x.device)
         dtype = param.dtype
         hint = self.hint(x, cond_indices)
         down, mid = net(

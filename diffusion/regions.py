@@ -77,3 +77,12 @@ def blend(predictions: Sequence[tuple[Region, torch.Tensor]], like: torch.Tensor
         total[..., reg.y0 : reg.y1, reg.x0 : reg.x1] += part * w
         weights[..., reg.y0 : reg.y1, reg.x0 : reg.x1] += w
     return total / weights.clamp_min(1e-8)
+
+
+def weighted_mean(
+    predictions: Sequence[torch.Tensor], options: Sequence[Mapping[str, Any]], like: torch.Tensor
+) -> torch.Tensor:
+    """Blend full-size predictions of conditioning entries by their regions (area, mask, strength)."""
+    batch, height, width = like.shape[0], like.shape[2], like.shape[3]
+    regions = [region(o, batch, height, width, like.device) for o in options]
+    return blend(list(zip(regions, predictions, strict=True)), like)

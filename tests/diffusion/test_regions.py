@@ -1,6 +1,6 @@
 import torch
 
-from diffusion.regions import blend, has_regions, region
+from diffusion.regions import blend, has_regions, region, weighted_mean
 
 CPU = torch.device("cpu")
 
@@ -36,3 +36,12 @@ def test_blend_is_the_weighted_mean_where_regions_overlap() -> None:
     assert torch.allclose(out[..., 4:], torch.ones(1, 4, 8, 4))
     only_left = blend([(left, torch.full_like(like, 2.0))], like)
     assert torch.allclose(only_left[..., :4], torch.full((1, 4, 8, 4), 2.0)) and not only_left[..., 4:].any()
+
+
+def test_weighted_mean_of_full_size_predictions() -> None:
+    like = torch.zeros(1, 4, 8, 8)
+    preds = [torch.full_like(like, 1.0), torch.full_like(like, 3.0)]
+    out = weighted_mean(preds, [{}, {"area": (8, 4, 0, 4), "strength": 1.0}], like)
+    assert torch.allclose(out[..., :4], torch.ones(1, 4, 8, 4)) and torch.allclose(
+        out[..., 4:], 2 * torch.ones(1, 4, 8, 4)
+    )
