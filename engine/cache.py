@@ -10,6 +10,7 @@ from typing import Any
 
 ENTRY_OVERHEAD = 240  # bytes an entry costs besides its values: key, entry object, dict slot
 DEFAULT_MAX_BYTES = 8 << 30
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,12 @@ class CacheEntry:
 def estimate_nbytes(value: Any, _depth: int = 0) -> int:
     """The memory a value holds, by duck typing (the engine imports no torch): `loom_nbytes()` (models, wrappers),
     `.nbytes` (arrays, tensors), `element_size() * numel()`, `parameters()` (modules); containers are summed."""
-    if value is None or isinstance(value, bool | int | float):
+    kind = type(value)
+    if kind in _SCALARS:
+        return 0
+    if kind is tuple and _depth < 8:
+        return 56 + sum(0 if type(v) in _SCALARS else estimate_nbytes(v, _depth + 1) for v in value)
+    if isinstance(value, bool | int | float):
         return 0
     if isinstance(value, str | bytes | bytearray):
         return len(value)

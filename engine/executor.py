@@ -34,6 +34,7 @@ from engine.summary import summarise
 from engine.workflow import Link, Workflow, WorkflowError, WorkflowNode, decode_input, parse_api
 
 Status = Literal["success", "error", "interrupted"]
+_PLAIN = frozenset({int, float, str, bool, bytes})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class _ClassInfo:
     defaults: dict[str, Any]
     list_outputs: tuple[bool, ...]
     any_list_output: bool
+    n_outputs: int
 
 
 @dataclass(slots=True)
@@ -85,6 +87,7 @@ class _Pending:
     """A node whose async call is in flight."""
 
     node_id: str
+    info: _ClassInfo
     kwargs: dict[str, Any]
     fanned: bool
 
@@ -222,6 +225,7 @@ class _Job:
         kwargs: dict[str, Any] = {}
         unevaluated: dict[str, str] | None = None
         blocker: ExecutionBlocker | None = None
+        fanned = False
         for name, value in node.inputs.items():
             if type(value) is Link:
                 out = results.get(value.node)
@@ -232,7 +236,10 @@ class _Job:
                     kwargs[name] = None
                     continue
                 value = out[value.output]
-                if type(value) is ExecutionBlocker and blocker is None:
+                kind = type(value)
+                if kind is ItemList:
+                    fanned = True
+                elif kind is ExecutionBlocker and blocker is None:
                     blocker = value
             kwargs[name] = value
         if info.defaults:
@@ -240,21 +247,23 @@ class _Job:
                 kwargs.setdefault(name, default)
         for name, kind in info.hidden:
             kwargs[name] = self._hidden(node_id, kind)
-        if spec.input_is_list and blocker is None:
-            blocker = next(
-                (x for v in kwargs.values() if type(v) is ItemList for x in v if type(x) is ExecutionBlocker), None
-            )
+        if spec.input_is_list:
+            fanned = False
+            if blocker is None:
+                blocker = next(
+                    (x for v in kwargs.values() if type(v) is ItemList for x in v if type(x) is ExecutionBlocker), None
+                )
         if blocker is not None:
             self._block(node_id, info, blocker)
             return
         if unevaluated and self._wait_for_lazy(node_id, spec, kwargs, unevaluated):
             return
-        fanned = not spec.input_is_list and any(type(v) is ItemList for v in kwargs.values())
         if spec.input_is_list:
             kwargs = {k: list(v) if type(v) is ItemList else [v] for k, v in kwargs.items()}
-        self._call(node_id, node, spec, kwargs, fanned)
+        self._call(node_id, node, info, kwargs, fanned)
 
-    def _call(self, node_id: str, node: WorkflowNode, spec: NodeSpec, kwargs: dict[str, Any], fanned: bool) -> None:
+    def _call(self, node_id: str, node: WorkflowNode, info: _ClassInfo, kwargs: dict[str, Any], fanned: bool) -> None:
+        spec = info.spec
         display = self.display.get(node_id, node_id)
         if self.prompt_api is None:
             self.prompt_api = self.source.to_api()
@@ -283,7 +292,7 @@ class _Job:
             if inspect.isawaitable(raw):
                 if self.loop is None:
                     self.loop = asyncio.new_event_loop()
-                self.tasks[self.loop.create_task(_awaited(raw))] = _Pending(node_id, kwargs, fanned)
+                self.tasks[self.loop.create_task(_awaited(raw))] = _Pending(node_id, info, kwargs, fanned)
                 return
         except Interrupted:
             raise _Stopped(node_id) from None
@@ -291,7 +300,7 @@ class _Job:
             raise self._failure(node_id, exc, kwargs) from exc
         finally:
             reset_current_context(token)
-        self._complete(node_id, raw, fanned, kwargs)
+        self._complete(node_id, info, raw, fanned, kwargs)
 
     def _invoke_item(self, spec: NodeSpec, item: dict[str, Any], ctx: NodeContext) -> Any:
         for value in item.values():
@@ -301,10 +310,16 @@ class _Job:
             item["__context__"] = ctx
         return spec.invoke(item)
 
-    def _complete(self, node_id: str, raw: Any, fanned: bool, kwargs: dict[str, Any]) -> None:
-        node = self.nodes[node_id]
-        info = self._info(node.class_type)
+    def _complete(self, node_id: str, info: _ClassInfo, raw: Any, fanned: bool, kwargs: dict[str, Any]) -> None:
         spec = info.spec
+        if not fanned and not info.any_list_output:  # the common shapes, without the general normalising
+            kind = type(raw)
+            if kind is tuple and len(raw) == info.n_outputs:
+                self._store(node_id, raw, None)
+                return
+            if kind in _PLAIN and info.n_outputs == 1:
+                self._store(node_id, (raw,), None)
+                return
         try:
             if fanned:
                 outputs, ui = self._merge(node_id, spec, info, raw)
@@ -488,7 +503,7 @@ class _Job:
                 raise _Stopped(pending.node_id)
             if exc is not None:
                 raise self._failure(pending.node_id, exc, pending.kwargs)
-            self._complete(pending.node_id, task.result(), pending.fanned, pending.kwargs)
+            self._complete(pending.node_id, pending.info, task.result(), pending.fanned, pending.kwargs)
 
     def _close_loop(self) -> None:
         loop = self.loop
@@ -526,6 +541,7 @@ class _Job:
                 defaults={i.name: i.default for i in spec.inputs if i.kind == "required" and i.has_default},
                 list_outputs=tuple(o.is_list for o in spec.outputs),
                 any_list_output=any(o.is_list for o in spec.outputs),
+                n_outputs=len(spec.outputs),
             )
         return info
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from typing import Any
@@ -8,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.cache import OutputCache
-from engine.context import current_context
+from engine.context import NodeContext, RunControl, current_context
 from engine.events import (
     JobFailed,
     JobInterrupted,
@@ -167,8 +168,6 @@ def test_lazy_branch_not_evaluated(lab: Lab) -> None:
 
 
 def test_interrupt_stops_the_job_and_keeps_the_cache_consistent(lab: Lab) -> None:
-    from engine.context import RunControl
-
     data = {
         "1": {"class_type": "Const", "inputs": {"value": 1}},
         "2": {"class_type": "Slow", "inputs": {"a": ["1", 0], "steps": 5}},
@@ -189,8 +188,6 @@ def test_interrupt_stops_the_job_and_keeps_the_cache_consistent(lab: Lab) -> Non
 
 
 def test_interrupt_before_start(lab: Lab) -> None:
-    from engine.context import RunControl
-
     control = RunControl()
     control.interrupt()
     outcome, events = run(lab, diamond(), control=control)
@@ -348,13 +345,39 @@ def test_wrong_result_shape_fails_the_job_naming_the_node(lab: Lab) -> None:
     assert outcome.error.exception_type == "ResultError" and "declares 2" in outcome.error.exception_message
 
 
-def test_cache_is_safe_to_clear_from_another_thread(lab: Lab) -> None:
+def test_clearing_the_cache_mid_job_keeps_what_the_job_pins(lab: Lab) -> None:
+    data = {
+        "1": {"class_type": "Const", "inputs": {"value": 1}},
+        "2": {"class_type": "Slow", "inputs": {"a": ["1", 0], "steps": 2}},
+        "3": {"class_type": "Sink", "inputs": {"a": ["2", 0]}},
+    }
     ex = Executor(lab.registry)
-    thread = threading.Thread(target=lambda: run(lab, diamond(), ex))
-    thread.start()
-    ex.cache.clear()
-    thread.join()
-    assert run(lab, diamond(), ex)[0].status == "success"
+    run(
+        lab,
+        {
+            "9": {"class_type": "Const", "inputs": {"value": 500}},
+            "8": {"class_type": "Sink", "inputs": {"a": ["9", 0]}},
+        },
+        ex,
+    )
+    assert len(ex.cache) == 2
+    cleared = threading.Event()
+
+    def clear_from_another_thread(step: int) -> None:
+        if step == 0:
+            worker = threading.Thread(target=ex.cache.clear)
+            worker.start()
+            worker.join()
+            cleared.set()
+
+    lab.gate = clear_from_another_thread
+    run(lab, data, ex)
+    assert cleared.is_set()
+    assert len(ex.cache) == 3  # the other job's two entries went; this job's Const (pinned) stayed, then 2 and 3
+    lab.gate = None
+    lab.calls.clear()
+    outcome, _ = run(lab, data, ex)
+    assert outcome.cached == ("3",) and sum(lab.calls.values()) == 0
 
 
 # -- property tests: random DAGs against a naive recursive evaluator -------------------------------------------
@@ -425,3 +448,23 @@ def test_random_dags_match_a_naive_evaluator_and_run_each_node_once(data: dict) 
     # Identical subgraphs share one execution, so calls never exceed the distinct nodes that were needed.
     assert len(first.executed) == sum(calls.values()) <= len(data)
     assert len(set(first.executed)) == len(first.executed)
+
+
+def test_interrupting_an_async_node(lab: Lab) -> None:
+    control = RunControl()
+
+    @node(outputs=["INT"])
+    async def Waiter(a: int = Socket("INT"), ctx: NodeContext = None) -> int:  # type: ignore[assignment]
+        control.interrupt()
+        await asyncio.sleep(0)
+        ctx.check_interrupt()
+        return a
+
+    lab.registry.add_native(Waiter)
+    data = {
+        "1": {"class_type": "Const", "inputs": {"value": 1}},
+        "2": {"class_type": "Waiter", "inputs": {"a": ["1", 0]}},
+        "3": {"class_type": "Sink", "inputs": {"a": ["2", 0]}},
+    }
+    outcome, events = run(lab, data, control=control)
+    assert outcome.status == "interrupted" and events[-1].node_id == "2" and lab.calls["Sink"] == 0
