@@ -13,6 +13,11 @@ BUILTIN_MODULES = (
     "nodes.latent",
     "nodes.image",
     "nodes.primitive",
+    "nodes.conditioning_ops",
+    "nodes.lora",
+    "nodes.controlnet",
+    "nodes.preprocess",
+    "nodes.upscale",
 )
 
 

@@ -1,0 +1,165 @@
+"""LoRA files: read them, match their keys to layers, and patch copies of models without touching the base.
+
+A patched model is a structural copy of the base whose untouched parameters ARE the base's tensors (shared, not
+copied) and whose patched layers hold new weights `W + strength * alpha/rank * up @ down`. The base stays
+bit-identical however many LoRAs are applied and dropped, stacking is applying to a patched copy, and removing a
+LoRA is dropping the copy.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from diffusion.lora_keys import Target, module_table, resolve
+
+# Key suffixes, most specific first: (suffix, part).
+_SUFFIXES = (
+    (".lora_down.weight", "down"),
+    (".lora_up.weight", "up"),
+    (".lora_A.weight", "down"),
+    (".lora_B.weight", "up"),
+    (".lora.down.weight", "down"),
+    (".lora.up.weight", "up"),
+    (".down.weight", "down"),
+    (".up.weight", "up"),
+    (".alpha", "alpha"),
+)
+# Parts of other adapter kinds (LoHa, LoKr, Tucker-LoCon, DoRA, full diffs) Loom does not apply.
+_UNSUPPORTED = ("hada_", "lokr_", ".lora_mid.", ".dora_scale", ".diff", ".diff_b", ".on_input")
+
+
+class LoraError(ValueError):
+    """A LoRA file that cannot be used at all (unreadable, or nothing in it matches the model)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoraPatch:
+    """One layer's low-rank update: delta = scale * up @ down, with scale = alpha / rank (1 without alpha).
+
+    For a conv layer (LoCon) `down` is the k x k conv to `rank` channels and `up` a 1x1 conv back, so flattening
+    both to matrices gives the delta of the layer's weight viewed as [out, in * k * k]."""
+
+    target: Target
+    down: torch.Tensor
+    up: torch.Tensor
+    scale: float
+
+    def add_to(self, flat: torch.Tensor, strength: float) -> None:
+        """`flat += strength * scale * up @ down` in place, on the weight viewed as [out, in * kernel]."""
+        up = self.up.to(flat.device, flat.dtype).reshape(self.up.shape[0], -1)
+        down = self.down.to(flat.device, flat.dtype).reshape(self.down.shape[0], -1)
+        flat.addmm_(up, down, alpha=strength * self.scale)
+
+
+@dataclass(slots=True)
+class LoraMatch:
+    """A file's patches for one set of models, and the keys that patch nothing (key -> why), never dropped silently."""
+
+    patches: list[LoraPatch] = field(default_factory=list)
+    unmapped: dict[str, str] = field(default_factory=dict)
+
+
+def read_lora(path: str) -> dict[str, torch.Tensor]:
+    """A LoRA file's tensors: safetensors memory-mapped, pickles only through `weights_only`."""
+    if str(path).endswith((".safetensors", ".sft")):
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:
+            raise LoraError(f"cannot read LoRA file {path}: {exc}") from exc
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LoraError(f"cannot read LoRA file {path} (pickles are read with weights_only=True): {exc}") from exc
+    if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
+        data = data["state_dict"]
+    if not isinstance(data, Mapping):
+        raise LoraError(f"LoRA file {path} holds no tensor dictionary")
+    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+
+
+def _split(key: str) -> tuple[str, str] | None:
+    for suffix, part in _SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)], part
+    return None
+
+
+def match_lora(state_dict: Mapping[str, torch.Tensor], components: Mapping[str, nn.Module]) -> LoraMatch:
+    """Match every key of a LoRA state dict to a layer of `components` (`unet`, `te1`, `te2`)."""
+    tables = {name: module_table(name, model) for name, model in components.items()}
+    groups: dict[str, dict[str, tuple[str, torch.Tensor]]] = {}
+    result = LoraMatch()
+    for key, tensor in state_dict.items():
+        if any(marker in key for marker in _UNSUPPORTED):
+            result.unmapped[key] = "adapter kind not supported (only plain LoRA/LoCon)"
+            continue
+        split = _split(key)
+        if split is None:
+            result.unmapped[key] = "not a LoRA weight name"
+            continue
+        groups.setdefault(split[0], {})[split[1]] = (key, tensor)
+    for stem, parts in groups.items():
+        keys = [k for k, _ in parts.values()]
+        target = resolve(stem, tables)
+        if target is None:
+            result.unmapped.update(dict.fromkeys(keys, "no such layer in the model"))
+            continue
+        if "down" not in parts or "up" not in parts:
+            result.unmapped.update(dict.fromkeys(keys, "needs both an up and a down weight"))
+            continue
+        down, up = parts["down"][1], parts["up"][1]
+        weight = components[target.component].get_submodule(target.module).weight
+        rank, rows = down.shape[0], weight.shape[0]
+        if up.shape[0] != rows or up.numel() != rows * rank or down.numel() != rank * (weight.numel() // rows):
+            result.unmapped.update(dict.fromkeys(keys, f"shape does not fit layer of shape {tuple(weight.shape)}"))
+            continue
+        alpha = parts.get("alpha")
+        scale = float(alpha[1]) / rank if alpha is not None else 1.0
+        result.patches.append(LoraPatch(target, down, up, scale))
+    return result
+
+
+def shared_copy(model: nn.Module) -> nn.Module:
+    """A structural copy of `model` whose parameters and buffers are the very tensors of `model`."""
+    memo: dict[int, object] = {id(t): t for t in model.parameters()}
+    memo.update({id(t): t for t in model.buffers()})
+    return copy.deepcopy(model, memo)
+
+
+def apply_patches(
+    components: Mapping[str, nn.Module], patches: Sequence[LoraPatch], strengths: Mapping[str, float]
+) -> dict[str, nn.Module]:
+    """`components` with each patched one replaced by a shared copy carrying the LoRA; the inputs are unchanged.
+
+    `strengths` gives the strength per component; a component at strength 0 (or without patches) is returned as is.
+    """
+    by_component: dict[str, list[LoraPatch]] = {}
+    for patch in patches:
+        if strengths.get(patch.target.component, 0.0) != 0.0:
+            by_component.setdefault(patch.target.component, []).append(patch)
+    out = dict(components)
+    for name, todo in by_component.items():
+        strength = float(strengths[name])
+        clone = shared_copy(components[name])
+        by_module: dict[str, list[LoraPatch]] = {}
+        for patch in todo:
+            by_module.setdefault(patch.target.module, []).append(patch)
+        with torch.no_grad():
+            for module_name, group in by_module.items():
+                module = clone.get_submodule(module_name)
+                base = module.weight
+                # One float32 copy of the weight takes every delta in place (half-precision sums would lose bits).
+                work = base.detach().to(torch.float32, copy=True)
+                flat = work.view(work.shape[0], -1)
+                for patch in group:
+                    patch.add_to(flat, strength)
+                module.weight = nn.Parameter(work.to(base.dtype), requires_grad=base.requires_grad)
+        out[name] = clone
+    return out

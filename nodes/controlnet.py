@@ -1,0 +1,71 @@
+"""ControlNetLoader, ControlNetApply and ControlNetApplyAdvanced.
+
+Applying a ControlNet returns new conditioning pairs whose dict holds a `ControlHint` under "control", chained on top
+of any control already there; the sampler sums the chain's residuals at each step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.context import NodeContext
+from engine.native import Combo, Float, Out, Socket, node
+from nodes.lora import file_fingerprint, model_files
+
+COND = Socket("CONDITIONING")
+
+
+def _fingerprint(control_net_name: str = "", env: Any = None, **_inputs: Any) -> Any:
+    return file_fingerprint("controlnet", control_net_name, env)
+
+
+@node(category="loaders", outputs=[Out("CONTROL_NET")], fingerprint=_fingerprint)
+def ControlNetLoader(control_net_name: str = Combo(model_files("controlnet")), ctx: NodeContext = None) -> tuple:
+    """Load a ControlNet: a single LDM-layout file, or a diffusers folder's weights file next to its config.json."""
+    from diffusion.controlnet import load_controlnet
+
+    env = ctx.env if ctx is not None else None
+    path = env.folders.model_path("controlnet", control_net_name) if env is not None else None
+    if path is None:
+        raise FileNotFoundError(f"control_net_name: {control_net_name!r} not found in models/controlnet")
+    return (load_controlnet(path),)
+
+
+def apply_control(conditioning: list, control_net: Any, image: Any, strength: float, start: float, end: float) -> list:
+    """New pairs, each with this ControlNet chained on top of the control it already had."""
+    from diffusion.controlnet import ControlHint
+
+    if strength == 0.0:
+        return conditioning
+    hint = ControlHint(control_net, image, strength, start, end)
+    return [[tensor, {**extras, "control": hint.chained(extras.get("control"))}] for tensor, extras in conditioning]
+
+
+@node(category="conditioning/controlnet", outputs=[Out("CONDITIONING")])
+def ControlNetApply(
+    conditioning: Any = COND,
+    control_net: Any = Socket("CONTROL_NET"),
+    image: Any = Socket("IMAGE"),
+    strength: float = Float(1.0, min=0.0, max=10.0, step=0.01),
+) -> tuple:
+    """Guide the sampler with a ControlNet and a hint image (resized to the latent's size times 8)."""
+    return (apply_control(conditioning, control_net, image, strength, 0.0, 1.0),)
+
+
+@node(category="conditioning/controlnet", outputs=[Out("CONDITIONING", "positive"), Out("CONDITIONING", "negative")])
+def ControlNetApplyAdvanced(
+    positive: Any = COND,
+    negative: Any = COND,
+    control_net: Any = Socket("CONTROL_NET"),
+    image: Any = Socket("IMAGE"),
+    strength: float = Float(1.0, min=0.0, max=10.0, step=0.01),
+    start_percent: float = Float(0.0, min=0.0, max=1.0, step=0.001),
+    end_percent: float = Float(1.0, min=0.0, max=1.0, step=0.001),
+    vae: Any = Socket("VAE", optional=True),
+) -> tuple:
+    """ControlNet on both conditionings, acting from start_percent to end_percent of the schedule.
+
+    `vae` is accepted for workflow compatibility; it is only needed by latent-hint ControlNets, which Loom does not
+    load, so pixel hints are used as they are."""
+    args = (control_net, image, strength, start_percent, end_percent)
+    return apply_control(positive, *args), apply_control(negative, *args)

@@ -1,0 +1,97 @@
+"""LoraLoader and LoraLoaderModelOnly: a MODEL/CLIP with a LoRA file's deltas, the inputs left untouched.
+
+Each node's fingerprint is the LoRA file's identity (path, size, mtime), so the engine cache keys a patched model by
+(base model signature, LoRA file, strengths): re-running costs nothing, and changing only the prompt downstream
+does not re-patch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from engine.context import NodeContext
+from engine.native import Combo, Float, Out, Socket, node
+
+STRENGTH = {"min": -100.0, "max": 100.0, "step": 0.01}
+UNIT_NAMES = ("te1", "te2")
+
+
+def model_files(folder: str) -> Callable[[Any], list[str]]:
+    """Combo choices: the files of a model folder (none while no environment is attached, e.g. at import)."""
+    return lambda env: env.folders.list_models(folder) if env is not None else []
+
+
+def file_fingerprint(folder: str, name: str, env: Any) -> Any:
+    """A model file's identity for the cache: its path, size and modification time (the name when not found)."""
+    path = env.folders.model_path(folder, name) if env is not None else None
+    if path is None:
+        return name
+    stat = path.stat()
+    return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _fingerprint(lora_name: str = "", env: Any = None, **_inputs: Any) -> Any:
+    return file_fingerprint("loras", lora_name, env)
+
+
+def describe_unmapped(lora_name: str, unmapped: Mapping[str, str]) -> str:
+    """One warning naming every key that patches nothing, grouped by the reason."""
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in unmapped.items():
+        by_reason.setdefault(reason, []).append(key)
+    parts = [f"{reason}: {', '.join(keys)}" for reason, keys in by_reason.items()]
+    return f"LoRA {lora_name}: {len(unmapped)} keys were not applied ({'; '.join(parts)})"
+
+
+def apply_lora(
+    model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float, ctx: NodeContext | None
+) -> tuple[Any, Any]:
+    """`model` (a DiffusionModel) and `clip` (a TextEncoder, or None) with the LoRA applied as shared copies."""
+    from diffusion.lora import apply_patches, match_lora, read_lora
+
+    env = ctx.env if ctx is not None else None
+    path = env.folders.model_path("loras", lora_name) if env is not None else None
+    if path is None:
+        raise FileNotFoundError(f"lora_name: LoRA file {lora_name!r} not found in models/loras")
+    components: dict[str, Any] = {"unet": model.unet}
+    units = tuple(clip.units) if clip is not None else ()
+    components.update({name: unit.module for name, unit in zip(UNIT_NAMES, units, strict=False)})
+    match = match_lora(read_lora(str(path)), components)
+    if ctx is not None and match.unmapped:
+        ctx.warn(describe_unmapped(lora_name, match.unmapped))
+    if not match.patches:
+        raise ValueError(f"lora_name: no key of {lora_name!r} matches a layer of this model (wrong model family?)")
+    strengths = {"unet": strength_model} | dict.fromkeys(UNIT_NAMES, strength_clip if clip is not None else 0.0)
+    patched = apply_patches(components, match.patches, strengths)
+    if patched["unet"] is not model.unet:
+        model = model.with_unet(patched["unet"])
+    if clip is not None and any(patched[n] is not u.module for n, u in zip(UNIT_NAMES, units, strict=False)):
+        new_units = tuple(replace(u, module=patched[n]) for n, u in zip(UNIT_NAMES, units, strict=False))
+        clip = replace(clip, units=new_units)
+    return model, clip
+
+
+@node(category="loaders", outputs=[Out("MODEL"), Out("CLIP")], fingerprint=_fingerprint)
+def LoraLoader(
+    model: Any = Socket("MODEL"),
+    clip: Any = Socket("CLIP"),
+    lora_name: str = Combo(model_files("loras")),
+    strength_model: float = Float(1.0, **STRENGTH),
+    strength_clip: float = Float(1.0, **STRENGTH),
+    ctx: NodeContext = None,
+) -> tuple:
+    """Apply a LoRA to the diffusion model and the text encoder; keys that match no layer are named in a warning."""
+    return apply_lora(model, clip, lora_name, strength_model, strength_clip, ctx)
+
+
+@node(category="loaders", outputs=[Out("MODEL")], fingerprint=_fingerprint)
+def LoraLoaderModelOnly(
+    model: Any = Socket("MODEL"),
+    lora_name: str = Combo(model_files("loras")),
+    strength_model: float = Float(1.0, **STRENGTH),
+    ctx: NodeContext = None,
+) -> tuple:
+    """Apply a LoRA to the diffusion model only."""
+    return (apply_lora(model, None, lora_name, strength_model, 0.0, ctx)[0],)

@@ -1,0 +1,72 @@
+"""UpscaleModelLoader and ImageUpscaleWithModel: ESRGAN-family upscalers run in tiles so large images fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.context import NodeContext
+from engine.native import Combo, Out, Socket, node
+from nodes.lora import file_fingerprint, model_files
+
+TILE = 512
+MIN_TILE = 64
+
+
+def _fingerprint(model_name: str = "", env: Any = None, **_inputs: Any) -> Any:
+    return file_fingerprint("upscale_models", model_name, env)
+
+
+@node(category="loaders", outputs=[Out("UPSCALE_MODEL")], fingerprint=_fingerprint)
+def UpscaleModelLoader(model_name: str = Combo(model_files("upscale_models")), ctx: NodeContext = None) -> tuple:
+    """Load an ESRGAN / Real-ESRGAN (RRDBNet) upscale model; the architecture is read from the tensor shapes."""
+    from diffusion.esrgan import load_rrdb
+    from diffusion.lora import read_lora
+
+    env = ctx.env if ctx is not None else None
+    path = env.folders.model_path("upscale_models", model_name) if env is not None else None
+    if path is None:
+        raise FileNotFoundError(f"model_name: {model_name!r} not found in models/upscale_models")
+    tensors = read_lora(str(path))
+    for nested in ("params_ema", "params"):  # BasicSR training checkpoints wrap the weights
+        if nested in tensors or any(k.startswith(nested + ".") for k in tensors):
+            tensors = {k.removeprefix(nested + "."): v for k, v in tensors.items() if k.startswith(nested + ".")}
+            break
+    return (load_rrdb(tensors),)
+
+
+def upscale_image(model: Any, image: Any, tile: int, ctx: NodeContext | None) -> Any:
+    """IMAGE [B, H, W, C] -> IMAGE upscaled by the model's factor, halving the tile on out-of-memory errors."""
+    import torch
+    import torch.nn.functional as F
+
+    from diffusion.esrgan import upscale_tiled
+
+    param = next(model.parameters())
+    x = image.movedim(-1, 1).to(param.device, param.dtype)
+    h, w = x.shape[-2:]
+    fold = model.arch.unshuffle
+    x = F.pad(x, (0, -w % fold, 0, -h % fold), mode="replicate") if (h % fold or w % fold) else x
+
+    def report(done: int, total: int) -> None:
+        if ctx is not None:
+            ctx.progress(done, total)
+
+    while True:
+        try:
+            with torch.inference_mode():
+                out = upscale_tiled(model, x, model.scale, tile=max(tile, fold), progress=report)
+            break
+        except torch.OutOfMemoryError:
+            if tile <= MIN_TILE:
+                raise
+            tile //= 2
+    s = model.scale
+    return out[:, :, : h * s, : w * s].clamp(0, 1).movedim(1, -1).float().cpu()
+
+
+@node(category="image/upscaling", outputs=[Out("IMAGE")])
+def ImageUpscaleWithModel(
+    upscale_model: Any = Socket("UPSCALE_MODEL"), image: Any = Socket("IMAGE"), ctx: NodeContext = None
+) -> tuple:
+    """Upscale an image with an upscale model, tile by tile."""
+    return (upscale_image(upscale_model, image, TILE, ctx),)
