@@ -1,0 +1,636 @@
+// The application: owns the graph and canvas, talks to the server, and ties the panels together.
+
+import { LGraph, LGraphCanvas, LGraphGroup, type LGraphNode, LiteGraph } from "@comfyorg/litegraph";
+import { Api, ApiError, type ImageRef, type NodeErrors, type ObjectInfo } from "./api";
+import { graphToPrompt } from "./convert";
+import { buildDefaultWorkflow } from "./default_workflow";
+import { Extensions } from "./extensions";
+import { fitImages, type LoomNode, refreshCombos, registerNodes, resetRunState, toggleMode } from "./nodes";
+import { Palette } from "./palette";
+import { Gallery, QueuePanel } from "./panels";
+import { CONTROL_WIDGET, type NodeDef, nextControlledValue } from "./schema";
+import { type ServerMessage, Socket } from "./socket";
+import { el, openLightbox, type RuntimeError, showRuntimeError, toast } from "./ui";
+import { UndoStack } from "./undo";
+import { classify, downloadJson, loadApiFormat, type Loaded, missingTypes, readWorkflowFile } from "./workflow_io";
+
+const STORAGE_KEY = "loom.workflow";
+const CLIENT_KEY = "loom.clientId";
+
+function clientId(): string {
+  let id = sessionStorage.getItem(CLIENT_KEY);
+  if (!id) {
+    id = crypto.randomUUID?.() ?? `${Date.now().toString(16)}${Math.random().toString(16).slice(2)}`;
+    sessionStorage.setItem(CLIENT_KEY, id);
+  }
+  return id;
+}
+
+export class App {
+  readonly api = new Api();
+  readonly graph = new LGraph();
+  readonly canvas: LGraphCanvas;
+  readonly extensions = new Extensions();
+  readonly socket: Socket;
+  defs = new Map<string, NodeDef>();
+  objectInfo: ObjectInfo = {};
+  readonly queuePanel: QueuePanel;
+  readonly gallery: Gallery;
+  readonly palette: Palette;
+  undo!: UndoStack;
+  /** Prompt ids this page queued, so only their events decorate the canvas. */
+  readonly myPrompts = new Set<string>();
+  runningPrompt: string | null = null;
+  runningNode: string | null = null;
+  /** Timestamps the tests and bench read. */
+  readonly timings: Record<string, number> = {};
+  readonly #canvasEl: HTMLCanvasElement;
+  readonly #progress: HTMLDivElement;
+  readonly #status: HTMLSpanElement;
+  readonly #validation: HTMLDivElement;
+  #saveTimer = 0;
+  #examples: HTMLSelectElement;
+  #batch: HTMLInputElement;
+
+  constructor(root: HTMLElement) {
+    this.#canvasEl = el("canvas", { id: "graph-canvas", tabindex: "0" });
+    this.#progress = el("div", { class: "bar" });
+    this.#status = el("span", { class: "status", text: "connecting…" });
+    this.#validation = el("div", { class: "loom-validation", role: "alert" });
+    this.#validation.hidden = true;
+    this.#batch = el("input", { type: "number", min: "1", max: "100", value: "1", id: "batch-count", title: "Batch count" });
+    this.#examples = el("select", { id: "examples", title: "Open an example workflow" }, el("option", { value: "", text: "Examples…" }));
+    this.queuePanel = new QueuePanel(this.api);
+    this.gallery = new Gallery(this.api);
+    root.append(
+      this.#toolbar(),
+      el("div", { class: "global-progress" }, this.#progress),
+      el("main", {}, el("div", { class: "canvas-host" }, this.#canvasEl), el("aside", {}, this.queuePanel.element, this.gallery.element)),
+      this.#validation,
+    );
+    LiteGraph.release_link_on_empty_shows_menu = true;
+    LiteGraph.middle_click_slot_add_default_node = true;
+    this.canvas = new LGraphCanvas(this.#canvasEl, this.graph);
+    this.canvas.showSearchBox = (event: MouseEvent) => {
+      this.palette.open([event.clientX, event.clientY]);
+      return this.palette.element;
+    };
+    this.palette = new Palette({ defs: () => this.defs, add: (type, pos) => this.addNodeAt(type, pos) });
+    this.socket = new Socket(
+      this.api,
+      {
+        message: (msg) => this.#onMessage(msg),
+        preview: (blob) => this.#onPreview(blob),
+        connection: (state, reconnected) => this.#onConnection(state, reconnected),
+      },
+      clientId(),
+    );
+  }
+
+  async start(): Promise<void> {
+    this.timings.start = performance.now();
+    (window as any).loom = { app: this, LiteGraph, registerExtension: (e: any) => this.extensions.register(e) };
+    this.#resize();
+    window.addEventListener("resize", () => this.#resize());
+    this.objectInfo = await this.api.objectInfo();
+    const failed = await this.extensions.load(this.api);
+    if (failed.length) toast(`${failed.length} extension(s) failed to load`, "error");
+    this.#register();
+    this.#loadInitialWorkflow();
+    this.undo = new UndoStack(
+      () => this.#snapshot(),
+      (state) => this.#restore(state),
+    );
+    this.#bindInput();
+    this.socket.connect();
+    this.extensions.call("setup", this);
+    await Promise.all([this.queuePanel.refresh(), this.gallery.loadHistory(), this.#loadExamples()]);
+    this.timings.ready = performance.now();
+  }
+
+  #register(): void {
+    this.defs = registerNodes(this.objectInfo, this.canvas, {
+      nodeCreated: (node) => this.extensions.call("nodeCreated", node, this),
+      openImage: (url) => openLightbox(url),
+      beforeRegister: (cls, info) => this.extensions.call("beforeRegisterNodeDef", cls, info, this),
+    });
+  }
+
+  #toolbar(): HTMLElement {
+    const button = (text: string, title: string, action: () => void, id?: string) => {
+      const b = el("button", { text, title, id });
+      b.onclick = action;
+      return b;
+    };
+    const fileInput = el("input", { type: "file", accept: ".json,.png,application/json,image/png", id: "file-input" });
+    fileInput.hidden = true;
+    fileInput.onchange = () => {
+      const file = fileInput.files?.[0];
+      if (file) void this.loadFile(file);
+      fileInput.value = "";
+    };
+    this.#examples.onchange = () => {
+      const name = this.#examples.value;
+      this.#examples.value = "";
+      if (name) void this.openExample(name);
+    };
+    return el(
+      "header",
+      { class: "toolbar" },
+      el("strong", { class: "logo", text: "Loom" }),
+      button("Queue", "Queue the workflow (Ctrl+Enter)", () => void this.queue(), "queue-button"),
+      el("label", { class: "batch" }, "×", this.#batch),
+      button("Interrupt", "Stop the running job", () => void this.api.interrupt(), "interrupt-button"),
+      el("span", { class: "sep" }),
+      button("Add node", "Search node types (double-click the canvas)", () => this.palette.open([200, 120]), "add-node"),
+      button("Save", "Download the workflow as JSON (Ctrl+S)", () => this.save(), "save-button"),
+      button("Load", "Open a workflow JSON or a Loom PNG (Ctrl+O)", () => fileInput.click(), "load-button"),
+      fileInput,
+      this.#examples,
+      button("Default", "Load the default txt2img workflow", () => this.loadDefault(), "default-button"),
+      button("Clear", "Remove every node", () => this.#replace(() => this.graph.clear()), "clear-button"),
+      button("↶", "Undo (Ctrl+Z)", () => this.undo.undo(), "undo-button"),
+      button("↷", "Redo (Ctrl+Y)", () => this.undo.redo(), "redo-button"),
+      button("⟳ Models", "Re-read the model folders (refresh combo lists)", () => void this.refreshModels(), "refresh-button"),
+      el("span", { class: "spacer" }),
+      this.#status,
+    );
+  }
+
+  #resize(): void {
+    const host = this.#canvasEl.parentElement!;
+    const scale = Math.max(window.devicePixelRatio, 1);
+    const { width, height } = host.getBoundingClientRect();
+    this.#canvasEl.width = Math.round(width * scale);
+    this.#canvasEl.height = Math.round(height * scale);
+    this.#canvasEl.style.width = `${width}px`;
+    this.#canvasEl.style.height = `${height}px`;
+    this.#canvasEl.getContext("2d")?.scale(scale, scale);
+    this.canvas?.setDirty(true, true);
+  }
+
+  // ---- workflows -------------------------------------------------------------------------------------
+
+  #snapshot(): string {
+    const data = this.graph.serialize() as any;
+    delete data.extra?.ds;
+    return JSON.stringify(data);
+  }
+
+  #restore(state: string): void {
+    this.graph.configure(JSON.parse(state));
+    this.canvas.setDirty(true, true);
+    this.#persist();
+  }
+
+  /** Runs a whole-graph replacement and makes it one undo step. */
+  #replace(action: () => void): void {
+    action();
+    this.canvas.setDirty(true, true);
+    this.#changed();
+  }
+
+  #changed(): void {
+    if (this.undo?.check()) this.#persist();
+  }
+
+  #persist(): void {
+    window.clearTimeout(this.#saveTimer);
+    this.#saveTimer = window.setTimeout(() => {
+      try {
+        localStorage.setItem(STORAGE_KEY, JSON.stringify(this.graph.serialize()));
+      } catch {
+        // Storage full or disabled: the canvas still works, it just will not survive a reload.
+      }
+    }, 300);
+  }
+
+  #loadInitialWorkflow(): void {
+    const stored = localStorage.getItem(STORAGE_KEY);
+    if (stored) {
+      try {
+        const loaded = classify(JSON.parse(stored));
+        if (loaded) {
+          this.#applyLoaded(loaded);
+          return;
+        }
+      } catch {
+        // A corrupt stored workflow falls back to the default one.
+      }
+    }
+    buildDefaultWorkflow(this.graph);
+  }
+
+  loadDefault(): void {
+    this.#replace(() => buildDefaultWorkflow(this.graph));
+  }
+
+  #applyLoaded(loaded: Loaded): void {
+    this.#clearErrors();
+    if (loaded.kind === "api") {
+      const missing = loadApiFormat(this.graph, loaded.data);
+      if (missing.length) toast(`Unknown node types: ${[...new Set(missing)].join(", ")}`, "error", 8000);
+    } else {
+      const missing = missingTypes(loaded.data);
+      if (missing.length) toast(`Unknown node types (kept, but not runnable): ${missing.join(", ")}`, "error", 8000);
+      this.graph.configure(structuredClone(loaded.data));
+    }
+    this.canvas.setDirty(true, true);
+  }
+
+  loadWorkflow(data: unknown): boolean {
+    const loaded = classify(data);
+    if (!loaded) {
+      toast("Not a workflow", "error");
+      return false;
+    }
+    this.#replace(() => this.#applyLoaded(loaded));
+    return true;
+  }
+
+  async loadFile(file: File): Promise<void> {
+    try {
+      const loaded = await readWorkflowFile(file);
+      this.#replace(() => this.#applyLoaded(loaded));
+      toast(`Loaded ${file.name}`);
+    } catch (e) {
+      toast((e as Error).message, "error");
+    }
+  }
+
+  save(): void {
+    downloadJson(this.graph.serialize(), "workflow.json");
+  }
+
+  async #loadExamples(): Promise<void> {
+    try {
+      const names = await this.api.workflows();
+      this.#examples.append(...names.map((n) => el("option", { value: n, text: n.replace(/\.json$/, "") })));
+    } catch {
+      this.#examples.disabled = true;
+      this.#examples.title = "This server does not list example workflows";
+    }
+  }
+
+  async openExample(name: string): Promise<void> {
+    try {
+      this.loadWorkflow(await this.api.workflow(name));
+    } catch (e) {
+      toast(`Could not open ${name}: ${(e as Error).message}`, "error");
+    }
+  }
+
+  async refreshModels(): Promise<void> {
+    try {
+      this.objectInfo = await this.api.objectInfo();
+    } catch (e) {
+      toast(`Refresh failed: ${(e as Error).message}`, "error");
+      return;
+    }
+    this.#register();
+    refreshCombos(this.graph._nodes, this.defs);
+    this.canvas.setDirty(true, true);
+    toast("Model lists refreshed");
+  }
+
+  addNodeAt(type: string, screenPos: [number, number]): LGraphNode | null {
+    const node = LiteGraph.createNode(type);
+    if (!node) return null;
+    const rect = this.#canvasEl.getBoundingClientRect();
+    const pos = this.canvas.convertOffsetToCanvas([screenPos[0] - rect.left, screenPos[1] - rect.top], [0, 0]);
+    node.pos = [pos[0], pos[1]];
+    this.graph.beforeChange();
+    this.graph.add(node);
+    this.graph.afterChange();
+    this.canvas.selectNode(node);
+    this.#changed();
+    return node;
+  }
+
+  // ---- queueing --------------------------------------------------------------------------------------
+
+  async queue(batch = Number(this.#batch.value) || 1): Promise<string[]> {
+    const ids: string[] = [];
+    this.#clearErrors();
+    for (let i = 0; i < Math.max(1, batch); i++) {
+      const prompt = graphToPrompt(this.graph, this.defs);
+      const workflow = this.graph.serialize();
+      try {
+        const res = await this.api.queuePrompt({
+          prompt,
+          client_id: this.socket.clientId,
+          extra_data: { extra_pnginfo: { workflow } },
+        });
+        this.myPrompts.add(res.prompt_id);
+        ids.push(res.prompt_id);
+      } catch (e) {
+        this.#onQueueError(e);
+        break;
+      }
+      this.#applyControlAfterGenerate();
+    }
+    if (ids.length) toast(ids.length > 1 ? `Queued ${ids.length} runs` : "Queued");
+    await this.queuePanel.refresh();
+    return ids;
+  }
+
+  #applyControlAfterGenerate(): void {
+    for (const node of this.graph._nodes) {
+      const def = this.defs.get(node.type);
+      if (!def || !node.widgets) continue;
+      for (const control of node.widgets.filter((w) => w.name === CONTROL_WIDGET)) {
+        const target = node.widgets.find((w) => w.name === (control as any).loomControlFor);
+        const input = def.inputs.find((i) => i.name === target?.name);
+        if (!target || !input || control.value === "fixed") continue;
+        if (input.type === "COMBO") {
+          const values = (input.choices ?? []).map(String);
+          const idx = values.indexOf(String(target.value));
+          const step = control.value === "decrement" ? -1 : 1;
+          target.value = control.value === "randomize" ? values[Math.floor(Math.random() * values.length)] : values[(idx + step + values.length) % values.length];
+        } else target.value = nextControlledValue(Number(target.value), String(control.value), input);
+      }
+    }
+    this.canvas.setDirty(true, false);
+    this.#changed();
+  }
+
+  #onQueueError(e: unknown): void {
+    if (e instanceof ApiError && e.body) {
+      const body = e.body;
+      this.showValidationErrors(body.error?.message ?? "Invalid workflow", body.node_errors ?? {}, body.error?.details);
+    } else {
+      toast(`Could not queue: ${(e as Error).message}`, "error", 8000);
+    }
+  }
+
+  showValidationErrors(message: string, nodeErrors: NodeErrors, details?: string): void {
+    const items: HTMLElement[] = [];
+    for (const [id, entry] of Object.entries(nodeErrors)) {
+      const node = this.graph.getNodeById(id) as LoomNode | null;
+      const title = node?.title ?? entry.class_type ?? id;
+      if (node?.loom) {
+        node.has_errors = true;
+        node.loom.errors = entry.errors.map((err) => ({
+          input: err.extra_info?.input_name,
+          message: err.details ? `${err.message}: ${err.details}` : err.message,
+        }));
+      }
+      for (const err of entry.errors) {
+        const input = err.extra_info?.input_name;
+        const li = el("li", { "data-node-id": id, text: `${title} #${id}${input ? ` · ${input}` : ""}: ${err.message}${err.details ? ` (${err.details})` : ""}` });
+        li.onclick = () => node && this.canvas.centerOnNode(node);
+        items.push(li);
+      }
+    }
+    const close = el("button", { text: "×", title: "Dismiss" });
+    close.onclick = () => (this.#validation.hidden = true);
+    this.#validation.replaceChildren(
+      close,
+      el("strong", { text: message }),
+      ...(details && !items.length ? [el("p", { text: details })] : []),
+      el("ul", {}, ...items),
+    );
+    this.#validation.hidden = false;
+    this.canvas.setDirty(true, true);
+  }
+
+  #clearErrors(): void {
+    this.#validation.hidden = true;
+    for (const node of this.graph._nodes) {
+      const loom = (node as LoomNode).loom;
+      if (loom?.errors.length) {
+        loom.errors = [];
+        node.has_errors = false;
+      }
+    }
+    document.querySelector(".loom-error-dialog")?.remove();
+  }
+
+  // ---- server events ---------------------------------------------------------------------------------
+
+  #node(id: unknown): LoomNode | null {
+    if (id == null) return null;
+    const key = String(id).split(":")[0];
+    return (this.graph.getNodeById(key) ?? this.graph.getNodeById(Number(key))) as LoomNode | null;
+  }
+
+  #onConnection(state: "open" | "closed", reconnected: boolean): void {
+    this.#status.textContent = state === "open" ? "connected" : "reconnecting…";
+    this.#status.className = `status ${state}`;
+    if (state === "open" && reconnected) {
+      toast("Reconnected to the server");
+      void this.queuePanel.refresh();
+      void this.gallery.loadHistory();
+    }
+    if (state === "closed") this.#setRunning(null);
+  }
+
+  #setRunning(id: string | null): void {
+    const previous = this.#node(this.runningNode);
+    if (previous) {
+      (previous as any).loomRunning = false;
+      previous.progress = undefined;
+    }
+    this.runningNode = id;
+    const node = this.#node(id);
+    if (node) (node as any).loomRunning = true;
+    if (!id) this.#progress.style.width = "0";
+    this.canvas.setDirty(true, true);
+  }
+
+  #onMessage(msg: ServerMessage): void {
+    const data = msg.data ?? {};
+    const mine = !data.prompt_id || this.myPrompts.has(data.prompt_id);
+    switch (msg.type) {
+      case "status": {
+        const remaining = data.status?.exec_info?.queue_remaining ?? 0;
+        this.#status.textContent = `connected · queue ${remaining}`;
+        void this.queuePanel.refresh();
+        break;
+      }
+      case "execution_start":
+        if (!mine) return;
+        this.runningPrompt = data.prompt_id;
+        for (const node of this.graph._nodes) resetRunState(node, true);
+        this.#progress.style.width = "0";
+        break;
+      case "execution_cached":
+        if (!mine) return;
+        for (const id of data.nodes ?? []) {
+          const node = this.#node(id);
+          if (node?.loom) node.loom.cached = true;
+        }
+        break;
+      case "executing":
+        if (!mine) return;
+        this.#setRunning(data.node ?? null);
+        if (data.node == null) {
+          this.runningPrompt = null;
+          void this.queuePanel.refresh();
+        }
+        break;
+      case "progress": {
+        if (!mine) return;
+        const fraction = data.max ? data.value / data.max : 0;
+        const node = this.#node(data.node ?? this.runningNode);
+        if (node) node.progress = fraction;
+        this.#progress.style.width = `${Math.round(fraction * 100)}%`;
+        break;
+      }
+      case "executed":
+        if (!mine) return;
+        this.#showOutput(this.#node(data.display_node ?? data.node), data.output?.images ?? []);
+        break;
+      case "execution_success":
+        if (!mine) return;
+        this.#setRunning(null);
+        break;
+      case "execution_error": {
+        if (!mine) return;
+        this.#setRunning(null);
+        const node = this.#node(data.node_id);
+        if (node?.loom) {
+          node.has_errors = true;
+          node.loom.errors = [{ message: `${data.exception_type}: ${data.exception_message}` }];
+        }
+        showRuntimeError(data as RuntimeError, node?.title ?? String(data.node_type), () => node && this.canvas.centerOnNode(node));
+        break;
+      }
+      case "execution_interrupted":
+        if (!mine) return;
+        this.#setRunning(null);
+        toast("Run interrupted");
+        break;
+    }
+    this.canvas.setDirty(true, false);
+  }
+
+  #showOutput(node: LoomNode | null, images: ImageRef[]): void {
+    if (!images.length) return;
+    this.gallery.add(images);
+    if (!node?.loom) return;
+    const urls = images.map((img) => this.api.viewUrl(img));
+    node.loom.imageUrls = urls;
+    node.loom.preview = null;
+    node.loom.images = urls.map((url) => {
+      const img = new Image();
+      img.onload = () => {
+        fitImages(node);
+        this.canvas.setDirty(true, true);
+      };
+      img.src = url;
+      return img;
+    });
+  }
+
+  #onPreview(blob: Blob): void {
+    const node = this.#node(this.runningNode);
+    if (!node?.loom) return;
+    const img = new Image();
+    const url = URL.createObjectURL(blob);
+    img.onload = () => {
+      const old = node.loom.preview;
+      if (old) URL.revokeObjectURL(old.src);
+      node.loom.preview = img;
+      fitImages(node);
+      this.canvas.setDirty(true, false);
+    };
+    img.src = url;
+  }
+
+  // ---- input -----------------------------------------------------------------------------------------
+
+  #bindInput(): void {
+    const canvasEl = this.#canvasEl;
+    // Every gesture that may have changed the graph ends in one of these; the undo stack diffs snapshots.
+    for (const type of ["pointerup", "keyup", "change"]) {
+      window.addEventListener(type, () => window.setTimeout(() => this.#changed(), 0));
+    }
+    const dialogObserver = new MutationObserver(() => window.setTimeout(() => this.#changed(), 0));
+    dialogObserver.observe(document.body, { childList: true });
+    window.addEventListener("keydown", (e) => this.#onKey(e), true);
+    canvasEl.addEventListener("dragover", (e) => e.preventDefault());
+    document.addEventListener("dragover", (e) => e.preventDefault());
+    document.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const file = e.dataTransfer?.files?.[0];
+      if (file) void this.loadFile(file);
+    });
+    this.#bindTooltips();
+  }
+
+  #onKey(e: KeyboardEvent): void {
+    const target = e.target as HTMLElement;
+    if (["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) && target.id !== "graph-canvas") {
+      if (!(e.key === "Enter" && (e.ctrlKey || e.metaKey))) return;
+    }
+    const mod = e.ctrlKey || e.metaKey;
+    const key = e.key.toLowerCase();
+    let handled = true;
+    if (mod && key === "enter") void this.queue();
+    else if (mod && key === "z" && !e.shiftKey) this.undo.undo();
+    else if (mod && (key === "y" || (key === "z" && e.shiftKey))) this.undo.redo();
+    else if (mod && key === "s") this.save();
+    else if (mod && key === "o") document.getElementById("file-input")?.click();
+    else if (mod && key === "m") this.#forSelected((n) => toggleMode(n, 2));
+    else if (mod && key === "b") this.#forSelected((n) => toggleMode(n, 4));
+    else if (mod && key === "g") this.groupSelected();
+    else handled = false;
+    if (handled) {
+      e.preventDefault();
+      e.stopPropagation();
+    }
+  }
+
+  #forSelected(action: (node: LGraphNode) => void): void {
+    for (const node of Object.values(this.canvas.selected_nodes)) action(node);
+    this.#changed();
+  }
+
+  groupSelected(): LGraphGroup | null {
+    const items = [...this.canvas.selectedItems];
+    if (!items.length) return null;
+    const group = new LGraphGroup("Group");
+    group.resizeTo(items, 10);
+    this.graph.add(group);
+    this.canvas.setDirty(true, true);
+    this.#changed();
+    return group;
+  }
+
+  #bindTooltips(): void {
+    const tip = el("div", { class: "loom-tooltip" });
+    tip.hidden = true;
+    document.body.append(tip);
+    let timer = 0;
+    this.#canvasEl.addEventListener("pointermove", (e) => {
+      tip.hidden = true;
+      window.clearTimeout(timer);
+      timer = window.setTimeout(() => {
+        const text = this.#tooltipAt(this.canvas.graph_mouse[0], this.canvas.graph_mouse[1]);
+        if (!text) return;
+        tip.textContent = text;
+        tip.style.left = `${e.clientX + 12}px`;
+        tip.style.top = `${e.clientY + 12}px`;
+        tip.hidden = false;
+      }, 600);
+    });
+    this.#canvasEl.addEventListener("pointerleave", () => {
+      window.clearTimeout(timer);
+      tip.hidden = true;
+    });
+  }
+
+  #tooltipAt(x: number, y: number): string | undefined {
+    const node = this.graph.getNodeOnPos(x, y) as LoomNode | null;
+    if (!node?.def) return undefined;
+    const widget = node.getWidgetOnPos(x, y, true);
+    if (widget) return widget.tooltip ?? node.def.inputs.find((i) => i.name === widget.name)?.tooltip;
+    const input = node.getInputOnPos([x, y]);
+    if (input) return node.def.inputs.find((i) => i.name === (input.widget?.name ?? input.name))?.tooltip;
+    const output = node.getOutputOnPos([x, y]);
+    if (output) return node.def.outputs[node.outputs.indexOf(output)]?.tooltip;
+    if (y < node.pos[1]) return node.def.description || undefined;
+    return undefined;
+  }
+}
