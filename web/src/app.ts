@@ -71,6 +71,8 @@ export class App {
     LiteGraph.release_link_on_empty_shows_menu = true;
     LiteGraph.middle_click_slot_add_default_node = true;
     this.canvas = new LGraphCanvas(this.#canvasEl, this.graph);
+    this.canvas.show_info = false;
+    this.canvas.render_canvas_border = false;
     this.canvas.showSearchBox = (event: MouseEvent) => {
       this.palette.open([event.clientX, event.clientY]);
       return this.palette.element;
@@ -161,12 +163,11 @@ export class App {
     const host = this.#canvasEl.parentElement!;
     const scale = Math.max(window.devicePixelRatio, 1);
     const { width, height } = host.getBoundingClientRect();
-    this.#canvasEl.width = Math.round(width * scale);
-    this.#canvasEl.height = Math.round(height * scale);
     this.#canvasEl.style.width = `${width}px`;
     this.#canvasEl.style.height = `${height}px`;
+    this.canvas.resize(Math.round(width * scale), Math.round(height * scale));
     this.#canvasEl.getContext("2d")?.scale(scale, scale);
-    this.canvas?.setDirty(true, true);
+    this.canvas.setDirty(true, true);
   }
 
   // ---- workflows -------------------------------------------------------------------------------------
@@ -219,10 +220,32 @@ export class App {
       }
     }
     buildDefaultWorkflow(this.graph);
+    this.fitView();
   }
 
   loadDefault(): void {
-    this.#replace(() => buildDefaultWorkflow(this.graph));
+    this.#replace(() => {
+      buildDefaultWorkflow(this.graph);
+      this.fitView();
+    });
+  }
+
+  /** Zooms and pans so every node is in view (never zooming in past 1:1). */
+  fitView(): void {
+    const nodes = this.graph._nodes;
+    if (!nodes.length) return;
+    // Measured from pos/size: node bounding rects are only filled in by the first draw.
+    const title = LiteGraph.NODE_TITLE_HEIGHT;
+    const x0 = Math.min(...nodes.map((n) => n.pos[0])) - 40;
+    const y0 = Math.min(...nodes.map((n) => n.pos[1] - title)) - 40;
+    const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])) + 40;
+    const y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1])) + 40;
+    const ds = this.canvas.ds;
+    const width = this.#canvasEl.width / Math.max(window.devicePixelRatio, 1);
+    const height = this.#canvasEl.height / Math.max(window.devicePixelRatio, 1);
+    ds.scale = Math.min(1, width / (x1 - x0), height / (y1 - y0));
+    ds.offset = [-x0 + (width / ds.scale - (x1 - x0)) / 2, -y0 + (height / ds.scale - (y1 - y0)) / 2];
+    this.canvas.setDirty(true, true);
   }
 
   #applyLoaded(loaded: Loaded): void {
@@ -235,7 +258,7 @@ export class App {
       if (missing.length) toast(`Unknown node types (kept, but not runnable): ${missing.join(", ")}`, "error", 8000);
       this.graph.configure(structuredClone(loaded.data));
     }
-    this.canvas.setDirty(true, true);
+    this.fitView();
   }
 
   loadWorkflow(data: unknown): boolean {
@@ -440,7 +463,8 @@ export class App {
 
   #onMessage(msg: ServerMessage): void {
     const data = msg.data ?? {};
-    const mine = !data.prompt_id || this.myPrompts.has(data.prompt_id);
+    // The server sends job events only to the client that queued the job, and they may overtake the answer
+    // to POST /prompt, so every job event received here is ours.
     switch (msg.type) {
       case "status": {
         const remaining = data.status?.exec_info?.queue_remaining ?? 0;
@@ -449,20 +473,17 @@ export class App {
         break;
       }
       case "execution_start":
-        if (!mine) return;
         this.runningPrompt = data.prompt_id;
         for (const node of this.graph._nodes) resetRunState(node, true);
         this.#progress.style.width = "0";
         break;
       case "execution_cached":
-        if (!mine) return;
         for (const id of data.nodes ?? []) {
           const node = this.#node(id);
           if (node?.loom) node.loom.cached = true;
         }
         break;
       case "executing":
-        if (!mine) return;
         this.#setRunning(data.node ?? null);
         if (data.node == null) {
           this.runningPrompt = null;
@@ -470,7 +491,6 @@ export class App {
         }
         break;
       case "progress": {
-        if (!mine) return;
         const fraction = data.max ? data.value / data.max : 0;
         const node = this.#node(data.node ?? this.runningNode);
         if (node) node.progress = fraction;
@@ -478,15 +498,12 @@ export class App {
         break;
       }
       case "executed":
-        if (!mine) return;
         this.#showOutput(this.#node(data.display_node ?? data.node), data.output?.images ?? []);
         break;
       case "execution_success":
-        if (!mine) return;
         this.#setRunning(null);
         break;
       case "execution_error": {
-        if (!mine) return;
         this.#setRunning(null);
         const node = this.#node(data.node_id);
         if (node?.loom) {
@@ -497,7 +514,6 @@ export class App {
         break;
       }
       case "execution_interrupted":
-        if (!mine) return;
         this.#setRunning(null);
         toast("Run interrupted");
         break;

@@ -31,6 +31,7 @@ export function buildDefaultWorkflow(graph: LGraph): void {
   const sampler = add(graph, "KSampler", [820, 120], { seed: 42, steps: 20, cfg: 7 });
   const decode = add(graph, "VAEDecode", [1180, 120]);
   const save = add(graph, "SaveImage", [1420, 120]);
+  ckpt?.setSize([320, ckpt.size[1]]);
   if (positive) positive.title = "Positive prompt";
   if (negative) negative.title = "Negative prompt";
   link(ckpt, "MODEL", sampler, "model");
