@@ -49,7 +49,6 @@ export class App {
   readonly #status: HTMLSpanElement;
   readonly #validation: HTMLDivElement;
   #saveTimer = 0;
-  #examples: HTMLSelectElement;
   #batch: HTMLInputElement;
 
   constructor(root: HTMLElement) {
@@ -59,7 +58,6 @@ export class App {
     this.#validation = el("div", { class: "loom-validation", role: "alert" });
     this.#validation.hidden = true;
     this.#batch = el("input", { type: "number", min: "1", max: "100", value: "1", id: "batch-count", title: "Batch count" });
-    this.#examples = el("select", { id: "examples", title: "Open an example workflow" }, el("option", { value: "", text: "Examples…" }));
     this.queuePanel = new QueuePanel(this.api);
     this.gallery = new Gallery(this.api);
     root.append(
@@ -74,7 +72,7 @@ export class App {
     this.canvas.show_info = false;
     this.canvas.render_canvas_border = false;
     this.canvas.showSearchBox = (event: MouseEvent) => {
-      this.palette.open([event.clientX, event.clientY]);
+      this.palette.open([event.clientX, event.clientY], event);
       return this.palette.element;
     };
     this.palette = new Palette({ defs: () => this.defs, add: (type, pos) => this.addNodeAt(type, pos) });
@@ -106,7 +104,7 @@ export class App {
     this.#bindInput();
     this.socket.connect();
     this.extensions.call("setup", this);
-    await Promise.all([this.queuePanel.refresh(), this.gallery.loadHistory(), this.#loadExamples()]);
+    await Promise.all([this.queuePanel.refresh(), this.gallery.loadHistory()]);
     this.timings.ready = performance.now();
   }
 
@@ -119,7 +117,7 @@ export class App {
   }
 
   #toolbar(): HTMLElement {
-    const button = (text: string, title: string, action: () => void, id?: string) => {
+    const button = (text: string, title: string, action: (e: MouseEvent) => void, id?: string) => {
       const b = el("button", { text, title, id });
       b.onclick = action;
       return b;
@@ -130,11 +128,6 @@ export class App {
       const file = fileInput.files?.[0];
       if (file) void this.loadFile(file);
       fileInput.value = "";
-    };
-    this.#examples.onchange = () => {
-      const name = this.#examples.value;
-      this.#examples.value = "";
-      if (name) void this.openExample(name);
     };
     return el(
       "header",
@@ -148,7 +141,7 @@ export class App {
       button("Save", "Download the workflow as JSON (Ctrl+S)", () => this.save(), "save-button"),
       button("Load", "Open a workflow JSON or a Loom PNG (Ctrl+O)", () => fileInput.click(), "load-button"),
       fileInput,
-      this.#examples,
+      button("Examples", "Open an example workflow from workflows/", (e) => void this.#showExamples(e), "examples-button"),
       button("Default", "Load the default txt2img workflow", () => this.loadDefault(), "default-button"),
       button("Clear", "Remove every node", () => this.#replace(() => this.graph.clear()), "clear-button"),
       button("↶", "Undo (Ctrl+Z)", () => this.undo.undo(), "undo-button"),
@@ -285,14 +278,23 @@ export class App {
     downloadJson(this.graph.serialize(), "workflow.json");
   }
 
-  async #loadExamples(): Promise<void> {
+  /** Lists the server's example workflows in a menu (fetched on demand: a server may not have the route). */
+  async #showExamples(event: MouseEvent): Promise<void> {
+    let names: string[];
     try {
-      const names = await this.api.workflows();
-      this.#examples.append(...names.map((n) => el("option", { value: n, text: n.replace(/\.json$/, "") })));
+      names = await this.api.workflows();
     } catch {
-      this.#examples.disabled = true;
-      this.#examples.title = "This server does not list example workflows";
+      toast("This server does not list example workflows", "error");
+      return;
     }
+    if (!names.length) {
+      toast("No example workflows on this server");
+      return;
+    }
+    new LiteGraph.ContextMenu(names, {
+      event,
+      callback: (value: unknown) => void this.openExample(String(value)),
+    });
   }
 
   async openExample(name: string): Promise<void> {
@@ -320,7 +322,7 @@ export class App {
     const node = LiteGraph.createNode(type);
     if (!node) return null;
     const rect = this.#canvasEl.getBoundingClientRect();
-    const pos = this.canvas.convertOffsetToCanvas([screenPos[0] - rect.left, screenPos[1] - rect.top], [0, 0]);
+    const pos = this.canvas.convertCanvasToOffset([screenPos[0] - rect.left, screenPos[1] - rect.top]);
     node.pos = [pos[0], pos[1]];
     this.graph.beforeChange();
     this.graph.add(node);
@@ -332,11 +334,16 @@ export class App {
 
   // ---- queueing --------------------------------------------------------------------------------------
 
+  /** The current canvas in the API format, as it would be queued. */
+  prompt(): ReturnType<typeof graphToPrompt> {
+    return graphToPrompt(this.graph, this.defs);
+  }
+
   async queue(batch = Number(this.#batch.value) || 1): Promise<string[]> {
     const ids: string[] = [];
     this.#clearErrors();
     for (let i = 0; i < Math.max(1, batch); i++) {
-      const prompt = graphToPrompt(this.graph, this.defs);
+      const prompt = this.prompt();
       const workflow = this.graph.serialize();
       try {
         const res = await this.api.queuePrompt({
@@ -565,6 +572,12 @@ export class App {
     const dialogObserver = new MutationObserver(() => window.setTimeout(() => this.#changed(), 0));
     dialogObserver.observe(document.body, { childList: true });
     window.addEventListener("keydown", (e) => this.#onKey(e), true);
+    // litegraph detects double-clicks from pointer timing; the native event backs it up on a busy machine.
+    canvasEl.addEventListener("dblclick", (e) => {
+      const [x, y] = this.canvas.convertEventToCanvasOffset(e);
+      if (this.palette.isOpen || this.graph.getNodeOnPos(x, y) || this.graph.getGroupOnPos(x, y)) return;
+      this.palette.open([e.clientX, e.clientY], e);
+    });
     canvasEl.addEventListener("dragover", (e) => e.preventDefault());
     document.addEventListener("dragover", (e) => e.preventDefault());
     document.addEventListener("drop", (e) => {

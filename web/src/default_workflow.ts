@@ -44,4 +44,6 @@ export function buildDefaultWorkflow(graph: LGraph): void {
   link(ckpt, "VAE", decode, "vae");
   link(decode, "IMAGE", save, "images");
   if (save) save.setSize([Math.max(save.size[0], 320), 360]);
+  // Node order as loading computes it, so a saved default workflow reloads identically.
+  graph.updateExecutionOrder();
 }

@@ -205,7 +205,15 @@ function widgetsBottom(node: LGraphNode): number {
   return rows * LiteGraph.NODE_SLOT_HEIGHT + IMAGE_GAP;
 }
 
+const MODE_TINTS: Record<number, string> = { 2: "rgba(20, 20, 20, 0.55)", 4: "rgba(170, 60, 220, 0.35)" };
+
 function drawRunState(node: LoomNode, ctx: CanvasRenderingContext2D): void {
+  const tint = MODE_TINTS[node.mode];
+  if (tint) {
+    ctx.fillStyle = tint;
+    const title = LiteGraph.NODE_TITLE_HEIGHT;
+    ctx.fillRect(0, -title, node.size[0], node.size[1] + title);
+  }
   const state = node.loom;
   const image = state.preview ?? state.images[0];
   if (image?.complete && image.naturalWidth && !node.collapsed) {
@@ -304,7 +312,8 @@ function extraMenu(node: LoomNode, options: (IContextMenuValue<unknown> | null)[
 
 export function toggleMode(node: LGraphNode, mode: 2 | 4): void {
   node.graph?.beforeChange();
-  node.changeMode(node.mode === mode ? 0 : mode);
+  // Set directly: litegraph's changeMode() does not know mode 4 (bypass).
+  node.mode = node.mode === mode ? 0 : mode;
   node.graph?.afterChange();
   node.setDirtyCanvas(true, true);
 }

@@ -30,6 +30,8 @@ export class Palette {
   #results: NodeDef[] = [];
   #selected = 0;
   #pos: [number, number] = [0, 0];
+  /** The pointer event that opened the palette must not close it again as it bubbles up. */
+  #opener: Event | null = null;
 
   constructor(private readonly options: PaletteOptions) {
     this.element = document.createElement("div");
@@ -45,7 +47,7 @@ export class Palette {
       if (li) this.#choose(Number(li.dataset.index));
     });
     document.addEventListener("pointerdown", (e) => {
-      if (!this.element.hidden && !this.element.contains(e.target as Node)) this.close();
+      if (e !== this.#opener && !this.element.hidden && !this.element.contains(e.target as Node)) this.close();
     });
     document.body.appendChild(this.element);
   }
@@ -54,8 +56,9 @@ export class Palette {
     return !this.element.hidden;
   }
 
-  open(screenPos: [number, number]): void {
+  open(screenPos: [number, number], opener: Event | null = null): void {
     this.#pos = screenPos;
+    this.#opener = opener;
     this.element.hidden = false;
     const left = Math.min(screenPos[0], window.innerWidth - 440);
     const top = Math.min(screenPos[1], window.innerHeight - 380);
