@@ -30,6 +30,7 @@ run: setup
 test: setup
 	$(PY) tests/ensure_browser.py
 	$(PY) -m ruff check .
+	@if [ -f web/package.json ]; then cd web && npm run --silent typecheck; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
