@@ -5,8 +5,8 @@ import { Api, ApiError, type ImageRef, type NodeErrors, type ObjectInfo } from "
 import { graphToPrompt } from "./convert";
 import { buildDefaultWorkflow } from "./default_workflow";
 import { Extensions } from "./extensions";
-import { fitImages, type LoomNode, refreshCombos, registerNodes, resetRunState, toggleMode } from "./nodes";
-import { Palette } from "./palette";
+import { fitImages, type LoomNode, refreshCombos, registerNodes, resetRunState, toggleMode, typesCompatible } from "./nodes";
+import { Palette, type SlotFilter } from "./palette";
 import { Gallery, QueuePanel } from "./panels";
 import { CONTROL_WIDGET, type NodeDef, nextControlledValue } from "./schema";
 import { type ServerMessage, Socket } from "./socket";
@@ -49,6 +49,8 @@ export class App {
   readonly #status: HTMLSpanElement;
   readonly #validation: HTMLDivElement;
   #saveTimer = 0;
+  /** The slot a link was dragged from when the palette opened on its release. */
+  #linkSource: { node: LGraphNode; slot: { type: unknown }; fromOutput: boolean } | null = null;
   #batch: HTMLInputElement;
 
   constructor(root: HTMLElement) {
@@ -71,11 +73,28 @@ export class App {
     this.canvas = new LGraphCanvas(this.#canvasEl, this.graph);
     this.canvas.show_info = false;
     this.canvas.render_canvas_border = false;
-    this.canvas.showSearchBox = (event: MouseEvent) => {
-      this.palette.open([event.clientX, event.clientY], event);
+    this.canvas.showSearchBox = (event: MouseEvent, options?: any) => {
+      this.#linkSource = null;
+      let filter: SlotFilter | null = null;
+      if (options?.node_from && options.slot_from) {
+        filter = { type: String(options.slot_from.type), input: true };
+        this.#linkSource = { node: options.node_from, slot: options.slot_from, fromOutput: true };
+      } else if (options?.node_to && (options.slot_to || options.slot_from)) {
+        const slot = options.slot_to ?? options.slot_from;
+        filter = { type: String(slot.type), input: false };
+        this.#linkSource = { node: options.node_to, slot, fromOutput: false };
+      }
+      this.palette.open([event.clientX, event.clientY], event, filter);
       return this.palette.element;
     };
-    this.palette = new Palette({ defs: () => this.defs, add: (type, pos) => this.addNodeAt(type, pos) });
+    this.palette = new Palette({
+      defs: () => this.defs,
+      add: (type, pos, filter) => {
+        const node = this.addNodeAt(type, pos);
+        if (node && filter) this.#connectToLinkSource(node);
+      },
+      compatible: typesCompatible,
+    });
     this.socket = new Socket(
       this.api,
       {
@@ -332,6 +351,23 @@ export class App {
     return node;
   }
 
+  #connectToLinkSource(node: LGraphNode): void {
+    const source = this.#linkSource;
+    this.#linkSource = null;
+    if (!source) return;
+    const type = String(source.slot.type);
+    if (source.fromOutput) {
+      const out = source.node.outputs.indexOf(source.slot as never);
+      const input = node.inputs.findIndex((i) => typesCompatible(type, String(i.type)));
+      if (out >= 0 && input >= 0) source.node.connect(out, node, input);
+    } else {
+      const input = source.node.inputs.indexOf(source.slot as never);
+      const out = node.outputs.findIndex((o) => typesCompatible(String(o.type), type));
+      if (out >= 0 && input >= 0) node.connect(out, source.node, input);
+    }
+    this.#changed();
+  }
+
   // ---- queueing --------------------------------------------------------------------------------------
 
   /** The current canvas in the API format, as it would be queued. */
@@ -566,8 +602,9 @@ export class App {
   #bindInput(): void {
     const canvasEl = this.#canvasEl;
     // Every gesture that may have changed the graph ends in one of these; the undo stack diffs snapshots.
+    // Capturing on window: litegraph stops some events at the canvas; the timeout lets it finish first.
     for (const type of ["pointerup", "keyup", "change"]) {
-      window.addEventListener(type, () => window.setTimeout(() => this.#changed(), 0));
+      window.addEventListener(type, () => window.setTimeout(() => this.#changed(), 0), true);
     }
     const dialogObserver = new MutationObserver(() => window.setTimeout(() => this.#changed(), 0));
     dialogObserver.observe(document.body, { childList: true });
@@ -578,6 +615,8 @@ export class App {
       if (this.palette.isOpen || this.graph.getNodeOnPos(x, y) || this.graph.getGroupOnPos(x, y)) return;
       this.palette.open([e.clientX, e.clientY], e);
     });
+    // On window, capturing: litegraph stops the event at the canvas before later listeners there see it.
+    window.addEventListener("pointerup", (e) => e.target === canvasEl && this.#hintIncompatibleLink(e), true);
     canvasEl.addEventListener("dragover", (e) => e.preventDefault());
     document.addEventListener("dragover", (e) => e.preventDefault());
     document.addEventListener("drop", (e) => {
@@ -586,6 +625,23 @@ export class App {
       if (file) void this.loadFile(file);
     });
     this.#bindTooltips();
+  }
+
+  /** litegraph silently refuses a link between incompatible types; say why (runs before it handles the drop). */
+  #hintIncompatibleLink(e: PointerEvent): void {
+    const connector = this.canvas.linkConnector;
+    const from = connector.renderLinks[0]?.fromSlot;
+    if (!connector.isConnecting || !from) return;
+    const [x, y] = this.canvas.convertEventToCanvasOffset(e);
+    const node = this.graph.getNodeOnPos(x, y);
+    if (!node) return;
+    const toInput = connector.state.connectingTo === "input";
+    const slot = toInput ? node.getInputOnPos([x, y]) : node.getOutputOnPos([x, y]);
+    if (!slot) return;
+    const [outType, inType] = toInput ? [from.type, slot.type] : [slot.type, from.type];
+    if (!typesCompatible(String(outType), String(inType))) {
+      toast(`Cannot connect ${String(outType)} to ${slot.name} (${String(inType)})`, "error");
+    }
   }
 
   #onKey(e: KeyboardEvent): void {

@@ -4,9 +4,17 @@
 
 import type { NodeDef } from "./schema";
 
+/** When the palette opens from a dropped link: only node types with a matching socket are offered. */
+export interface SlotFilter {
+  type: string;
+  /** True: the new node needs an input of `type` (the link comes from an output). */
+  input: boolean;
+}
+
 export interface PaletteOptions {
   defs: () => Map<string, NodeDef>;
-  add: (type: string, screenPos: [number, number]) => void;
+  add: (type: string, screenPos: [number, number], filter: SlotFilter | null) => void;
+  compatible: (outputType: string, inputType: string) => boolean;
 }
 
 function score(def: NodeDef, terms: string[]): number {
@@ -32,6 +40,7 @@ export class Palette {
   #pos: [number, number] = [0, 0];
   /** The pointer event that opened the palette must not close it again as it bubbles up. */
   #opener: Event | null = null;
+  #filter: SlotFilter | null = null;
 
   constructor(private readonly options: PaletteOptions) {
     this.element = document.createElement("div");
@@ -56,9 +65,11 @@ export class Palette {
     return !this.element.hidden;
   }
 
-  open(screenPos: [number, number], opener: Event | null = null): void {
+  open(screenPos: [number, number], opener: Event | null = null, filter: SlotFilter | null = null): void {
     this.#pos = screenPos;
     this.#opener = opener;
+    this.#filter = filter;
+    this.#input.placeholder = filter ? `Search nodes taking ${filter.type}…` : "Search nodes…";
     this.element.hidden = false;
     const left = Math.min(screenPos[0], window.innerWidth - 440);
     const top = Math.min(screenPos[1], window.innerHeight - 380);
@@ -75,7 +86,15 @@ export class Palette {
 
   #update(): void {
     const terms = this.#input.value.toLowerCase().split(/\s+/).filter(Boolean);
-    const defs = [...this.options.defs().values()];
+    const filter = this.#filter;
+    const { compatible } = this.options;
+    const defs = [...this.options.defs().values()].filter(
+      (d) =>
+        !filter ||
+        (filter.input
+          ? d.inputs.some((i) => compatible(filter.type, i.type))
+          : d.outputs.some((o) => compatible(o.type, filter.type))),
+    );
     this.#results = terms.length
       ? defs
           .map((d) => [d, score(d, terms)] as const)
@@ -135,6 +154,6 @@ export class Palette {
     const def = this.#results[index];
     if (!def) return;
     this.close();
-    this.options.add(def.name, this.#pos);
+    this.options.add(def.name, this.#pos, this.#filter);
   }
 }
