@@ -57,31 +57,61 @@ class Server:
         self.schema = schema
 
 
+class ServerProcess:
+    """Starts and stops `python main.py` on a fixed port and base directory (restartable)."""
+
+    def __init__(self, base: Path, port: int) -> None:
+        self.base = base
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> dict:
+        if not (ROOT / "web" / "dist" / "index.html").exists():
+            pytest.fail("web/dist is not built: run `make web` (npm ci + npm run build in web/)")
+        with (self.base / "server.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "main.py", "--port", str(self.port), "--base-directory", str(self.base)],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+            )
+        return wait_for_schema(self.url, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
 @pytest.fixture(scope="session")
 def loom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not (ROOT / "web" / "dist" / "index.html").exists():
-        pytest.fail("web/dist is not built: run `make web` (npm ci + npm run build in web/)")
     base = tmp_path_factory.mktemp("loom-base")
-    port = free_port()
-    log = (base / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "main.py", "--port", str(port), "--base-directory", str(base)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(base, free_port())
     try:
-        schema = wait_for_schema(url, proc)
-        yield Server(url, base, schema)
+        schema = server.start()
+        yield Server(server.url, base, schema)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        server.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server of the test's own (not yet started), for tests that stop and restart it."""
+    base = tmp_path / "loom-base"
+    base.mkdir()
+    server = ServerProcess(base, free_port())
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -209,23 +239,34 @@ class Canvas:
 
 
 @pytest.fixture
-def canvas(
-    loom_server: Server, playwright_instance, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Canvas]:
-    context = playwright_instance.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"),
-        executable_path=CHROMIUM,
-        args=CHROMIUM_ARGS,
-        headless=True,
-        viewport={"width": 1600, "height": 900},
-        accept_downloads=True,
-    )
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    view = Canvas(page, request.node.name.removeprefix("test_"))
-    page.goto(loom_server.url + "/")
-    page.wait_for_function("() => window.loom && window.loom.app.timings.ready")
+def open_canvas(playwright_instance, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[object]:
+    """Opens the canvas of the server at a URL in a fresh Chromium profile (closed after the test)."""
+    contexts = []
+
+    def open_at(url: str) -> Canvas:
+        context = playwright_instance.chromium.launch_persistent_context(
+            str(tmp_path / f"chromium-profile-{len(contexts)}"),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1600, "height": 900},
+            accept_downloads=True,
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        view = Canvas(page, request.node.name.removeprefix("test_"))
+        page.goto(url + "/")
+        page.wait_for_function("() => window.loom && window.loom.app.timings.ready")
+        return view
+
     try:
-        yield view
+        yield open_at
     finally:
-        context.close()
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def canvas(loom_server: Server, open_canvas) -> Canvas:
+    return open_canvas(loom_server.url)

@@ -231,3 +231,44 @@ def test_interrupt_a_long_run(canvas) -> None:
     canvas.wait_idle()
     canvas.shot("interrupted")
     assert canvas.js("return app.graph.getNodeById(arg).loom.imageUrls.length;", canvas.node_id("SaveImage")) == 0
+
+
+def test_incompatible_link_is_refused_with_a_hint(canvas) -> None:
+    latent = canvas.node_id("EmptyLatentImage")
+    decode = canvas.node_id("VAEDecode")
+    before = canvas.js("const n = app.graph.getNodeById(arg); return n.inputs[n.findInputSlot('vae')].link;", decode)
+    canvas.drag(canvas.slot(latent, "LATENT", output=True), canvas.slot(decode, "vae", output=False))
+    canvas.page.locator(".loom-toast", has_text="Cannot connect LATENT").wait_for()
+    canvas.shot("refused")
+    after = canvas.js("const n = app.graph.getNodeById(arg); return n.inputs[n.findInputSlot('vae')].link;", decode)
+    assert after == before
+
+
+def test_copy_paste_and_group(canvas) -> None:
+    page = canvas.page
+    sampler = canvas.node_id("KSampler")
+    title = canvas.js("const n = app.graph.getNodeById(arg); return [n.pos[0] + 60, n.pos[1] - 15];", sampler)
+    page.mouse.click(*canvas.to_screen(*title))
+    page.keyboard.press("Control+c")
+    page.mouse.move(700, 760)
+    page.keyboard.press("Control+v")
+    assert [n["type"] for n in canvas.nodes()].count("KSampler") == 2
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Control+g")
+    canvas.shot("pasted-and-grouped")
+    groups = canvas.js("return app.graph.serialize().groups;")
+    assert len(groups) == 1
+
+
+def test_reconnects_after_a_server_restart(open_canvas, own_server) -> None:
+    own_server.start()
+    canvas = open_canvas(own_server.url)
+    canvas.page.wait_for_selector(".status.open")
+    own_server.stop()
+    canvas.page.wait_for_selector(".status.closed")
+    canvas.shot("server-down")
+    own_server.start()
+    canvas.page.wait_for_selector(".status.open", timeout=30_000)
+    canvas.page.locator(".loom-toast", has_text="Reconnected").wait_for()
+    canvas.shot("reconnected")
+    assert canvas.js("return app.socket.connected;") is True
