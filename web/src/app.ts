@@ -44,6 +44,8 @@ export class App {
   runningNode: string | null = null;
   /** Timestamps the tests and bench read. */
   readonly timings: Record<string, number> = {};
+  /** Server messages re-dispatched as DOM events (type = message type, detail = data) for extensions. */
+  readonly events = new EventTarget();
   readonly #canvasEl: HTMLCanvasElement;
   readonly #progress: HTMLDivElement;
   readonly #status: HTMLSpanElement;
@@ -108,12 +110,13 @@ export class App {
 
   async start(): Promise<void> {
     this.timings.start = performance.now();
-    (window as any).loom = { app: this, LiteGraph, registerExtension: (e: any) => this.extensions.register(e) };
+    (window as any).loom = { app: this, LiteGraph, registerExtension: (e: any) => this.extensions.register(e), compat: this.#compat() };
     this.#resize();
     window.addEventListener("resize", () => this.#resize());
     this.objectInfo = await this.api.objectInfo();
     const failed = await this.extensions.load(this.api);
     if (failed.length) toast(`${failed.length} extension(s) failed to load`, "error");
+    this.extensions.call("init", (window as any).loom.compat.app);
     this.#register();
     this.#loadInitialWorkflow();
     this.undo = new UndoStack(
@@ -127,11 +130,39 @@ export class App {
     this.timings.ready = performance.now();
   }
 
+  /** The objects extensions written for the ecosystem's canvas import from scripts/app.js and scripts/api.js. */
+  #compat(): { app: object; api: object } {
+    const self = this;
+    const api = {
+      addEventListener: (type: string, listener: EventListener) => self.events.addEventListener(type, listener),
+      removeEventListener: (type: string, listener: EventListener) => self.events.removeEventListener(type, listener),
+      fetchApi: (route: string, init?: RequestInit) => self.api.fetch(route, init),
+      apiURL: (route: string) => `${self.api.base}${route}`,
+      get clientId() {
+        return self.socket.clientId;
+      },
+    };
+    const app = {
+      api,
+      registerExtension: (extension: any) => self.extensions.register(extension),
+      get graph() {
+        return self.graph;
+      },
+      get canvas() {
+        return self.canvas;
+      },
+      queuePrompt: (_number: number, batch = 1) => self.queue(batch),
+      graphToPrompt: () => ({ output: self.prompt(), workflow: self.graph.serialize() }),
+      loadGraphData: (data: unknown) => self.loadWorkflow(data),
+    };
+    return { app, api };
+  }
+
   #register(): void {
     this.defs = registerNodes(this.objectInfo, this.canvas, {
-      nodeCreated: (node) => this.extensions.call("nodeCreated", node, this),
+      nodeCreated: (node) => this.extensions.call("nodeCreated", node, (window as any).loom?.compat.app),
       openImage: (url) => openLightbox(url),
-      beforeRegister: (cls, info) => this.extensions.call("beforeRegisterNodeDef", cls, info, this),
+      beforeRegister: (cls, info) => this.extensions.call("beforeRegisterNodeDef", cls, info, (window as any).loom?.compat.app),
     });
   }
 
@@ -506,6 +537,7 @@ export class App {
 
   #onMessage(msg: ServerMessage): void {
     const data = msg.data ?? {};
+    this.events.dispatchEvent(new CustomEvent(msg.type, { detail: data }));
     // The server sends job events only to the client that queued the job, and they may overtake the answer
     // to POST /prompt, so every job event received here is ours.
     switch (msg.type) {

@@ -6,6 +6,8 @@ import type { Api } from "./api";
 
 export interface Extension {
   name: string;
+  /** Before node classes are registered. */
+  init?(app: unknown): void | Promise<void>;
   /** Before a node class is registered (adjust its prototype). */
   beforeRegisterNodeDef?(nodeClass: typeof LGraphNode, nodeInfo: unknown, app: unknown): void;
   /** For every node instance created on the canvas. */
@@ -44,7 +46,7 @@ export class Extensions {
     return failed;
   }
 
-  call<K extends "beforeRegisterNodeDef" | "nodeCreated" | "setup">(hook: K, ...args: unknown[]): void {
+  call<K extends "init" | "beforeRegisterNodeDef" | "nodeCreated" | "setup">(hook: K, ...args: unknown[]): void {
     for (const extension of this.list) {
       try {
         (extension[hook] as ((...a: unknown[]) => void) | undefined)?.(...args);
