@@ -272,3 +272,22 @@ def test_reconnects_after_a_server_restart(open_canvas, own_server) -> None:
     canvas.page.locator(".loom-toast", has_text="Reconnected").wait_for()
     canvas.shot("reconnected")
     assert canvas.js("return app.socket.connected;") is True
+
+
+def test_refresh_rereads_model_folders(canvas, loom_server) -> None:
+    added = loom_server.base / "models" / "checkpoints" / "zzz_refresh_test.safetensors"
+    added.parent.mkdir(parents=True, exist_ok=True)
+    added.write_bytes(b"")
+    try:
+        loader = canvas.node_id("CheckpointLoaderSimple")
+        choices = "return app.graph.getNodeById(arg).widgets.find(w => w.name === 'ckpt_name').options.values;"
+        assert added.name not in canvas.js(choices, loader)
+        canvas.page.click("#refresh-button")
+        canvas.page.wait_for_function(
+            "(id) => window.loom.app.graph.getNodeById(id).widgets[0].options.values.includes('zzz_refresh_test.safetensors')",
+            arg=loader,
+        )
+        canvas.shot("refreshed")
+        assert added.name in canvas.js(choices, loader)
+    finally:
+        added.unlink()
