@@ -284,8 +284,8 @@ def test_refresh_rereads_model_folders(canvas, loom_server) -> None:
         assert added.name not in canvas.js(choices, loader)
         canvas.page.click("#refresh-button")
         canvas.page.wait_for_function(
-            "(id) => window.loom.app.graph.getNodeById(id).widgets[0].options.values.includes('zzz_refresh_test.safetensors')",
-            arg=loader,
+            "(a) => window.loom.app.graph.getNodeById(a.id).widgets[0].options.values.includes(a.name)",
+            arg={"id": loader, "name": added.name},
         )
         canvas.shot("refreshed")
         assert added.name in canvas.js(choices, loader)
