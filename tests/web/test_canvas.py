@@ -291,3 +291,21 @@ def test_refresh_rereads_model_folders(canvas, loom_server) -> None:
         assert added.name in canvas.js(choices, loader)
     finally:
         added.unlink()
+
+
+def test_primitive_node_feeds_a_converted_widget(canvas) -> None:
+    workflow = canvas.js("return app.graph.serialize();")
+    sampler = next(n for n in workflow["nodes"] if n["type"] == "KSampler")
+    sampler["inputs"].append({"name": "seed", "type": "INT", "link": 99, "widget": {"name": "seed"}})
+    primitive = {"id": 50, "type": "PrimitiveNode", "pos": [500, 700], "size": [240, 80], "flags": {}, "order": 0}
+    primitive |= {"mode": 0, "properties": {}, "widgets_values": [1234, "increment"]}
+    primitive["outputs"] = [{"name": "INT", "type": "INT", "links": [99], "widget": {"name": "seed"}}]
+    workflow["nodes"].append(primitive)
+    workflow["links"].append([99, 50, 0, sampler["id"], len(sampler["inputs"]) - 1, "INT"])
+    workflow["last_link_id"] = 99
+    drop_file(canvas, "primitive.json", "application/json", json.dumps(workflow).encode())
+    canvas.page.wait_for_function("() => window.loom.app.graph.getNodeById(50)?.widgets?.length === 2")
+    canvas.shot("primitive")
+    prompt = canvas.js("return app.prompt();")
+    assert "50" not in prompt
+    assert prompt[str(sampler["id"])]["inputs"]["seed"] == 1234

@@ -5,7 +5,7 @@ import { Api, ApiError, type ImageRef, type NodeErrors, type ObjectInfo } from "
 import { graphToPrompt } from "./convert";
 import { buildDefaultWorkflow } from "./default_workflow";
 import { Extensions } from "./extensions";
-import { fitImages, type LoomNode, refreshCombos, registerNodes, resetRunState, toggleMode, typesCompatible } from "./nodes";
+import { fitImages, type LoomNode, PrimitiveNode, refreshCombos, registerNodes, resetRunState, toggleMode, typesCompatible } from "./nodes";
 import { Palette, type SlotFilter } from "./palette";
 import { Gallery, QueuePanel } from "./panels";
 import { CONTROL_WIDGET, type NodeDef, nextControlledValue } from "./schema";
@@ -433,11 +433,11 @@ export class App {
 
   #applyControlAfterGenerate(): void {
     for (const node of this.graph._nodes) {
-      const def = this.defs.get(node.type);
-      if (!def || !node.widgets) continue;
+      const inputs = node instanceof PrimitiveNode ? [node.adopted] : this.defs.get(node.type)?.inputs;
+      if (!inputs || !node.widgets) continue;
       for (const control of node.widgets.filter((w) => w.name === CONTROL_WIDGET)) {
         const target = node.widgets.find((w) => w.name === (control as any).loomControlFor);
-        const input = def.inputs.find((i) => i.name === target?.name);
+        const input = inputs.find((i) => i?.name === target?.name);
         if (!target || !input || control.value === "fixed") continue;
         if (input.type === "COMBO") {
           const values = (input.choices ?? []).map(String);

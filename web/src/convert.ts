@@ -5,12 +5,12 @@
 import type { LGraph, LGraphNode, LLink } from "@comfyorg/litegraph";
 import type { ApiPrompt } from "./api";
 import type { NodeDef } from "./schema";
-import { isControlWidget } from "./nodes";
+import { isControlWidget, PrimitiveNode } from "./nodes";
 
 const MUTED = 2;
 const BYPASSED = 4;
 
-type Source = [string, number];
+type Source = [string, number] | { literal: unknown };
 /** The link leads to a muted node: the input is dropped along with its node. */
 const FROM_MUTED = "muted";
 
@@ -25,6 +25,7 @@ function resolveSource(graph: LGraph, link: LLink | undefined, defs: Map<string,
   seen.add(link);
   const origin = graph.getNodeById(link.origin_id);
   if (!origin) return null;
+  if (origin instanceof PrimitiveNode) return { literal: origin.value };
   if (origin.type === "Reroute") {
     return resolveSource(graph, graph.getLink(origin.inputs[0]?.link ?? null), defs, seen);
   }
@@ -64,6 +65,7 @@ export function graphToPrompt(graph: LGraph, defs: Map<string, NodeDef>): ApiPro
       linked.add(name);
       const source = resolveSource(graph, graph.getLink(slot.link), defs);
       if (source === FROM_MUTED) fedByMuted.add(String(node.id));
+      else if (source && "literal" in source) inputs[name] = literal(source.literal);
       else if (source) inputs[name] = source;
     }
     for (const widget of node.widgets ?? []) {

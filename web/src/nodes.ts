@@ -380,6 +380,62 @@ function makeNodeClass(def: NodeDef, hooks: NodeHooks): typeof LGraphNode {
   return cls;
 }
 
+/**
+ * A primitive feeds one literal to the widget inputs it is linked to (the ecosystem's PrimitiveNode). It takes the
+ * widget of the first input it feeds; at queue time its value is written into those inputs, the node is not sent.
+ */
+export class PrimitiveNode extends LGraphNode {
+  static title = "Primitive";
+  static type = "PrimitiveNode";
+  static category = "utils";
+  isVirtualNode = true;
+  /** The input whose widget this primitive took over (drives its "control after generate"). */
+  adopted: InputDef | null = null;
+  #saved: unknown[] | null = null;
+
+  constructor(title?: string) {
+    super(title ?? "Primitive", "PrimitiveNode");
+    this.serialize_widgets = true;
+    this.addOutput("connect to widget input", "*");
+  }
+
+  /** The literal this primitive feeds, from its widget or, before that exists, from the loaded file. */
+  get value(): unknown {
+    return this.widgets?.[0]?.value ?? this.#saved?.[0];
+  }
+
+  onConfigure(info: ISerialisedNode): void {
+    this.#saved = Array.isArray(info.widgets_values) ? [...info.widgets_values] : null;
+  }
+
+  onConnectionsChange(): void {
+    queueMicrotask(() => this.#adoptTargetWidget());
+  }
+
+  #adoptTargetWidget(): void {
+    if (this.widgets?.length || !this.graph) return;
+    for (const linkId of this.outputs[0]?.links ?? []) {
+      const link = this.graph.getLink(linkId);
+      const target = link && (this.graph.getNodeById(link.target_id) as LoomNode | null);
+      const slot = target?.inputs[link!.target_slot];
+      const input = target?.def?.inputs.find((i) => i.name === (slot?.widget?.name ?? slot?.name));
+      if (!target || !input?.widget) continue;
+      addInputWidget(this, input);
+      this.adopted = input;
+      const current = target.widgets?.find((w) => w.name === input.name)?.value;
+      const values = this.#saved ?? [current];
+      this.widgets!.forEach((w, i) => {
+        if (values[i] !== undefined) w.value = values[i] as never;
+      });
+      this.outputs[0].type = input.type;
+      this.outputs[0].name = input.name;
+      this.setSize([Math.max(this.size[0], 240), this.computeSize()[1]]);
+      this.setDirtyCanvas(true, true);
+      return;
+    }
+  }
+}
+
 /** Front-end-only nodes: a note and a legacy reroute, neither sent to the server. */
 function registerFrontendNodes(): void {
   class NoteNode extends LGraphNode {
@@ -410,6 +466,7 @@ function registerFrontendNodes(): void {
     }
   }
   LiteGraph.registerNodeType("Note", NoteNode);
+  LiteGraph.registerNodeType("PrimitiveNode", PrimitiveNode);
   LiteGraph.registerNodeType("Reroute", RerouteNode);
 }
 
