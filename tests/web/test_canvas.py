@@ -309,3 +309,29 @@ def test_primitive_node_feeds_a_converted_widget(canvas) -> None:
     prompt = canvas.js("return app.prompt();")
     assert "50" not in prompt
     assert prompt[str(sampler["id"])]["inputs"]["seed"] == 1234
+
+
+def test_runtime_error_shows_node_message_and_traceback(canvas, loom_server) -> None:
+    broken = loom_server.base / "models" / "checkpoints" / "zzz_broken.safetensors"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"this is not a checkpoint")
+    try:
+        canvas.page.click("#refresh-button")
+        loader = canvas.node_id("CheckpointLoaderSimple")
+        canvas.page.wait_for_function(
+            "(a) => window.loom.app.graph.getNodeById(a.id).widgets[0].options.values.includes(a.name)",
+            arg={"id": loader, "name": broken.name},
+        )
+        canvas.js("app.graph.getNodeById(arg.id).widgets[0].value = arg.name;", {"id": loader, "name": broken.name})
+        make_fast(canvas)
+        canvas.page.click("#queue-button")
+        dialog = canvas.page.locator(".loom-error-dialog")
+        dialog.wait_for(timeout=120_000)
+        assert f"#{loader}" in dialog.locator("h3").inner_text()
+        assert dialog.locator(".message").inner_text().strip()
+        dialog.locator("summary").click()
+        canvas.shot("runtime-error")
+        assert dialog.locator("pre").is_visible()
+        assert canvas.js("return app.graph.getNodeById(arg).has_errors;", loader) is True
+    finally:
+        broken.unlink()
