@@ -70,12 +70,22 @@ def test_build_txt2img_from_palette_and_queue(canvas, loom_server) -> None:
     canvas.shot("image-shown")
     with urllib.request.urlopen(loom_server.url + urls[0]) as res:
         assert res.headers["Content-Type"].startswith("image/")
-        Image.open(io.BytesIO(res.read())).verify()
+        png = res.read()
+    Image.open(io.BytesIO(png)).verify()
     assert page.locator(".gallery-grid img").count() >= 1
     page.locator(".gallery-grid img").first.click()
     page.wait_for_selector(".loom-lightbox img")
     canvas.shot("full-size")
     assert page.evaluate("() => document.querySelector('.loom-lightbox img').naturalWidth") > 0
+    page.locator(".loom-lightbox img").click()
+
+    # The saved PNG carries the workflow: dropping it restores the graph that made it.
+    page.click("#clear-button")
+    drop_file(canvas, "output.png", "image/png", png)
+    page.wait_for_function("() => window.loom.app.graph._nodes.length === 7")
+    canvas.shot("png-restored")
+    text = canvas.js("return app.graph._nodes.find(n => n.type === 'CLIPTextEncode' && n.widgets[0].value).widgets[0].value;")
+    assert text == "a red apple"
 
 
 def test_changed_widget_requeue_marks_cached_nodes(canvas) -> None:

@@ -258,7 +258,7 @@ function drawRunState(node: LoomNode, ctx: CanvasRenderingContext2D): void {
     ctx.textAlign = "left";
     state.errors.slice(0, 3).forEach((error, i) => {
       const prefix = error.input ? `${error.input}: ` : "";
-      ctx.fillText(`${prefix}${error.message}`.slice(0, 80), 0, node.size[1] + 16 + i * 14);
+      ctx.fillText(`${prefix}${error.message}`.slice(0, 90), 0, node.size[1] + 30 + i * 14);
     });
     ctx.restore();
   }
