@@ -469,12 +469,13 @@ export class App {
         node.has_errors = true;
         node.loom.errors = entry.errors.map((err) => ({
           input: err.extra_info?.input_name,
-          message: err.details ? `${err.message}: ${err.details}` : err.message,
+          message: err.details && !err.message.includes(err.details) ? `${err.message}: ${err.details}` : err.message,
         }));
       }
       for (const err of entry.errors) {
         const input = err.extra_info?.input_name;
-        const li = el("li", { "data-node-id": id, text: `${title} #${id}${input ? ` · ${input}` : ""}: ${err.message}${err.details ? ` (${err.details})` : ""}` });
+        const details = err.details && !err.message.includes(err.details) ? ` (${err.details})` : "";
+        const li = el("li", { "data-node-id": id, text: `${title} #${id}${input ? ` · ${input}` : ""}: ${err.message}${details}` });
         li.onclick = () => node && this.canvas.centerOnNode(node);
         items.push(li);
       }
