@@ -345,3 +345,16 @@ def test_runtime_error_shows_node_message_and_traceback(canvas, loom_server) -> 
         assert canvas.js("return app.graph.getNodeById(arg).has_errors;", loader) is True
     finally:
         broken.unlink()
+
+
+def test_open_an_example_workflow(canvas) -> None:
+    canvas.page.click("#examples-button")
+    entry = canvas.page.locator(".litecontextmenu .litemenu-entry", has_text="txt2img").first
+    entry.wait_for()
+    canvas.shot("examples-menu")
+    entry.click()
+    canvas.page.wait_for_function("() => window.loom.app.graph._nodes.some(n => n.type === 'KSampler')")
+    canvas.shot("example-open")
+    types = {n["type"] for n in canvas.nodes()}
+    assert {"CheckpointLoaderSimple", "KSampler", "SaveImage"} <= types
+    assert canvas.page.locator(".loom-toast.error").count() == 0
