@@ -5,6 +5,7 @@ Every step saves a screenshot under test-artifacts/web/.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import urllib.request
@@ -125,14 +126,14 @@ def test_validation_error_outlines_the_offending_node(canvas) -> None:
     assert canvas.js("return app.queuePanel.state.queue_pending.length;") == 0
 
 
-def drop_file(canvas, name: str, mime: str, payload: bytes) -> None:
-    """Dispatches a real drop event carrying one file onto the canvas."""
+def drop_file(canvas, name: str, mime: str, payload: bytes, at: tuple[float, float] = (0, 0)) -> None:
+    """Dispatches a real drop event carrying one file onto the canvas, at screen position `at`."""
     canvas.page.evaluate(
         "(arg) => { const bytes = Uint8Array.from(atob(arg.data), c => c.charCodeAt(0));"
         " const dt = new DataTransfer(); dt.items.add(new File([bytes], arg.name, {type: arg.mime}));"
-        " document.getElementById('graph-canvas').dispatchEvent("
-        "   new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true})); }",
-        {"name": name, "mime": mime, "data": __import__("base64").b64encode(payload).decode()},
+        " document.getElementById('graph-canvas').dispatchEvent(new DragEvent('drop',"
+        "   {dataTransfer: dt, bubbles: true, cancelable: true, clientX: arg.x, clientY: arg.y})); }",
+        {"name": name, "mime": mime, "data": base64.b64encode(payload).decode(), "x": at[0], "y": at[1]},
     )
 
 
@@ -358,3 +359,21 @@ def test_open_an_example_workflow(canvas) -> None:
     types = {n["type"] for n in canvas.nodes()}
     assert {"CheckpointLoaderSimple", "KSampler", "SaveImage"} <= types
     assert canvas.page.locator(".loom-toast.error").count() == 0
+
+
+def test_image_dropped_on_load_image_is_uploaded_and_selected(canvas, loom_server) -> None:
+    node = canvas.add_node("load image", "LoadImage", (300, 700))
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (20, 200, 90)).save(buffer, "PNG")
+    center = canvas.to_screen(
+        *canvas.js("const n = app.graph.getNodeById(arg); return [n.pos[0] + 60, n.pos[1] + 20];", node)
+    )
+    drop_file(canvas, "green square.png", "image/png", buffer.getvalue(), at=center)
+    canvas.page.wait_for_function(
+        "(id) => window.loom.app.graph.getNodeById(id).widgets[0].value === 'green square.png'", arg=node
+    )
+    canvas.page.wait_for_function(
+        "(id) => window.loom.app.graph.getNodeById(id).loom.images[0]?.naturalWidth === 40", arg=node
+    )
+    canvas.shot("uploaded")
+    assert (loom_server.base / "input" / "green square.png").is_file()

@@ -110,7 +110,12 @@ export class App {
 
   async start(): Promise<void> {
     this.timings.start = performance.now();
-    (window as any).loom = { app: this, LiteGraph, registerExtension: (e: any) => this.extensions.register(e), compat: this.#compat() };
+    (window as any).loom = {
+      app: this,
+      LiteGraph,
+      registerExtension: (e: any) => this.extensions.register(e),
+      compat: this.#compat(),
+    };
     this.#resize();
     window.addEventListener("resize", () => this.#resize());
     this.objectInfo = await this.api.objectInfo();
@@ -160,6 +165,11 @@ export class App {
 
   #register(): void {
     this.defs = registerNodes(this.objectInfo, this.canvas, {
+      uploadImage: (file) => this.uploadImage(file),
+      inputImageUrl: (name) => {
+        const slash = name.lastIndexOf("/");
+        return this.api.viewUrl({ filename: name.slice(slash + 1), subfolder: name.slice(0, Math.max(slash, 0)), type: "input" });
+      },
       nodeCreated: (node) => this.extensions.call("nodeCreated", node, (window as any).loom?.compat.app),
       openImage: (url) => openLightbox(url),
       beforeRegister: (cls, info) => this.extensions.call("beforeRegisterNodeDef", cls, info, (window as any).loom?.compat.app),
@@ -366,6 +376,31 @@ export class App {
     refreshCombos(this.graph._nodes, this.defs);
     this.canvas.setDirty(true, true);
     toast("Model lists refreshed");
+  }
+
+  /** An image dropped on a node with an image picker goes to the input folder and is selected there. */
+  async #uploadInto(node: LoomNode, comboName: string, file: File): Promise<void> {
+    const name = await this.uploadImage(file);
+    const combo = node.widgets?.find((w) => w.name === comboName);
+    if (!name || !combo) return;
+    const values = combo.options.values as string[];
+    if (!values.includes(name)) values.push(name);
+    combo.value = name;
+    combo.callback?.(name);
+    this.#changed();
+  }
+
+  async uploadImage(file: File): Promise<string | null> {
+    const form = new FormData();
+    form.append("image", file, file.name);
+    form.append("overwrite", "true");
+    try {
+      const res = await this.api.json<{ name: string; subfolder?: string }>("/upload/image", { method: "POST", body: form });
+      return res.subfolder ? `${res.subfolder}/${res.name}` : res.name;
+    } catch (e) {
+      toast(`Upload failed: ${(e as Error).message}`, "error");
+      return null;
+    }
   }
 
   addNodeAt(type: string, screenPos: [number, number]): LGraphNode | null {
@@ -655,7 +690,12 @@ export class App {
     document.addEventListener("drop", (e) => {
       e.preventDefault();
       const file = e.dataTransfer?.files?.[0];
-      if (file) void this.loadFile(file);
+      if (!file) return;
+      const [x, y] = this.canvas.convertEventToCanvasOffset(e);
+      const node = this.graph.getNodeOnPos(x, y) as LoomNode | null;
+      const combo = node?.def?.inputs.find((i) => i.type === "COMBO" && i.options.image_upload);
+      if (node && combo && file.type.startsWith("image/")) void this.#uploadInto(node, combo.name, file);
+      else void this.loadFile(file);
     });
     this.#bindTooltips();
   }

@@ -187,7 +187,55 @@ function freshState(): NodeRunState {
   return { cached: false, errors: [], images: [], imageUrls: [], preview: null };
 }
 
+/**
+ * For combos with `image_upload`: a button (last, not serialised, so widget values keep their order) that uploads
+ * a picked file to the input folder and selects it; the chosen input image is shown on the node.
+ */
+function addUploadButton(node: LoomNode, comboName: string, hooks: NodeHooks): void {
+  const combo = node.widgets?.find((w) => w.name === comboName);
+  if (!combo) return;
+  const show = () => {
+    if (!combo.value) return;
+    const url = hooks.inputImageUrl(String(combo.value));
+    const img = new Image();
+    img.onload = () => {
+      fitImages(node);
+      node.setDirtyCanvas(true, true);
+    };
+    img.src = url;
+    node.loom.images = [img];
+    node.loom.imageUrls = [url];
+  };
+  const previous = combo.callback;
+  combo.callback = (...args) => {
+    previous?.(...args);
+    show();
+  };
+  const button = node.addWidget("button", "choose file to upload", "image", () => {
+    const picker = document.createElement("input");
+    picker.type = "file";
+    picker.accept = "image/*";
+    picker.onchange = async () => {
+      const file = picker.files?.[0];
+      if (!file) return;
+      const name = await hooks.uploadImage(file);
+      if (!name) return;
+      const values = combo.options.values as string[];
+      if (!values.includes(name)) values.push(name);
+      combo.value = name;
+      show();
+    };
+    picker.click();
+  });
+  button.serialize = false;
+  queueMicrotask(show);
+}
+
 export interface NodeHooks {
+  /** Uploads an image to the input folder; resolves to the name to select (or null on failure). */
+  uploadImage(file: File): Promise<string | null>;
+  /** URL of an image in the input folder. */
+  inputImageUrl(name: string): string;
   /** Called for every new node instance (extensions' nodeCreated). */
   nodeCreated(node: LoomNode): void;
   /** Opens an output image full size. */
@@ -344,8 +392,11 @@ function makeNodeClass(def: NodeDef, hooks: NodeHooks): typeof LGraphNode {
       for (const output of def.outputs) {
         this.addOutput(output.name, output.type, output.isList ? { shape: 6 } as any : undefined);
       }
+      for (const input of def.inputs.filter((i) => i.type === "COMBO" && i.options.image_upload)) {
+        addUploadButton(this as unknown as LoomNode, input.name, hooks);
+      }
       const size = this.computeSize();
-      this.setSize([Math.max(size[0], 240), size[1] + (def.outputNode ? 0 : 0)]);
+      this.setSize([Math.max(size[0], 240), size[1]]);
       this.strokeStyles.running = () =>
         (this as unknown as { loomRunning?: boolean }).loomRunning ? { color: "#3cdc5c", lineWidth: 3, padding: 6 } : undefined;
       this.badges.push(() => {
