@@ -226,6 +226,11 @@ def test_mute_bypass_and_widget_conversion_shape_the_queued_prompt(canvas) -> No
     assert any(i.get("widget") == {"name": "seed"} for i in node["inputs"])
     assert node["widgets_values"][1] == "randomize"
 
+    canvas.page.mouse.click(*canvas.widget(sampler, "steps", "middle"), button="right")
+    canvas.page.get_by_text("Convert input to widget").click()
+    canvas.page.locator(".litecontextmenu .litemenu-entry", has_text="seed").last.click()
+    assert canvas.js("return app.graph.getNodeById(arg).inputs.some(i => i.widget);", sampler) is False
+
 
 def test_interrupt_a_long_run(canvas) -> None:
     make_fast(canvas, steps=10000)
@@ -236,12 +241,37 @@ def test_interrupt_a_long_run(canvas) -> None:
         timeout=120_000,
     )
     canvas.page.locator(".queue-item.running").wait_for()
-    canvas.shot("running")
+    canvas.page.click("#queue-button")
+    pending = canvas.page.locator(".queue-item.pending")
+    pending.wait_for()
+    canvas.shot("running-and-pending")
+    pending.locator("button.cancel").click()
+    pending.wait_for(state="detached")
     canvas.page.locator(".queue-item.running button.interrupt").click()
     canvas.page.get_by_text("Run interrupted").wait_for(timeout=60_000)
     canvas.wait_idle()
     canvas.shot("interrupted")
     assert canvas.js("return app.graph.getNodeById(arg).loom.imageUrls.length;", canvas.node_id("SaveImage")) == 0
+
+
+def test_batch_count_queues_several_runs(canvas) -> None:
+    make_fast(canvas)
+    sampler = canvas.node_id("KSampler")
+    canvas.js(
+        "app.graph.getNodeById(arg).widgets.find(w => w.name === 'control_after_generate').value = 'increment';",
+        sampler,
+    )
+    seed = canvas.widget_value(sampler, "seed")
+    shown = canvas.page.locator(".gallery-grid img").count()
+    canvas.page.fill("#batch-count", "2")
+    canvas.page.click("#queue-button")
+    canvas.page.locator(".loom-toast", has_text="Queued 2 runs").wait_for()
+    assert canvas.widget_value(sampler, "seed") == seed + 2
+    canvas.wait_idle()
+    canvas.page.wait_for_function(
+        "(n) => document.querySelectorAll('.gallery-grid img').length >= n + 2", arg=shown, timeout=120_000
+    )
+    canvas.shot("two-runs")
 
 
 def test_incompatible_link_is_refused_with_a_hint(canvas) -> None:
