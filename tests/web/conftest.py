@@ -91,9 +91,54 @@ class ServerProcess:
         self.proc = None
 
 
+TEST_PACK_INIT = """
+class WebTestEcho:
+    CATEGORY = "testing"
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"default": 1})}}
+
+    def run(self, value):
+        return (value,)
+
+
+NODE_CLASS_MAPPINGS = {"WebTestEcho": WebTestEcho}
+WEB_DIRECTORY = "./web"
+"""
+
+TEST_PACK_SCRIPT = """
+import { app } from "../../scripts/app.js";
+
+window.loom.registerExtension({
+  name: "web_test_pack.native",
+  nodeCreated(node) {
+    node.properties.webTestPackSeen = true;
+  },
+});
+app.registerExtension({
+  name: "web_test_pack.compat",
+  setup() {
+    window.webTestPackSetup = true;
+  },
+});
+"""
+
+
+def write_test_pack(base: Path) -> None:
+    """A node pack with a front-end extension, in the server's custom_nodes/."""
+    pack = base / "custom_nodes" / "web_test_pack"
+    (pack / "web").mkdir(parents=True)
+    (pack / "__init__.py").write_text(TEST_PACK_INIT)
+    (pack / "web" / "extension.js").write_text(TEST_PACK_SCRIPT)
+
+
 @pytest.fixture(scope="session")
 def loom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("loom-base")
+    write_test_pack(base)
     server = ServerProcess(base, free_port())
     try:
         schema = server.start()

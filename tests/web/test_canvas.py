@@ -407,3 +407,9 @@ def test_image_dropped_on_load_image_is_uploaded_and_selected(canvas, loom_serve
     )
     canvas.shot("uploaded")
     assert (loom_server.base / "input" / "green square.png").is_file()
+
+
+def test_pack_extensions_are_loaded(canvas) -> None:
+    assert canvas.page.evaluate("() => window.webTestPackSetup") is True
+    node = canvas.add_node("web test echo", "WebTestEcho", (300, 700))
+    assert canvas.js("return app.graph.getNodeById(arg).properties.webTestPackSeen;", node) is True
