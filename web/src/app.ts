@@ -38,9 +38,6 @@ export class App {
   readonly gallery: Gallery;
   readonly palette: Palette;
   undo!: UndoStack;
-  /** Prompt ids this page queued, so only their events decorate the canvas. */
-  readonly myPrompts = new Set<string>();
-  runningPrompt: string | null = null;
   runningNode: string | null = null;
   /** Timestamps the tests and bench read. */
   readonly timings: Record<string, number> = {};
@@ -453,7 +450,6 @@ export class App {
           client_id: this.socket.clientId,
           extra_data: { extra_pnginfo: { workflow } },
         });
-        this.myPrompts.add(res.prompt_id);
         ids.push(res.prompt_id);
       } catch (e) {
         this.#onQueueError(e);
@@ -584,7 +580,6 @@ export class App {
         break;
       }
       case "execution_start":
-        this.runningPrompt = data.prompt_id;
         for (const node of this.graph._nodes) resetRunState(node, true);
         this.#progress.style.width = "0";
         break;
@@ -596,10 +591,7 @@ export class App {
         break;
       case "executing":
         this.#setRunning(data.node ?? null);
-        if (data.node == null) {
-          this.runningPrompt = null;
-          void this.queuePanel.refresh();
-        }
+        if (data.node == null) void this.queuePanel.refresh();
         break;
       case "progress": {
         const fraction = data.max ? data.value / data.max : 0;
