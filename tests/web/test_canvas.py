@@ -214,6 +214,23 @@ def test_mute_bypass_and_widget_conversion_shape_the_queued_prompt(canvas) -> No
     assert "images" not in save["inputs"]  # no input of VAEDecode has its output type IMAGE: nothing passes
     canvas.page.keyboard.press("Control+b")
 
+    # A bypassed sampler passes its LATENT input through; a reroute is followed to its source.
+    canvas.js(
+        "const s = app.graph.getNodeById(arg.sampler); s.mode = 4;"
+        "const d = app.graph.getNodeById(arg.decode); const save = app.graph._nodes.find(n => n.type === 'SaveImage');"
+        "const r = window.loom.LiteGraph.createNode('Reroute'); r.pos = [1300, 500]; app.graph.add(r);"
+        "d.connect(0, r, 0); r.connect(0, save, 0);",
+        {"sampler": sampler, "decode": decode},
+    )
+    prompt = canvas.js("return app.prompt();")
+    latent = canvas.node_id("EmptyLatentImage")
+    assert str(sampler) not in prompt
+    assert prompt[str(decode)]["inputs"]["samples"] == [str(latent), 0]
+    save = next(n for n in prompt.values() if n["class_type"] == "SaveImage")
+    assert save["inputs"]["images"] == [str(decode), 0]
+    assert not any(n["class_type"] == "Reroute" for n in prompt.values())
+    canvas.page.keyboard.press("Control+z")
+
     canvas.js("window.loom.app.canvas.deselectAll();")
     canvas.page.mouse.click(*canvas.widget(sampler, "seed", "middle"), button="right")
     canvas.page.get_by_text("Convert widget to input").click()
