@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MODEL_FOLDERS = ("checkpoints", "vae", "loras", "controlnet", "embeddings", "upscale_models", "clip", "diffusion_models")
+MODEL_FOLDERS = (
+    "checkpoints",
+    "vae",
+    "loras",
+    "controlnet",
+    "embeddings",
+    "upscale_models",
+    "clip",
+    "diffusion_models",
+)
 MODEL_EXTENSIONS = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"})
 FOLDER_ALIASES = {"unet": "diffusion_models", "text_encoders": "clip", "t2i_adapter": "controlnet"}
 

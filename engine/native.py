@@ -230,9 +230,10 @@ class NativeNode:
             not_idempotent=opts.get("not_idempotent", False),
             is_async=inspect.iscoroutinefunction(fn),
             wants_context=ctx_param is not None,
-            fingerprint=_keyword_hook(opts.get("fingerprint"), opts.get("always_run", False)),
-            validate=_keyword_hook(opts.get("validate"), False),
-            check_lazy=_keyword_hook(opts.get("check_lazy"), False),
+            fingerprint=_keyword_hook(opts.get("fingerprint"), opts.get("always_run", False), env),
+            validate=_keyword_hook(opts.get("validate"), False, env),
+            validate_inputs=_hook_inputs(opts.get("validate")),
+            check_lazy=_keyword_hook(opts.get("check_lazy"), False, env),
             input_refresh=refresh,
             python_module=python_module,
             pack=pack,
@@ -244,12 +245,26 @@ class NativeNode:
 ALWAYS = float("nan")
 
 
-def _keyword_hook(hook: Callable[..., Any] | None, always: bool) -> Callable[[dict[str, Any]], Any] | None:
+def _keyword_hook(hook: Callable[..., Any] | None, always: bool, env: Any) -> Callable[[dict[str, Any]], Any] | None:
+    """Hooks take the inputs by keyword; one that declares a parameter named `env` also gets the host environment,
+    since validation and fingerprints run outside any node context (a loader must find its file to hash it)."""
     if always:
         return lambda _inputs: ALWAYS
     if hook is None:
         return None
+    if "env" in inspect.signature(hook).parameters:
+        return lambda inputs: hook(**inputs, env=env)
     return lambda inputs: hook(**inputs)
+
+
+def _hook_inputs(hook: Callable[..., Any] | None) -> frozenset[str] | None:
+    """The inputs a validate hook checks itself, as for VALIDATE_INPUTS; None when it takes **kwargs (all)."""
+    if hook is None:
+        return None
+    params = inspect.signature(hook).parameters.values()
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.name != "env")
 
 
 def _spaced(name: str) -> str:

@@ -24,7 +24,11 @@ _KNOWN_OPTIONS = {
 
 
 def spec_from_class(
-    class_type: str, cls: type, display_name: str | None = None, python_module: str = "custom_nodes", pack: str | None = None
+    class_type: str,
+    cls: type,
+    display_name: str | None = None,
+    python_module: str = "custom_nodes",
+    pack: str | None = None,
 ) -> NodeSpec:
     """Read a protocol class; raises SpecError naming the class and what is wrong with it."""
     where = f"node {class_type!r}"

@@ -1,4 +1,4 @@
-"""Installs Debian's chromium for the browser tests when it is missing (never a browser download of Playwright's own)."""
+"""Installs Debian's chromium for the browser tests when missing (never Playwright's own browser download)."""
 
 import os
 import shutil

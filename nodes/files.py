@@ -1,0 +1,186 @@
+"""Files the image and latent nodes read from the input folder and write to the output and temp folders.
+
+Every path built from a widget value goes through `engine.folders.confined`, so a workflow cannot read or write
+outside Loom's folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.folders import Folders, UnsafePath, confined
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+_ANNOTATION = re.compile(r"^(?P<name>.*?)\s*\[(?P<kind>input|output|temp)\]$")
+
+
+def folders_of(env: Any) -> Folders:
+    """The host's folders; a clear error when the node runs without an environment that has them."""
+    folders = getattr(env, "folders", None)
+    if folders is None:
+        raise RuntimeError("this node needs the host's folders (env.folders) and none were given")
+    return folders
+
+
+def list_input_files(env: Any, extensions: frozenset[str] | None = IMAGE_EXTENSIONS) -> list[str]:
+    """Files at the top of the input folder (uploads land there), sorted; [] when there is no environment yet."""
+    folders = getattr(env, "folders", None)
+    if folders is None or not folders.input.is_dir():
+        return []
+    names = [
+        entry.name
+        for entry in os.scandir(folders.input)
+        if entry.is_file()
+        and not entry.name.startswith(".")
+        and (extensions is None or Path(entry.name).suffix.lower() in extensions)
+    ]
+    return sorted(names)
+
+
+def resolve_input(folders: Folders, name: str) -> Path:
+    """The file a combo value names: `sub/name.png` in the input folder, or `name.png [output]` (also `[temp]`,
+    `[input]`) in that folder. Raises UnsafePath for escapes, FileNotFoundError when nothing is there."""
+    if not isinstance(name, str):
+        raise ValueError(f"expected a file name, got {type(name).__name__} {name!r}")
+    kind = "input"
+    match = _ANNOTATION.match(name)
+    if match:
+        name, kind = match["name"], match["kind"]
+    if not name:
+        raise FileNotFoundError("no file name given")
+    path = confined(folders.typed_dir(kind), name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{name!r} is not a file in the {kind} folder")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash: a file replaced with new content under the same name changes it, whatever its mtime."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_DATE_TOKENS = re.compile(r"yyyy|yy|MM|M|dd|d|hh|h|mm|m|ss|s")
+
+
+def _format_date(pattern: str, now: time.struct_time) -> str:
+    """`yyyy-MM-dd hh-mm-ss` style patterns, as canvas workflows write them in `%date:...%`."""
+    fields = {
+        "yyyy": f"{now.tm_year:04d}", "yy": f"{now.tm_year % 100:02d}",
+        "MM": f"{now.tm_mon:02d}", "M": str(now.tm_mon), "dd": f"{now.tm_mday:02d}", "d": str(now.tm_mday),
+        "hh": f"{now.tm_hour:02d}", "h": str(now.tm_hour), "mm": f"{now.tm_min:02d}", "m": str(now.tm_min),
+        "ss": f"{now.tm_sec:02d}", "s": str(now.tm_sec),
+    }  # fmt: skip
+    return _DATE_TOKENS.sub(lambda m: fields[m[0]], pattern)
+
+
+def _widget_value(prompt: Any, title: str, widget: str) -> str | None:
+    """The literal value of `widget` on the node titled (or with id) `title` in an API-format prompt."""
+    if not isinstance(prompt, dict):
+        return None
+    for node_id, entry in prompt.items():
+        if not isinstance(entry, dict):
+            continue
+        meta = entry.get("_meta") or {}
+        if title in (str(node_id), meta.get("title"), entry.get("class_type")):
+            value = (entry.get("inputs") or {}).get(widget)
+            if value is not None and not isinstance(value, list | dict):
+                return str(value)
+    return None
+
+
+def expand_prefix(prefix: str, width: int = 0, height: int = 0, prompt: Any = None) -> str:
+    """Replace `%width%`, `%height%`, `%year%` ... `%second%`, `%date:FORMAT%` and `%Node title.widget%` in a
+    filename prefix; the canvas does this before queueing, headless runs rely on this. Unknown names stay."""
+    now = time.localtime()
+    values = {
+        "width": str(width),
+        "height": str(height),
+        "year": str(now.tm_year),
+        "month": f"{now.tm_mon:02d}",
+        "day": f"{now.tm_mday:02d}",
+        "hour": f"{now.tm_hour:02d}",
+        "minute": f"{now.tm_min:02d}",
+        "second": f"{now.tm_sec:02d}",
+    }
+
+    def replace(match: re.Match[str]) -> str:
+        name = match[1]
+        if name.startswith("date:"):
+            return _format_date(name[5:], now)
+        if name in values:
+            return values[name]
+        title, dot, widget = name.rpartition(".")
+        found = _widget_value(prompt, title, widget) if dot else None
+        return match[0] if found is None else found.replace("/", "_").replace("\\", "_")
+
+    return re.sub(r"%([^%/\\]+)%", replace, prefix)
+
+
+@dataclass
+class OutputWriter:
+    """Writes numbered files `name_00001_.ext` under `base/sub/` for a `filename_prefix` such as "sub/name".
+
+    The next counter is one past the highest already there, and each file is created exclusively, so an existing
+    file is never overwritten, even by a concurrent writer.
+    """
+
+    base: Path
+    kind: str
+    prefix: str
+    width: int = 0
+    height: int = 0
+    prompt: Any = None
+    folder: Path = field(init=False)
+    subfolder: str = field(init=False)
+    stem: str = field(init=False)
+    _next: dict[str, int] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        prefix = expand_prefix(self.prefix.replace("\\", "/"), self.width, self.height, self.prompt)
+        subfolder, stem = posixpath.split(prefix)
+        if not stem:
+            raise UnsafePath(f"filename_prefix {self.prefix!r} has no file name after its folder")
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.folder = confined(self.base, subfolder) if subfolder else self.base.resolve()
+        # `confined` refused any escape; the subfolder is reported relative to its base, as clients expect.
+        self.subfolder = self.folder.relative_to(self.base.resolve()).as_posix() if subfolder else ""
+        if self.subfolder == ".":
+            self.subfolder = ""
+        self.stem = stem
+
+    def _first_free(self, stem: str) -> int:
+        pattern = re.compile(re.escape(stem) + r"_(\d+)_?\.")
+        highest = 0
+        if self.folder.is_dir():
+            for entry in os.scandir(self.folder):
+                match = pattern.match(entry.name)
+                if match:
+                    highest = max(highest, int(match[1]))
+        return highest + 1
+
+    def write(self, data: bytes, ext: str, batch_number: int = 0) -> dict[str, str]:
+        """Write one file; returns its `{filename, subfolder, type}` for the node's ui output."""
+        stem = self.stem.replace("%batch_num%", str(batch_number))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        counter = self._next.get(stem) or self._first_free(stem)
+        while True:
+            name = f"{stem}_{counter:05d}_.{ext}"
+            try:
+                with (self.folder / name).open("xb") as fh:
+                    fh.write(data)
+                break
+            except FileExistsError:
+                counter += 1
+        self._next[stem] = counter + 1
+        return {"filename": name, "subfolder": self.subfolder, "type": self.kind}

@@ -1,0 +1,198 @@
+"""Image nodes: loading from the input folder, saving PNGs with the workflow embedded, previews, resizing,
+cropping, batching, and conversion between images and masks.
+
+IMAGE is float32 [B, H, W, C] in 0..1; MASK is [B, H, W] (1 = selected / transparent).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import string
+from typing import Any
+
+from engine.context import NodeContext
+from engine.native import Combo, Float, Hidden, Int, Out, Socket, String, node
+from nodes.files import OutputWriter, file_sha256, folders_of, list_input_files, resolve_input
+from nodes.imageio import CHANNELS, encode_png, load_image, load_mask, text_chunks, to_uint8
+from nodes.resize import CROP_MODES, IMAGE_METHODS, upscale_image
+
+MAX_RESOLUTION = 16384
+
+
+def _image_path(image: str, env: Any) -> Any:
+    return resolve_input(folders_of(env), image)
+
+
+def _image_fingerprint(image: str, env: Any, **_: Any) -> str:
+    """The file's content hash, so replacing an uploaded file under the same name re-runs the loader."""
+    try:
+        return file_sha256(_image_path(image, env))
+    except (OSError, ValueError, RuntimeError):
+        return f"missing:{image}"
+
+
+def _image_validate(image: str, env: Any) -> bool | str:
+    try:
+        _image_path(image, env)
+    except (OSError, ValueError, RuntimeError) as exc:
+        return f"Invalid image file {image!r}: {exc}"
+    return True
+
+
+@node(
+    category="image",
+    outputs=[Out("IMAGE"), Out("MASK")],
+    fingerprint=_image_fingerprint,
+    validate=_image_validate,
+)
+def LoadImage(ctx: NodeContext, image: str = Combo(list_input_files, image_upload=True)) -> tuple[Any, Any]:
+    """An image from the input folder; the MASK is 1 where the image is transparent. Frames of an animated or
+    multi-page file become a batch."""
+    return load_image(_image_path(image, ctx.env))
+
+
+@node(category="mask", outputs=["MASK"], fingerprint=_image_fingerprint, validate=_image_validate)
+def LoadImageMask(
+    ctx: NodeContext,
+    image: str = Combo(list_input_files, image_upload=True),
+    channel: str = Combo(CHANNELS),
+) -> Any:
+    """One channel of an image from the input folder as a mask (alpha inverted: 1 = transparent)."""
+    return load_mask(_image_path(image, ctx.env), channel)
+
+
+def _save(
+    ctx: NodeContext, images: Any, prefix: str, kind: str, prompt: Any, extra_pnginfo: Any, compress_level: int
+) -> dict[str, Any]:
+    folders = folders_of(ctx.env)
+    h, w = images.shape[1], images.shape[2]
+    writer = OutputWriter(folders.typed_dir(kind), kind, prefix, width=w, height=h, prompt=prompt)
+    text = text_chunks(prompt, extra_pnginfo)
+    saved = []
+    for number, image in enumerate(images):
+        ctx.check_interrupt()
+        data = encode_png(to_uint8(image), text, compress_level=compress_level)
+        saved.append(writer.write(data, "png", batch_number=number))
+    return {"ui": {"images": saved}, "result": ()}
+
+
+@node(category="image", outputs=[], output_node=True)
+def SaveImage(
+    ctx: NodeContext,
+    images: Any = Socket("IMAGE", tooltip="The images to save."),
+    filename_prefix: str = String(
+        "Loom",
+        tooltip="File name prefix; may name subfolders ('sub/name') and use %date:yyyy-MM-dd%, %width%, %height%, "
+        "%batch_num% or %Node title.widget%.",
+    ),
+    prompt: Any = Hidden("PROMPT"),
+    extra_pnginfo: Any = Hidden("EXTRA_PNGINFO"),
+) -> dict[str, Any]:
+    """Save PNGs to the output folder as `<prefix>_00001_.png`, never overwriting, with the workflow embedded."""
+    return _save(ctx, images, filename_prefix, "output", prompt, extra_pnginfo, compress_level=4)
+
+
+@node(category="image", outputs=[], output_node=True)
+def PreviewImage(
+    ctx: NodeContext,
+    images: Any = Socket("IMAGE"),
+    prompt: Any = Hidden("PROMPT"),
+    extra_pnginfo: Any = Hidden("EXTRA_PNGINFO"),
+) -> dict[str, Any]:
+    """Show images without keeping them: written to the temp folder, not the output folder."""
+    suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
+    return _save(ctx, images, f"Loom_temp_{suffix}", "temp", prompt, extra_pnginfo, compress_level=1)
+
+
+@node(category="image/upscaling", outputs=["IMAGE"])
+def ImageScale(
+    image: Any = Socket("IMAGE"),
+    upscale_method: str = Combo(IMAGE_METHODS),
+    width: int = Int(512, min=0, max=MAX_RESOLUTION, step=1),
+    height: int = Int(512, min=0, max=MAX_RESOLUTION, step=1),
+    crop: str = Combo(CROP_MODES),
+) -> Any:
+    """Resize to width x height; a side of 0 follows the other keeping the aspect ratio (both 0: unchanged)."""
+    if width == 0 and height == 0:
+        return image
+    h, w = image.shape[1], image.shape[2]
+    if width == 0:
+        width = max(1, round(w * height / h))
+    elif height == 0:
+        height = max(1, round(h * width / w))
+    return upscale_image(image, width, height, upscale_method, crop)
+
+
+@node(category="image/upscaling", outputs=["IMAGE"])
+def ImageScaleBy(
+    image: Any = Socket("IMAGE"),
+    upscale_method: str = Combo(IMAGE_METHODS),
+    scale_by: float = Float(1.0, min=0.01, max=8.0, step=0.01),
+) -> Any:
+    width, height = max(1, round(image.shape[2] * scale_by)), max(1, round(image.shape[1] * scale_by))
+    return upscale_image(image, width, height, upscale_method)
+
+
+@node(category="image/upscaling", outputs=["IMAGE"])
+def ImageScaleToTotalPixels(
+    image: Any = Socket("IMAGE"),
+    upscale_method: str = Combo(IMAGE_METHODS),
+    megapixels: float = Float(1.0, min=0.01, max=16.0, step=0.01),
+) -> Any:
+    """Resize keeping the aspect ratio so the image has about `megapixels` x 1024 x 1024 pixels."""
+    h, w = image.shape[1], image.shape[2]
+    scale = math.sqrt(megapixels * 1024 * 1024 / (w * h))
+    return upscale_image(image, max(1, round(w * scale)), max(1, round(h * scale)), upscale_method)
+
+
+@node(category="image", outputs=["IMAGE"])
+def ImageInvert(image: Any = Socket("IMAGE")) -> Any:
+    return 1.0 - image
+
+
+@node(category="image", outputs=["IMAGE"])
+def ImageBatch(image1: Any = Socket("IMAGE"), image2: Any = Socket("IMAGE")) -> Any:
+    """Join two batches; image2 is resized (bilinear, centre crop) to image1's size when they differ."""
+    import torch
+
+    if image1.shape[3] != image2.shape[3]:
+        raise ValueError(
+            f"image1 has {image1.shape[3]} channels and image2 {image2.shape[3]}: they cannot be batched together"
+        )
+    if image1.shape[1:] != image2.shape[1:]:
+        image2 = upscale_image(image2, image1.shape[2], image1.shape[1], "bilinear", "center")
+    return torch.cat((image1, image2), dim=0)
+
+
+@node(category="image/transform", outputs=["IMAGE"])
+def ImageCrop(
+    image: Any = Socket("IMAGE"),
+    width: int = Int(512, min=1, max=MAX_RESOLUTION, step=1),
+    height: int = Int(512, min=1, max=MAX_RESOLUTION, step=1),
+    x: int = Int(0, min=0, max=MAX_RESOLUTION, step=1),
+    y: int = Int(0, min=0, max=MAX_RESOLUTION, step=1),
+) -> Any:
+    """The width x height region at (x, y), cut short at the image's edges; the origin stays inside the image."""
+    x, y = min(x, image.shape[2] - 1), min(y, image.shape[1] - 1)
+    return image[:, y : y + height, x : x + width, :]
+
+
+MASK_CHANNELS = ("red", "green", "blue", "alpha")
+
+
+@node(category="mask", outputs=["MASK"])
+def ImageToMask(image: Any = Socket("IMAGE"), channel: str = Combo(MASK_CHANNELS)) -> Any:
+    """One channel of an image as a mask (not inverted)."""
+    index = MASK_CHANNELS.index(channel) if channel in MASK_CHANNELS else -1
+    if index < 0:
+        raise ValueError(f"unknown channel {channel!r}; expected one of {MASK_CHANNELS}")
+    if index >= image.shape[3]:
+        raise ValueError(f"the image has {image.shape[3]} channels, so it has no {channel} channel")
+    return image[:, :, :, index]
+
+
+@node(category="mask", outputs=["IMAGE"])
+def MaskToImage(mask: Any = Socket("MASK")) -> Any:
+    """A mask as a grey RGB image."""
+    return mask.reshape((-1, 1, mask.shape[-2], mask.shape[-1])).movedim(1, -1).expand(-1, -1, -1, 3)

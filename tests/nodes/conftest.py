@@ -1,0 +1,62 @@
+"""Fixtures for node tests: real folders in tmp_path, the built-in registry, and a way to call a node as the
+executor does (through its NodeSpec's invoke, with a NodeContext)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nodes
+from engine.context import NodeContext, RunControl
+from engine.folders import Folders
+from engine.registry import NodeRegistry
+
+
+@dataclass
+class Env:
+    """The part of the host environment these nodes use."""
+
+    folders: Folders
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    folders = Folders.under(tmp_path / "loom")
+    folders.ensure()
+    return Env(folders)
+
+
+@pytest.fixture
+def registry(env: Env) -> NodeRegistry:
+    registry = NodeRegistry(env)
+    nodes.register_builtin(registry)
+    return registry
+
+
+Run = Callable[..., Any]
+
+
+@pytest.fixture
+def run(registry: NodeRegistry, env: Env) -> Run:
+    """`run("LatentFlip", samples=..., flip_method=...)` -> the node's raw return value."""
+
+    def call(class_type: str, **inputs: Any) -> Any:
+        spec = registry.get(class_type)
+        assert spec is not None, class_type
+        if spec.wants_context:
+            inputs["__context__"] = NodeContext(
+                prompt_id="p",
+                node_id="1",
+                display_node="1",
+                class_type=class_type,
+                emit=lambda event: None,
+                control=RunControl(),
+                env=env,
+            )
+        return spec.invoke(inputs)
+
+    return call
