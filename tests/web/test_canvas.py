@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 import urllib.request
 
 import pytest
@@ -278,7 +279,11 @@ def test_batch_count_queues_several_runs(canvas) -> None:
         "app.graph.getNodeById(arg).widgets.find(w => w.name === 'control_after_generate').value = 'increment';",
         sampler,
     )
-    seed = canvas.widget_value(sampler, "seed")
+    seed = random.randrange(10**6, 10**9)  # runs no earlier test made, so neither comes from the cache
+    canvas.js(
+        "app.graph.getNodeById(arg.id).widgets.find(w => w.name === 'seed').value = arg.seed;",
+        {"id": sampler, "seed": seed},
+    )
     shown = canvas.page.locator(".gallery-grid img").count()
     canvas.page.fill("#batch-count", "2")
     canvas.page.click("#queue-button")
