@@ -48,7 +48,7 @@ export interface RuntimeError {
 
 export function showRuntimeError(error: RuntimeError, title: string, onLocate: () => void): void {
   document.querySelector(".loom-error-dialog")?.remove();
-  const trace = el("details", {}, el("summary", { text: "Traceback" }), el("pre", { text: (error.traceback ?? []).join("") }));
+  const trace = el("details", {}, el("summary", { text: "Traceback" }), el("pre", { text: (error.traceback ?? []).map((l) => (l.endsWith("\n") ? l : `${l}\n`)).join("") }));
   const locate = el("button", { text: "Show node" });
   const close = el("button", { text: "Close" });
   const dialog = el(
