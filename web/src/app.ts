@@ -4,6 +4,7 @@ import { LGraph, LGraphCanvas, LGraphGroup, type LGraphNode, LiteGraph } from "@
 import { Api, ApiError, type ImageRef, type NodeErrors, type ObjectInfo } from "./api";
 import { graphToPrompt } from "./convert";
 import { buildDefaultWorkflow } from "./default_workflow";
+import { ValidationPanel } from "./errors";
 import { Extensions } from "./extensions";
 import { fitImages, type LoomNode, PrimitiveNode, refreshCombos, registerNodes, resetRunState, toggleMode, typesCompatible } from "./nodes";
 import { Palette, type SlotFilter } from "./palette";
@@ -46,7 +47,7 @@ export class App {
   readonly #canvasEl: HTMLCanvasElement;
   readonly #progress: HTMLDivElement;
   readonly #status: HTMLSpanElement;
-  readonly #validation: HTMLDivElement;
+  readonly #validation: ValidationPanel;
   #saveTimer = 0;
   /** The slot a link was dragged from when the palette opened on its release. */
   #linkSource: { node: LGraphNode; slot: { type: unknown }; fromOutput: boolean } | null = null;
@@ -56,8 +57,6 @@ export class App {
     this.#canvasEl = el("canvas", { id: "graph-canvas", tabindex: "0" });
     this.#progress = el("div", { class: "bar" });
     this.#status = el("span", { class: "status", text: "connecting…" });
-    this.#validation = el("div", { class: "loom-validation", role: "alert" });
-    this.#validation.hidden = true;
     this.#batch = el("input", { type: "number", min: "1", max: "100", value: "1", id: "batch-count", title: "Batch count" });
     this.queuePanel = new QueuePanel(this.api);
     this.gallery = new Gallery(this.api);
@@ -65,11 +64,12 @@ export class App {
       this.#toolbar(),
       el("div", { class: "global-progress" }, this.#progress),
       el("main", {}, el("div", { class: "canvas-host" }, this.#canvasEl), el("aside", {}, this.queuePanel.element, this.gallery.element)),
-      this.#validation,
     );
     LiteGraph.release_link_on_empty_shows_menu = true;
     LiteGraph.middle_click_slot_add_default_node = true;
     this.canvas = new LGraphCanvas(this.#canvasEl, this.graph);
+    this.#validation = new ValidationPanel(this.graph, this.canvas);
+    root.append(this.#validation.element);
     this.canvas.show_info = false;
     this.canvas.render_canvas_border = false;
     this.canvas.showSearchBox = (event: MouseEvent, options?: any) => {
@@ -299,7 +299,7 @@ export class App {
   }
 
   #applyLoaded(loaded: Loaded): void {
-    this.#clearErrors();
+    this.#validation.clear();
     if (loaded.kind === "api") {
       const missing = loadApiFormat(this.graph, loaded.data);
       if (missing.length) toast(`Unknown node types: ${[...new Set(missing)].join(", ")}`, "error", 8000);
@@ -440,7 +440,7 @@ export class App {
 
   async queue(batch = Number(this.#batch.value) || 1): Promise<string[]> {
     const ids: string[] = [];
-    this.#clearErrors();
+    this.#validation.clear();
     for (let i = 0; i < Math.max(1, batch); i++) {
       const prompt = this.prompt();
       const workflow = this.graph.serialize();
@@ -492,47 +492,7 @@ export class App {
   }
 
   showValidationErrors(message: string, nodeErrors: NodeErrors, details?: string): void {
-    const items: HTMLElement[] = [];
-    for (const [id, entry] of Object.entries(nodeErrors)) {
-      const node = this.graph.getNodeById(id) as LoomNode | null;
-      const title = node?.title ?? entry.class_type ?? id;
-      if (node?.loom) {
-        node.has_errors = true;
-        node.loom.errors = entry.errors.map((err) => ({
-          input: err.extra_info?.input_name,
-          message: err.details && !err.message.includes(err.details) ? `${err.message}: ${err.details}` : err.message,
-        }));
-      }
-      for (const err of entry.errors) {
-        const input = err.extra_info?.input_name;
-        const details = err.details && !err.message.includes(err.details) ? ` (${err.details})` : "";
-        const li = el("li", { "data-node-id": id, text: `${title} #${id}${input ? ` · ${input}` : ""}: ${err.message}${details}` });
-        li.onclick = () => node && this.canvas.centerOnNode(node);
-        items.push(li);
-      }
-    }
-    const close = el("button", { text: "×", title: "Dismiss" });
-    close.onclick = () => (this.#validation.hidden = true);
-    this.#validation.replaceChildren(
-      close,
-      el("strong", { text: message }),
-      ...(details && !items.length ? [el("p", { text: details })] : []),
-      el("ul", {}, ...items),
-    );
-    this.#validation.hidden = false;
-    this.canvas.setDirty(true, true);
-  }
-
-  #clearErrors(): void {
-    this.#validation.hidden = true;
-    for (const node of this.graph._nodes) {
-      const loom = (node as LoomNode).loom;
-      if (loom?.errors.length) {
-        loom.errors = [];
-        node.has_errors = false;
-      }
-    }
-    document.querySelector(".loom-error-dialog")?.remove();
+    this.#validation.show(message, nodeErrors, details);
   }
 
   // ---- server events ---------------------------------------------------------------------------------
