@@ -19,6 +19,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TXT2IMG = ["CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode", "SaveImage"]
 
 
+def set_widget(canvas, node_id: int, name: str, value: object) -> None:
+    canvas.js(
+        "app.graph.getNodeById(arg.id).widgets.find(w => w.name === arg.name).value = arg.value;",
+        {"id": node_id, "name": name, "value": value},
+    )
+
+
 def make_fast(canvas, steps: int = 2) -> None:
     """Small latents, few steps and a fixed seed, so a run on the demo model takes a moment."""
     canvas.js(
@@ -94,6 +101,7 @@ def test_changed_widget_requeue_marks_cached_nodes(canvas) -> None:
     make_fast(canvas)
     save = canvas.node_id("SaveImage")
     sampler = canvas.node_id("KSampler")
+    set_widget(canvas, sampler, "seed", random.randrange(10**6, 10**9))  # a run no earlier test made
     canvas.page.click("#queue-button")
     first = canvas.wait_for_images(save)
     canvas.wait_idle()

@@ -1,17 +1,18 @@
 // The application: owns the graph and canvas, talks to the server, and ties the panels together.
 
 import { LGraph, LGraphCanvas, LGraphGroup, type LGraphNode, LiteGraph } from "@comfyorg/litegraph";
-import { Api, ApiError, type ImageRef, type NodeErrors, type ObjectInfo } from "./api";
+import { Api, ApiError, type NodeErrors, type ObjectInfo } from "./api";
 import { graphToPrompt } from "./convert";
 import { buildDefaultWorkflow } from "./default_workflow";
 import { ValidationPanel } from "./errors";
+import { ExecutionView } from "./execution";
 import { Extensions } from "./extensions";
-import { fitImages, type LoomNode, PrimitiveNode, refreshCombos, registerNodes, resetRunState, toggleMode, typesCompatible } from "./nodes";
+import { type LoomNode, PrimitiveNode, refreshCombos, registerNodes, toggleMode, typesCompatible } from "./nodes";
 import { Palette, type SlotFilter } from "./palette";
 import { Gallery, QueuePanel } from "./panels";
 import { CONTROL_WIDGET, type NodeDef, nextControlledValue } from "./schema";
 import { type ServerMessage, Socket } from "./socket";
-import { el, openLightbox, type RuntimeError, showRuntimeError, toast } from "./ui";
+import { el, openLightbox, toast } from "./ui";
 import { UndoStack } from "./undo";
 import { classify, downloadJson, loadApiFormat, type Loaded, missingTypes, readWorkflowFile } from "./workflow_io";
 
@@ -39,7 +40,7 @@ export class App {
   readonly gallery: Gallery;
   readonly palette: Palette;
   undo!: UndoStack;
-  runningNode: string | null = null;
+  readonly execution: ExecutionView;
   /** Timestamps the tests and bench read. */
   readonly timings: Record<string, number> = {};
   /** Server messages re-dispatched as DOM events (type = message type, detail = data) for extensions. */
@@ -69,6 +70,7 @@ export class App {
     LiteGraph.middle_click_slot_add_default_node = true;
     this.canvas = new LGraphCanvas(this.#canvasEl, this.graph);
     this.#validation = new ValidationPanel(this.graph, this.canvas);
+    this.execution = new ExecutionView(this.graph, this.canvas, this.api, this.gallery, this.#progress);
     root.append(this.#validation.element);
     this.canvas.show_info = false;
     this.canvas.render_canvas_border = false;
@@ -98,11 +100,16 @@ export class App {
       this.api,
       {
         message: (msg) => this.#onMessage(msg),
-        preview: (blob) => this.#onPreview(blob),
+        preview: (blob) => this.execution.preview(blob),
         connection: (state, reconnected) => this.#onConnection(state, reconnected),
       },
       clientId(),
     );
+  }
+
+  /** Id of the node running now (null when idle). */
+  get runningNode(): string | null {
+    return this.execution.runningNode;
   }
 
   async start(): Promise<void> {
@@ -497,12 +504,6 @@ export class App {
 
   // ---- server events ---------------------------------------------------------------------------------
 
-  #node(id: unknown): LoomNode | null {
-    if (id == null) return null;
-    const key = String(id).split(":")[0];
-    return (this.graph.getNodeById(key) ?? this.graph.getNodeById(Number(key))) as LoomNode | null;
-  }
-
   #onConnection(state: "open" | "closed", reconnected: boolean): void {
     this.#status.textContent = state === "open" ? "connected" : "reconnecting…";
     this.#status.className = `status ${state}`;
@@ -511,110 +512,20 @@ export class App {
       void this.queuePanel.refresh();
       void this.gallery.loadHistory();
     }
-    if (state === "closed") this.#setRunning(null);
-  }
-
-  #setRunning(id: string | null): void {
-    const previous = this.#node(this.runningNode);
-    if (previous) {
-      (previous as any).loomRunning = false;
-      previous.progress = undefined;
-    }
-    this.runningNode = id;
-    const node = this.#node(id);
-    if (node) (node as any).loomRunning = true;
-    if (!id) this.#progress.style.width = "0";
-    this.canvas.setDirty(true, true);
+    if (state === "closed") this.execution.setRunning(null);
   }
 
   #onMessage(msg: ServerMessage): void {
     const data = msg.data ?? {};
     this.events.dispatchEvent(new CustomEvent(msg.type, { detail: data }));
-    // The server sends job events only to the client that queued the job, and they may overtake the answer
-    // to POST /prompt, so every job event received here is ours.
-    switch (msg.type) {
-      case "status": {
-        const remaining = data.status?.exec_info?.queue_remaining ?? 0;
-        this.#status.textContent = `connected · queue ${remaining}`;
-        void this.queuePanel.refresh();
-        break;
-      }
-      case "execution_start":
-        for (const node of this.graph._nodes) resetRunState(node, true);
-        this.#progress.style.width = "0";
-        break;
-      case "execution_cached":
-        for (const id of data.nodes ?? []) {
-          const node = this.#node(id);
-          if (node?.loom) node.loom.cached = true;
-        }
-        break;
-      case "executing":
-        this.#setRunning(data.node ?? null);
-        if (data.node == null) void this.queuePanel.refresh();
-        break;
-      case "progress": {
-        const fraction = data.max ? data.value / data.max : 0;
-        const node = this.#node(data.node ?? this.runningNode);
-        if (node) node.progress = fraction;
-        this.#progress.style.width = `${Math.round(fraction * 100)}%`;
-        break;
-      }
-      case "executed":
-        this.#showOutput(this.#node(data.display_node ?? data.node), data.output?.images ?? []);
-        break;
-      case "execution_success":
-        this.#setRunning(null);
-        break;
-      case "execution_error": {
-        this.#setRunning(null);
-        const node = this.#node(data.node_id);
-        if (node?.loom) {
-          node.has_errors = true;
-          node.loom.errors = [{ message: `${data.exception_type}: ${data.exception_message}` }];
-        }
-        showRuntimeError(data as RuntimeError, node?.title ?? String(data.node_type), () => node && this.canvas.centerOnNode(node));
-        break;
-      }
-      case "execution_interrupted":
-        this.#setRunning(null);
-        toast("Run interrupted");
-        break;
+    if (msg.type === "status") {
+      const remaining = data.status?.exec_info?.queue_remaining ?? 0;
+      this.#status.textContent = `connected · queue ${remaining}`;
+      void this.queuePanel.refresh();
+    } else {
+      this.execution.handle(msg.type, data);
+      if (msg.type === "executing" && data.node == null) void this.queuePanel.refresh();
     }
-    this.canvas.setDirty(true, false);
-  }
-
-  #showOutput(node: LoomNode | null, images: ImageRef[]): void {
-    if (!images.length) return;
-    this.gallery.add(images);
-    if (!node?.loom) return;
-    const urls = images.map((img) => this.api.viewUrl(img));
-    node.loom.imageUrls = urls;
-    node.loom.preview = null;
-    node.loom.images = urls.map((url) => {
-      const img = new Image();
-      img.onload = () => {
-        fitImages(node);
-        this.canvas.setDirty(true, true);
-      };
-      img.src = url;
-      return img;
-    });
-  }
-
-  #onPreview(blob: Blob): void {
-    const node = this.#node(this.runningNode);
-    if (!node?.loom) return;
-    const img = new Image();
-    const url = URL.createObjectURL(blob);
-    img.onload = () => {
-      const old = node.loom.preview;
-      if (old) URL.revokeObjectURL(old.src);
-      node.loom.preview = img;
-      fitImages(node);
-      this.canvas.setDirty(true, false);
-    };
-    img.src = url;
   }
 
   // ---- input -----------------------------------------------------------------------------------------
