@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt requirem
 web:
 	@if [ -f web/package.json ]; then $(MAKE) --no-print-directory web/dist/index.html; fi
 
-web/dist/index.html: web/package.json web/package-lock.json $(shell find web/src -type f 2>/dev/null) $(wildcard web/index.html web/vite.config.* web/tsconfig.json)
+web/dist/index.html: web/package.json web/package-lock.json $(shell find web/src web/public -type f 2>/dev/null) $(wildcard web/index.html web/vite.config.* web/tsconfig.json)
 	cd web && (test -d node_modules && test node_modules/.package-lock.json -nt package-lock.json || npm ci --no-audit --no-fund --loglevel=error)
 	cd web && npm run --silent build
 	touch $@
@@ -30,6 +30,7 @@ run: setup
 test: setup
 	$(PY) tests/ensure_browser.py
 	$(PY) -m ruff check .
+	@if [ -f web/package.json ]; then cd web && npm run --silent typecheck; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -1,0 +1,126 @@
+// Shows a job as it runs: the running node outlined with its progress bar, the global progress bar, live
+// previews (binary frames) on the running node, cached nodes badged, output images on their nodes and in the
+// gallery, runtime errors in a dialog and on the failing node.
+
+import type { LGraph, LGraphCanvas } from "@comfyorg/litegraph";
+import type { Api, ImageRef } from "./api";
+import { fitImages, type LoomNode, resetRunState } from "./nodes";
+import type { Gallery } from "./panels";
+import { type RuntimeError, showRuntimeError, toast } from "./ui";
+
+export class ExecutionView {
+  runningNode: string | null = null;
+
+  constructor(
+    private readonly graph: LGraph,
+    private readonly canvas: LGraphCanvas,
+    private readonly api: Api,
+    private readonly gallery: Gallery,
+    private readonly progressBar: HTMLElement,
+  ) {}
+
+  /** A node by event id; expanded nodes ("12:5") are shown on the canvas node they came from. */
+  node(id: unknown): LoomNode | null {
+    if (id == null) return null;
+    const key = String(id).split(":")[0];
+    return (this.graph.getNodeById(key) ?? this.graph.getNodeById(Number(key))) as LoomNode | null;
+  }
+
+  setRunning(id: string | null): void {
+    const previous = this.node(this.runningNode);
+    if (previous) {
+      (previous as any).loomRunning = false;
+      previous.progress = undefined;
+    }
+    this.runningNode = id;
+    const node = this.node(id);
+    if (node) (node as any).loomRunning = true;
+    if (!id) this.progressBar.style.width = "0";
+    this.canvas.setDirty(true, true);
+  }
+
+  /** Applies one job event. The server sends job events only to the client that queued the job, and they
+   * may overtake the answer to POST /prompt, so every job event received is shown. */
+  handle(type: string, data: any): void {
+    switch (type) {
+      case "execution_start":
+        for (const node of this.graph._nodes) resetRunState(node, true);
+        this.progressBar.style.width = "0";
+        break;
+      case "execution_cached":
+        for (const id of data.nodes ?? []) {
+          const node = this.node(id);
+          if (node?.loom) node.loom.cached = true;
+        }
+        break;
+      case "executing":
+        this.setRunning(data.node ?? null);
+        break;
+      case "progress": {
+        const fraction = data.max ? data.value / data.max : 0;
+        const node = this.node(data.node ?? this.runningNode);
+        if (node) node.progress = fraction;
+        this.progressBar.style.width = `${Math.round(fraction * 100)}%`;
+        break;
+      }
+      case "executed":
+        this.#showOutput(this.node(data.display_node ?? data.node), data.output?.images ?? []);
+        break;
+      case "execution_success":
+        this.setRunning(null);
+        break;
+      case "execution_error": {
+        this.setRunning(null);
+        const node = this.node(data.node_id);
+        if (node?.loom) {
+          node.has_errors = true;
+          node.loom.errors = [{ message: `${data.exception_type}: ${data.exception_message}` }];
+        }
+        const title = node?.title ?? String(data.node_type);
+        showRuntimeError(data as RuntimeError, title, () => node && this.canvas.centerOnNode(node));
+        break;
+      }
+      case "execution_interrupted":
+        this.setRunning(null);
+        toast("Run interrupted");
+        break;
+      default:
+        return;
+    }
+    this.canvas.setDirty(true, false);
+  }
+
+  #showOutput(node: LoomNode | null, images: ImageRef[]): void {
+    if (!images.length) return;
+    this.gallery.add(images);
+    if (!node?.loom) return;
+    const urls = images.map((img) => this.api.viewUrl(img));
+    node.loom.imageUrls = urls;
+    node.loom.preview = null;
+    node.loom.images = urls.map((url) => {
+      const img = new Image();
+      img.onload = () => {
+        fitImages(node);
+        this.canvas.setDirty(true, true);
+      };
+      img.src = url;
+      return img;
+    });
+  }
+
+  /** A live preview frame: shown on the running node until its output arrives. */
+  preview(blob: Blob): void {
+    const node = this.node(this.runningNode);
+    if (!node?.loom) return;
+    const img = new Image();
+    const url = URL.createObjectURL(blob);
+    img.onload = () => {
+      const old = node.loom.preview;
+      if (old) URL.revokeObjectURL(old.src);
+      node.loom.preview = img;
+      fitImages(node);
+      this.canvas.setDirty(true, false);
+    };
+    img.src = url;
+  }
+}

@@ -1,0 +1,54 @@
+// Undo/redo by snapshots: after each user gesture the graph is serialised and compared with the last state;
+// a difference becomes an undo step. Snapshots are cheap next to a user's pace, even at hundreds of nodes.
+
+const LIMIT = 100;
+
+export class UndoStack {
+  #past: string[] = [];
+  #future: string[] = [];
+  #current: string;
+
+  constructor(
+    private readonly snapshot: () => string,
+    private readonly restore: (state: string) => void,
+  ) {
+    this.#current = snapshot();
+  }
+
+  /** Records the current state if it changed; returns true when it did. */
+  check(): boolean {
+    const state = this.snapshot();
+    if (state === this.#current) return false;
+    this.#past.push(this.#current);
+    if (this.#past.length > LIMIT) this.#past.shift();
+    this.#future = [];
+    this.#current = state;
+    return true;
+  }
+
+  /** Forgets history, e.g. after loading another workflow. */
+  reset(): void {
+    this.#past = [];
+    this.#future = [];
+    this.#current = this.snapshot();
+  }
+
+  undo(): boolean {
+    this.check();
+    const previous = this.#past.pop();
+    if (previous === undefined) return false;
+    this.#future.push(this.#current);
+    this.#current = previous;
+    this.restore(previous);
+    return true;
+  }
+
+  redo(): boolean {
+    const next = this.#future.pop();
+    if (next === undefined) return false;
+    this.#past.push(this.#current);
+    this.#current = next;
+    this.restore(next);
+    return true;
+  }
+}
