@@ -8,3 +8,6 @@ from collections.abc import Callable
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 
 COMMANDS: dict[str, Command] = {}
+
+# Each command module adds its own row when imported: one import per command.
+from cli import run  # noqa: E402, F401
