@@ -126,9 +126,7 @@ class RayWorkerPool:
         remote = ray.remote(LoomWorker)
         for index, options in enumerate(self._placements()):
             name = f"worker-{index}"
-            actor = remote.options(
-                max_restarts=self.max_restarts, max_concurrency=4, **options
-            ).remote(self.args, name)
+            actor = remote.options(max_restarts=self.max_restarts, max_concurrency=4, **options).remote(self.args, name)
             self.slots.append(Slot(index, name, actor))
         infos = ray.get([s.actor.info.remote() for s in self.slots], timeout=START_TIMEOUT)
         with self._cond:
@@ -249,6 +247,8 @@ class RayWorkerPool:
                 forwarded = True
             if done:
                 return ray.get(done_ref)
+            if ray.wait([done_ref], timeout=0)[0]:
+                ray.get(done_ref)  # raises RayActorError when the worker died (a restarted one knows no job)
 
     def _release(self, slot: Slot, result: WorkerResult | None) -> None:
         with self._cond:

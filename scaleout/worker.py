@@ -67,6 +67,7 @@ class LoomWorker:
         import ray
 
         from cli.runtime import build_runtime
+        from cli.serve import output_cache
         from engine.executor import Executor
 
         self.name = name
@@ -75,7 +76,7 @@ class LoomWorker:
         runtime = build_runtime(worker_args(args, self.scratch, bool(self.gpu_ids)))
         self.folders = runtime.folders
         self.env = runtime.env
-        self.executor = Executor(runtime.registry, env=runtime.env)
+        self.executor = Executor(runtime.registry, cache=output_cache(args), env=runtime.env)
         self.node_ip = ray.util.get_node_ip_address()
         self._events: deque[Delivery] = deque()
         self._cond = threading.Condition()
@@ -116,13 +117,16 @@ class LoomWorker:
 
     def next_events(self, prompt_id: str, timeout: float) -> tuple[list[Delivery], bool]:
         """The events of `prompt_id` so far (waiting up to `timeout` for one), and whether its run has ended with
-        nothing left to send."""
+        nothing left to send. Calls to a threaded actor may overtake each other: a poll that arrives before its
+        job has started waits like any other."""
         with self._cond:
-            if not self._events and not (self._done or self._job != prompt_id):
-                self._cond.wait(timeout)
+            if self._job != prompt_id or (not self._events and not self._done):
+                self._cond.wait_for(lambda: self._job == prompt_id and (self._events or self._done), timeout)
+            if self._job != prompt_id:
+                return [], False
             batch = list(self._events)
             self._events.clear()
-            return batch, (self._done or self._job != prompt_id) and not self._events
+            return batch, self._done
 
     def interrupt(self, prompt_id: str | None = None) -> bool:
         with self._cond:
