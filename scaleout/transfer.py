@@ -18,6 +18,7 @@ from engine.folders import Folders, UnsafePath, confined
 from nodes.files import OutputWriter
 
 FILE_KINDS = ("output", "temp")
+MAX_REMEMBERED = 50000  # placed files remembered for cached re-reports; the oldest are forgotten first
 _NUMBERED = re.compile(r"^(?P<stem>.+?)_\d+_?\.(?P<ext>[A-Za-z0-9]+)$")
 
 
@@ -74,6 +75,8 @@ class OutputReceiver:
                 if key in self._placed and self._exists(self._placed[key]):
                     continue
                 self._placed[key] = self._write(file)
+            while len(self._placed) > MAX_REMEMBERED:
+                self._placed.pop(next(iter(self._placed)))
 
     def _exists(self, ref: Mapping[str, str]) -> bool:
         try:
