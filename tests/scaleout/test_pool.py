@@ -114,3 +114,22 @@ async def test_node_error_is_a_job_error_not_retried(server: Server) -> None:
     assert len(of(messages, prompt_id, "execution_start")) == 1
     entry = await server.history(prompt_id)
     assert entry["status"]["status_str"] == "error" and entry["attempts"] == 1 and entry["retry"] is False
+
+
+async def test_interrupt_reaches_the_worker(server: Server, tmp_path: Path) -> None:
+    client = uuid.uuid4().hex
+    workflow = tiny_workflow("a.safetensors", "stop", "stopped", folder=str(tmp_path), me="held", wait_for="never")
+    async with server.http.ws_connect(f"{server.url}/ws?clientId={client}") as ws:
+        prompt_id = await server.post_prompt(workflow, client)
+        seen: list[dict] = []
+        async with asyncio.timeout(60):
+            while not any(m["type"] == "executing" and m["data"]["node"] == "3" for m in seen):
+                seen += await receive_some(ws)
+        async with server.http.post(server.url + "/interrupt", json={"prompt_id": prompt_id}) as r:
+            assert r.status == 200
+        messages = seen + await collect(ws, {prompt_id})
+    (interrupted,) = of(messages, prompt_id, "execution_interrupted")
+    assert interrupted["node_id"] == "3"
+    entry = await server.history(prompt_id)
+    assert entry["status"]["completed"] is False and entry["attempts"] == 1
+    assert not list(server.state.folders.output.glob("stopped_*.png"))
