@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP) web
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt requirements.lock
+$(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt requirements-nodeps.txt requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Loom needs Python 3.11"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt -c requirements.lock

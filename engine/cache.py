@@ -145,6 +145,11 @@ class OutputCache:
             for key in [k for k in self._entries if k not in self._pinned]:
                 self.bytes -= self._entries.pop(key).nbytes
 
+    def keys(self) -> list[bytes]:
+        """The signatures held, least recently used first (what a scale-out worker reports to the scheduler)."""
+        with self._lock:
+            return list(self._entries)
+
     def stats(self) -> CacheStats:
         with self._lock:
             return CacheStats(self.hits, self.misses, self.evictions, self.bytes, len(self._entries), self.max_bytes)
