@@ -10,3 +10,4 @@ Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Na
 COMMANDS: dict[str, Command] = {}
 
 # Each command module adds its own row when imported: one import per command.
+from cli import convert, nodes, run, serve, validate  # noqa: E402, F401
