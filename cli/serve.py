@@ -6,6 +6,7 @@ import argparse
 import logging
 import secrets
 from pathlib import Path
+from typing import Any
 
 from cli.commands import COMMANDS
 from cli.runtime import add_common_arguments, build_runtime
@@ -44,13 +45,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--database", type=Path, default=None, help="queue and history database (default: user/loom.db)"
     )
     parser.add_argument("--max-upload-size", type=float, default=100, metavar="MB", help="largest upload accepted")
+    parser.add_argument(
+        "--workers",
+        choices=("local", "ray"),
+        default="local",
+        help="run jobs in this process (default) or on a pool of Ray workers (needs requirements-ray.txt)",
+    )
+    parser.add_argument(
+        "--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default: start a local one)"
+    )
+    parser.add_argument(
+        "--workers-per-node",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Ray workers on each node (default: one per GPU, or one CPU worker)",
+    )
 
 
 def build_state(args: argparse.Namespace) -> ServerState:
     """Runtime, store, executor and queue from the flags; the web UI and packs are served as they are found."""
     runtime = build_runtime(args)
     store = Store(args.database or runtime.folders.user / "loom.db", history_cap=args.history_size)
-    executor = Executor(runtime.registry, cache=output_cache(args), env=runtime.env)
+    pool = start_pool(args, runtime) if args.workers == "ray" else None
+    executor: Any = pool if pool is not None else Executor(runtime.registry, cache=output_cache(args), env=runtime.env)
     config = ServerConfig(
         host=args.listen,
         port=args.port,
@@ -58,9 +76,21 @@ def build_state(args: argparse.Namespace) -> ServerState:
         max_upload_bytes=int(args.max_upload_size * 1024 * 1024),
     )
     extensions = getattr(runtime, "extensions", None) or {}
-    return ServerState(
-        config, runtime.registry, runtime.folders, JobQueue(store, executor, runtime.env), runtime.env, extensions
+    jobs = JobQueue(store, executor, runtime.env, workers=pool.size if pool is not None else 1)
+    state = ServerState(config, runtime.registry, runtime.folders, jobs, runtime.env, extensions)
+    state.workers = pool
+    return state
+
+
+def start_pool(args: argparse.Namespace, runtime: Any) -> Any:
+    """The Ray worker pool, started; imported here so that single-process Loom never loads Ray."""
+    from scaleout.pool import RayWorkerPool
+
+    pool = RayWorkerPool(
+        args, runtime.registry, runtime.folders, address=args.ray_address, workers_per_node=args.workers_per_node
     )
+    pool.start()
+    return pool
 
 
 def output_cache(args: argparse.Namespace) -> OutputCache:
@@ -93,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
     hosts = listen_hosts(args.listen)
     url_host = "127.0.0.1" if hosts[0] in ("0.0.0.0", "::") else hosts[0]
     print(f"Loom: serving on http://{url_host}:{args.port}", flush=True)
-    web.run_app(create_app(state), host=hosts, port=args.port, print=None, access_log=None)
+    try:
+        web.run_app(create_app(state), host=hosts, port=args.port, print=None, access_log=None)
+    finally:
+        if state.workers is not None:
+            state.workers.close()
     return 0
 
 

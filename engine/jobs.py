@@ -36,6 +36,10 @@ log = logging.getLogger("loom.jobs")
 MAX_ATTEMPTS = 2  # the first run, and one retry after the process died mid-run
 
 
+class WorkerLost(RuntimeError):
+    """Raised by a runner whose worker process died mid-job (scale-out): the queue runs the job once more."""
+
+
 class Runner(Protocol):
     """What the queue needs of engine.executor.Executor."""
 
@@ -114,17 +118,20 @@ def status_message(event: Event) -> tuple[str, dict[str, Any]] | None:
 class JobQueue:
     """Queue operations (thread-safe) plus the worker thread that drains the queue."""
 
-    def __init__(self, store: Store, executor: Runner, env: Any = None) -> None:
+    def __init__(self, store: Store, executor: Runner, env: Any = None, workers: int = 1) -> None:
+        """`workers` job threads run jobs at once (more than one only for a runner that spreads them, such as the
+        Ray worker pool); each takes the oldest pending job."""
         self.store = store
         self.executor = executor
         self.env = env
+        self.workers = max(1, workers)
         self._listeners: list[JobListener] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._running: Running | None = None
+        self._running: dict[str, Running] = {}
         self._free: tuple[bool, bool] | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # ---- life cycle ----
 
@@ -134,16 +141,19 @@ class JobQueue:
     def start(self) -> None:
         """Resume what the last process left, then start the worker."""
         self.resume()
-        self._thread = threading.Thread(target=self._loop, name="loom-worker", daemon=True)
-        self._thread.start()
+        for index in range(self.workers):
+            name = "loom-worker" if self.workers == 1 else f"loom-worker-{index}"
+            thread = threading.Thread(target=self._loop, name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Interrupt the running job and stop the worker; the job stays queued (it runs again on the next start)."""
+        """Interrupt the running jobs and stop the workers; the jobs stay queued (they run again on the next start)."""
         self._stopping.set()
         self.interrupt()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     def resume(self) -> None:
         for job in self.store.running_jobs():
@@ -207,13 +217,12 @@ class JobQueue:
         return count
 
     def interrupt(self, prompt_id: str | None = None) -> bool:
-        """Interrupt the running job (only if it is `prompt_id`, when given). True if one was interrupted."""
+        """Interrupt the running jobs (only `prompt_id`, when given). True if one was interrupted."""
         with self._lock:
-            running = self._running
-            if running is None or (prompt_id is not None and running.job.prompt_id != prompt_id):
-                return False
-            running.control.interrupt()
-            return True
+            targets = [r for pid, r in self._running.items() if prompt_id is None or pid == prompt_id]
+            for running in targets:
+                running.control.interrupt()
+            return bool(targets)
 
     def request_free(self, unload_models: bool, free_memory: bool) -> None:
         """Drop cached outputs (and models) between jobs, never under a running node."""
@@ -223,8 +232,13 @@ class JobQueue:
         self._wake.set()
 
     def running(self) -> Running | None:
+        """The oldest running job (the only one, unless several workers run jobs at once)."""
         with self._lock:
-            return self._running
+            return next(iter(self._running.values()), None)
+
+    def running_jobs(self) -> list[Running]:
+        with self._lock:
+            return list(self._running.values())
 
     # ---- the worker ----
 
@@ -240,8 +254,9 @@ class JobQueue:
                 self._apply_free()
                 with self._lock:  # taken and made interruptible in one step: /queue never shows it uninterruptible
                     job = self.store.start_next()
-                    self._running = Running(job, RunControl()) if job is not None else None
-                    running = self._running
+                    running = Running(job, RunControl()) if job is not None else None
+                    if running is not None:
+                        self._running[running.job.prompt_id] = running
                 if running is not None:
                     self._run(running)
                     continue
@@ -287,15 +302,37 @@ class JobQueue:
             )
             status = outcome.status
             running.outputs.update(outcome.outputs)
+        except WorkerLost as exc:
+            with self._lock:
+                self._running.pop(job.prompt_id, None)
+            self._lost(running, exc, started)
+            return
         except Exception as exc:  # a bug in the executor must not stop the worker; the job records it
             log.exception("job %s failed outside any node", job.prompt_id)
             emit(_failure(job.prompt_id, str(exc), type(exc).__name__, running.node, traceback.format_exception(exc)))
         with self._lock:
-            self._running = None
+            self._running.pop(job.prompt_id, None)
         if self._stopping.is_set() and status == "interrupted":
             self.store.requeue(job.prompt_id, undo_attempt=True)  # shutting down: it runs on the next start
             return
         self.store.finish(job.prompt_id, self._entry(running, status, started=started))
+        self._queue_changed()
+
+    def _lost(self, running: Running, exc: WorkerLost, started: float) -> None:
+        """The worker running the job died: run it once more (the retry shows in its history entry), or record an
+        error when this was the retry already."""
+        job = running.job
+        if job.attempts < MAX_ATTEMPTS:
+            log.warning("job %s runs again: %s", job.prompt_id, exc)
+            self.store.requeue(job.prompt_id)
+            self._wake.set()
+        else:
+            log.error("job %s: %s, on its retry; recording an error", job.prompt_id, exc)
+            failed = _failure(job.prompt_id, f"{exc}; not retried again", "WorkerLost", running.node)
+            running.messages.append(list(status_message(failed) or ()))
+            for listener in self._listeners:
+                listener.job_event(job.client_id, failed)
+            self.store.finish(job.prompt_id, self._entry(running, "error", started=started))
         self._queue_changed()
 
     def _record(self, running: Running, event: Event) -> None:

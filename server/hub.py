@@ -156,9 +156,9 @@ class Hub:
             await ws.prepare(request)
             remaining = await asyncio.get_running_loop().run_in_executor(None, self.jobs.remaining)
             greeting = [status_frame(remaining, sid)]
-            running = self.jobs.running()
-            if running is not None and running.job.client_id == sid and running.node is not None:
-                greeting.append(executing_frame(running.job.prompt_id, running.node, running.display_node))
+            for running in self.jobs.running_jobs():
+                if running.job.client_id == sid and running.node is not None:
+                    greeting.append(executing_frame(running.job.prompt_id, running.node, running.display_node))
             session.greet(greeting)
             session.start()
             async for msg in ws:

@@ -80,7 +80,11 @@ async def system_stats(request: web.Request) -> web.Response:
         "embedded_python": False,
         "argv": sys.argv,
     }
-    return web.json_response({"system": system, "devices": _devices(memory.total, memory.available)})
+    body: dict[str, Any] = {"system": system, "devices": _devices(memory.total, memory.available)}
+    pool = request.app[STATE].workers
+    if pool is not None:
+        body["workers"] = pool.stats()
+    return web.json_response(body)
 
 
 async def embeddings(request: web.Request) -> web.Response:

@@ -36,6 +36,7 @@ class ServerState:
     env: Any = None
     extensions: Mapping[str, Path] = field(default_factory=dict)  # pack name -> its front-end folder (WEB_DIRECTORY)
     hub: Any = None  # server.hub.Hub, set by create_app
+    workers: Any = None  # scaleout.pool.RayWorkerPool with `--workers ray`: its `stats()` joins /system_stats
 
     def feature_flags(self) -> dict[str, Any]:
         return {"supports_preview_metadata": False, "max_upload_size": self.config.max_upload_bytes}
