@@ -79,6 +79,7 @@ def build_state(args: argparse.Namespace) -> ServerState:
     jobs = JobQueue(store, executor, runtime.env, workers=pool.size if pool is not None else 1)
     state = ServerState(config, runtime.registry, runtime.folders, jobs, runtime.env, extensions)
     state.workers = pool
+    state.packs = None if args.disable_custom_nodes else runtime.packs
     return state
 
 

@@ -1,1 +1,12 @@
 """Loom's HTTP + WebSocket server (aiohttp): the wire protocol of DESIGN.md section 6."""
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    """`server.PromptServer` for node packs that `import server` expecting the ecosystem's host module."""
+    if name == "PromptServer":
+        from compat.server import PromptServer
+
+        return PromptServer
+    raise AttributeError(f"module 'server' has no attribute {name!r}")

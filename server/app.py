@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server import routes_control, routes_files, routes_info, routes_jobs, static
+from server import packs, routes_control, routes_files, routes_info, routes_jobs, static
 from server.http import errors_as_json
 from server.hub import Hub
 from server.security import SecurityPolicy, all_loopback, make_middleware
 from server.state import STATE, ServerState
 
-API_MODULES = (routes_jobs, routes_files, routes_info, routes_control)
+API_MODULES = (routes_jobs, routes_files, routes_info, routes_control, packs)
 
 
 def create_app(state: ServerState) -> web.Application:
@@ -33,6 +33,7 @@ def create_app(state: ServerState) -> web.Application:
             for method, path, handler in module.ROUTES:
                 app.router.add_route(method, prefix + path, handler)
         app.router.add_get(prefix + "/ws", hub.handle)
+    packs.attach(app, state)  # before the canvas' catch-all route
     for method, path, handler in static.ROUTES:
         app.router.add_route(method, path, handler)
     app.cleanup_ctx.append(_worker)

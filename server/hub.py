@@ -119,7 +119,18 @@ class Hub:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.broadcast, status_frame(remaining))
 
+    def send(self, type_: str, data: Any, sid: str | None = None) -> None:
+        """A message from outside the job flow (a node pack's `send_sync`): to client `sid`, or to everyone."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._deliver, sid, text(type_, data))
+
     # ---- on the event loop ----
+
+    def _deliver(self, sid: str | None, frame: Frame) -> None:
+        if sid is None:
+            self.broadcast(frame)
+        elif (session := self.sessions.get(sid)) is not None:
+            session.push(frame)
 
     def broadcast(self, frame: Frame) -> None:
         for session in list(self.sessions.values()):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ class ServerState:
     env: Any = None
     extensions: Mapping[str, Path] = field(default_factory=dict)  # pack name -> its front-end folder (WEB_DIRECTORY)
     hub: Any = None  # server.hub.Hub, set by create_app
+    packs: Sequence[Any] | None = None  # engine.packs.PackSummary of each pack found; None: packs are disabled
     workers: Any = None  # scaleout.pool.RayWorkerPool with `--workers ray`: its `stats()` joins /system_stats
 
     def feature_flags(self) -> dict[str, Any]:

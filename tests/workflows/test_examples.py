@@ -78,13 +78,13 @@ RUNS: dict[str, list[str]] = {
     "two_controlnets": SMALL,
     "area_composition": [
         *SMALL[:1],
-        "Empty Latent.width=96",
+        "Empty Latent.width=192",
         "Empty Latent.height=64",
-        "Left third.width=32",
+        "Left third.width=64",
         "Left third.height=64",
-        "Right third.width=32",
+        "Right third.width=64",
         "Right third.height=64",
-        "Right third.x=64",
+        "Right third.x=128",
     ],
     "sdxl_base": SMALL,
 }

@@ -1,0 +1,59 @@
+"""Node packs on the server: `GET /custom_nodes`, and the routes and messages packs add through PromptServer.
+
+`GET /custom_nodes` answers `{"enabled": bool, "packs": [summary, ...], "clashes": [clash, ...]}` where a summary
+is engine.packs.PackSummary as JSON (`name`, `path`, `status` "ok"|"failed"|"disabled", `module`, `nodes`,
+`ignored`, `seconds`, `slow`, `error`, `traceback`, `web_directory`, `warnings`) in load order, and a clash is
+`{"class_type", "kept", "ignored"}` (the source that keeps the node type and the one that lost it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from server.state import STATE, ServerState
+
+
+async def custom_nodes(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    clashes = [{"class_type": c.class_type, "kept": c.kept, "ignored": c.ignored} for c in state.registry.clashes]
+    body = {"enabled": state.packs is not None, "packs": [p.to_json() for p in state.packs or ()], "clashes": clashes}
+    return web.json_response(body)
+
+
+log = logging.getLogger("loom.packs")
+
+ROUTES = [("GET", "/custom_nodes", custom_nodes)]
+
+
+def attach(app: web.Application, state: ServerState) -> None:
+    """Mount the packs' own routes (also under /api) and connect `PromptServer.instance` to this server.
+
+    A route a pack declared twice (imported again) counts once, the newest; one that collides with a route
+    already there is left out with a warning, since a pack never stops Loom.
+    """
+    if state.packs is None:
+        return
+    from compat.host import bound
+    from compat.server import PromptServer
+
+    server = PromptServer.instance
+    seen: set[tuple[str, str]] = set()
+    for route in reversed(list(server.routes)):
+        key = (getattr(route, "method", ""), getattr(route, "path", getattr(route, "prefix", "")))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            if isinstance(route, web.RouteDef):
+                for prefix in ("", "/api"):
+                    app.router.add_route(route.method, prefix + route.path, route.handler, **route.kwargs)
+            else:
+                route.register(app.router)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("a node pack's route %s %s is not served: %s", key[0], key[1], exc)
+    server.bind_sender(state.hub.send)
+    host = bound()
+    if host is not None:
+        host.interrupt = state.jobs.interrupt
