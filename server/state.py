@@ -25,6 +25,7 @@ class ServerConfig:
     max_prompt_bytes: int = 16 * 1024 * 1024
     max_image_pixels: int = 8192 * 8192
     web_root: Path = ROOT / "web" / "dist"
+    workflows_root: Path = ROOT / "workflows"
 
 
 @dataclass
