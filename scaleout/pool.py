@@ -270,12 +270,24 @@ class RayWorkerPool:
         ).start()
 
     def _await_restart(self, slot: Slot) -> None:
-        try:
-            info = ray.get(slot.actor.info.remote(), timeout=START_TIMEOUT)
-            state = "idle"
-        except Exception:  # restarts exhausted, or the cluster went away
-            log.exception("worker %s did not come back", slot.name)
-            info, state = slot.info, "dead"
+        """Ask the restarted actor for its info; while Ray is still restarting it, calls fail fast, so ask again."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                info = ray.get(slot.actor.info.remote(), timeout=max(1.0, deadline - time.monotonic()))
+                state = "idle"
+                break
+            except ray.exceptions.ActorUnavailableError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                log.exception("worker %s did not come back", slot.name)
+                info, state = slot.info, "dead"
+                break
+            except Exception:  # restarts exhausted, or the cluster went away
+                log.exception("worker %s did not come back", slot.name)
+                info, state = slot.info, "dead"
+                break
         with self._cond:
             slot.info, slot.state, slot.idle_since = info, state, time.monotonic()
             self._cond.notify_all()
