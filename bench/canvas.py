@@ -20,16 +20,10 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT))
+
+from tests.ensure_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 NODES = 500
 FRAMES = 40
 
@@ -112,7 +106,7 @@ def main() -> int:
             with sync_playwright() as p:
                 context = p.chromium.launch_persistent_context(
                     str(Path(tmp) / "profile"),
-                    executable_path="/usr/bin/chromium",
+                    executable_path=CHROMIUM,
                     args=CHROMIUM_ARGS,
                     headless=True,
                     viewport={"width": 1600, "height": 900},

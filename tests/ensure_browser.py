@@ -6,6 +6,17 @@ import subprocess
 import sys
 
 CHROMIUM = "/usr/bin/chromium"
+# Headless flags that keep Chromium off the network this machine does not have.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main() -> int:
