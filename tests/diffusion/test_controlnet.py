@@ -65,9 +65,9 @@ def test_full_size_sd15_controlnet_shapes_detect_the_architecture() -> None:
         ref = ControlNetModel(cross_attention_dim=768)
     names = ldm_state_dict_names(ref)
     arch = detect_controlnet({names[k]: tuple(v.shape) for k, v in ref.state_dict().items()})
-    assert arch.block_channels == (320, 640, 1280, 1280)
-    assert arch.attention == (True, True, True, False)
-    assert arch.layers_per_block == 2
+    assert arch.unet.block_channels == (320, 640, 1280, 1280)
+    assert arch.unet.attention == (True, True, True, False)
+    assert arch.unet.layers_per_block == 2 and arch.family == "sd1"
     assert arch.hint_embedding_channels == (16, 32, 96, 256)
     config = arch.diffusers_config()
     assert config["attention_head_dim"] == (8, 8, 8, 8) and config["norm_num_groups"] == 32
