@@ -136,7 +136,7 @@ class Flows:
         outcome = self.executor.run(workflow, outputs=checked.outputs, prompt_id="p", emit=events.append)
         assert outcome.status == "success", outcome.error
         latent = None
-        if "9" in outcome.executed:
+        if "9" in outcome.outputs:  # a cached SaveLatent still names the file it wrote
             saved = outcome.outputs["9"]["latents"][0]
             path = self.env.folders.output / saved["subfolder"] / saved["filename"]
             latent = load_file(str(path))["latent_tensor"]
