@@ -114,3 +114,46 @@ def test_hint_is_resized_to_latent_times_eight_per_batch_row() -> None:
     assert torch.equal(hint.hint(x, None), rows)
     square = resize_cover(torch.arange(16.0).reshape(1, 1, 4, 4), (4, 4))
     assert torch.equal(square, torch.arange(16.0).reshape(1, 1, 4, 4))
+
+
+@pytest.mark.slow
+def test_sdxl_controlnet_gets_the_pooled_embedding_and_size_numbers(tmp_path: Path, tiny_files, manager) -> None:
+    """An SDXL ControlNet has SDXL's added embedding: the sampler must hand it text_embeds and time_ids too."""
+    from diffusers import ControlNetModel
+
+    from diffusion.loader import load_checkpoint
+    from diffusion.sampling import SampleRequest, sample
+
+    xl = load_checkpoint(tiny_files["sdxl"][0], manager)
+    net = ControlNetModel.from_unet(xl.model.unet, conditioning_embedding_out_channels=(8, 8, 16, 16))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block")):
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+    _write_ldm(net, tmp_path / "xl.safetensors")
+    loaded = load_controlnet(tmp_path / "xl.safetensors")
+    assert loaded.config.addition_embed_type == "text_time"
+    calls: list[dict] = []
+    forward = loaded.forward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("added_cond_kwargs") or {})
+        return forward(*args, **kwargs)
+
+    loaded.forward = spy
+    p, n = xl.clip.encode("a cat"), xl.clip.encode("")
+    extras = {"pooled_output": p.pooled, "width": 1024, "height": 768}
+
+    def run(control: ControlHint | None) -> torch.Tensor:
+        pos = [[p.cond, extras | ({"control": control} if control else {})]]
+        neg = [[n.cond, {"pooled_output": n.pooled}]]
+        request = SampleRequest(xl.model, 1, 2, 5.0, "euler", "normal", pos, neg, {"samples": torch.zeros(1, 4, 8, 8)})
+        return sample(request)["samples"]
+
+    plain = run(None)
+    controlled = run(ControlHint(loaded, _image(3)))
+    assert calls and not torch.allclose(controlled, plain, atol=1e-4)
+    assert torch.equal(calls[0]["text_embeds"], p.pooled.float())
+    assert calls[0]["time_ids"].tolist() == [[768, 1024, 0, 0, 64, 64]]  # target: the latent's pixels
+    assert torch.equal(run(ControlHint(loaded, _image(3), strength=0.0)), plain)
