@@ -30,6 +30,7 @@ LDM_PREFIX = "control_model."
 UNET_SHARED = ("input_blocks.", "middle_block.", "time_embed.", "label_emb.")
 DIFFERENCE_MARKER = "difference"
 Residuals = tuple[list[torch.Tensor], torch.Tensor]
+Crop = tuple[int, int, int, int, int, int]  # whole latent (height, width) and the part (y0, y1, x0, x1), in cells
 
 
 class ControlNetError(ValueError):
@@ -205,16 +206,19 @@ class ControlHint:
             return False
         return step_percent < self.end_percent or self.end_percent >= 1.0
 
-    def hint(self, x: torch.Tensor, cond_indices: Sequence[int] | None) -> torch.Tensor:
-        """The hint image resized to the latent's size times 8, one per row of `x`, as [B, C, H, W]."""
-        size = (x.shape[-2] * 8, x.shape[-1] * 8)
+    def hint(self, x: torch.Tensor, cond_indices: Sequence[int] | None, crop: Crop | None = None) -> torch.Tensor:
+        """The hint image resized to the latent's size times 8, one per row of `x`, as [B, C, H, W].
+
+        With `crop` (x is that part of a bigger latent) the hint is sized for the whole latent and cut alike."""
+        height, width, y0, y1, x0, x1 = crop or (x.shape[-2], x.shape[-1], 0, x.shape[-2], 0, x.shape[-1])
+        size = (height * 8, width * 8)
         key = (size, x.device, x.dtype)
         image = self._hints.get(key)
         if image is None:
             image = resize_cover(self.image.movedim(-1, 1), size).to(x.device, x.dtype)
             self._hints[key] = image
         rows = list(cond_indices) if cond_indices is not None else list(range(x.shape[0]))
-        return image[[r % image.shape[0] for r in rows]]
+        return image[[r % image.shape[0] for r in rows], :, y0 * 8 : y1 * 8, x0 * 8 : x1 * 8]
 
     def residuals(
         self,
@@ -224,8 +228,10 @@ class ControlHint:
         step_percent: float,
         cond_indices: Sequence[int] | None = None,
         added_cond_kwargs: dict[str, torch.Tensor] | None = None,
+        crop: Crop | None = None,
     ) -> Residuals | None:
-        """This ControlNet's residuals for one UNet call, or None outside its range or at strength 0."""
+        """This ControlNet's residuals for one UNet call, or None outside its range or at strength 0; `crop` when
+        the call predicts an area of the latent (see `hint`)."""
         if not self.active(step_percent):
             return None
         net = self.net
@@ -233,7 +239,7 @@ class ControlHint:
         if param.device != x.device:  # loaded on the CPU; follows the latent to the compute device once
             net.to(x.device)
         dtype = param.dtype
-        hint = self.hint(x, cond_indices)
+        hint = self.hint(x, cond_indices, crop)
         down, mid = net(
             x.to(dtype),
             timestep,

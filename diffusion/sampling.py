@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from diffusion.controlnet import chain_residuals
+from diffusion.controlnet import Crop, chain_residuals
 from diffusion.model import DiffusionModel
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
 from diffusion.samplers import SAMPLERS
@@ -137,19 +137,21 @@ class Guided:
         groups: dict[tuple[int, int, int, int], list[int]] = {}
         for i, reg in enumerate(regions):
             groups.setdefault(reg.bounds, []).append(i)
-        full = (0, x.shape[2], 0, x.shape[3])
+        height, width = x.shape[2], x.shape[3]
         preds: list[tuple[Region, torch.Tensor]] = [None] * len(entries)  # type: ignore[list-item]
         for bounds, indices in groups.items():
             crop = regions[indices[0]].crop(x)
             group = [entries[i] for i in indices]
-            denoised = self._forward(group, crop, sigma, percent, with_control=bounds == full)
+            area = None if bounds == (0, height, 0, width) else (height, width, *bounds)
+            denoised = self._forward(group, crop, sigma, percent, area)
             for i, chunk in zip(indices, denoised.split(self.batch), strict=True):
                 preds[i] = (regions[i], chunk)
         return preds
 
     def _forward(
-        self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float, with_control: bool
+        self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float, area: Crop | None
     ) -> torch.Tensor:
+        """x0 estimates of `entries` on `x` (the whole latent, or the `area` of it), one batched UNet call."""
         n = len(entries)
         c_skip, c_out, c_in = self.model.scalings(sigma)
         x_in = (x * c_in).repeat(n, 1, 1, 1)
@@ -158,7 +160,7 @@ class Guided:
         context = torch.cat([self._rows(e.cond.repeat(1, length // e.cond.shape[1], 1)) for e in entries])
         context = context.to(self.device)
         added = self._added(entries)
-        down, mid = self._control(entries, x_in, t, context, added, percent) if with_control else (None, None)
+        down, mid = self._control(entries, x_in, t, context, added, percent, area)
         out = self.model.unet_forward(x_in, t, context, added, down, mid)
         return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
 
@@ -211,15 +213,19 @@ class Guided:
         context: torch.Tensor,
         added: dict[str, torch.Tensor] | None,
         percent: float,
+        area: Crop | None,
     ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
         """Sum the residuals of each entry's ControlNet chain; each control sees only its entry's rows (and,
-        for SDXL, their pooled embedding and size numbers, which its own added embedding needs)."""
+        for SDXL, their pooled embedding and size numbers, which its own added embedding needs), and for an area
+        entry the area's crop, so its hint is cut to match."""
         down: list[torch.Tensor] | None = None
         mid: torch.Tensor | None = None
         total = x_in.shape[0]
         for n, entry in enumerate(entries):
             rows = list(range(n * self.batch, (n + 1) * self.batch))
-            extra = {"added_cond_kwargs": {k: v[rows] for k, v in added.items()}} if added else {}
+            extra: dict[str, Any] = {"added_cond_kwargs": {k: v[rows] for k, v in added.items()}} if added else {}
+            if area is not None:
+                extra["crop"] = area
             result = chain_residuals(
                 entry.opts.get("control"), x_in[rows], t[rows], context[rows], percent, rows, **extra
             )

@@ -157,3 +157,10 @@ def test_sdxl_controlnet_gets_the_pooled_embedding_and_size_numbers(tmp_path: Pa
     assert torch.equal(calls[0]["text_embeds"], p.pooled.float())
     assert calls[0]["time_ids"].tolist() == [[768, 1024, 0, 0, 64, 64]]  # target: the latent's pixels
     assert torch.equal(run(ControlHint(loaded, _image(3), strength=0.0)), plain)
+
+
+def test_hint_for_an_area_is_the_matching_part_of_the_whole_frames_hint() -> None:
+    hint = ControlHint(tiny_controlnet(), torch.rand(1, 40, 40, 3))
+    whole = hint.hint(torch.zeros(1, 4, 8, 8), None)
+    part = hint.hint(torch.zeros(1, 4, 4, 2), None, crop=(8, 8, 2, 6, 5, 7))
+    assert part.shape == (1, 3, 32, 16) and torch.equal(part, whole[..., 16:48, 40:56])
