@@ -246,6 +246,6 @@ def test_area_entries_predict_on_their_crop_and_controls_follow(sd1, cond) -> No
     area = [[other, {"area": (8, 4, 0, 4), "control": control}]]  # the right half, at its own 8 x 4 size
     with_control = sample(_request(sd1.model, (pos + area, neg), cfg=1.0, steps=1))["samples"]
     assert control.crops == [((8, 8, 0, 8, 4, 8), (8, 4))]
-    without = sample(_request(sd1.model, (pos + [[other, {"area": (8, 4, 0, 4)}]], neg), cfg=1.0, steps=1))
+    without = sample(_request(sd1.model, ([*pos, [other, {"area": (8, 4, 0, 4)}]], neg), cfg=1.0, steps=1))
     assert torch.equal(with_control[..., :4], without["samples"][..., :4])
     assert not torch.allclose(with_control[..., 4:], without["samples"][..., 4:], atol=1e-4)
