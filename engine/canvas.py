@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.problems import BAD_WORKFLOW, MISSING_NODE_TYPE, Problem, WorkflowFileError
+from engine.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
 from engine.registry import NodeRegistry
 from engine.spec import InputSpec, NodeSpec
 from engine.types import ANY, INT, split_union
@@ -166,15 +166,7 @@ class _Flattener:
         else:
             flat.kind = "ignored"
             if mode not in (MODE_MUTED, MODE_BYPASS):  # neither runs, so neither needs the node's code
-                self.problems.append(
-                    Problem(
-                        MISSING_NODE_TYPE,
-                        f"node {node_id}: unknown node type {class_type!r}",
-                        node_id=node_id,
-                        class_type=class_type,
-                        value=class_type,
-                    )
-                )
+                self.problems.append(unknown_node_type(node_id, class_type))
 
     def expand(self, flat: FlatNode, raw: Mapping[str, Any], stack: tuple[str, ...]) -> None:
         """A subgraph node: its inner nodes join the graph as `<this id>:<inner id>`; muted/bypassed ones do not."""
