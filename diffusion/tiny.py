@@ -15,10 +15,16 @@ import torch
 from torch import nn
 
 from diffusion.convert import hf_to_openclip, text_table, to_ldm, unet_table, vae_table
-from diffusion.detect import UNET_PREFIX, VAE_PREFIX, TextArch, UNetArch, VAEArch, family_defaults
-
-TEXT_PREFIXES = {"sd1": ("cond_stage_model.",), "sd2": ("cond_stage_model.",)}
-TEXT_PREFIXES["sdxl"] = ("conditioner.embedders.0.", "conditioner.embedders.1.")
+from diffusion.detect import (
+    TEXT_PREFIXES,
+    UNET_PREFIX,
+    VAE_PREFIX,
+    TextArch,
+    UNetArch,
+    VAEArch,
+    detect_text,
+    family_defaults,
+)
 
 
 @dataclass(frozen=True)
@@ -30,24 +36,26 @@ class TinySpec:
 
 
 def _text_arch(family: str, index: int, hidden: int, prefix: str) -> TextArch:
+    """A two-layer encoder of width `hidden`, described by the shapes its file would have and read back by the same
+    detection real files go through (so the tiny spec and a loaded tiny file cannot disagree)."""
     spec = family_defaults(family)["text_encoders"][index]
-    return TextArch(
-        name=spec["name"],
-        prefix=prefix,
-        layout=spec["layout"],
-        hidden=hidden,
-        layers=2,
-        intermediate=hidden * 2,
-        heads=max(1, hidden // 64),
-        vocab=49408,
-        max_positions=77,
-        projection_dim=hidden if spec["pooled"] else None,
-        hidden_act=spec["hidden_act"],
-        pad_token=spec["pad_token"],
-        default_layer=spec["default_layer"],
-        final_norm_on_skip=spec["final_norm_on_skip"],
-        pooled=spec["pooled"],
-    )
+    if spec["layout"] == "hf":
+        t = f"{prefix}transformer.text_model."
+        shapes = {
+            f"{t}embeddings.token_embedding.weight": (49408, hidden),
+            f"{t}embeddings.position_embedding.weight": (77, hidden),
+            f"{prefix}transformer.text_projection.weight": (hidden, hidden),
+        }
+        shapes |= {f"{t}encoder.layers.{i}.mlp.fc1.weight": (hidden * 2, hidden) for i in range(2)}
+    else:
+        t = f"{prefix}model."
+        shapes = {
+            f"{t}token_embedding.weight": (49408, hidden),
+            f"{t}positional_embedding": (77, hidden),
+            f"{t}text_projection": (hidden, hidden),
+        }
+        shapes |= {f"{t}transformer.resblocks.{i}.mlp.c_fc.weight": (hidden * 2, hidden) for i in range(2)}
+    return detect_text(shapes, prefix, spec)
 
 
 def tiny_spec(family: str = "sd1", vae_levels: int = 2) -> TinySpec:
