@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 import nodes
 from diffusion.demo import DEMO_FILES
@@ -173,3 +174,22 @@ def test_every_example_validates_with_demo_models(name: str, tmp_path: Path, cap
     assert main(["validate", str(WORKFLOWS / f"{name}.json"), "--base-directory", str(without)]) == (
         0 if name == "txt2img" else 1
     )
+
+
+@pytest.mark.slow
+def test_the_image_a_run_saved_runs_again_to_the_same_image(tmp_path: Path) -> None:
+    """`main.py run IMAGE.png` restores the workflow the image carries (with the first run's --set values)."""
+    from cli import main
+    from engine.pngmeta import read_image_workflow
+
+    argv = ["run", str(WORKFLOWS / "txt2img.json"), *prepare(tmp_path), *(f"--set={s}" for s in RUNS["txt2img"])]
+    assert main([*argv, "--set=KSampler.seed=1234"]) == 0
+    first = next((tmp_path / "output").glob("*.png"))
+    again = tmp_path / "again"
+    assert main(["run", str(first), "--base-directory", str(tmp_path), "--output-directory", str(again)]) == 0
+    second = next(again.glob("*.png"))
+    before, after = read_image_workflow(first), read_image_workflow(second)
+    assert after.prompt == before.prompt and after.prompt is not None
+    assert next(n for n in after.prompt.values() if n["class_type"] == "KSampler")["inputs"]["seed"] == 1234
+    assert after.workflow == before.workflow
+    assert Image.open(first).tobytes() == Image.open(second).tobytes()
