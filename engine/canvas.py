@@ -290,9 +290,13 @@ class GroupExpansion:
     def expand(self, raw: Mapping[str, Any], stack: tuple[str, ...]) -> None:
         by_link = {(lk.target, lk.target_slot): lk.id for lk in self.links.values()}
         for index, node in zip(self.indices, self.inner, strict=True):
+            listed = node.get("inputs")
+            if not isinstance(listed, list):  # terse definitions leave the input slots to the node's declaration
+                spec = self.flattener.registry.get(node["type"])
+                listed = [{"name": i.name, "type": i.type} for i in socket_inputs(spec)] if spec else []
             slots = [
                 {**slot, "link": by_link.get((index, n))} if isinstance(slot, Mapping) else slot
-                for n, slot in enumerate(node.get("inputs") or [])
+                for n, slot in enumerate(listed)
             ]
             self.flattener.node({**node, "id": index, "inputs": slots}, self.links, self.prefix, stack)
         input_node = self.prefix + GROUP_INPUT
@@ -463,6 +467,14 @@ def widget_inputs(spec: NodeSpec) -> list[InputSpec]:
     inputs = spec.current_inputs()
     return [i for i in inputs if i.is_widget and i.kind == "required"] + [
         i for i in inputs if i.is_widget and i.kind == "optional"
+    ]
+
+
+def socket_inputs(spec: NodeSpec) -> list[InputSpec]:
+    """Link-only inputs in canvas slot order: required then optional, each in declaration order."""
+    inputs = spec.current_inputs()
+    return [i for i in inputs if not i.is_widget and i.kind == "required"] + [
+        i for i in inputs if not i.is_widget and i.kind == "optional"
     ]
 
 

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from engine.canvas import CONTROL_VALUES, has_control, map_widget_values, widget_inputs
+from engine.canvas import CONTROL_VALUES, has_control, map_widget_values, socket_inputs, widget_inputs
 from engine.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
 from engine.registry import NodeRegistry
 from engine.workflow import is_api_link
@@ -82,10 +82,7 @@ def api_to_canvas(api: Mapping[str, Any], registry: NodeRegistry) -> dict[str, A
         values = entry.get("inputs") or {}
         widgets = widget_inputs(spec)
         widget_names = {w.name for w in widgets}
-        sockets = [i for i in spec.current_inputs() if i.kind == "required" and not i.is_widget] + [
-            i for i in spec.current_inputs() if i.kind == "optional" and not i.is_widget
-        ]
-        inputs: list[dict[str, Any]] = [{"name": i.name, "type": i.type, "link": None} for i in sockets]
+        inputs: list[dict[str, Any]] = [{"name": i.name, "type": i.type, "link": None} for i in socket_inputs(spec)]
         widgets_values: list[Any] = []
         for w in widgets:
             value = values.get(w.name, w.default)

@@ -540,3 +540,10 @@ def test_group_node_input_matching_nothing_inside_is_reported() -> None:
     node_of(canvas, 10)["inputs"][2]["name"] = "vae"
     with pytest.raises(WorkflowFileError, match="input 'vae' of group node 'workflow/Sampler' matches no input"):
         canvas_to_api(canvas, REG)
+
+
+def test_group_definition_without_input_lists_uses_the_declared_socket_order() -> None:
+    canvas = grouped()
+    for inner in canvas["extra"]["groupNodes"]["Sampler"]["nodes"]:
+        del inner["inputs"]
+    assert canvas_to_api(canvas, REG) == GROUPED
