@@ -180,18 +180,8 @@ def demo_controlnet_layout() -> dict[str, list[int]]:
     from diffusion.controlnet import LDM_PREFIX, ControlNetArch
     from diffusion.ldm_names import ldm_state_dict_names
 
-    unet = tiny_spec("sd1").unet
     arch = ControlNetArch(
-        in_channels=unet.in_channels,
-        block_channels=unet.block_channels,
-        layers_per_block=unet.layers_per_block,
-        attention=unet.attention,
-        transformer_depth=unet.transformer_depth,
-        context_dim=unet.context_dim,
-        linear_projection=unet.linear_projection,
-        hint_channels=3,
-        hint_embedding_channels=DEMO_HINT_CHANNELS,
-        adm_in_channels=unet.adm_in_channels,
+        unet=tiny_spec("sd1").unet, family="sd1", hint_channels=3, hint_embedding_channels=DEMO_HINT_CHANNELS
     )
     with torch.device("meta"):
         model = ControlNetModel(**arch.diffusers_config())

@@ -23,7 +23,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cli.runtime import ROOT
 from engine.context import RunControl
-from engine.events import EventSink, JobInterrupted, JobSucceeded, NodeExecuted, discard
+from engine.events import EventSink, JobFailed, JobInterrupted, JobSucceeded, NodeExecuted, discard
 from engine.executor import RunOutcome
 from engine.folders import Folders
 from engine.jobs import WorkerLost
@@ -190,14 +190,23 @@ class RayWorkerPool:
             return RunOutcome("interrupted", {}, (), ())
         job = WorkerJob(prompt_id, workflow.to_api(), list(outputs), dict(extra_data or {}))
         result: WorkerResult | None = None
+        # The job's last event waits until the worker is idle again: a client that queues its next job on seeing
+        # it must find the warm worker free, or affinity would send that job elsewhere.
+        endings: list[Any] = []
+
+        def relay(event: Any) -> None:
+            (endings.append if isinstance(event, (JobSucceeded, JobFailed, JobInterrupted)) else emit)(event)
+
         try:
-            result = self._drive(slot, job, emit, control)
+            result = self._drive(slot, job, relay, control)
         except RayActorError as exc:
             self._lost(slot, prompt_id)
             raise WorkerLost(f"worker {slot.name} died while running job {prompt_id}: {exc}") from exc
         finally:
             if result is not None or slot.state == "busy":
                 self._release(slot, result)
+        for event in endings:
+            emit(event)
         outs = {node: self.receiver.rewrite(slot.name, ui) for node, ui in result.outputs.items()}
         return RunOutcome(result.status, outs, result.executed, result.cached)  # type: ignore[arg-type]
 

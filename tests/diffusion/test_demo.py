@@ -32,14 +32,15 @@ def test_the_real_loaders_read_every_demo_file(tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file
 
+    from diffusion.checkpoint import read_tensors
     from diffusion.controlnet import load_controlnet
     from diffusion.esrgan import load_rrdb
-    from diffusion.lora import match_lora, read_lora
+    from diffusion.lora import match_lora
     from diffusion.tiny import build_tiny, tiny_spec
 
     paths = write_all(tmp_path)
     modules = build_tiny(tiny_spec("sd1", vae_levels=4))
-    lora = read_lora(str(paths["loras"]))
+    lora = read_tensors(paths["loras"])
     match = match_lora(lora, {"unet": modules.unet, "te1": modules.text[0]})
     assert match.unmapped == {}
     assert len(match.patches) == len(lora) // 3 and {p.target.component for p in match.patches} == {"unet", "te1"}
