@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Hidden, Int, Out, Socket, String, node
-from nodes.files import OutputWriter, file_sha256, folders_of, list_input_files, resolve_input
+from nodes.files import OutputWriter, check_input_file, folders_of, input_fingerprint, list_input_files, resolve_input
 from nodes.imageio import CHANNELS, encode_png, load_image, load_mask, text_chunks, to_uint8
 from nodes.resize import CROP_MODES, IMAGE_METHODS, upscale_image
 
@@ -25,19 +25,11 @@ def _image_path(image: str, env: Any) -> Any:
 
 
 def _image_fingerprint(image: str, env: Any, **_: Any) -> str:
-    """The file's content hash, so replacing an uploaded file under the same name re-runs the loader."""
-    try:
-        return file_sha256(_image_path(image, env))
-    except (OSError, ValueError, RuntimeError):
-        return f"missing:{image}"
+    return input_fingerprint(env, image)
 
 
 def _image_validate(image: str, env: Any) -> bool | str:
-    try:
-        _image_path(image, env)
-    except (OSError, ValueError, RuntimeError) as exc:
-        return f"Invalid image file {image!r}: {exc}"
-    return True
+    return check_input_file(env, image, "image")
 
 
 @node(
