@@ -116,14 +116,19 @@ def ImageScale(
     return upscale_image(image, width, height, upscale_method, crop)
 
 
+def _scale(image: Any, factor: float, method: str) -> Any:
+    """Resize both sides by `factor`, keeping at least one pixel."""
+    h, w = image.shape[1], image.shape[2]
+    return upscale_image(image, max(1, round(w * factor)), max(1, round(h * factor)), method)
+
+
 @node(category="image/upscaling", outputs=["IMAGE"])
 def ImageScaleBy(
     image: Any = Socket("IMAGE"),
     upscale_method: str = Combo(IMAGE_METHODS),
     scale_by: float = Float(1.0, min=0.01, max=8.0, step=0.01),
 ) -> Any:
-    width, height = max(1, round(image.shape[2] * scale_by)), max(1, round(image.shape[1] * scale_by))
-    return upscale_image(image, width, height, upscale_method)
+    return _scale(image, scale_by, upscale_method)
 
 
 @node(category="image/upscaling", outputs=["IMAGE"])
@@ -133,9 +138,8 @@ def ImageScaleToTotalPixels(
     megapixels: float = Float(1.0, min=0.01, max=16.0, step=0.01),
 ) -> Any:
     """Resize keeping the aspect ratio so the image has about `megapixels` x 1024 x 1024 pixels."""
-    h, w = image.shape[1], image.shape[2]
-    scale = math.sqrt(megapixels * 1024 * 1024 / (w * h))
-    return upscale_image(image, max(1, round(w * scale)), max(1, round(h * scale)), upscale_method)
+    scale = math.sqrt(megapixels * 1024 * 1024 / (image.shape[2] * image.shape[1]))
+    return _scale(image, scale, upscale_method)
 
 
 @node(category="image", outputs=["IMAGE"])
