@@ -1,5 +1,5 @@
-"""`python main.py run FILE [--set NODE.INPUT=VALUE ...] [--model-map NAME=FILE ...]`: validate and run a workflow
-(API or canvas JSON, or an image that carries one) without a server."""
+"""`python main.py run FILE [--set NODE.INPUT=VALUE ...] [--model-map NAME=FILE ...] [--demo-models]`: validate and
+run a workflow (API or canvas JSON, or an image that carries one) without a server."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from diffusion.demo import ensure_demo_checkpoint
+from diffusion.demo import DEMO_FILES, ensure_demo_models
 from engine.folders import Folders, apply_extra_model_paths
 from engine.packs import PackSummary, format_summary, load_packs
 from engine.registry import NodeRegistry
@@ -78,9 +78,7 @@ def build_folders(args: argparse.Namespace) -> Folders:
 def build_runtime(args: argparse.Namespace) -> Runtime:
     """Folders, then the node environment, then the registry (built-in nodes first, then packs)."""
     folders = build_folders(args)
-    checkpoints = folders.model_dirs("checkpoints")
-    if checkpoints:
-        ensure_demo_checkpoint(checkpoints[0], folders.list_models("checkpoints"))
+    write_demo_models(folders, always=bool(getattr(args, "demo_models", False)))
     env = NodeEnvironment(
         folders,
         force_cpu=bool(getattr(args, "cpu", False)),
@@ -90,6 +88,17 @@ def build_runtime(args: argparse.Namespace) -> Runtime:
     register_builtin(registry)
     packs = [] if args.disable_custom_nodes else load_custom_nodes(args, folders, registry, env)
     return Runtime(folders, registry, env, packs)
+
+
+def write_demo_models(folders: Folders, *, always: bool = False) -> None:
+    """The demo checkpoint and its LoRA/ControlNet/upscaler stand-ins, each in the first directory of its folder
+    when that folder is empty (with `always`, whenever the demo file is missing: `--demo-models` needs them)."""
+    targets = {}
+    for folder in DEMO_FILES:
+        dirs = folders.model_dirs(folder)
+        if dirs:
+            targets[folder] = (dirs[0], folders.list_models(folder))
+    ensure_demo_models(targets, always=always)
 
 
 def load_custom_nodes(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from cli.runtime import Runtime
+from diffusion.demo import DEMO_FILES
 from engine.problems import Problem
 from engine.workflow_files import LoadedWorkflow, load_workflow, parse_model_map
 
@@ -37,6 +38,13 @@ def add_workflow_arguments(parser: argparse.ArgumentParser) -> None:
         help="run with model file FILE wherever the workflow names model file NAME "
         "(--model-map v1-5-pruned-emaonly.safetensors=my-model.safetensors)",
     )
+    parser.add_argument(
+        "--demo-models",
+        action="store_true",
+        help="run with Loom's tiny demo model of the same kind (checkpoint, LoRA, ControlNet, upscaler) wherever "
+        "the workflow names a model file that is not there (after --model-map); writes the demo files if missing. "
+        "Runs any workflow end to end for a try-out; its images are noise",
+    )
 
 
 def print_problems(problems: Iterable[Problem], stream: TextIO | None = None) -> None:
@@ -52,5 +60,6 @@ def load_from_args(args: argparse.Namespace, runtime: Runtime) -> LoadedWorkflow
         runtime.registry,
         runtime.folders,
         model_map=parse_model_map(args.model_map),
+        model_fallbacks=DEMO_FILES if args.demo_models else None,
         overrides=args.overrides,
     )

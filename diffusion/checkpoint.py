@@ -120,3 +120,9 @@ def assign_weights(module: nn.Module, state: Mapping[str, torch.Tensor], what: s
     cast = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
     module.load_state_dict(cast, strict=True, assign=True)
     return module.eval().requires_grad_(False)
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a small model file (LoRA, ControlNet, upscaler), read at once; errors name the file."""
+    tensors = TensorFile(path)
+    return {key: tensors[key] for key in tensors}

@@ -19,10 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffusion.checkpoint import read_tensors
+from diffusion.configs import unet_config
+from diffusion.detect import UNetArch, UnknownModel, detect_unet, guess_family
 from diffusion.ldm_names import ldm_state_dict_names
 
 LDM_PREFIX = "control_model."
+# LDM names a ControlNet shares with its base UNet (its copy of the UNet's encoder half); the rest (hint encoder,
+# zero convs, middle_block_out) exist only in ControlNets.
+UNET_SHARED = ("input_blocks.", "middle_block.", "time_embed.", "label_emb.")
+DIFFERENCE_MARKER = "difference"
 Residuals = tuple[list[torch.Tensor], torch.Tensor]
+Crop = tuple[int, int, int, int, int, int]  # whole latent (height, width) and the part (y0, y1, x0, x1), in cells
 
 
 class ControlNetError(ValueError):
@@ -31,52 +39,25 @@ class ControlNetError(ValueError):
 
 @dataclass(frozen=True)
 class ControlNetArch:
-    """What the tensor shapes of an LDM-layout ControlNet tell about its architecture."""
+    """A ControlNet is a copy of a UNet's encoder half plus a hint encoder: the architecture of each."""
 
-    in_channels: int
-    block_channels: tuple[int, ...]
-    layers_per_block: int
-    attention: tuple[bool, ...]
-    transformer_depth: tuple[int, ...]
-    context_dim: int
-    linear_projection: bool
+    unet: UNetArch
+    family: str
     hint_channels: int
     hint_embedding_channels: tuple[int, ...]
-    adm_in_channels: int | None
-
-    def heads(self) -> tuple[int, ...]:
-        """Head counts cannot be read from shapes: SD 1.x uses 8 heads, later families 64-wide heads."""
-        if self.context_dim == 768:
-            return (8,) * len(self.block_channels)
-        return tuple(max(1, c // 64) for c in self.block_channels)
 
     def diffusers_config(self) -> dict[str, Any]:
-        depth = tuple(d or 1 for d in self.transformer_depth)
-        config: dict[str, Any] = {
-            "in_channels": self.in_channels,
+        config = unet_config(self.unet, self.family)
+        for unet_only in ("sample_size", "out_channels", "up_block_types"):
+            config.pop(unet_only)
+        channels = self.unet.block_channels
+        return config | {
+            "mid_block_type": config["mid_block_type"] or "UNetMidBlock2D",
             "conditioning_channels": self.hint_channels,
-            "block_out_channels": self.block_channels,
-            "layers_per_block": self.layers_per_block,
-            "down_block_types": tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in self.attention),
-            "transformer_layers_per_block": depth,
-            "cross_attention_dim": self.context_dim,
-            "attention_head_dim": self.heads(),
-            "use_linear_projection": self.linear_projection,
             "conditioning_embedding_out_channels": self.hint_embedding_channels,
-            "norm_num_groups": 32 if all(c % 32 == 0 for c in self.block_channels) else _common_groups(self),
+            # tiny test models have too few channels for 32 groups: the largest count dividing every level
+            "norm_num_groups": math.gcd(*channels, 32),
         }
-        if self.adm_in_channels is not None:
-            config |= {
-                "addition_embed_type": "text_time",
-                "addition_time_embed_dim": 256,
-                "projection_class_embeddings_input_dim": self.adm_in_channels,
-            }
-        return config
-
-
-def _common_groups(arch: ControlNetArch) -> int:
-    """Tiny test models have too few channels for 32 groups; use the largest count dividing every level."""
-    return math.gcd(*arch.block_channels, 32)
 
 
 def _indices(keys: Sequence[str], pattern: str) -> list[int]:
@@ -85,52 +66,36 @@ def _indices(keys: Sequence[str], pattern: str) -> list[int]:
 
 
 def detect_controlnet(shapes: Mapping[str, tuple[int, ...]]) -> ControlNetArch:
-    """The architecture of an LDM-layout ControlNet (keys without the `control_model.` prefix)."""
-    keys = list(shapes)
+    """The architecture of an LDM-layout ControlNet (keys without the `control_model.` prefix).
+
+    Its encoder half is read as a UNet's; ControlNets have no output conv, so the UNet detector is given one."""
     for required in ("input_blocks.0.0.weight", "input_hint_block.0.weight", "middle_block_out.0.weight"):
         if required not in shapes:
-            found = sorted({k.split(".")[0] for k in keys})[:8]
+            found = sorted({k.split(".")[0] for k in shapes})[:8]
             raise ControlNetError(f"not an LDM-layout ControlNet: no {required!r}; top-level names found: {found}")
-    levels: list[list[int]] = [[]]
-    for n in _indices(keys, r"input_blocks\.(\d+)\.")[1:]:
-        if f"input_blocks.{n}.0.op.weight" in shapes:
-            levels.append([])
-        elif f"input_blocks.{n}.0.in_layers.2.weight" in shapes:
-            levels[-1].append(n)
-        else:
-            raise ControlNetError(f"ControlNet input block {n} is neither a resnet nor a downsampler")
-    channels, attention, depth = [], [], []
-    context_dim, linear = 0, False
-    for level in levels:
-        first = level[0]
-        channels.append(shapes[f"input_blocks.{first}.0.out_layers.3.weight"][0])
-        proj_in = shapes.get(f"input_blocks.{first}.1.proj_in.weight")
-        attention.append(proj_in is not None)
-        depth.append(len(_indices(keys, rf"input_blocks\.{first}\.1\.transformer_blocks\.(\d+)\.")))
-        if proj_in is not None:
-            context_dim = shapes[f"input_blocks.{first}.1.transformer_blocks.0.attn2.to_k.weight"][1]
-            linear = len(proj_in) == 2
-    hint = _indices(keys, r"input_hint_block\.(\d+)\.weight")
-    adm = shapes.get("label_emb.0.0.weight")
+    conv_in = shapes["input_blocks.0.0.weight"]
+    try:
+        unet = detect_unet({**shapes, "out.2.weight": (conv_in[1], *conv_in[1:])}, prefix="")
+    except UnknownModel as exc:
+        raise ControlNetError(f"not a ControlNet Loom can build: {exc}") from exc
+    hint = _indices(list(shapes), r"input_hint_block\.(\d+)\.weight")
     return ControlNetArch(
-        in_channels=shapes["input_blocks.0.0.weight"][1],
-        block_channels=tuple(channels),
-        layers_per_block=len(levels[0]),
-        attention=tuple(attention),
-        transformer_depth=tuple(depth),
-        context_dim=context_dim,
-        linear_projection=linear,
+        unet=unet,
+        family=guess_family(unet.context_dim, unet.adm_in_channels is not None),
         hint_channels=shapes["input_hint_block.0.weight"][1],
         hint_embedding_channels=tuple(shapes[f"input_hint_block.{i}.weight"][0] for i in hint[:-1:2]),
-        adm_in_channels=adm[1] if adm is not None else None,
     )
+
+
+def _strip_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix(LDM_PREFIX): v for k, v in state_dict.items() if k != DIFFERENCE_MARKER}
 
 
 def controlnet_from_ldm(state_dict: Mapping[str, torch.Tensor], name: str = "ControlNet") -> nn.Module:
     """Build a diffusers ControlNetModel on the meta device and give it the file's tensors (no random init)."""
     from diffusers import ControlNetModel
 
-    tensors = {k[len(LDM_PREFIX) :] if k.startswith(LDM_PREFIX) else k: v for k, v in state_dict.items()}
+    tensors = _strip_prefix(state_dict)
     try:
         arch = detect_controlnet({k: tuple(v.shape) for k, v in tensors.items()})
     except ControlNetError as exc:
@@ -148,21 +113,56 @@ def controlnet_from_ldm(state_dict: Mapping[str, torch.Tensor], name: str = "Con
     return model.float().eval().requires_grad_(False)
 
 
-def load_controlnet(path: Path) -> nn.Module:
-    """A ControlNet from a single LDM-layout file or a diffusers folder (config.json + weights)."""
+def is_difference(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """Difference ControlNets carry a `difference` marker tensor (as written by the public extraction scripts)."""
+    return DIFFERENCE_MARKER in state_dict
+
+
+def undo_difference(state_dict: Mapping[str, torch.Tensor], base_unet: nn.Module) -> dict[str, torch.Tensor]:
+    """A full ControlNet state dict from a difference file and the UNet it is used with.
+
+    A difference file stores `control - base` for every layer the ControlNet shares with the UNet it was trained
+    from, leaves out shared layers that did not change, and stores ControlNet-only layers (hint encoder, zero
+    convs) as they are. Adding the base UNet's weights back gives a ControlNet adapted to that UNet."""
+    tensors = _strip_prefix(state_dict)
+    weights = base_unet.state_dict()
+    base = {
+        ldm: weights[key].detach().to("cpu", torch.float32)
+        for key, ldm in ldm_state_dict_names(base_unet).items()
+        if ldm.startswith(UNET_SHARED)
+    }
+    full = dict(base)
+    for key, tensor in tensors.items():
+        shared = base.get(key)
+        if shared is not None and tuple(shared.shape) == tuple(tensor.shape):
+            full[key] = shared + tensor.float()
+        else:
+            full[key] = tensor
+    return full
+
+
+def load_controlnet(path: Path, base_unet: nn.Module | None = None) -> nn.Module:
+    """A ControlNet from a single LDM-layout file or a diffusers folder (config.json + weights).
+
+    With `base_unet`, a difference file (see `undo_difference`) is completed with that UNet's weights; a full
+    ControlNet file loads as it is either way."""
     path = Path(path)
     if path.is_dir():
         return _load_diffusers_folder(path)
-    from diffusion.lora import read_lora
-
     try:
-        tensors = read_lora(str(path))
+        tensors = read_tensors(path)
     except ValueError as exc:
         raise ControlNetError(str(exc)) from exc
     if any(k.startswith(("controlnet_down_blocks.", "controlnet_cond_embedding.")) for k in tensors):
         if (path.parent / "config.json").is_file():
             return _load_diffusers_folder(path.parent)
         raise ControlNetError(f"{path.name}: diffusers-layout weights need their folder with config.json")
+    if is_difference(tensors):
+        if base_unet is None:
+            raise ControlNetError(
+                f"{path.name}: a difference ControlNet needs a model: load it with DiffControlNetLoader"
+            )
+        tensors = undo_difference(tensors, base_unet)
     return controlnet_from_ldm(tensors, path.name)
 
 
@@ -206,16 +206,19 @@ class ControlHint:
             return False
         return step_percent < self.end_percent or self.end_percent >= 1.0
 
-    def hint(self, x: torch.Tensor, cond_indices: Sequence[int] | None) -> torch.Tensor:
-        """The hint image resized to the latent's size times 8, one per row of `x`, as [B, C, H, W]."""
-        size = (x.shape[-2] * 8, x.shape[-1] * 8)
+    def hint(self, x: torch.Tensor, cond_indices: Sequence[int] | None, crop: Crop | None = None) -> torch.Tensor:
+        """The hint image resized to the latent's size times 8, one per row of `x`, as [B, C, H, W].
+
+        With `crop` (x is that part of a bigger latent) the hint is sized for the whole latent and cut alike."""
+        height, width, y0, y1, x0, x1 = crop or (x.shape[-2], x.shape[-1], 0, x.shape[-2], 0, x.shape[-1])
+        size = (height * 8, width * 8)
         key = (size, x.device, x.dtype)
         image = self._hints.get(key)
         if image is None:
             image = resize_cover(self.image.movedim(-1, 1), size).to(x.device, x.dtype)
             self._hints[key] = image
         rows = list(cond_indices) if cond_indices is not None else list(range(x.shape[0]))
-        return image[[r % image.shape[0] for r in rows]]
+        return image[[r % image.shape[0] for r in rows], :, y0 * 8 : y1 * 8, x0 * 8 : x1 * 8]
 
     def residuals(
         self,
@@ -225,8 +228,10 @@ class ControlHint:
         step_percent: float,
         cond_indices: Sequence[int] | None = None,
         added_cond_kwargs: dict[str, torch.Tensor] | None = None,
+        crop: Crop | None = None,
     ) -> Residuals | None:
-        """This ControlNet's residuals for one UNet call, or None outside its range or at strength 0."""
+        """This ControlNet's residuals for one UNet call, or None outside its range or at strength 0; `crop` when
+        the call predicts an area of the latent (see `hint`)."""
         if not self.active(step_percent):
             return None
         net = self.net
@@ -234,7 +239,7 @@ class ControlHint:
         if param.device != x.device:  # loaded on the CPU; follows the latent to the compute device once
             net.to(x.device)
         dtype = param.dtype
-        hint = self.hint(x, cond_indices)
+        hint = self.hint(x, cond_indices, crop)
         down, mid = net(
             x.to(dtype),
             timestep,
@@ -247,24 +252,17 @@ class ControlHint:
         return [d.to(x.dtype) for d in down], mid.to(x.dtype)
 
 
-def chain_residuals(
-    control: ControlHint | None,
-    x: torch.Tensor,
-    timestep: torch.Tensor,
-    encoder_hidden_states: torch.Tensor,
-    step_percent: float,
-    cond_indices: Sequence[int] | None = None,
-    added_cond_kwargs: dict[str, torch.Tensor] | None = None,
-) -> Residuals | None:
-    """The summed residuals of a chain of controls (None when no link acts at this step)."""
+def chain_residuals(control: Any, *args: Any, **kwargs: Any) -> Residuals | None:
+    """The summed residuals of a chain of controls, each link called as `residuals(*args, **kwargs)`; None when no
+    link acts at this step."""
     total: Residuals | None = None
     while control is not None:
-        out = control.residuals(x, timestep, encoder_hidden_states, step_percent, cond_indices, added_cond_kwargs)
+        out = control.residuals(*args, **kwargs)
         if out is not None:
             total = (
                 out if total is None else ([a + b for a, b in zip(total[0], out[0], strict=True)], total[1] + out[1])
             )
-        control = control.previous
+        control = getattr(control, "previous", None)
     return total
 
 

@@ -33,10 +33,6 @@ _SUFFIXES = (
 _UNSUPPORTED = ("hada_", "lokr_", ".lora_mid.", ".dora_scale", ".diff", ".diff_b", ".on_input")
 
 
-class LoraError(ValueError):
-    """A LoRA file that cannot be used at all (unreadable, or nothing in it matches the model)."""
-
-
 @dataclass(frozen=True, slots=True)
 class LoraPatch:
     """One layer's low-rank update: delta = scale * up @ down, with scale = alpha / rank (1 without alpha).
@@ -62,26 +58,6 @@ class LoraMatch:
 
     patches: list[LoraPatch] = field(default_factory=list)
     unmapped: dict[str, str] = field(default_factory=dict)
-
-
-def read_lora(path: str) -> dict[str, torch.Tensor]:
-    """A LoRA file's tensors: safetensors memory-mapped, pickles only through `weights_only`."""
-    if str(path).endswith((".safetensors", ".sft")):
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except Exception as exc:
-            raise LoraError(f"cannot read LoRA file {path}: {exc}") from exc
-    try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise LoraError(f"cannot read LoRA file {path} (pickles are read with weights_only=True): {exc}") from exc
-    if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
-        data = data["state_dict"]
-    if not isinstance(data, Mapping):
-        raise LoraError(f"LoRA file {path} holds no tensor dictionary")
-    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
 
 
 def _split(key: str) -> tuple[str, str] | None:

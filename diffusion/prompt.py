@@ -2,8 +2,8 @@
 
 `(word)` multiplies the weight by 1.1, `[word]` divides it by 1.1, `(word:1.3)` sets a factor of 1.3; groups nest
 and multiply. `\\(` and `\\)` (and brackets) are literal. `embedding:NAME` inserts the vectors of a textual
-inversion file. Long prompts are cut into windows of 75 tokens (between words where possible), each wrapped in
-start/end tokens and padded to 77; the encoder output of the windows is concatenated.
+inversion file, `embedding:NAME:1.2` weights them too. Long prompts are cut into windows of 75 tokens (between words
+where possible), each wrapped in start/end tokens and padded to 77; the encoder output of the windows is concatenated.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from diffusion.tokenizer import BOS, EOS, MAX_LENGTH
 
 WINDOW = MAX_LENGTH - 2
 _WEIGHT = re.compile(r"^(.*):\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*$", re.DOTALL)
-_EMBEDDING = re.compile(r"embedding:([^\s,()\[\]]+)")
+# `embedding:NAME` or `embedding:NAME:1.2` (the weight multiplies the vectors' emphasis); the name stops at a colon.
+_EMBEDDING = re.compile(r"embedding:([^\s,()\[\]:]+)(?::([+-]?(?:\d+\.?\d*|\.\d+)))?")
 
 
 @dataclass(frozen=True)
@@ -117,12 +118,13 @@ def tokenize_prompt(
         pos = 0
         for m in _EMBEDDING.finditer(seg.text):
             groups += [(w, seg.weight) for w in words(seg.text[pos : m.start()])]
-            name = m.group(1).rstrip(".,;:!?")
+            name = m.group(1).rstrip(".,;!?")
             vectors = lookup(name)
             if vectors is None:
                 warn(f"embedding {name!r} not found in models/embeddings; the word is left out")
             else:
-                groups.append((list(vectors), seg.weight))
+                factor = float(m.group(2)) if m.group(2) is not None else 1.0
+                groups.append((list(vectors), seg.weight * factor))
             pos = m.end()
         groups += [(w, seg.weight) for w in words(seg.text[pos:])]
     windows: list[Window] = [Window([], [])]

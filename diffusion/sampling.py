@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from diffusion.controlnet import Crop, chain_residuals
 from diffusion.model import DiffusionModel
+from diffusion.regions import Region, blend, has_regions, latent_mask, region
 from diffusion.samplers import SAMPLERS
 from diffusion.schedulers import sigmas_for
 
 Conditioning = Sequence[Sequence[Any]]  # [[tensor [1, T, C], {"pooled_output": ..., ...}], ...]
-Region = tuple[int, int, int, int]
 StepReport = Callable[[int, int, torch.Tensor], None]  # (step done, steps, current x0 estimate)
 
 
@@ -128,38 +128,30 @@ class Guided:
         uncond = self._combine(x, neg, preds[len(pos) :])
         return uncond + (cond - uncond) * self.cfg
 
-    def _region(self, entry: _Entry, h: int, w: int) -> Region | None:
-        """An entry's area in latent cells (y0, y1, x0, x1): `area` is (h, w, y, x) in latent cells, or
-        ("percentage", h, w, y, x) in fractions of the latent."""
-        area = entry.opts.get("area")
-        if area is None:
-            return None
-        if area[0] == "percentage":
-            ah, aw, ay, ax = round(area[1] * h), round(area[2] * w), round(area[3] * h), round(area[4] * w)
-        else:
-            ah, aw, ay, ax = (int(v) for v in area[:4])
-        y0, x0 = min(max(ay, 0), h - 1), min(max(ax, 0), w - 1)
-        return y0, min(y0 + max(ah, 1), h), x0, min(x0 + max(aw, 1), w)
-
     def _predict(
         self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float
-    ) -> list[tuple[Region | None, torch.Tensor]]:
-        """x0 estimates per entry; entries sharing an area (most often: none) go through the UNet together."""
-        groups: dict[Region | None, list[int]] = {}
-        for i, entry in enumerate(entries):
-            groups.setdefault(self._region(entry, x.shape[2], x.shape[3]), []).append(i)
-        preds: list[tuple[Region | None, torch.Tensor]] = [None] * len(entries)  # type: ignore[list-item]
-        for region, indices in groups.items():
-            crop = x if region is None else x[:, :, region[0] : region[1], region[2] : region[3]]
+    ) -> list[tuple[Region, torch.Tensor]]:
+        """x0 estimates per entry, each computed on its region's crop of the latent; entries sharing a region
+        (most often: the whole frame) go through the UNet together."""
+        regions = [region(e.opts, x) for e in entries]
+        groups: dict[tuple[int, int, int, int], list[int]] = {}
+        for i, reg in enumerate(regions):
+            groups.setdefault(reg.bounds, []).append(i)
+        height, width = x.shape[2], x.shape[3]
+        preds: list[tuple[Region, torch.Tensor]] = [None] * len(entries)  # type: ignore[list-item]
+        for bounds, indices in groups.items():
+            crop = regions[indices[0]].crop(x)
             group = [entries[i] for i in indices]
-            denoised = self._forward(group, crop, sigma, percent, with_control=region is None)
+            area = None if bounds == (0, height, 0, width) else (height, width, *bounds)
+            denoised = self._forward(group, crop, sigma, percent, area)
             for i, chunk in zip(indices, denoised.split(self.batch), strict=True):
-                preds[i] = (region, chunk)
+                preds[i] = (regions[i], chunk)
         return preds
 
     def _forward(
-        self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float, with_control: bool
+        self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float, area: Crop | None
     ) -> torch.Tensor:
+        """x0 estimates of `entries` on `x` (the whole latent, or the `area` of it), one batched UNet call."""
         n = len(entries)
         c_skip, c_out, c_in = self.model.scalings(sigma)
         x_in = (x * c_in).repeat(n, 1, 1, 1)
@@ -168,34 +160,17 @@ class Guided:
         context = torch.cat([self._rows(e.cond.repeat(1, length // e.cond.shape[1], 1)) for e in entries])
         context = context.to(self.device)
         added = self._added(entries)
-        down, mid = self._control(entries, x_in, t, context, percent) if with_control else (None, None)
+        down, mid = self._control(entries, x_in, t, context, added, percent, area)
         out = self.model.unet_forward(x_in, t, context, added, down, mid)
         return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
 
     def _combine(
-        self, x: torch.Tensor, entries: list[_Entry], preds: list[tuple[Region | None, torch.Tensor]]
+        self, x: torch.Tensor, entries: list[_Entry], preds: list[tuple[Region, torch.Tensor]]
     ) -> torch.Tensor:
         """Strength-weighted mean of the entries' estimates; areas and masks weight only where they apply."""
-        if all(region is None and e.opts.get("mask") is None for e, (region, _p) in zip(entries, preds, strict=True)):
+        if not has_regions([e.opts for e in entries]):
             return self._mean([p for _r, p in preds], entries)
-        h, w = x.shape[2], x.shape[3]
-        acc = torch.zeros_like(x)
-        total = torch.zeros(x.shape[0], 1, h, w, device=x.device, dtype=x.dtype)
-        for entry, (region, pred) in zip(entries, preds, strict=True):
-            y0, y1, x0, x1 = region or (0, h, 0, w)
-            weight = torch.full(
-                (x.shape[0], 1, y1 - y0, x1 - x0),
-                float(entry.opts.get("strength", 1.0)),
-                device=x.device,
-                dtype=x.dtype,
-            )
-            mask = entry.opts.get("mask")
-            if isinstance(mask, torch.Tensor):
-                m = latent_mask(mask, x).to(x.device)[:, :, y0:y1, x0:x1]
-                weight = weight * m * float(entry.opts.get("mask_strength", 1.0))
-            acc[:, :, y0:y1, x0:x1] += pred * weight
-            total[:, :, y0:y1, x0:x1] += weight
-        return acc / total.clamp(min=1e-8)
+        return blend(preds, x)
 
     def _rows(self, cond: torch.Tensor) -> torch.Tensor:
         if cond.shape[0] == self.batch:
@@ -231,28 +206,38 @@ class Guided:
         return {"text_embeds": torch.cat(pooled).to(self.device), "time_ids": torch.cat(ids).to(self.device)}
 
     def _control(
-        self, entries: list[_Entry], x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, percent: float
+        self,
+        entries: list[_Entry],
+        x_in: torch.Tensor,
+        t: torch.Tensor,
+        context: torch.Tensor,
+        added: dict[str, torch.Tensor] | None,
+        percent: float,
+        area: Crop | None,
     ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
-        """Sum the residuals of each entry's ControlNet chain; each control sees only its entry's rows."""
+        """Sum the residuals of each entry's ControlNet chain; each control sees only its entry's rows (and,
+        for SDXL, their pooled embedding and size numbers, which its own added embedding needs), and for an area
+        entry the area's crop, so its hint is cut to match."""
         down: list[torch.Tensor] | None = None
         mid: torch.Tensor | None = None
         total = x_in.shape[0]
         for n, entry in enumerate(entries):
-            control = entry.opts.get("control")
             rows = list(range(n * self.batch, (n + 1) * self.batch))
-            while control is not None:
-                result = control.residuals(x_in[rows], t[rows], context[rows], percent, rows)
-                control = getattr(control, "previous", None)
-                if result is None:
-                    continue
-                res_down, res_mid = result
-                if down is None:
-                    down = [torch.zeros(total, *r.shape[1:], device=r.device, dtype=r.dtype) for r in res_down]
-                    mid = torch.zeros(total, *res_mid.shape[1:], device=res_mid.device, dtype=res_mid.dtype)
-                for acc, r in zip(down, res_down, strict=True):
-                    acc[rows] += r if r.shape[0] == len(rows) else r[rows]
-                assert mid is not None
-                mid[rows] += res_mid if res_mid.shape[0] == len(rows) else res_mid[rows]
+            extra: dict[str, Any] = {"added_cond_kwargs": {k: v[rows] for k, v in added.items()}} if added else {}
+            if area is not None:
+                extra["crop"] = area
+            result = chain_residuals(
+                entry.opts.get("control"), x_in[rows], t[rows], context[rows], percent, rows, **extra
+            )
+            if result is None:
+                continue
+            res_down, res_mid = result
+            if down is None or mid is None:
+                down = [torch.zeros(total, *r.shape[1:], device=r.device, dtype=r.dtype) for r in res_down]
+                mid = torch.zeros(total, *res_mid.shape[1:], device=res_mid.device, dtype=res_mid.dtype)
+            for acc, r in zip(down, res_down, strict=True):
+                acc[rows] += r
+            mid[rows] += res_mid
         return down, mid
 
 
@@ -266,17 +251,6 @@ class Inpaint:
         s = sigma[:, None, None, None]
         x = x * self.mask + (self.latent + self.noise * s) * (1 - self.mask)
         return self.inner(x, sigma) * self.mask + self.latent * (1 - self.mask)
-
-
-def latent_mask(mask: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-    """A MASK ([H, W], [B, H, W] or [B, 1, H, W], any resolution) resized to the latent's grid, [B, 1, h, w]."""
-    m = mask.float()
-    while m.ndim < 4:
-        m = m.unsqueeze(0) if m.ndim < 3 else m.unsqueeze(1)
-    m = F.interpolate(m[:, :1], size=latent.shape[2:], mode="bilinear", align_corners=False).clamp(0, 1)
-    if m.shape[0] != latent.shape[0]:
-        m = m[:1].repeat(latent.shape[0], 1, 1, 1) if m.shape[0] == 1 else m[: latent.shape[0]]
-    return m
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Tiny random-weight models of each family, written in the real single-file (LDM) layout.
 
-Tests use them so the real loader reads files as users have them; `demo_layout` derives the embedded demo
-checkpoint's tensor table (diffusion/configs/demo_layout.json) from the same builder.
+Tests use them so the real loader reads files as users have them; `demo_layout`, `demo_controlnet_layout` and
+`demo_upscaler_layout` derive the tensor tables of the demo files Loom writes on first start
+(diffusion/configs/demo_*.json) from the same builders and the real loaders' modules.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ import torch
 from torch import nn
 
 from diffusion.convert import hf_to_openclip, text_table, to_ldm, unet_table, vae_table
-from diffusion.detect import UNET_PREFIX, VAE_PREFIX, TextArch, UNetArch, VAEArch, family_defaults
-
-TEXT_PREFIXES = {"sd1": ("cond_stage_model.",), "sd2": ("cond_stage_model.",)}
-TEXT_PREFIXES["sdxl"] = ("conditioner.embedders.0.", "conditioner.embedders.1.")
+from diffusion.detect import (
+    TEXT_PREFIXES,
+    UNET_PREFIX,
+    VAE_PREFIX,
+    TextArch,
+    UNetArch,
+    VAEArch,
+    detect_text,
+    family_defaults,
+)
 
 
 @dataclass(frozen=True)
@@ -29,24 +36,26 @@ class TinySpec:
 
 
 def _text_arch(family: str, index: int, hidden: int, prefix: str) -> TextArch:
+    """A two-layer encoder of width `hidden`, described by the shapes its file would have and read back by the same
+    detection real files go through (so the tiny spec and a loaded tiny file cannot disagree)."""
     spec = family_defaults(family)["text_encoders"][index]
-    return TextArch(
-        name=spec["name"],
-        prefix=prefix,
-        layout=spec["layout"],
-        hidden=hidden,
-        layers=2,
-        intermediate=hidden * 2,
-        heads=max(1, hidden // 64),
-        vocab=49408,
-        max_positions=77,
-        projection_dim=hidden if spec["pooled"] else None,
-        hidden_act=spec["hidden_act"],
-        pad_token=spec["pad_token"],
-        default_layer=spec["default_layer"],
-        final_norm_on_skip=spec["final_norm_on_skip"],
-        pooled=spec["pooled"],
-    )
+    if spec["layout"] == "hf":
+        t = f"{prefix}transformer.text_model."
+        shapes = {
+            f"{t}embeddings.token_embedding.weight": (49408, hidden),
+            f"{t}embeddings.position_embedding.weight": (77, hidden),
+            f"{prefix}transformer.text_projection.weight": (hidden, hidden),
+        }
+        shapes |= {f"{t}encoder.layers.{i}.mlp.fc1.weight": (hidden * 2, hidden) for i in range(2)}
+    else:
+        t = f"{prefix}model."
+        shapes = {
+            f"{t}token_embedding.weight": (49408, hidden),
+            f"{t}positional_embedding": (77, hidden),
+            f"{t}text_projection": (hidden, hidden),
+        }
+        shapes |= {f"{t}transformer.resblocks.{i}.mlp.c_fc.weight": (hidden * 2, hidden) for i in range(2)}
+    return detect_text(shapes, prefix, spec)
 
 
 def tiny_spec(family: str = "sd1", vae_levels: int = 2) -> TinySpec:
@@ -158,3 +167,42 @@ def demo_layout() -> dict[str, list[int]]:
     """LDM name -> shape of the demo checkpoint: the tiny SD 1.x spec with an 8x-downscaling VAE."""
     state = ldm_state(build_tiny(tiny_spec("sd1", vae_levels=4), seed=0))
     return {k: list(v.shape) for k, v in sorted(state.items())}
+
+
+# The demo ControlNet's hint encoder: four levels (three stride-2 convs take the hint down 8x to the latent's size).
+DEMO_HINT_CHANNELS = (8, 8, 16, 16)
+
+
+def demo_controlnet_layout() -> dict[str, list[int]]:
+    """LDM name -> shape of a single-file ControlNet for the demo checkpoint's UNet (under `control_model.`)."""
+    from diffusers import ControlNetModel
+
+    from diffusion.controlnet import LDM_PREFIX, ControlNetArch
+    from diffusion.ldm_names import ldm_state_dict_names
+
+    unet = tiny_spec("sd1").unet
+    arch = ControlNetArch(
+        in_channels=unet.in_channels,
+        block_channels=unet.block_channels,
+        layers_per_block=unet.layers_per_block,
+        attention=unet.attention,
+        transformer_depth=unet.transformer_depth,
+        context_dim=unet.context_dim,
+        linear_projection=unet.linear_projection,
+        hint_channels=3,
+        hint_embedding_channels=DEMO_HINT_CHANNELS,
+        adm_in_channels=unet.adm_in_channels,
+    )
+    with torch.device("meta"):
+        model = ControlNetModel(**arch.diffusers_config())
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    return dict(sorted((LDM_PREFIX + ldm, shapes[key]) for key, ldm in ldm_state_dict_names(model).items()))
+
+
+def demo_upscaler_layout() -> dict[str, list[int]]:
+    """BasicSR name -> shape of a minimal x4 RRDBNet (ESRGAN): 8 features, one RRDB block."""
+    from diffusion.esrgan import RRDBArch, RRDBNet
+
+    with torch.device("meta"):
+        model = RRDBNet(RRDBArch(in_channels=3, out_channels=3, features=8, growth=4, blocks=1, upsamplers=2))
+    return {k: list(v.shape) for k, v in sorted(model.state_dict().items())}

@@ -2,8 +2,9 @@
 
 The canvas format lists nodes with positional `widgets_values` and links between numbered slots, plus nodes that
 exist only on the canvas (reroutes, primitives, notes) and node modes (muted, bypassed). Conversion flattens
-subgraphs, follows the front-end-only nodes through to real nodes, and maps widget values to input names. Every
-problem (unknown node types, malformed entries) is collected and raised together as a WorkflowFileError.
+subgraphs and older front ends' group nodes, follows the front-end-only nodes through to real nodes, and maps widget
+values to input names. Every problem (unknown node types, malformed entries) is collected and raised together as a
+WorkflowFileError.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.problems import BAD_WORKFLOW, MISSING_NODE_TYPE, Problem, WorkflowFileError
+from engine.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
 from engine.registry import NodeRegistry
 from engine.spec import InputSpec, NodeSpec
 from engine.types import ANY, INT, split_union
@@ -28,6 +29,9 @@ CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 SEED_NAMES = frozenset({"seed", "noise_seed"})
 SUBGRAPH_INPUT_NODE = -10
 SUBGRAPH_OUTPUT_NODE = -20
+# Older front ends' group nodes: node type `workflow/NAME` (later `workflow>NAME`), defined in `extra.groupNodes`.
+GROUP_NODE_PREFIXES = ("workflow/", "workflow>")
+GROUP_INPUT = "<group input>"
 
 Source = tuple[str, int]
 
@@ -95,7 +99,7 @@ class FlatNode:
     widgets_values: Any
     inputs: list[FlatInput]
     output_types: list[str]
-    kind: str = "node"  # node | reroute | primitive | ignored | subgraph | subgraph_input
+    kind: str = "node"  # node | reroute | primitive | ignored | subgraph (or group node) | subgraph_input
     out_map: list[Source | None] = field(default_factory=list)  # subgraph: output slot -> inner source
     instance: str | None = None  # subgraph_input: the id of the subgraph node it belongs to
     promoted: dict[int, Any] = field(default_factory=dict)  # subgraph: input slot -> promoted widget value
@@ -114,6 +118,9 @@ class _Flattener:
         self.subgraphs: dict[str, Mapping[str, Any]] = {
             str(sg["id"]): sg for sg in subgraphs or [] if isinstance(sg, Mapping) and "id" in sg
         }
+        extra = canvas.get("extra")
+        groups = extra.get("groupNodes") if isinstance(extra, Mapping) else None
+        self.group_nodes: Mapping[str, Any] = groups if isinstance(groups, Mapping) else {}
 
     def graph(self, graph: Mapping[str, Any], prefix: str, stack: tuple[str, ...]) -> dict[str, CanvasLink]:
         links: dict[str, CanvasLink] = {}
@@ -157,6 +164,8 @@ class _Flattener:
             flat.output_types = [o.type for o in spec.outputs]
         elif class_type in self.subgraphs:
             self.expand(flat, raw, stack)
+        elif class_type.startswith(GROUP_NODE_PREFIXES):
+            self.expand_group(flat, raw, stack)
         elif class_type == REROUTE:
             flat.kind = "reroute"
         elif class_type == PRIMITIVE:
@@ -166,15 +175,7 @@ class _Flattener:
         else:
             flat.kind = "ignored"
             if mode not in (MODE_MUTED, MODE_BYPASS):  # neither runs, so neither needs the node's code
-                self.problems.append(
-                    Problem(
-                        MISSING_NODE_TYPE,
-                        f"node {node_id}: unknown node type {class_type!r}",
-                        node_id=node_id,
-                        class_type=class_type,
-                        value=class_type,
-                    )
-                )
+                self.problems.append(unknown_node_type(node_id, class_type))
 
     def expand(self, flat: FlatNode, raw: Mapping[str, Any], stack: tuple[str, ...]) -> None:
         """A subgraph node: its inner nodes join the graph as `<this id>:<inner id>`; muted/bypassed ones do not."""
@@ -224,6 +225,162 @@ class _Flattener:
                     flat.promoted[slot] = value
             elif prefix + inner_id in self.nodes:
                 self.nodes[prefix + inner_id].widget_overrides[name] = value
+
+    def expand_group(self, flat: FlatNode, raw: Mapping[str, Any], stack: tuple[str, ...]) -> None:
+        """An older front end's group node: the nodes of its `extra.groupNodes` entry join the graph as
+        `<this id>:<index>`, like a subgraph's.
+
+        The entry lists the inner nodes, their links as `[from index, from slot, to index, to slot, ..., type]`,
+        and `external` `[index, slot, type]` outputs also used outside. The group node shows, inner node by inner
+        node in declaration order, every input not fed from inside (as a socket, or as a widget whose values follow
+        each other in its `widgets_values`) and every output not used only inside; `config` may rename or hide them.
+        """
+        name = flat.type[len("workflow/") :]
+        flat.kind = "subgraph"
+        if flat.mode in (MODE_MUTED, MODE_BYPASS):
+            flat.output_types = [str(o.get("type", ANY)) for o in raw.get("outputs") or [] if isinstance(o, Mapping)]
+            return
+        definition = self.group_nodes.get(name)
+        if not isinstance(definition, Mapping) or not isinstance(definition.get("nodes"), list):
+            known = ", ".join(sorted(map(repr, self.group_nodes))) or "none"
+            self.problems.append(
+                Problem(
+                    BAD_WORKFLOW,
+                    f"node {flat.id}: group node {flat.type!r} uses group {name!r}, which the file's "
+                    f"extra.groupNodes does not define (it defines: {known})",
+                    node_id=flat.id,
+                    class_type=flat.type,
+                    value=name,
+                )
+            )
+            return
+        if flat.type in stack:
+            self.problems.append(
+                Problem(BAD_WORKFLOW, f"node {flat.id}: group {name!r} contains itself", node_id=flat.id)
+            )
+            return
+        GroupExpansion(self, flat, definition).expand(raw, (*stack, flat.type))
+
+
+class GroupExpansion:
+    """One group node's expansion: builds its inner nodes, then wires the group node's slots to them."""
+
+    def __init__(self, flattener: _Flattener, flat: FlatNode, definition: Mapping[str, Any]) -> None:
+        self.flattener = flattener
+        self.flat = flat
+        self.prefix = flat.id + ":"
+        self.inner = [n for n in definition["nodes"] if isinstance(n, Mapping) and isinstance(n.get("type"), str)]
+        self.indices = [str(n.get("index", i)) for i, n in enumerate(self.inner)]
+        config = definition.get("config")
+        self.config: Mapping[str, Any] = {str(k): v for k, v in config.items()} if isinstance(config, Mapping) else {}
+        self.links: dict[str, CanvasLink] = {}
+        self.fed: set[tuple[str, int]] = set()  # (inner index, input slot) fed from inside
+        self.used: set[tuple[str, int]] = set()  # (inner index, output slot) read inside
+        for n, raw in enumerate(definition.get("links") or []):
+            if not isinstance(raw, list) or len(raw) < 4 or any(not isinstance(v, int) for v in raw[:4]):
+                continue
+            link = CanvasLink(f"group:{n}", str(raw[0]), raw[1], str(raw[2]), raw[3], str(_at(raw, 5, ANY)))
+            self.links[str(link.id)] = link
+            self.fed.add((link.target, link.target_slot))
+            self.used.add((link.origin, link.origin_slot))
+        self.external = {
+            (str(e[0]), int(e[1])) for e in definition.get("external") or [] if isinstance(e, list) and len(e) >= 2
+        }
+
+    def expand(self, raw: Mapping[str, Any], stack: tuple[str, ...]) -> None:
+        by_link = {(lk.target, lk.target_slot): lk.id for lk in self.links.values()}
+        for index, node in zip(self.indices, self.inner, strict=True):
+            listed = node.get("inputs")
+            if not isinstance(listed, list):  # terse definitions leave the input slots to the node's declaration
+                spec = self.flattener.registry.get(node["type"])
+                listed = [{"name": i.name, "type": i.type} for i in socket_inputs(spec)] if spec else []
+            slots = [
+                {**slot, "link": by_link.get((index, n))} if isinstance(slot, Mapping) else slot
+                for n, slot in enumerate(listed)
+            ]
+            self.flattener.node({**node, "id": index, "inputs": slots}, self.links, self.prefix, stack)
+        input_node = self.prefix + GROUP_INPUT
+        self.flattener.nodes[input_node] = FlatNode(
+            input_node, GROUP_INPUT, 0, None, None, [], [], kind="subgraph_input", instance=self.flat.id
+        )
+        self.wire_outputs()
+        self.wire_inputs(raw, input_node)
+
+    def node_config(self, index: str, side: str, key: str) -> Mapping[str, Any]:
+        entry = self.config.get(index)
+        part = entry.get(side) if isinstance(entry, Mapping) else None
+        found = part.get(key) if isinstance(part, Mapping) else None
+        return found if isinstance(found, Mapping) else {}
+
+    def wire_outputs(self) -> None:
+        self.flat.out_map, self.flat.output_types = [], []
+        for index in self.indices:
+            inner = self.flattener.nodes[self.prefix + index]
+            for slot, type_ in enumerate(inner.output_types):
+                hidden_inside = (index, slot) in self.used and (index, slot) not in self.external
+                if self.node_config(index, "output", str(slot)).get("visible", not hidden_inside):
+                    self.flat.out_map.append((inner.id, slot))
+                    self.flat.output_types.append(type_)
+
+    def shown_inputs(self) -> tuple[dict[str, tuple[FlatNode, str]], list[tuple[FlatNode, InputSpec]]]:
+        """The group node's inputs by name (-> inner node, inner input) and its widgets in order."""
+        by_name: dict[str, tuple[FlatNode, str]] = {}
+        widgets: list[tuple[FlatNode, InputSpec]] = []
+        for index in self.indices:
+            inner = self.flattener.nodes[self.prefix + index]
+            spec = self.flattener.registry.get(inner.type)
+            fed = {inp.widget or inp.name for n, inp in enumerate(inner.inputs) if (index, n) in self.fed}
+            if spec is not None:
+                declared = [i for i in spec.current_inputs() if i.kind == "required"]
+                declared += [i for i in spec.current_inputs() if i.kind == "optional"]
+                names = [(i.name, i) for i in declared]
+            else:
+                names = [(inp.name, None) for inp in inner.inputs]
+            for name, declared_input in names:
+                custom = self.node_config(index, "input", name)
+                if name in fed or custom.get("visible") is False:
+                    continue
+                shown = custom.get("name") or name
+                if shown in by_name:
+                    shown = f"{inner.title or inner.type} {name}"
+                by_name[str(shown)] = (inner, name)
+                if declared_input is not None and declared_input.is_widget:
+                    widgets.append((inner, declared_input))
+        return by_name, widgets
+
+    def wire_inputs(self, raw: Mapping[str, Any], input_node: str) -> None:
+        by_name, widgets = self.shown_inputs()
+        values = raw.get("widgets_values")
+        if isinstance(values, list):
+            for position, value in assign_widget_values([w for _, w in widgets], values):
+                inner, widget = widgets[position]
+                inner.widget_overrides[widget.name] = value
+        for slot, inp in enumerate(self.flat.inputs):
+            target = by_name.get(inp.widget or inp.name)
+            if target is None:
+                self.flattener.problems.append(
+                    Problem(
+                        BAD_WORKFLOW,
+                        f"node {self.flat.id}: input {inp.widget or inp.name!r} of group node {self.flat.type!r} "
+                        f"matches no input inside the group (it has: {', '.join(map(repr, by_name)) or 'none'})",
+                        node_id=self.flat.id,
+                        class_type=self.flat.type,
+                        input_name=inp.widget or inp.name,
+                    )
+                )
+                continue
+            if inp.source is None:
+                continue
+            inner, name = target
+            existing = next((i for i in inner.inputs if (i.widget or i.name) == name), None)
+            if existing is None:
+                existing = FlatInput(name, inp.type, name if inp.widget else None, None)
+                inner.inputs.append(existing)
+            existing.source = (input_node, slot)
+
+
+def _at(items: Sequence[Any], position: int, default: Any) -> Any:
+    return items[position] if len(items) > position and items[position] is not None else default
 
 
 def _io_id(io_node: Any, default: int) -> Any:
@@ -313,6 +470,14 @@ def widget_inputs(spec: NodeSpec) -> list[InputSpec]:
     ]
 
 
+def socket_inputs(spec: NodeSpec) -> list[InputSpec]:
+    """Link-only inputs in canvas slot order: required then optional, each in declaration order."""
+    inputs = spec.current_inputs()
+    return [i for i in inputs if not i.is_widget and i.kind == "required"] + [
+        i for i in inputs if not i.is_widget and i.kind == "optional"
+    ]
+
+
 def has_control(inp: InputSpec) -> bool:
     """Whether the canvas stores a "control after generate" value after this widget."""
     return inp.control_after_generate or (inp.type == INT and inp.name in SEED_NAMES)
@@ -330,14 +495,20 @@ def map_widget_values(widgets: Sequence[InputSpec], values: Any) -> dict[str, An
         return {k: v for k, v in values.items() if k in names}
     if not isinstance(values, list):
         return {}
+    return {widgets[i].name: v for i, v in assign_widget_values(widgets, values)}
+
+
+def assign_widget_values(widgets: Sequence[InputSpec], values: Sequence[Any]) -> list[tuple[int, Any]]:
+    """(widget position, value) pairs of a canvas `widgets_values` list, skipping "control after generate" values
+    (see map_widget_values)."""
     controls = sum(1 for w in widgets if has_control(w))
     with_controls = len(values) >= len(widgets) + controls or controls == 0
-    out: dict[str, Any] = {}
+    out: list[tuple[int, Any]] = []
     pos = 0
-    for widget in widgets:
+    for position, widget in enumerate(widgets):
         if pos >= len(values):
             break
-        out[widget.name] = values[pos]
+        out.append((position, values[pos]))
         pos += 1
         if has_control(widget) and pos < len(values):
             nxt = values[pos]

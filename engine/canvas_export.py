@@ -6,27 +6,16 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from engine.canvas import CONTROL_VALUES, has_control, map_widget_values, widget_inputs
-from engine.problems import BAD_WORKFLOW, MISSING_NODE_TYPE, Problem, WorkflowFileError
+from engine.canvas import CONTROL_VALUES, has_control, map_widget_values, socket_inputs, widget_inputs
+from engine.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
 from engine.registry import NodeRegistry
+from engine.workflow import is_api_link
 
 COLUMN_WIDTH = 420
 ROW_GAP = 40
 NODE_WIDTH = 340
 SLOT_HEIGHT = 24
 CANVAS_VERSION = 0.4
-
-
-def is_api_link(value: Any) -> bool:
-    """`[source node id, output index]`: exactly two items, an id (string, or integer in older files) then an int."""
-    return (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and isinstance(value[0], str | int)
-        and not isinstance(value[0], bool)
-        and isinstance(value[1], int)
-        and not isinstance(value[1], bool)
-    )
 
 
 def _unwrap(value: Any) -> Any:
@@ -77,16 +66,7 @@ def api_to_canvas(api: Mapping[str, Any], registry: NodeRegistry) -> dict[str, A
         if not isinstance(entry, Mapping) or not isinstance(entry.get("class_type"), str):
             problems.append(Problem(BAD_WORKFLOW, f"node {node_id}: no class_type", node_id=node_id))
         elif entry["class_type"] not in registry:
-            class_type = entry["class_type"]
-            problems.append(
-                Problem(
-                    MISSING_NODE_TYPE,
-                    f"node {node_id}: unknown node type {class_type!r}",
-                    node_id=node_id,
-                    class_type=class_type,
-                    value=class_type,
-                )
-            )
+            problems.append(unknown_node_type(node_id, entry["class_type"]))
     if problems:
         raise WorkflowFileError(problems)
 
@@ -102,10 +82,7 @@ def api_to_canvas(api: Mapping[str, Any], registry: NodeRegistry) -> dict[str, A
         values = entry.get("inputs") or {}
         widgets = widget_inputs(spec)
         widget_names = {w.name for w in widgets}
-        sockets = [i for i in spec.current_inputs() if i.kind == "required" and not i.is_widget] + [
-            i for i in spec.current_inputs() if i.kind == "optional" and not i.is_widget
-        ]
-        inputs: list[dict[str, Any]] = [{"name": i.name, "type": i.type, "link": None} for i in sockets]
+        inputs: list[dict[str, Any]] = [{"name": i.name, "type": i.type, "link": None} for i in socket_inputs(spec)]
         widgets_values: list[Any] = []
         for w in widgets:
             value = values.get(w.name, w.default)

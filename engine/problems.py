@@ -37,6 +37,17 @@ class Problem:
         return self.message
 
 
+def unknown_node_type(node_id: str, class_type: Any) -> Problem:
+    """The problem of a node whose type no loaded node (or pack) provides."""
+    return Problem(
+        MISSING_NODE_TYPE,
+        f"node {node_id}: unknown node type {class_type!r}",
+        node_id=node_id,
+        class_type=class_type if isinstance(class_type, str) else None,
+        value=class_type,
+    )
+
+
 class WorkflowFileError(WorkflowError):
     """A workflow file that cannot be run or converted; carries every problem found, not just the first."""
 

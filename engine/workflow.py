@@ -76,17 +76,21 @@ def _encode(value: Any) -> Any:
     return value
 
 
+def is_api_link(value: Any) -> bool:
+    """`[source node id, output index]` in the API format: exactly two items, a string id then an int."""
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+    )
+
+
 def decode_input(value: Any) -> Any:
     """An API-format input value: a link, an unwrapped `{"__value__": [...]}` list, or the literal itself."""
     if isinstance(value, list | tuple):
-        if (
-            len(value) == 2
-            and isinstance(value[0], str)
-            and isinstance(value[1], int)
-            and not isinstance(value[1], bool)
-        ):
-            return Link(value[0], value[1])
-        return list(value)
+        return Link(value[0], value[1]) if is_api_link(value) else list(value)
     if isinstance(value, dict) and len(value) == 1 and "__value__" in value:
         inner = value["__value__"]
         return list(inner) if isinstance(inner, list | tuple) else inner

@@ -13,7 +13,14 @@ from engine.canvas import convert_canvas, is_canvas
 from engine.canvas_export import api_to_canvas, update_canvas_widgets
 from engine.folders import MODEL_EXTENSIONS, Folders
 from engine.pngmeta import ImageMetaError, read_embedded_workflow
-from engine.problems import BAD_OVERRIDE, BAD_WORKFLOW, MISSING_MODEL, MISSING_NODE_TYPE, Problem, WorkflowFileError
+from engine.problems import (
+    BAD_OVERRIDE,
+    BAD_WORKFLOW,
+    MISSING_MODEL,
+    Problem,
+    WorkflowFileError,
+    unknown_node_type,
+)
 from engine.registry import NodeRegistry
 from engine.types import COMBO
 from engine.workflow import Workflow, parse_api
@@ -150,65 +157,95 @@ def apply_overrides(api: Mapping[str, Any], overrides: Sequence[str], registry: 
     return out
 
 
-def _model_folder_hint(input_name: str) -> str:
-    for word, folder in (
-        ("ckpt", "checkpoints"),
-        ("lora", "loras"),
-        ("vae", "vae"),
-        ("control", "controlnet"),
-        ("upscale", "upscale_models"),
-        ("clip", "clip"),
-        ("unet", "diffusion_models"),
-    ):
-        if word in input_name:
-            return folder
+# Words in an input's (or else its node type's) name -> the model folder its files come from.
+_FOLDER_WORDS = (
+    ("ckpt", "checkpoints"),
+    ("checkpoint", "checkpoints"),
+    ("lora", "loras"),
+    ("vae", "vae"),
+    ("control", "controlnet"),
+    ("upscale", "upscale_models"),
+    ("clip", "clip"),
+    ("unet", "diffusion_models"),
+)
+
+
+def model_folder(class_type: str, input_name: str) -> str:
+    """The model folder a model-file input reads from, told by its name (`lora_name`) or its node's type
+    (`UpscaleModelLoader.model_name`); "models" when neither tells."""
+    for text in (input_name.lower(), class_type.lower()):
+        for word, folder in _FOLDER_WORDS:
+            if word in text:
+                return folder
     return "models"
 
 
-def find_problems(api: Mapping[str, Any], registry: NodeRegistry, folders: Folders | None = None) -> list[Problem]:
-    """Unknown node types and model files that are not in the model folders, every one of them, by name."""
-    problems: list[Problem] = []
+@dataclass(frozen=True, slots=True)
+class MissingModel:
+    node_id: str
+    class_type: str
+    input_name: str
+    value: str
+    folder: str
+
+
+def find_missing_models(api: Mapping[str, Any], registry: NodeRegistry) -> list[MissingModel]:
+    """Model-file inputs (combos whose value has a model file's extension) naming a file their folder lacks."""
+    missing: list[MissingModel] = []
     inputs_of: dict[str, Any] = {}
     for node_id, entry in api.items():
         class_type = entry.get("class_type")
         spec = registry.get(class_type) if isinstance(class_type, str) else None
         if spec is None:
-            problems.append(
-                Problem(
-                    MISSING_NODE_TYPE,
-                    f"node {node_id}: unknown node type {class_type!r}",
-                    node_id=str(node_id),
-                    class_type=class_type,
-                    value=class_type,
-                )
-            )
             continue
         if class_type not in inputs_of:
             inputs_of[class_type] = spec.current_inputs()
         for inp in inputs_of[class_type]:
             value = (entry.get("inputs") or {}).get(inp.name)
             if (
-                inp.type != COMBO
-                or not isinstance(value, str)
-                or Path(value).suffix.lower() not in MODEL_EXTENSIONS
-                or value in (inp.choices or ())
+                inp.type == COMBO
+                and isinstance(value, str)
+                and Path(value).suffix.lower() in MODEL_EXTENSIONS
+                and value not in (inp.choices or ())
             ):
-                continue
-            folder = _model_folder_hint(inp.name)
-            where = ""
-            if folders is not None and folders.model_dirs(folder):
-                where = " (looked in " + ", ".join(str(p) for p in folders.model_dirs(folder)) + ")"
-            problems.append(
-                Problem(
-                    MISSING_MODEL,
-                    f"node {node_id} ({class_type}): model file {value!r} for input {inp.name!r} is not in "
-                    f"{folder}/{where}",
-                    node_id=str(node_id),
-                    class_type=class_type,
-                    input_name=inp.name,
-                    value=value,
-                )
+                folder = model_folder(class_type, inp.name)
+                missing.append(MissingModel(str(node_id), class_type, inp.name, value, folder))
+    return missing
+
+
+def apply_model_fallbacks(
+    api: Mapping[str, Any], registry: NodeRegistry, fallbacks: Mapping[str, str]
+) -> dict[str, Any]:
+    """A copy of the workflow where each missing model file names `fallbacks[its folder]` instead (when given)."""
+    out = {k: {**v, "inputs": dict(v.get("inputs") or {})} for k, v in api.items()}
+    for miss in find_missing_models(api, registry):
+        if miss.folder in fallbacks:
+            out[miss.node_id]["inputs"][miss.input_name] = fallbacks[miss.folder]
+    return out
+
+
+def find_problems(api: Mapping[str, Any], registry: NodeRegistry, folders: Folders | None = None) -> list[Problem]:
+    """Unknown node types and model files that are not in the model folders, every one of them, by name."""
+    problems = [
+        unknown_node_type(str(node_id), entry.get("class_type"))
+        for node_id, entry in api.items()
+        if not isinstance(entry.get("class_type"), str) or entry["class_type"] not in registry
+    ]
+    for miss in find_missing_models(api, registry):
+        where = ""
+        if folders is not None and folders.model_dirs(miss.folder):
+            where = " (looked in " + ", ".join(str(p) for p in folders.model_dirs(miss.folder)) + ")"
+        problems.append(
+            Problem(
+                MISSING_MODEL,
+                f"node {miss.node_id} ({miss.class_type}): model file {miss.value!r} for input {miss.input_name!r} "
+                f"is not in {miss.folder}/{where}",
+                node_id=miss.node_id,
+                class_type=miss.class_type,
+                input_name=miss.input_name,
+                value=miss.value,
             )
+        )
     return problems
 
 
@@ -237,14 +274,18 @@ def load_workflow(
     folders: Folders | None = None,
     *,
     model_map: Mapping[str, str] | None = None,
+    model_fallbacks: Mapping[str, str] | None = None,
     overrides: Sequence[str] = (),
     check: bool = True,
 ) -> LoadedWorkflow:
-    """Read, convert, substitute models, apply overrides, then check: raises WorkflowFileError with every problem."""
+    """Read, convert, substitute models (`model_map` by name, then `model_fallbacks` by folder for files still
+    missing), apply overrides, then check: raises WorkflowFileError with every problem."""
     doc = read_document(path)
     api, problems = document_api(doc, registry)
     if model_map:
         api = apply_model_map(api, model_map)
+    if model_fallbacks:
+        api = apply_model_fallbacks(api, registry, model_fallbacks)
     if check:
         problems += find_problems(api, registry, folders)
     if problems:

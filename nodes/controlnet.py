@@ -1,4 +1,4 @@
-"""ControlNetLoader, ControlNetApply and ControlNetApplyAdvanced.
+"""ControlNetLoader, DiffControlNetLoader, ControlNetApply and ControlNetApplyAdvanced.
 
 Applying a ControlNet returns new conditioning pairs whose dict holds a `ControlHint` under "control", chained on top
 of any control already there; the sampler sums the chain's residuals at each step.
@@ -10,25 +10,32 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Out, Socket, node
-from nodes.lora import file_fingerprint, model_files
+from nodes.loaders import model_file
+from nodes.lora import file_input, model_files
 
 COND = Socket("CONDITIONING")
 
 
-def _fingerprint(control_net_name: str = "", env: Any = None, **_inputs: Any) -> Any:
-    return file_fingerprint("controlnet", control_net_name, env)
-
-
-@node(category="loaders", outputs=[Out("CONTROL_NET")], fingerprint=_fingerprint)
+@node(category="loaders", outputs=[Out("CONTROL_NET")], fingerprint=file_input("controlnet", "control_net_name"))
 def ControlNetLoader(control_net_name: str = Combo(model_files("controlnet")), ctx: NodeContext = None) -> tuple:
     """Load a ControlNet: a single LDM-layout file, or a diffusers folder's weights file next to its config.json."""
     from diffusion.controlnet import load_controlnet
 
-    env = ctx.env if ctx is not None else None
-    path = env.folders.model_path("controlnet", control_net_name) if env is not None else None
-    if path is None:
-        raise FileNotFoundError(f"control_net_name: {control_net_name!r} not found in models/controlnet")
-    return (load_controlnet(path),)
+    return (load_controlnet(model_file(ctx.env, "controlnet", control_net_name, "control_net_name")),)
+
+
+@node(category="loaders", outputs=[Out("CONTROL_NET")], fingerprint=file_input("controlnet", "control_net_name"))
+def DiffControlNetLoader(
+    model: Any = Socket("MODEL"),
+    control_net_name: str = Combo(model_files("controlnet")),
+    ctx: NodeContext = None,
+) -> tuple:
+    """Load a difference ControlNet (weights stored relative to the UNet it was trained from), completed with this
+    model's UNet weights; a full ControlNet file loads as with ControlNetLoader."""
+    from diffusion.controlnet import load_controlnet
+
+    path = model_file(ctx.env, "controlnet", control_net_name, "control_net_name")
+    return (load_controlnet(path, base_unet=model.unet),)
 
 
 def apply_control(conditioning: list, control_net: Any, image: Any, strength: float, start: float, end: float) -> list:

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Out, Socket, node
+from nodes.loaders import file_identity, model_file
 
 STRENGTH = {"min": -100.0, "max": 100.0, "step": 0.01}
 UNIT_NAMES = ("te1", "te2")
@@ -23,17 +24,13 @@ def model_files(folder: str) -> Callable[[Any], list[str]]:
     return lambda env: env.folders.list_models(folder) if env is not None else []
 
 
-def file_fingerprint(folder: str, name: str, env: Any) -> Any:
-    """A model file's identity for the cache: its path, size and modification time (the name when not found)."""
-    path = env.folders.model_path(folder, name) if env is not None else None
-    if path is None:
-        return name
-    stat = path.stat()
-    return (str(path), stat.st_size, stat.st_mtime_ns)
+def file_input(folder: str, input_name: str) -> Callable[..., Any]:
+    """A fingerprint hook keyed by the identity (path, size, mtime) of the model file an input names."""
 
+    def fingerprint(env: Any = None, **inputs: Any) -> Any:
+        return file_identity(env, folder, inputs.get(input_name))
 
-def _fingerprint(lora_name: str = "", env: Any = None, **_inputs: Any) -> Any:
-    return file_fingerprint("loras", lora_name, env)
+    return fingerprint
 
 
 def describe_unmapped(lora_name: str, unmapped: Mapping[str, str]) -> str:
@@ -49,16 +46,14 @@ def apply_lora(
     model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float, ctx: NodeContext | None
 ) -> tuple[Any, Any]:
     """`model` (a DiffusionModel) and `clip` (a TextEncoder, or None) with the LoRA applied as shared copies."""
-    from diffusion.lora import apply_patches, match_lora, read_lora
+    from diffusion.checkpoint import read_tensors
+    from diffusion.lora import apply_patches, match_lora
 
-    env = ctx.env if ctx is not None else None
-    path = env.folders.model_path("loras", lora_name) if env is not None else None
-    if path is None:
-        raise FileNotFoundError(f"lora_name: LoRA file {lora_name!r} not found in models/loras")
+    path = model_file(ctx.env if ctx is not None else None, "loras", lora_name, "lora_name")
     components: dict[str, Any] = {"unet": model.unet}
     units = tuple(clip.units) if clip is not None else ()
     components.update({name: unit.module for name, unit in zip(UNIT_NAMES, units, strict=False)})
-    match = match_lora(read_lora(str(path)), components)
+    match = match_lora(read_tensors(path), components)
     if ctx is not None and match.unmapped:
         ctx.warn(describe_unmapped(lora_name, match.unmapped))
     if not match.patches:
@@ -73,7 +68,7 @@ def apply_lora(
     return model, clip
 
 
-@node(category="loaders", outputs=[Out("MODEL"), Out("CLIP")], fingerprint=_fingerprint)
+@node(category="loaders", outputs=[Out("MODEL"), Out("CLIP")], fingerprint=file_input("loras", "lora_name"))
 def LoraLoader(
     model: Any = Socket("MODEL"),
     clip: Any = Socket("CLIP"),
@@ -86,7 +81,7 @@ def LoraLoader(
     return apply_lora(model, clip, lora_name, strength_model, strength_clip, ctx)
 
 
-@node(category="loaders", outputs=[Out("MODEL")], fingerprint=_fingerprint)
+@node(category="loaders", outputs=[Out("MODEL")], fingerprint=file_input("loras", "lora_name"))
 def LoraLoaderModelOnly(
     model: Any = Socket("MODEL"),
     lora_name: str = Combo(model_files("loras")),

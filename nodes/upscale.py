@@ -6,27 +6,20 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Out, Socket, node
-from nodes.lora import file_fingerprint, model_files
+from nodes.loaders import model_file
+from nodes.lora import file_input, model_files
 
 TILE = 512
 MIN_TILE = 64
 
 
-def _fingerprint(model_name: str = "", env: Any = None, **_inputs: Any) -> Any:
-    return file_fingerprint("upscale_models", model_name, env)
-
-
-@node(category="loaders", outputs=[Out("UPSCALE_MODEL")], fingerprint=_fingerprint)
+@node(category="loaders", outputs=[Out("UPSCALE_MODEL")], fingerprint=file_input("upscale_models", "model_name"))
 def UpscaleModelLoader(model_name: str = Combo(model_files("upscale_models")), ctx: NodeContext = None) -> tuple:
     """Load an ESRGAN / Real-ESRGAN (RRDBNet) upscale model; the architecture is read from the tensor shapes."""
+    from diffusion.checkpoint import read_tensors
     from diffusion.esrgan import load_rrdb
-    from diffusion.lora import read_lora
 
-    env = ctx.env if ctx is not None else None
-    path = env.folders.model_path("upscale_models", model_name) if env is not None else None
-    if path is None:
-        raise FileNotFoundError(f"model_name: {model_name!r} not found in models/upscale_models")
-    tensors = read_lora(str(path))
+    tensors = read_tensors(model_file(ctx.env, "upscale_models", model_name, "model_name"))
     for nested in ("params_ema", "params"):  # BasicSR training checkpoints wrap the weights
         if nested in tensors or any(k.startswith(nested + ".") for k in tensors):
             tensors = {k.removeprefix(nested + "."): v for k, v in tensors.items() if k.startswith(nested + ".")}

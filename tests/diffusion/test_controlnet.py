@@ -65,9 +65,9 @@ def test_full_size_sd15_controlnet_shapes_detect_the_architecture() -> None:
         ref = ControlNetModel(cross_attention_dim=768)
     names = ldm_state_dict_names(ref)
     arch = detect_controlnet({names[k]: tuple(v.shape) for k, v in ref.state_dict().items()})
-    assert arch.block_channels == (320, 640, 1280, 1280)
-    assert arch.attention == (True, True, True, False)
-    assert arch.layers_per_block == 2
+    assert arch.unet.block_channels == (320, 640, 1280, 1280)
+    assert arch.unet.attention == (True, True, True, False)
+    assert arch.unet.layers_per_block == 2 and arch.family == "sd1"
     assert arch.hint_embedding_channels == (16, 32, 96, 256)
     config = arch.diffusers_config()
     assert config["attention_head_dim"] == (8, 8, 8, 8) and config["norm_num_groups"] == 32
@@ -114,3 +114,53 @@ def test_hint_is_resized_to_latent_times_eight_per_batch_row() -> None:
     assert torch.equal(hint.hint(x, None), rows)
     square = resize_cover(torch.arange(16.0).reshape(1, 1, 4, 4), (4, 4))
     assert torch.equal(square, torch.arange(16.0).reshape(1, 1, 4, 4))
+
+
+@pytest.mark.slow
+def test_sdxl_controlnet_gets_the_pooled_embedding_and_size_numbers(tmp_path: Path, tiny_files, manager) -> None:
+    """An SDXL ControlNet has SDXL's added embedding: the sampler must hand it text_embeds and time_ids too."""
+    from diffusers import ControlNetModel
+
+    from diffusion.loader import load_checkpoint
+    from diffusion.sampling import SampleRequest, sample
+
+    xl = load_checkpoint(tiny_files["sdxl"][0], manager)
+    net = ControlNetModel.from_unet(xl.model.unet, conditioning_embedding_out_channels=(8, 8, 16, 16))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block")):
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+    _write_ldm(net, tmp_path / "xl.safetensors")
+    loaded = load_controlnet(tmp_path / "xl.safetensors")
+    assert loaded.config.addition_embed_type == "text_time"
+    calls: list[dict] = []
+    forward = loaded.forward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("added_cond_kwargs") or {})
+        return forward(*args, **kwargs)
+
+    loaded.forward = spy
+    p, n = xl.clip.encode("a cat"), xl.clip.encode("")
+    extras = {"pooled_output": p.pooled, "width": 1024, "height": 768}
+
+    def run(control: ControlHint | None) -> torch.Tensor:
+        pos = [[p.cond, extras | ({"control": control} if control else {})]]
+        neg = [[n.cond, {"pooled_output": n.pooled}]]
+        request = SampleRequest(xl.model, 1, 2, 5.0, "euler", "normal", pos, neg, {"samples": torch.zeros(1, 4, 8, 8)})
+        return sample(request)["samples"]
+
+    plain = run(None)
+    controlled = run(ControlHint(loaded, _image(3)))
+    assert calls and not torch.allclose(controlled, plain, atol=1e-4)
+    assert torch.equal(calls[0]["text_embeds"], p.pooled.float())
+    assert calls[0]["time_ids"].tolist() == [[768, 1024, 0, 0, 64, 64]]  # target: the latent's pixels
+    assert torch.equal(run(ControlHint(loaded, _image(3), strength=0.0)), plain)
+
+
+def test_hint_for_an_area_is_the_matching_part_of_the_whole_frames_hint() -> None:
+    hint = ControlHint(tiny_controlnet(), torch.rand(1, 40, 40, 3))
+    whole = hint.hint(torch.zeros(1, 4, 8, 8), None)
+    part = hint.hint(torch.zeros(1, 4, 4, 2), None, crop=(8, 8, 2, 6, 5, 7))
+    assert part.shape == (1, 3, 32, 16) and torch.equal(part, whole[..., 16:48, 40:56])

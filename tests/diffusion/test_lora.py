@@ -1,13 +1,11 @@
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from diffusion.ldm_names import ldm_module_names
-from diffusion.lora import LoraError, apply_patches, match_lora, read_lora, shared_copy
+from diffusion.lora import apply_patches, match_lora, shared_copy
 from diffusion.lora_keys import TE1, TE2, UNET
 from tests.diffusion.tiny_lora_models import tiny_clip, tiny_unet, unet_inputs
 
@@ -216,19 +214,3 @@ def test_shared_copy_shares_every_tensor() -> None:
     clone = shared_copy(clip)
     assert clone is not clip
     assert all(a is b for a, b in zip(clip.parameters(), clone.parameters(), strict=True))
-
-
-def test_read_lora_formats_and_errors(tmp_path: Path) -> None:
-    sd = {"lora_unet_conv_in.lora_down.weight": torch.ones(2, 4, 3, 3)}
-    save_file(sd, tmp_path / "a.safetensors")
-    torch.save({"state_dict": sd}, tmp_path / "b.pt")
-    assert torch.equal(
-        read_lora(str(tmp_path / "a.safetensors"))["lora_unet_conv_in.lora_down.weight"], sd[next(iter(sd))]
-    )
-    assert set(read_lora(str(tmp_path / "b.pt"))) == set(sd)
-    (tmp_path / "bad.safetensors").write_bytes(b"\x00\x01garbage")
-    with pytest.raises(LoraError, match=r"bad\.safetensors"):
-        read_lora(str(tmp_path / "bad.safetensors"))
-    torch.save({"x": nn.Linear(1, 1)}, tmp_path / "evil.pt")
-    with pytest.raises(LoraError, match="weights_only"):
-        read_lora(str(tmp_path / "evil.pt"))

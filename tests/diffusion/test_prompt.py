@@ -56,3 +56,20 @@ def test_embedding_vectors_are_inserted_and_missing_ones_warned() -> None:
     warnings: list[str] = []
     _tokenize("embedding:nothere a", warnings=warnings)
     assert len(warnings) == 1 and "nothere" in warnings[0]
+
+
+def test_embedding_weight_after_the_name() -> None:
+    vec = [object(), object()]
+    seen: list[str] = []
+
+    def lookup(name: str):
+        seen.append(name)
+        return vec if name == "style" else None
+
+    (window,) = _tokenize("a embedding:style:1.2, (b embedding:style:0.5 c)", lookup=lookup)
+    assert seen == ["style", "style"]
+    positions = [i for i, tok in enumerate(window.tokens) if tok is vec[0] or tok is vec[1]]
+    assert [window.weights[i] for i in positions] == pytest.approx([1.2, 1.2, 0.55, 0.55])
+    warnings: list[str] = []
+    _tokenize("embedding:gone:1.3 x", warnings=warnings)
+    assert len(warnings) == 1 and "'gone'" in warnings[0] and "1.3" not in warnings[0]

@@ -228,3 +228,24 @@ def test_mask_conditioning_and_timestep_range(sd1, cond) -> None:
     assert not torch.allclose(out[..., :4, :], one[..., :4, :], atol=1e-4)
     late = [[other, {"start_percent": 0.9, "end_percent": 1.0}]]  # inactive at the first (noisiest) step
     assert torch.allclose(sample(_request(sd1.model, (pos + late, neg), cfg=1.0, steps=1))["samples"], one)
+
+
+class _AreaControl(_Control):
+    """Records the crop each call is made for."""
+
+    def residuals(self, x, timestep, encoder_hidden_states, step_percent, cond_indices, crop=None):
+        self.crops.append((crop, tuple(x.shape[-2:])))
+        return super().residuals(x, timestep, encoder_hidden_states, step_percent, cond_indices)
+
+
+def test_area_entries_predict_on_their_crop_and_controls_follow(sd1, cond) -> None:
+    pos, neg = cond
+    other = sd1.clip.encode("a mountain lake at dawn").cond
+    control = _AreaControl(sd1.model, 0.5)
+    control.crops = []
+    area = [[other, {"area": (8, 4, 0, 4), "control": control}]]  # the right half, at its own 8 x 4 size
+    with_control = sample(_request(sd1.model, (pos + area, neg), cfg=1.0, steps=1))["samples"]
+    assert control.crops == [((8, 8, 0, 8, 4, 8), (8, 4))]
+    without = sample(_request(sd1.model, ([*pos, [other, {"area": (8, 4, 0, 4)}]], neg), cfg=1.0, steps=1))
+    assert torch.equal(with_control[..., :4], without["samples"][..., :4])
+    assert not torch.allclose(with_control[..., 4:], without["samples"][..., 4:], atol=1e-4)

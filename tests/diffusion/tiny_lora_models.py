@@ -69,8 +69,8 @@ def unet_inputs(seed: int = 1, sdxl: bool = False) -> dict[str, object]:
 def tiny_controlnet(seed: int = 0) -> torch.nn.Module:
     """A ControlNet matching `tiny_unet()` whose zero-initialised output convs are perturbed so it has an effect.
 
-    Its group count (8) and head count (1) are what `detect_controlnet` infers for these shapes, so a file written
-    from it loads back into the same computation.
+    Its group count (8) and head count (8, SD 1.x's) are what `detect_controlnet` infers for these shapes, so a
+    file written from it loads back into the same computation.
     """
     from diffusers import ControlNetModel
 
@@ -80,7 +80,7 @@ def tiny_controlnet(seed: int = 0) -> torch.nn.Module:
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         cross_attention_dim=CONTEXT,
-        attention_head_dim=1,
+        attention_head_dim=8,
         norm_num_groups=8,
         conditioning_embedding_out_channels=(4, 4, 8, 8),
     )

@@ -386,3 +386,164 @@ def test_subgraph_proxy_widgets_set_inner_widgets_and_promoted_inputs() -> None:
     instance["widgets_values"] = [3, 1234, 2.5, "ignored"]
     inputs = canvas_to_api(canvas, REG)["3:1"]["inputs"]
     assert (inputs["steps"], inputs["seed"], inputs["cfg"], inputs["sampler_name"]) == (3, 1234, 2.5, "ddim")
+
+
+# Older front ends' group nodes: `extra.groupNodes` {name: {nodes, links, external}}, instances typed `workflow/NAME`.
+# Inner links are `[from index, from slot, to index, to slot, from id, type]`; `external` lists `[index, slot, type]`
+# outputs that are also used outside the group.
+
+
+def sampler_group(external: list[list[Any]] | None = None) -> dict[str, Any]:
+    """Encode -> Sample inside a group: Encode's `clip`, Sample's `model` and `latent` stay open (group inputs)."""
+    return {
+        "nodes": [
+            {**cnode(0, "Encode", [inp("clip", "CLIP", None)], [out("CONDITIONING", "CONDITIONING", [])]), "index": 0}
+            | {"widgets_values": ["group default"]},
+            {
+                **cnode(
+                    1,
+                    "Sample",
+                    [inp("model", "MODEL", None), inp("positive", "CONDITIONING", None), inp("latent", "LATENT", None)],
+                    [out("LATENT", "LATENT", [])],
+                    [0, "fixed", 20, 8.0, "euler", 1.0],
+                ),
+                "index": 1,
+            },
+        ],
+        "links": [[0, 0, 1, 1, 0, "CONDITIONING"]],
+        "external": external or [],
+    }
+
+
+def grouped(group_type: str = "workflow/Sampler", **group: Any) -> dict[str, Any]:
+    """Loader -> [group Sampler] -> Save, the group node showing clip, model, latent and six widgets."""
+    instance = cnode(
+        10,
+        group_type,
+        [inp("clip", "CLIP", 2), inp("model", "MODEL", 1), inp("latent", "LATENT", None)],
+        [out("LATENT", "LATENT", [3])],
+        ["a fox", 42, "fixed", 12, 6.5, "ddim", 0.9],
+    )
+    return {
+        "nodes": [
+            cnode(1, "Loader", [], [out("MODEL", "MODEL", [1]), out("CLIP", "CLIP", [2])], ["tiny.safetensors"]),
+            instance,
+            cnode(11, "Save", [inp("samples", "LATENT", 3)], [], ["out"]),
+        ],
+        "links": [[1, 1, 0, 10, 1, "MODEL"], [2, 1, 1, 10, 0, "CLIP"], [3, 10, 0, 11, 0, "LATENT"]],
+        "extra": {"groupNodes": {"Sampler": sampler_group(**group)}},
+        "version": 0.4,
+    }
+
+
+GROUPED = {
+    "1": {"class_type": "Loader", "inputs": {"ckpt_name": "tiny.safetensors"}},
+    "10:0": {"class_type": "Encode", "inputs": {"text": "a fox", "clip": ["1", 1]}},
+    "10:1": {
+        "class_type": "Sample",
+        "inputs": {
+            "seed": 42,
+            "steps": 12,
+            "cfg": 6.5,
+            "sampler_name": "ddim",
+            "denoise": 0.9,
+            "model": ["1", 0],
+            "positive": ["10:0", 0],
+        },
+    },
+    "11": {"class_type": "Save", "inputs": {"filename_prefix": "out", "samples": ["10:1", 0]}},
+}
+
+
+@pytest.mark.parametrize("group_type", ["workflow/Sampler", "workflow>Sampler"])
+def test_group_node_is_expanded_with_its_widgets_and_links_in_and_out(group_type: str) -> None:
+    assert canvas_to_api(grouped(group_type), REG) == GROUPED
+
+
+def test_group_node_widget_values_missing_fall_back_to_the_definitions() -> None:
+    canvas = grouped()
+    del node_of(canvas, 10)["widgets_values"]
+    api = canvas_to_api(canvas, REG)
+    assert api["10:0"]["inputs"]["text"] == "group default"
+    assert api["10:1"]["inputs"]["steps"] == 20 and api["10:1"]["inputs"]["seed"] == 0
+
+
+def test_group_node_widget_converted_to_input_takes_its_link() -> None:
+    canvas = grouped()
+    canvas["nodes"].append(cnode(12, "Number", [], [out("INT", "INT", [4])], [9]))
+    node_of(canvas, 10)["inputs"].append(inp("steps", "INT", 4, widget="steps"))
+    canvas["links"].append([4, 12, 0, 10, 3, "INT"])
+    api = canvas_to_api(canvas, REG)
+    assert api["10:1"]["inputs"]["steps"] == ["12", 0]
+    assert api["10:1"]["inputs"]["cfg"] == 6.5
+
+
+def test_group_node_external_output_keeps_an_inner_output_used_inside_visible() -> None:
+    """With Encode's output listed as external, the group node shows it first; Save reads the second output."""
+    canvas = grouped(external=[[0, 0, "CONDITIONING"]])
+    instance = node_of(canvas, 10)
+    instance["outputs"] = [out("CONDITIONING", "CONDITIONING", []), out("LATENT", "LATENT", [3])]
+    canvas["links"][2] = [3, 10, 1, 11, 0, "LATENT"]
+    assert canvas_to_api(canvas, REG)["11"]["inputs"]["samples"] == ["10:1", 0]
+
+
+def test_group_node_duplicate_input_names_are_prefixed_with_the_inner_title() -> None:
+    group = sampler_group()
+    negative = copy.deepcopy(group["nodes"][0]) | {"index": 2, "title": "Negative"}
+    group["nodes"].append(negative)
+    canvas = grouped()
+    canvas["extra"]["groupNodes"]["Sampler"] = group
+    instance = node_of(canvas, 10)
+    instance["inputs"].append(inp("Negative clip", "CLIP", 5))
+    instance["widgets_values"].append("blurry")
+    canvas["links"].append([5, 1, 1, 10, 3, "CLIP"])
+    api = canvas_to_api(canvas, REG)
+    assert api["10:2"] == {
+        "class_type": "Encode",
+        "inputs": {"text": "blurry", "clip": ["1", 1]},
+        "_meta": {"title": "Negative"},
+    }
+
+
+def test_group_node_config_renames_an_input() -> None:
+    canvas = grouped()
+    canvas["extra"]["groupNodes"]["Sampler"]["config"] = {"0": {"input": {"clip": {"name": "text encoder"}}}}
+    node_of(canvas, 10)["inputs"][0]["name"] = "text encoder"
+    assert canvas_to_api(canvas, REG) == GROUPED
+
+
+def test_muted_group_node_drops_its_inside_and_dependants() -> None:
+    canvas = grouped()
+    node_of(canvas, 10)["mode"] = 2
+    assert set(canvas_to_api(canvas, REG)) == {"1"}
+
+
+def test_unknown_group_and_unknown_inner_types_are_reported_clearly() -> None:
+    canvas = grouped("workflow/Missing")
+    with pytest.raises(WorkflowFileError) as err:
+        canvas_to_api(canvas, REG)
+    (problem,) = err.value.problems
+    assert problem.node_id == "10"
+    assert "'Missing'" in problem.message and "extra.groupNodes does not define" in problem.message
+    assert "'Sampler'" in problem.message  # what the file does define
+
+    canvas = grouped()
+    canvas["extra"]["groupNodes"]["Sampler"]["nodes"][0]["type"] = "FancyEncode"
+    with pytest.raises(WorkflowFileError) as err:
+        canvas_to_api(canvas, REG)
+    assert err.value.missing_node_types == ["FancyEncode"]
+    assert "10:0" in err.value.to_response()["node_errors"]
+
+
+def test_group_node_input_matching_nothing_inside_is_reported() -> None:
+    canvas = grouped()
+    node_of(canvas, 10)["inputs"][2]["name"] = "vae"
+    with pytest.raises(WorkflowFileError, match="input 'vae' of group node 'workflow/Sampler' matches no input"):
+        canvas_to_api(canvas, REG)
+
+
+def test_group_definition_without_input_lists_uses_the_declared_socket_order() -> None:
+    canvas = grouped()
+    for inner in canvas["extra"]["groupNodes"]["Sampler"]["nodes"]:
+        del inner["inputs"]
+    assert canvas_to_api(canvas, REG) == GROUPED

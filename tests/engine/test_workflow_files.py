@@ -12,7 +12,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from engine.problems import BAD_OVERRIDE, MISSING_MODEL, MISSING_NODE_TYPE, WorkflowFileError
-from engine.workflow_files import apply_overrides, load_workflow, parse_model_map, read_document
+from engine.workflow_files import apply_overrides, load_workflow, model_folder, parse_model_map, read_document
 from tests.engine.canvas_nodes import registry
 from tests.engine.test_canvas import EXPECTED, cnode, pipeline
 
@@ -94,6 +94,42 @@ def test_model_map_substitutes_the_named_file(tmp_path: Path) -> None:
     assert load_workflow(path, REG, model_map=mapping).api["1"]["inputs"]["ckpt_name"] == "other.ckpt"
     with pytest.raises(WorkflowFileError, match="expected NAME=FILE"):
         parse_model_map(["justaname", "=x"])
+
+
+def test_model_fallbacks_stand_in_by_folder_for_files_still_missing(tmp_path: Path) -> None:
+    api = json.loads(json.dumps(EXPECTED))
+    api["1"]["inputs"]["ckpt_name"] = "v1-5-pruned-emaonly.safetensors"
+    path = write_json(tmp_path / "w.json", api)
+    loaded = load_workflow(path, REG, model_fallbacks={"checkpoints": "tiny.safetensors", "loras": "x.safetensors"})
+    assert loaded.api["1"]["inputs"]["ckpt_name"] == "tiny.safetensors"
+    assert loaded.api["3"] == EXPECTED["3"]
+    # A name the map already resolves is not touched; a folder without a fallback still reports the file.
+    mapped = load_workflow(
+        path,
+        REG,
+        model_map={"v1-5-pruned-emaonly.safetensors": "other.ckpt"},
+        model_fallbacks={"checkpoints": "tiny.safetensors"},
+    )
+    assert mapped.api["1"]["inputs"]["ckpt_name"] == "other.ckpt"
+    with pytest.raises(WorkflowFileError) as err:
+        load_workflow(path, REG, model_fallbacks={"loras": "x.safetensors"})
+    assert err.value.missing_models == ["v1-5-pruned-emaonly.safetensors"]
+
+
+@pytest.mark.parametrize(
+    ("class_type", "input_name", "folder"),
+    [
+        ("CheckpointLoaderSimple", "ckpt_name", "checkpoints"),
+        ("LoraLoader", "lora_name", "loras"),
+        ("ControlNetLoader", "control_net_name", "controlnet"),
+        ("UpscaleModelLoader", "model_name", "upscale_models"),
+        ("VAELoader", "vae_name", "vae"),
+        ("UNETLoader", "unet_name", "diffusion_models"),
+        ("Mystery", "file", "models"),
+    ],
+)
+def test_model_folder_is_told_by_the_input_or_the_node_type(class_type: str, input_name: str, folder: str) -> None:
+    assert model_folder(class_type, input_name) == folder
 
 
 def test_overrides_by_id_title_and_type() -> None:

@@ -46,3 +46,97 @@ def test_loader_finds_the_file_and_apply_chains(run: Any, env: Any) -> None:
 def test_loader_names_a_missing_file(run: Any) -> None:
     with pytest.raises(FileNotFoundError, match="control_net_name"):
         run("ControlNetLoader", control_net_name="nope.safetensors")
+
+
+# -- end to end: single-file LDM ControlNets matching a real tiny checkpoint, through the executor -----------------
+
+
+def _matching_controlnet(unet: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A ControlNet copied from the tiny checkpoint's UNet whose zero-initialised output convs are perturbed."""
+    from diffusers import ControlNetModel
+
+    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 16, 16))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding")):
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+            elif name.startswith(("down_blocks.1.", "mid_block.")):  # trained away from the UNet it came from
+                param.add_(torch.randn(param.shape, generator=gen) * 0.01)
+    return net.eval()
+
+
+def _ldm(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    names = ldm_state_dict_names(net)
+    return {"control_model." + names[k]: v.contiguous() for k, v in net.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def flows(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from PIL import Image
+
+    from diffusion.controlnet import UNET_SHARED
+    from tests.nodes.tiny_flows import Flows
+
+    flows = Flows.create(tmp_path_factory.mktemp("loom"))
+    folder = flows.folder("controlnet")
+    net = _matching_controlnet(flows.modules.unet, 1)
+    full = _ldm(net)
+    save_file(full, folder / "full.safetensors")
+    base = _ldm(flows.modules.unet)  # the UNet under the same (prefixed LDM) names
+    diff: dict[str, torch.Tensor] = {"difference": torch.tensor(1.0)}
+    for key, tensor in full.items():
+        shared = base.get(key)
+        if shared is None or not key.removeprefix("control_model.").startswith(UNET_SHARED):
+            diff[key] = tensor  # hint encoder and zero convs are stored as they are
+        elif not torch.equal(tensor, shared):
+            diff[key] = tensor - shared  # unchanged shared layers are left out
+    assert len(diff) < len(full)
+    save_file(diff, folder / "diff.safetensors")
+    gen = torch.Generator().manual_seed(5)
+    pixels = (torch.rand(48, 48, 3, generator=gen) * 255).to(torch.uint8).numpy()
+    Image.fromarray(pixels).save(flows.env.folders.input / "hint.png")
+    return flows
+
+
+def _control(strength: float, start: float = 0.0, end: float = 1.0, **extra: Any) -> dict[str, Any]:
+    return (
+        {"loader": "ControlNetLoader", "name": "full.safetensors", "strength": strength}
+        | {
+            "start_percent": start,
+            "end_percent": end,
+        }
+        | extra
+    )
+
+
+def test_controlnet_end_to_end_strength_and_schedule_range(flows: Any) -> None:
+    from tests.nodes.tiny_flows import txt2img
+
+    base = flows.run(txt2img(prefix="base")).latent
+    zero = flows.run(txt2img(control=_control(0.0), prefix="zero")).latent
+    assert torch.equal(zero, base)  # strength 0 is no ControlNet, bit for bit
+    full = flows.run(txt2img(control=_control(1.0), prefix="full")).latent
+    assert not torch.allclose(full, base, atol=1e-3)
+    # the two steps sit at 0% and 100% of the schedule: a range between them never acts, [0, 0.3) acts only first
+    between = flows.run(txt2img(control=_control(1.0, 0.3, 0.6), prefix="between")).latent
+    assert torch.equal(between, base)
+    early = flows.run(txt2img(control=_control(1.0, 0.0, 0.3), prefix="early")).latent
+    late = flows.run(txt2img(control=_control(1.0, 0.7, 1.0), prefix="late")).latent
+    assert not torch.allclose(early, base, atol=1e-3) and not torch.allclose(early, full, atol=1e-3)
+    assert not torch.allclose(late, base, atol=1e-3) and not torch.allclose(late, early, atol=1e-3)
+
+
+def test_diff_controlnet_is_completed_with_the_models_unet(flows: Any) -> None:
+    from tests.nodes.tiny_flows import txt2img
+
+    full = flows.run(txt2img(control=_control(1.0), prefix="full")).latent
+    diff = _control(1.0, loader="DiffControlNetLoader", name="diff.safetensors")
+    rebuilt = flows.run(txt2img(control=diff, prefix="diff")).latent
+    assert torch.allclose(rebuilt, full, rtol=1e-4, atol=1e-4)
+    as_full = flows.run(txt2img(control=_control(1.0, loader="DiffControlNetLoader"), prefix="as_full")).latent
+    assert torch.equal(as_full, full)  # a full ControlNet loads as it is through DiffControlNetLoader
+    with pytest.raises(ValueError, match="difference ControlNet needs a model"):
+        from diffusion.controlnet import load_controlnet
+
+        load_controlnet(flows.folder("controlnet") / "diff.safetensors")

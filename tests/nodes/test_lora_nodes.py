@@ -102,3 +102,108 @@ def test_missing_lora_names_the_input(registry: Any, env: Any) -> None:
             lora_name="x.safetensors",
             strength_model=1.0,
         )
+
+
+# -- end to end: a real tiny checkpoint and kohya-format LoRA files through the executor ---------------------------
+
+
+def _kohya_lora(modules: Any, seed: int, rank: int = 2) -> dict[str, torch.Tensor]:
+    """A kohya-format LoRA for every linear and conv layer of the tiny checkpoint: UNet keys in the LDM spelling,
+    text-encoder keys under `lora_te_text_model_`, plus one key that names no layer."""
+    from diffusion.ldm_names import ldm_module_names
+
+    gen = torch.Generator().manual_seed(seed)
+    sd: dict[str, torch.Tensor] = {}
+    ldm = ldm_module_names(modules.unet)
+    layers = [("lora_unet_" + ldm[n], m) for n, m in modules.unet.named_modules() if n in ldm]
+    for name, m in modules.text[0].named_modules():
+        layers.append(("lora_te_" + (name if name.startswith("text_model.") else f"text_model.{name}"), m))
+    for stem, layer in layers:
+        if isinstance(layer, nn.Linear):
+            down, up = (rank, layer.in_features), (layer.out_features, rank)
+        elif isinstance(layer, nn.Conv2d):
+            down = (rank, layer.in_channels, *layer.kernel_size)
+            up = (layer.out_channels, rank, 1, 1)
+        else:
+            continue
+        key = stem.replace(".", "_")
+        sd[key + ".lora_down.weight"] = torch.randn(down, generator=gen) * 0.3
+        sd[key + ".lora_up.weight"] = torch.randn(up, generator=gen) * 0.3
+    sd["lora_unet_not_a_layer.lora_down.weight"] = torch.zeros(rank, 4)
+    sd["lora_unet_not_a_layer.lora_up.weight"] = torch.zeros(4, rank)
+    return sd
+
+
+@pytest.fixture(scope="module")
+def flows(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.nodes.tiny_flows import Flows
+
+    flows = Flows.create(tmp_path_factory.mktemp("loom"))
+    folder = flows.folder("loras")
+    a, b = _kohya_lora(flows.modules, 1), _kohya_lora(flows.modules, 2)
+    save_file(a, folder / "a.safetensors")
+    save_file(b, folder / "b.safetensors")
+    # one file holding both: concatenating along the rank gives up_a @ down_a + up_b @ down_b
+    both = {k: torch.cat([a[k], b[k]], dim=0 if k.endswith("down.weight") else 1) for k in a}
+    save_file(both, folder / "a_plus_b.safetensors")
+    return flows
+
+
+def test_lora_end_to_end_cache_base_untouched_strength_and_stacking(flows: Any, monkeypatch: Any) -> None:
+    import diffusion.lora
+    from tests.nodes.tiny_flows import txt2img
+
+    patches: list[int] = []
+    real_apply = diffusion.lora.apply_patches
+
+    def counting_apply(*args: Any, **kwargs: Any) -> Any:
+        patches.append(1)
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(diffusion.lora, "apply_patches", counting_apply)
+    base_flow = txt2img(prefix="base")
+    base = flows.run(base_flow).latent
+    assert base is not None
+
+    lora_flow = txt2img(loras=(("a.safetensors", 1.0, 1.0),), prefix="lora")
+    first = flows.run(lora_flow)
+    assert patches == [1] and "lora0" in first.outcome.executed
+    assert not torch.equal(first.latent, base)
+    warnings = [e for e in first.events if isinstance(e, NodeWarning)]
+    assert [w.node for w in warnings] == ["lora0"]
+    assert "lora_unet_not_a_layer.lora_down.weight" in warnings[0].message
+
+    again = flows.run(lora_flow)  # the same workflow: everything is served from the cache
+    assert again.outcome.executed == () and patches == [1]
+    assert set(again.outcome.cached) == {"8", "9"}  # the outputs are served; nothing upstream is even visited
+
+    reprompt = flows.run(txt2img(prompt="a blue fox", loras=(("a.safetensors", 1.0, 1.0),), prefix="lora"))
+    executed = set(reprompt.outcome.executed)
+    assert {"3", SAMPLER_ID, "7", "9"} <= executed and not executed & {"1", "lora0", "4"}
+    assert "lora0" in reprompt.outcome.cached and patches == [1]  # a new prompt does not re-patch
+
+    zero = flows.run(txt2img(loras=(("a.safetensors", 0.0, 0.0),), prefix="zero"))
+    assert torch.equal(zero.latent, base)  # strength 0 is the base model, bit for bit
+
+    stacked = flows.run(txt2img(loras=(("a.safetensors", 1.0, 1.0), ("b.safetensors", 1.0, 1.0)), prefix="ab"))
+    combined = flows.run(txt2img(loras=(("a_plus_b.safetensors", 1.0, 1.0),), prefix="sum"))
+    assert not torch.equal(stacked.latent, first.latent)
+    gap = float((stacked.latent - combined.latent).norm() / (stacked.latent - first.latent).norm())
+    assert gap < 1e-4  # stacked LoRAs add their deltas: the same result as one file holding both, up to rounding
+
+    flows.keep_only_the_checkpoint(base_flow)
+    rerun = flows.run(base_flow)
+    assert "1" in rerun.outcome.cached and SAMPLER_ID in rerun.outcome.executed
+    assert torch.equal(rerun.latent, base)  # the cached base model is untouched by every LoRA run
+
+
+SAMPLER_ID = "6"
+
+
+def test_missing_embedding_is_a_warning_event(flows: Any) -> None:
+    from tests.nodes.tiny_flows import txt2img
+
+    result = flows.run(txt2img(prompt="a fox, embedding:nowhere:1.2", prefix="emb"))
+    warnings = [e for e in result.events if isinstance(e, NodeWarning)]
+    assert [w.node for w in warnings] == ["3"]
+    assert "'nowhere'" in warnings[0].message

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 import nodes
+from diffusion.demo import DEMO_FILES
 from engine.canvas import canvas_to_api, is_canvas
 from engine.folders import Folders
 from engine.registry import NodeRegistry
@@ -58,7 +60,6 @@ def test_canvas_example_converts_to_its_api_twin(name: str, registry: NodeRegist
     assert canvas_to_api(canvas, registry) == api_of(name)
 
 
-DEMO = "loom-demo-tiny-sd15.safetensors"
 SMALL = ["KSampler.steps=2", "Empty Latent.width=64", "Empty Latent.height=64"]
 # Per example: `--set` overrides that keep the run small, and the model files it needs besides the checkpoint.
 RUNS: dict[str, list[str]] = {
@@ -88,14 +89,14 @@ RUNS: dict[str, list[str]] = {
     ],
     "sdxl_base": SMALL,
 }
-CHECKPOINTS = ("v1-5-pruned-emaonly.safetensors", "sd_xl_base_1.0.safetensors")
 
 
 def model_files(name: str) -> dict[str, str]:
-    """Model-file names an example uses besides its checkpoint, by folder."""
+    """Every model file an example names -> the model folder it comes from."""
     wanted: dict[str, str] = {}
     for node in api_of(name).values():
         for key, folder in (
+            ("ckpt_name", "checkpoints"),
             ("lora_name", "loras"),
             ("control_net_name", "controlnet"),
             ("model_name", "upscale_models"),
@@ -105,26 +106,90 @@ def model_files(name: str) -> dict[str, str]:
     return wanted
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", EXAMPLES)
-def test_example_runs_end_to_end(name: str, registry: NodeRegistry, tmp_path: Path) -> None:
-    """Through `main.py run`, with the demo checkpoint standing in for every checkpoint via --model-map."""
-    skip_unless_nodes_exist(name, registry)
-    pytest.importorskip("engine.executor", reason="the executor has not landed on this branch yet")
-    from cli import main
-    from engine.pngmeta import read_image_workflow
+def test_every_model_an_example_names_has_a_demo_stand_in() -> None:
+    for name in EXAMPLES:
+        assert set(model_files(name).values()) <= set(DEMO_FILES), name
 
-    others = model_files(name)
-    if others:
-        pytest.skip(f"{name}: no tiny {', '.join(sorted(set(others.values())))} files to stand in for {sorted(others)}")
+
+def prepare(tmp_path: Path) -> list[str]:
+    """A fresh base directory with the examples' input image; the common flags of a small CPU run."""
     (tmp_path / "input").mkdir()
     (tmp_path / "input" / "example.png").write_bytes((WORKFLOWS / "example.png").read_bytes())
-    argv = ["run", str(WORKFLOWS / f"{name}.json"), "--base-directory", str(tmp_path), "--cpu"]
-    argv += [f"--model-map={ckpt}={DEMO}" for ckpt in CHECKPOINTS]
-    argv += [f"--set={item}" for item in RUNS[name]]
-    assert main(argv) == 0
+    return ["--base-directory", str(tmp_path), "--cpu"]
+
+
+def assert_one_image_with_its_workflow(tmp_path: Path, name: str) -> None:
+    from engine.pngmeta import read_image_workflow
+
     saved = sorted((tmp_path / "output").glob("*.png"))
     assert len(saved) == 1
     embedded = read_image_workflow(saved[0])
     assert embedded.prompt is not None and embedded.workflow is not None
     assert embedded.workflow["extra"]["info"]["name"] == name  # the example's own canvas, not a re-made one
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_runs_end_to_end(name: str, registry: NodeRegistry, tmp_path: Path) -> None:
+    """Through `main.py run`, with Loom's demo files standing in for every named model file via --model-map."""
+    skip_unless_nodes_exist(name, registry)
+    from cli import main
+
+    argv = ["run", str(WORKFLOWS / f"{name}.json"), *prepare(tmp_path)]
+    argv += [f"--model-map={file}={DEMO_FILES[folder]}" for file, folder in model_files(name).items()]
+    argv += [f"--set={item}" for item in RUNS[name]]
+    assert main(argv) == 0
+    assert_one_image_with_its_workflow(tmp_path, name)
+    assert strings_used(tmp_path) >= {DEMO_FILES[folder] for folder in model_files(name).values()}
+
+
+def strings_used(tmp_path: Path) -> set[str]:
+    """The text inputs of the workflow the saved image carries (so: of the run that made it)."""
+    from engine.pngmeta import read_image_workflow
+
+    prompt = read_image_workflow(next((tmp_path / "output").glob("*.png"))).prompt
+    assert prompt is not None
+    return {v for node in prompt.values() for v in node["inputs"].values() if isinstance(v, str)}
+
+
+@pytest.mark.slow
+def test_demo_models_flag_runs_an_example_naming_absent_models(tmp_path: Path) -> None:
+    """`--demo-models` stands the demo file of each folder in for every model file that is not there."""
+    from cli import main
+
+    name = "hires_fix_model_upscale"
+    argv = ["run", str(WORKFLOWS / f"{name}.json"), *prepare(tmp_path), "--demo-models"]
+    assert main([*argv, *(f"--set={item}" for item in RUNS[name])]) == 0
+    assert_one_image_with_its_workflow(tmp_path, name)
+    assert {DEMO_FILES["checkpoints"], DEMO_FILES["upscale_models"]} <= strings_used(tmp_path)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_validates_with_demo_models(name: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from cli import main
+
+    assert main(["validate", str(WORKFLOWS / f"{name}.json"), *prepare(tmp_path), "--demo-models"]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+    without = tmp_path / "bare"
+    assert main(["validate", str(WORKFLOWS / f"{name}.json"), "--base-directory", str(without)]) == (
+        0 if name == "txt2img" else 1
+    )
+
+
+@pytest.mark.slow
+def test_the_image_a_run_saved_runs_again_to_the_same_image(tmp_path: Path) -> None:
+    """`main.py run IMAGE.png` restores the workflow the image carries (with the first run's --set values)."""
+    from cli import main
+    from engine.pngmeta import read_image_workflow
+
+    argv = ["run", str(WORKFLOWS / "txt2img.json"), *prepare(tmp_path), *(f"--set={s}" for s in RUNS["txt2img"])]
+    assert main([*argv, "--set=KSampler.seed=1234"]) == 0
+    first = next((tmp_path / "output").glob("*.png"))
+    again = tmp_path / "again"
+    assert main(["run", str(first), "--base-directory", str(tmp_path), "--output-directory", str(again)]) == 0
+    second = next(again.glob("*.png"))
+    before, after = read_image_workflow(first), read_image_workflow(second)
+    assert after.prompt == before.prompt and after.prompt is not None
+    assert next(n for n in after.prompt.values() if n["class_type"] == "KSampler")["inputs"]["seed"] == 1234
+    assert after.workflow == before.workflow
+    assert Image.open(first).tobytes() == Image.open(second).tobytes()
