@@ -35,17 +35,24 @@ _TOP_LEVEL = {
 }
 
 
+def _level(out: dict[str, str], name: str, block: nn.Module, ldm: str, index: int) -> int:
+    """Map one down or up level: each resnet (and the attention after it) is one numbered LDM block, `ldm.N.0`
+    and `ldm.N.1`. Returns the next block number."""
+    attentions = getattr(block, "attentions", None)
+    for i in range(len(block.resnets)):
+        out[f"{name}.resnets.{i}"] = f"{ldm}.{index}.0"
+        if attentions is not None and i < len(attentions):
+            out[f"{name}.attentions.{i}"] = f"{ldm}.{index}.1"
+        index += 1
+    return index
+
+
 def block_prefixes(model: nn.Module) -> dict[str, str]:
     """Diffusers block prefix -> LDM block prefix, for every resnet, attention, down/upsampler and control layer."""
     out: dict[str, str] = {}
     index = 1
     for b, block in enumerate(getattr(model, "down_blocks", [])):
-        attentions = getattr(block, "attentions", None)
-        for i in range(len(block.resnets)):
-            out[f"down_blocks.{b}.resnets.{i}"] = f"input_blocks.{index}.0"
-            if attentions is not None and i < len(attentions):
-                out[f"down_blocks.{b}.attentions.{i}"] = f"input_blocks.{index}.1"
-            index += 1
+        index = _level(out, f"down_blocks.{b}", block, "input_blocks", index)
         if getattr(block, "downsamplers", None):
             out[f"down_blocks.{b}.downsamplers.0.conv"] = f"input_blocks.{index}.0.op"
             index += 1
@@ -59,14 +66,9 @@ def block_prefixes(model: nn.Module) -> dict[str, str]:
             out[f"mid_block.resnets.{i}"] = f"middle_block.{2 * i if mid_attn else i}"
     index = 0
     for b, block in enumerate(getattr(model, "up_blocks", [])):
-        attentions = getattr(block, "attentions", None)
-        for i in range(len(block.resnets)):
-            out[f"up_blocks.{b}.resnets.{i}"] = f"output_blocks.{index}.0"
-            if attentions is not None and i < len(attentions):
-                out[f"up_blocks.{b}.attentions.{i}"] = f"output_blocks.{index}.1"
-            index += 1
+        index = _level(out, f"up_blocks.{b}", block, "output_blocks", index)
         if getattr(block, "upsamplers", None):
-            slot = 2 if attentions is not None else 1
+            slot = 2 if getattr(block, "attentions", None) is not None else 1
             out[f"up_blocks.{b}.upsamplers.0.conv"] = f"output_blocks.{index - 1}.{slot}.conv"
     for i in range(len(getattr(model, "controlnet_down_blocks", []))):
         out[f"controlnet_down_blocks.{i}"] = f"zero_convs.{i}.0"

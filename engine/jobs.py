@@ -91,25 +91,22 @@ def status_message(event: Event) -> tuple[str, dict[str, Any]] | None:
         return "execution_cached", {"nodes": list(event.nodes), "prompt_id": event.prompt_id, "timestamp": ts}
     if isinstance(event, JobSucceeded):
         return "execution_success", {"prompt_id": event.prompt_id, "timestamp": ts}
-    if isinstance(event, JobFailed):
-        return "execution_error", {
+    if isinstance(event, JobFailed | JobInterrupted):
+        where = {
             "prompt_id": event.prompt_id,
             "node_id": event.node_id,
             "node_type": event.node_type,
             "executed": list(event.executed),
+        }
+        if isinstance(event, JobInterrupted):
+            return "execution_interrupted", {**where, "timestamp": ts}
+        return "execution_error", {
+            **where,
             "exception_message": event.exception_message,
             "exception_type": event.exception_type,
             "traceback": list(event.traceback),
             "current_inputs": dict(event.current_inputs),
             "current_outputs": dict(event.current_outputs),
-            "timestamp": ts,
-        }
-    if isinstance(event, JobInterrupted):
-        return "execution_interrupted", {
-            "prompt_id": event.prompt_id,
-            "node_id": event.node_id,
-            "node_type": event.node_type,
-            "executed": list(event.executed),
             "timestamp": ts,
         }
     return None

@@ -133,33 +133,30 @@ def load_pack(registry: NodeRegistry, entry: PackEntry, slow_seconds: float = SL
     """Import one pack and register its nodes, all or none: a pack with one bad node declaration registers none."""
     module_name = f"{PACK_MODULE_PREFIX}.{entry.name.replace('.', '_')}"
     start = time.perf_counter()
+
+    def summary(status: str, **details: Any) -> PackSummary:
+        seconds = time.perf_counter() - start
+        return PackSummary(
+            entry.name,
+            str(entry.path),
+            status,
+            module=module_name,
+            seconds=seconds,
+            slow=seconds > slow_seconds,
+            **details,
+        )
+
     try:
         module = _import(entry, module_name)
         nodes, ignored, warnings = _register(registry, module, entry)
         web_dir, web_warnings = _web_directory(module, entry)
     except (Exception, SystemExit) as exc:
         _forget(module_name)  # a failed pack leaves nothing behind
-        seconds = time.perf_counter() - start
-        return PackSummary(
-            entry.name,
-            str(entry.path),
-            "failed",
-            module=module_name,
-            seconds=seconds,
-            slow=seconds > slow_seconds,
-            error=_describe(exc, entry),
-            traceback=traceback.format_exc(),
-        )
-    seconds = time.perf_counter() - start
-    return PackSummary(
-        entry.name,
-        str(entry.path),
+        return summary("failed", error=_describe(exc, entry), traceback=traceback.format_exc())
+    return summary(
         "ok",
-        module=module_name,
         nodes=nodes,
         ignored=ignored,
-        seconds=seconds,
-        slow=seconds > slow_seconds,
         web_directory=str(web_dir) if web_dir else None,
         warnings=warnings + web_warnings,
     )

@@ -70,6 +70,24 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def input_fingerprint(env: Any, name: str) -> str:
+    """A loader's fingerprint: the content hash of the input file it names, so replacing an uploaded file under
+    the same name re-runs the loader; a stand-in naming the file when it cannot be read (validation says why)."""
+    try:
+        return file_sha256(resolve_input(folders_of(env), name))
+    except (OSError, ValueError, RuntimeError):
+        return f"missing:{name}"
+
+
+def check_input_file(env: Any, name: str, kind: str) -> bool | str:
+    """A loader's validate hook: True when `name` is a file in Loom's folders, else the message to show."""
+    try:
+        resolve_input(folders_of(env), name)
+    except (OSError, ValueError, RuntimeError) as exc:
+        return f"Invalid {kind} file {name!r}: {exc}"
+    return True
+
+
 _DATE_TOKENS = re.compile(r"yyyy|yy|MM|M|dd|d|hh|h|mm|m|ss|s")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Hidden, Int, Out, Socket, String, node
-from nodes.files import OutputWriter, file_sha256, folders_of, list_input_files, resolve_input
+from nodes.files import OutputWriter, check_input_file, folders_of, input_fingerprint, list_input_files, resolve_input
 from nodes.imageio import CHANNELS, encode_png, load_image, load_mask, text_chunks, to_uint8
 from nodes.resize import CROP_MODES, IMAGE_METHODS, upscale_image
 
@@ -25,19 +25,11 @@ def _image_path(image: str, env: Any) -> Any:
 
 
 def _image_fingerprint(image: str, env: Any, **_: Any) -> str:
-    """The file's content hash, so replacing an uploaded file under the same name re-runs the loader."""
-    try:
-        return file_sha256(_image_path(image, env))
-    except (OSError, ValueError, RuntimeError):
-        return f"missing:{image}"
+    return input_fingerprint(env, image)
 
 
 def _image_validate(image: str, env: Any) -> bool | str:
-    try:
-        _image_path(image, env)
-    except (OSError, ValueError, RuntimeError) as exc:
-        return f"Invalid image file {image!r}: {exc}"
-    return True
+    return check_input_file(env, image, "image")
 
 
 @node(
@@ -124,14 +116,19 @@ def ImageScale(
     return upscale_image(image, width, height, upscale_method, crop)
 
 
+def _scale(image: Any, factor: float, method: str) -> Any:
+    """Resize both sides by `factor`, keeping at least one pixel."""
+    h, w = image.shape[1], image.shape[2]
+    return upscale_image(image, max(1, round(w * factor)), max(1, round(h * factor)), method)
+
+
 @node(category="image/upscaling", outputs=["IMAGE"])
 def ImageScaleBy(
     image: Any = Socket("IMAGE"),
     upscale_method: str = Combo(IMAGE_METHODS),
     scale_by: float = Float(1.0, min=0.01, max=8.0, step=0.01),
 ) -> Any:
-    width, height = max(1, round(image.shape[2] * scale_by)), max(1, round(image.shape[1] * scale_by))
-    return upscale_image(image, width, height, upscale_method)
+    return _scale(image, scale_by, upscale_method)
 
 
 @node(category="image/upscaling", outputs=["IMAGE"])
@@ -141,9 +138,8 @@ def ImageScaleToTotalPixels(
     megapixels: float = Float(1.0, min=0.01, max=16.0, step=0.01),
 ) -> Any:
     """Resize keeping the aspect ratio so the image has about `megapixels` x 1024 x 1024 pixels."""
-    h, w = image.shape[1], image.shape[2]
-    scale = math.sqrt(megapixels * 1024 * 1024 / (w * h))
-    return upscale_image(image, max(1, round(w * scale)), max(1, round(h * scale)), upscale_method)
+    scale = math.sqrt(megapixels * 1024 * 1024 / (image.shape[2] * image.shape[1]))
+    return _scale(image, scale, upscale_method)
 
 
 @node(category="image", outputs=["IMAGE"])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Hidden, Int, Socket, String, node
-from nodes.files import OutputWriter, file_sha256, folders_of, list_input_files, resolve_input
+from nodes.files import OutputWriter, check_input_file, folders_of, input_fingerprint, list_input_files, resolve_input
 from nodes.imageio import text_chunks
 from nodes.resize import CROP_MODES, LATENT_METHODS, match_shape, repeat_to_batch, upscale
 
@@ -289,18 +289,11 @@ def _latent_path(latent: str, env: Any) -> Any:
 
 
 def _latent_fingerprint(latent: str, env: Any) -> str:
-    try:
-        return file_sha256(_latent_path(latent, env))
-    except (OSError, ValueError, RuntimeError):
-        return f"missing:{latent}"
+    return input_fingerprint(env, latent)
 
 
 def _latent_validate(latent: str, env: Any) -> bool | str:
-    try:
-        _latent_path(latent, env)
-    except (OSError, ValueError, RuntimeError) as exc:
-        return f"Invalid latent file {latent!r}: {exc}"
-    return True
+    return check_input_file(env, latent, "latent")
 
 
 @node(category="_for_testing", outputs=["LATENT"], fingerprint=_latent_fingerprint, validate=_latent_validate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -88,23 +89,25 @@ async def get_queue(request: web.Request) -> web.Response:
     )
 
 
-def _ids(body: dict[str, Any]) -> list[str]:
+async def _clear_or_delete(
+    request: web.Request, clear: Callable[[], Any], delete: Callable[[list[str]], Any]
+) -> web.Response:
+    """The body of POST /queue and POST /history: `clear` empties the list, `delete` drops the prompt ids given."""
+    body = await read_json(request, SMALL_BODY, allow_empty=True)
     ids = body.get("delete", [])
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise BadRequest("'delete' must be a list of prompt ids", "invalid_request")
-    return ids
+    loop = asyncio.get_running_loop()
+    if body.get("clear"):
+        await loop.run_in_executor(None, clear)
+    if ids:
+        await loop.run_in_executor(None, delete, ids)
+    return web.Response(status=200)
 
 
 async def post_queue(request: web.Request) -> web.Response:
     jobs = request.app[STATE].jobs
-    body = await read_json(request, SMALL_BODY, allow_empty=True)
-    ids = _ids(body)
-    loop = asyncio.get_running_loop()
-    if body.get("clear"):
-        await loop.run_in_executor(None, jobs.clear)
-    if ids:
-        await loop.run_in_executor(None, jobs.delete, ids)
-    return web.Response(status=200)
+    return await _clear_or_delete(request, jobs.clear, jobs.delete)
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -137,14 +140,7 @@ async def get_history_entry(request: web.Request) -> web.Response:
 
 async def post_history(request: web.Request) -> web.Response:
     store = request.app[STATE].jobs.store
-    body = await read_json(request, SMALL_BODY, allow_empty=True)
-    ids = _ids(body)
-    loop = asyncio.get_running_loop()
-    if body.get("clear"):
-        await loop.run_in_executor(None, store.clear_history)
-    if ids:
-        await loop.run_in_executor(None, store.delete_history, ids)
-    return web.Response(status=200)
+    return await _clear_or_delete(request, store.clear_history, store.delete_history)
 
 
 ROUTES = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +16,7 @@ from engine.folders import Folders
 from engine.jobs import JobQueue
 from engine.registry import NodeRegistry
 from engine.store import Job, Store
+from tests.polling import wait_for
 
 
 class Recorder:
@@ -54,14 +54,6 @@ def flow(value: int, gate: Path | None = None, log: Path | None = None) -> dict[
         "2": {"class_type": "TestWaitFile", "inputs": inputs},
         "3": {"class_type": "TestSaveImage", "inputs": {"value": ["2", 0], "prefix": "j"}},
     }
-
-
-def wait_for(predicate: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -18,7 +18,11 @@ from typing import Any
 
 import pytest
 
+from tests.polling import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
+# The child server is a separate process answering over HTTP: give it longer and ask less often.
+CHILD_WAIT = {"timeout": 60, "interval": 0.05}
 
 
 def free_port() -> int:
@@ -72,14 +76,6 @@ def job(value: int, log: Path, gate: Path | None = None) -> dict[str, Any]:
     }
 
 
-def wait_for(predicate: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "engine" / "packs.py").exists(), reason="needs the node-pack loader (engine/packs.py)")
 def test_sigkill_mid_run_then_restart_completes_every_job_once(tmp_path: Path) -> None:
@@ -91,10 +87,10 @@ def test_sigkill_mid_run_then_restart_completes_every_job_once(tmp_path: Path) -
     child = Child(tmp_path)
     try:
         done = child.post("/prompt", {"prompt": job(100, log)})["prompt_id"]
-        wait_for(lambda: child.get(f"/history/{done}"))
+        wait_for(lambda: child.get(f"/history/{done}"), **CHILD_WAIT)
         ids = [child.post("/prompt", {"prompt": job(0, log, gate)})["prompt_id"]]
         ids += [child.post("/prompt", {"prompt": job(i, log)})["prompt_id"] for i in (1, 2, 3)]
-        wait_for(lambda: log.exists() and ids[0] in log.read_text())  # the first job is inside its node
+        wait_for(lambda: log.exists() and ids[0] in log.read_text(), **CHILD_WAIT)  # the first job is inside its node
         assert len(child.get("/queue")["queue_pending"]) == 3
     finally:
         child.stop(signal.SIGKILL)
@@ -102,7 +98,7 @@ def test_sigkill_mid_run_then_restart_completes_every_job_once(tmp_path: Path) -
     gate.touch()
     child = Child(tmp_path)
     try:
-        wait_for(lambda: all(child.get(f"/history/{i}") for i in ids))
+        wait_for(lambda: all(child.get(f"/history/{i}") for i in ids), **CHILD_WAIT)
         history = child.get("/history")
         queue = child.get("/queue")
     finally:

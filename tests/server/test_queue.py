@@ -87,6 +87,22 @@ async def test_front_number_delete_clear(server: Running) -> None:
     assert await server.history(b["prompt_id"]) == {}
 
 
+async def test_history_delete_and_clear(server: Running) -> None:
+    ids = []
+    for value in (1, 2, 3):
+        _, body = await server.post_prompt(quick(value))
+        ids.append(body["prompt_id"])
+    for prompt_id in ids:
+        await wait_history(server, prompt_id)
+    async with server.http.post(server.url + "/history", json={"delete": [ids[0]]}) as r:
+        assert r.status == 200
+    assert await server.history(ids[0]) == {} and ids[1] in await server.history(ids[1])
+    async with server.http.post(server.url + "/api/history", json={"clear": True}) as r:
+        assert r.status == 200
+    async with server.http.get(server.url + "/history") as r:
+        assert await r.json() == {}
+
+
 async def test_interrupt_only_the_named_job(server: Running) -> None:
     async with connect(server, "int") as ws:
         _, job = await server.post_prompt(endless(), client_id="int")

@@ -35,20 +35,20 @@ export class UndoStack {
 
   undo(): boolean {
     this.check();
-    const previous = this.#past.pop();
-    if (previous === undefined) return false;
-    this.#future.push(this.#current);
-    this.#current = previous;
-    this.restore(previous);
-    return true;
+    return this.#step(this.#past, this.#future);
   }
 
   redo(): boolean {
-    const next = this.#future.pop();
-    if (next === undefined) return false;
-    this.#past.push(this.#current);
-    this.#current = next;
-    this.restore(next);
+    return this.#step(this.#future, this.#past);
+  }
+
+  /** Moves to the last state of `from`, keeping the current one on `to`; false when `from` is empty. */
+  #step(from: string[], to: string[]): boolean {
+    const state = from.pop();
+    if (state === undefined) return false;
+    to.push(this.#current);
+    this.#current = state;
+    this.restore(state);
     return true;
   }
 }
