@@ -488,7 +488,7 @@ def map_widget_values(widgets: Sequence[InputSpec], values: Any) -> dict[str, An
 
     A list holds one extra value after each widget with a control; when its length shows the controls are not
     there (older files, other front ends) it is read without them. Extra trailing values (an upload button's) are
-    ignored; missing trailing values are left to the inputs' defaults.
+    ignored; missing trailing values are left out (the conversion fills in the defaults).
     """
     if isinstance(values, Mapping):
         names = {w.name for w in widgets}
@@ -546,6 +546,8 @@ def convert_canvas(canvas: Mapping[str, Any], registry: NodeRegistry) -> tuple[d
         widgets = widget_inputs(spec)
         values = map_widget_values(widgets, node.widgets_values)
         values.update((k, v) for k, v in node.widget_overrides.items() if any(w.name == k for w in widgets))
+        # A file saved before a node gained a widget lacks its value; the canvas would show the default, so send it.
+        values.update((w.name, w.default) for w in widgets if w.name not in values and w.has_default)
         inputs = {name: api_literal(v) for name, v in values.items()}
         for inp in node.inputs:
             resolved = resolver.resolve(inp.source)

@@ -181,7 +181,7 @@ def _check_node(
         name = inp.name
         value = values.get(name, _NO_VALUE)
         if value is _NO_VALUE:
-            if inp.kind == "required" and not (inp.is_widget and inp.has_default):
+            if inp.kind == "required":
                 errors.append(
                     InputError(
                         "required_input_missing",

@@ -37,7 +37,7 @@ def build_lab() -> Lab:
         return value
 
     @node(outputs=["INT"])
-    def Add(a: int = Socket("INT"), b: int = Socket("INT"), k: int = Int(0)) -> int:
+    def Add(a: int = Socket("INT"), b: int = Socket("INT"), k: int = Int(0, optional=True)) -> int:
         calls["Add"] += 1
         return a + b + k
 
@@ -205,8 +205,8 @@ def protocol_nodes(lab: Lab) -> dict[str, type]:
 
         def run(self, a):
             graph = {
-                "x": {"class_type": "Inc", "inputs": {"a": ["y", 0]}},
-                "y": {"class_type": "Inc", "inputs": {"a": ["x", 0]}},
+                "x": {"class_type": "Inc", "inputs": {"a": ["y", 0], "k": 1}},
+                "y": {"class_type": "Inc", "inputs": {"a": ["x", 0], "k": 1}},
             }
             return {"result": (["x", 0],), "expand": graph}
 

@@ -130,8 +130,20 @@ def test_missing_trailing_values_are_left_to_defaults_and_extra_ones_ignored() -
 def test_widget_values_as_object_by_name() -> None:
     canvas = pipeline()
     node_of(canvas, 3)["widgets_values"] = {"steps": 4, "seed": 5, "cfg": 7.0, "sampler_name": "euler", "x": 1}
-    assert canvas_to_api(canvas, REG)["3"]["inputs"] == {
-        k: v for k, v in EXPECTED["3"]["inputs"].items() if k != "denoise"
+    assert canvas_to_api(canvas, REG)["3"]["inputs"] == EXPECTED["3"]["inputs"]  # denoise: its default
+
+
+def test_widgets_a_file_has_no_value_for_are_sent_with_their_defaults() -> None:
+    """A file saved before a node gained widgets still runs: the server rejects a missing required input."""
+    canvas = pipeline()
+    node_of(canvas, 3)["widgets_values"] = [5, "fixed"]
+    inputs = canvas_to_api(canvas, REG)["3"]["inputs"]
+    spec = REG.get("Sample")
+    assert spec is not None
+    defaults = {w.name: w.default for w in widget_inputs(spec)}
+    assert inputs["seed"] == 5
+    assert {k: inputs[k] for k in ("steps", "cfg", "sampler_name", "denoise")} == {
+        k: defaults[k] for k in ("steps", "cfg", "sampler_name", "denoise")
     }
 
 

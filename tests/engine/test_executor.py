@@ -109,7 +109,7 @@ def test_fingerprint_change_forces_a_rerun(lab: Lab) -> None:
     lab.fingerprints["Watched"] = 2
     run(lab, data, ex)
     assert lab.calls["Watched"] == 2
-    always = {"1": {"class_type": "Always", "inputs": {}}, "2": {"class_type": "Sink", "inputs": {"a": ["1", 0]}}}
+    always = {"1": {"class_type": "Always", "inputs": {"v": 3}}, "2": {"class_type": "Sink", "inputs": {"a": ["1", 0]}}}
     run(lab, always, ex)
     run(lab, always, ex)
     assert lab.calls["Always"] == 2 and lab.calls["Sink"] == 4  # an always-changed node re-runs its downstream
@@ -236,7 +236,7 @@ def test_execution_blockers(lab: Lab) -> None:
         return {
             "1": {"class_type": "Const", "inputs": {"value": 1}},
             "2": {"class_type": "Gate", "inputs": {"a": ["1", 0], "open": open_, "why": why}},
-            "3": {"class_type": "Inc", "inputs": {"a": ["2", 0]}},
+            "3": {"class_type": "Inc", "inputs": {"a": ["2", 0], "k": 1}},
             "4": {"class_type": "Sink", "inputs": {"a": ["3", 0]}},
             "5": {"class_type": "Sink", "inputs": {"a": ["1", 0]}},
         }

@@ -679,7 +679,9 @@ def test_graph_builder_expansion_and_execution_blocker(e2e: tuple[NodeRegistry, 
     expanded = run_prompt(registry, {"1": {"class_type": "E2EExpand", "inputs": {"text": "a b"}}, "2": show("1")})
     assert expanded.status == "success", expanded.error
     assert expanded.outputs["2"] == {"text": ["A-B"]}
-    blocked = run_prompt(registry, {"1": {"class_type": "E2EGate", "inputs": {"open": False}}, "2": show("1")})
+    blocked = run_prompt(
+        registry, {"1": {"class_type": "E2EGate", "inputs": {"open": False, "text": ""}}, "2": show("1")}
+    )
     assert blocked.status == "success" and "2" not in blocked.outputs
     opened = run_prompt(
         registry, {"1": {"class_type": "E2EGate", "inputs": {"open": True, "text": "go"}}, "2": show("1")}

@@ -52,6 +52,21 @@ def test_required_input_missing(lab: Any) -> None:
     assert result.to_response()["node_errors"]["1"]["class_type"] == "Sink"
 
 
+def test_required_widget_missing_is_an_error_even_with_a_default(lab: Any) -> None:
+    """As API clients expect: a required input left out of a prompt is reported, never silently defaulted."""
+    result = check(
+        lab,
+        {
+            "1": {"class_type": "Const", "inputs": {"value": 1}},
+            "2": {"class_type": "Inc", "inputs": {"a": ["1", 0]}},
+            "3": {"class_type": "Sink", "inputs": {"a": ["2", 0]}},
+        },
+    )
+    err = only_error(result, "2")
+    assert err["type"] == "required_input_missing" and err["extra_info"]["input_name"] == "k"
+    assert err["extra_info"]["input_config"][1]["default"] == 1
+
+
 def test_bad_links(lab: Any) -> None:
     result = check(
         lab,
@@ -147,9 +162,9 @@ def test_dependency_cycle_names_the_nodes(lab: Any) -> None:
     result = check(
         lab,
         {
-            "1": {"class_type": "Inc", "inputs": {"a": ["3", 0]}, "_meta": {"title": "first"}},
-            "2": {"class_type": "Inc", "inputs": {"a": ["1", 0]}},
-            "3": {"class_type": "Inc", "inputs": {"a": ["2", 0]}},
+            "1": {"class_type": "Inc", "inputs": {"a": ["3", 0], "k": 1}, "_meta": {"title": "first"}},
+            "2": {"class_type": "Inc", "inputs": {"a": ["1", 0], "k": 1}},
+            "3": {"class_type": "Inc", "inputs": {"a": ["2", 0], "k": 1}},
             "4": {"class_type": "Sink", "inputs": {"a": ["3", 0]}},
         },
     )

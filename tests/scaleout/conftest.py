@@ -65,7 +65,10 @@ def tiny_workflow(ckpt: str, text: str, prefix: str, **rendezvous: Any) -> dict[
     return {
         "1": {"class_type": "TinyCheckpointLoader", "inputs": {"ckpt_name": ckpt}},
         "2": {"class_type": "TinyEncode", "inputs": {"model": ["1", 0], "text": text}},
-        "3": {"class_type": "TinyRendezvous", "inputs": {"conditioning": ["2", 0], "steps": 2, **rendezvous}},
+        "3": {
+            "class_type": "TinyRendezvous",
+            "inputs": {"conditioning": ["2", 0], "steps": 2, "folder": "", "me": "", "wait_for": "", **rendezvous},
+        },
         "4": {"class_type": "TinySave", "inputs": {"conditioning": ["3", 0], "filename_prefix": prefix}},
     }
 
