@@ -243,10 +243,13 @@ export class App {
     this.#persist();
   }
 
-  /** Runs a whole-graph replacement and makes it one undo step. */
+  /**
+   * Runs a whole-graph replacement and makes it one undo step. Drawn before the snapshot: the first draw sizes
+   * nodes to their widgets, which would otherwise differ from the snapshot and break redo past this step.
+   */
   #replace(action: () => void): void {
     action();
-    this.canvas.setDirty(true, true);
+    this.canvas.draw(true, true);
     this.#changed();
   }
 
