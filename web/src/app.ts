@@ -7,6 +7,7 @@ import { buildDefaultWorkflow } from "./default_workflow";
 import { ValidationPanel } from "./errors";
 import { ExecutionView } from "./execution";
 import { Extensions } from "./extensions";
+import { findMissingModels, type MissingUse, MissingModelsPanel, modelErrorFilter } from "./missing_models";
 import { type LoomNode, PrimitiveNode, refreshCombos, registerNodes, toggleMode, typesCompatible } from "./nodes";
 import { Palette, type SlotFilter } from "./palette";
 import { Gallery, QueuePanel } from "./panels";
@@ -49,6 +50,7 @@ export class App {
   readonly #progress: HTMLDivElement;
   readonly #status: HTMLSpanElement;
   readonly #validation: ValidationPanel;
+  readonly missingModels = new MissingModelsPanel((changes) => this.#replaceModels(changes));
   #saveTimer = 0;
   /** The slot a link was dragged from when the palette opened on its release. */
   #linkSource: { node: LGraphNode; slot: { type: unknown }; fromOutput: boolean } | null = null;
@@ -71,7 +73,7 @@ export class App {
     this.canvas = new LGraphCanvas(this.#canvasEl, this.graph);
     this.#validation = new ValidationPanel(this.graph, this.canvas);
     this.execution = new ExecutionView(this.graph, this.canvas, this.api, this.gallery, this.#progress);
-    root.append(this.#validation.element);
+    root.append(this.#validation.element, this.missingModels.element);
     this.canvas.show_info = false;
     this.canvas.render_canvas_border = false;
     this.canvas.showSearchBox = (event: MouseEvent, options?: any) => {
@@ -241,10 +243,13 @@ export class App {
     this.#persist();
   }
 
-  /** Runs a whole-graph replacement and makes it one undo step. */
+  /**
+   * Runs a whole-graph replacement and makes it one undo step. Drawn before the snapshot: the first draw sizes
+   * nodes to their widgets, which would otherwise differ from the snapshot and break redo past this step.
+   */
   #replace(action: () => void): void {
     action();
-    this.canvas.setDirty(true, true);
+    this.canvas.draw(true, true);
     this.#changed();
   }
 
@@ -325,6 +330,7 @@ export class App {
       return false;
     }
     this.#replace(() => this.#applyLoaded(loaded));
+    void this.checkModels();
     return true;
   }
 
@@ -333,6 +339,7 @@ export class App {
       const loaded = await readWorkflowFile(file);
       this.#replace(() => this.#applyLoaded(loaded));
       toast(`Loaded ${file.name}`);
+      void this.checkModels();
     } catch (e) {
       toast((e as Error).message, "error");
     }
@@ -371,15 +378,50 @@ export class App {
 
   async refreshModels(): Promise<void> {
     try {
-      this.objectInfo = await this.api.objectInfo();
+      await this.#reloadSchema();
     } catch (e) {
       toast(`Refresh failed: ${(e as Error).message}`, "error");
       return;
     }
+    toast("Model lists refreshed");
+  }
+
+  /** Re-reads /object_info (the model folders) and updates the node types and the combos on the canvas. */
+  async #reloadSchema(): Promise<void> {
+    this.objectInfo = await this.api.objectInfo();
     this.#register();
     refreshCombos(this.graph._nodes, this.defs);
     this.canvas.setDirty(true, true);
-    toast("Model lists refreshed");
+  }
+
+  /**
+   * Offers replacements for model files the canvas names but the server lacks (after fresh model lists);
+   * `only` limits the check to some node id / input pairs. Resolves to the number of missing names.
+   */
+  async checkModels(only?: (nodeId: string, input: string) => boolean): Promise<number> {
+    try {
+      await this.#reloadSchema();
+    } catch {
+      // The lists already loaded still tell what is missing.
+    }
+    const missing = findMissingModels(this.graph._nodes, this.defs, only);
+    if (missing.length) this.missingModels.show(missing);
+    this.timings.modelsChecked = performance.now();
+    return missing.length;
+  }
+
+  #replaceModels(changes: { uses: MissingUse[]; file: string }[]): void {
+    for (const { uses, file } of changes) {
+      for (const { node, input } of uses) {
+        const widget = node.widgets?.find((w) => w.name === input);
+        if (!widget) continue;
+        widget.value = file;
+        widget.callback?.(file);
+      }
+    }
+    this.#validation.clear();
+    this.canvas.setDirty(true, true);
+    this.#changed();
   }
 
   /** An image dropped on a node with an image picker goes to the input folder and is selected there. */
@@ -493,6 +535,8 @@ export class App {
     if (e instanceof ApiError && e.body) {
       const body = e.body;
       this.showValidationErrors(body.error?.message ?? "Invalid workflow", body.node_errors ?? {}, body.error?.details);
+      const only = modelErrorFilter(body.node_errors ?? {});
+      if (only) void this.checkModels(only);
     } else {
       toast(`Could not queue: ${(e as Error).message}`, "error", 8000);
     }

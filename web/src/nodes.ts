@@ -487,7 +487,7 @@ export class PrimitiveNode extends LGraphNode {
   }
 }
 
-/** Front-end-only nodes: a note and a legacy reroute, neither sent to the server. */
+/** Front-end-only nodes: notes (plain and markdown, shown as text) and a legacy reroute, none sent to the server. */
 function registerFrontendNodes(): void {
   class NoteNode extends LGraphNode {
     static title = "Note";
@@ -495,7 +495,8 @@ function registerFrontendNodes(): void {
     static category = "utils";
     isVirtualNode = true;
     constructor(title?: string) {
-      super(title ?? "Note", "Note");
+      const cls = new.target as typeof NoteNode;
+      super(title ?? cls.title, cls.type);
       this.serialize_widgets = true;
       this.color = "#432";
       this.bgcolor = "#653";
@@ -516,7 +517,12 @@ function registerFrontendNodes(): void {
       this.setSize([90, 30]);
     }
   }
+  class MarkdownNoteNode extends NoteNode {
+    static title = "Markdown Note";
+    static type = "MarkdownNote";
+  }
   LiteGraph.registerNodeType("Note", NoteNode);
+  LiteGraph.registerNodeType("MarkdownNote", MarkdownNoteNode);
   LiteGraph.registerNodeType("PrimitiveNode", PrimitiveNode);
   LiteGraph.registerNodeType("Reroute", RerouteNode);
 }
