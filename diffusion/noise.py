@@ -42,22 +42,15 @@ class BrownianTreeNoise:
     Each batch item has its own tree seeded with `seeds[i]` (the job's seed + the item's index), so an item gets
     the noise of a single run with that seed. The trees live on the CPU, so the path does not depend on the device;
     they are binary trees over the time range (torchsde's `halfway_tree`), so the path depends on the seed alone,
-    not on which intervals were asked for before."""
+    not on which intervals were asked for before (it does depend on the span, as in other tools)."""
 
-    def __init__(
-        self,
-        x: torch.Tensor,
-        sigma_min: float,
-        sigma_max: float,
-        seeds: Sequence[int],
-        device: torch.device | str | None = None,
-    ) -> None:
+    def __init__(self, x: torch.Tensor, sigma_min: float, sigma_max: float, seeds: Sequence[int]) -> None:
         import torchsde
 
         if len(seeds) != x.shape[0]:
             raise ValueError(f"{len(seeds)} seeds for a batch of {x.shape[0]}")
         self.lo, self.hi = sorted((round(float(sigma_min), _TREE_DIGITS), round(float(sigma_max), _TREE_DIGITS)))
-        self.device = x.device if device is None else device
+        self.device = x.device
         self.shape, self.dtype = tuple(x.shape[1:]), x.dtype
         self.trees = [
             torchsde.BrownianInterval(
