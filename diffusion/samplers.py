@@ -3,6 +3,7 @@
 Written from the published update rules: Euler and Heun (Karras et al. 2022), DPM-Solver-2 and ancestral steps
 (Karras et al.; Song et al.), linear multistep, DPM-Solver++(2M) and its SDE variants (Lu et al. 2022),
 UniPC (Zhao et al. 2023), LCM (Luo et al. 2023). DDIM with eta=0 is Euler on this ODE, so it is run as such.
+Stochastic samplers ask `noise(sigma, sigma_next)` for each step's unit noise; the caller picks the source.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from diffusion.noise import NoiseSource
+
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-NoiseSampler = Callable[[], torch.Tensor]
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
@@ -35,7 +37,7 @@ def ancestral_step(
     return (sigma_next**2 - up**2) ** 0.5, up
 
 
-def euler(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback) -> torch.Tensor:
+def euler(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback) -> torch.Tensor:
     for i in range(len(sigmas) - 1):
         denoised = model(x, _s(sigmas[i], x))
         cb(i, x, denoised)
@@ -44,7 +46,7 @@ def euler(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSam
 
 
 def euler_ancestral(
-    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback
+    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback
 ) -> torch.Tensor:
     for i in range(len(sigmas) - 1):
         denoised = model(x, _s(sigmas[i], x))
@@ -52,11 +54,11 @@ def euler_ancestral(
         down, up = ancestral_step(sigmas[i], sigmas[i + 1])
         x = x + _d(x, denoised, sigmas[i]) * (down - sigmas[i])
         if float(sigmas[i + 1]) > 0:
-            x = x + noise() * up
+            x = x + noise(sigmas[i], sigmas[i + 1]) * up
     return x
 
 
-def heun(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback) -> torch.Tensor:
+def heun(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback) -> torch.Tensor:
     for i in range(len(sigmas) - 1):
         sigma, nxt = sigmas[i], sigmas[i + 1]
         denoised = model(x, _s(sigma, x))
@@ -72,7 +74,7 @@ def heun(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSamp
 
 
 def _dpm2(
-    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback, ancestral: bool
+    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback, ancestral: bool
 ) -> torch.Tensor:
     for i in range(len(sigmas) - 1):
         sigma = sigmas[i]
@@ -88,16 +90,16 @@ def _dpm2(
             d_mid = _d(x_mid, model(x_mid, _s(mid, x)), mid)
             x = x + d_mid * (target - sigma)
         if ancestral and float(sigmas[i + 1]) > 0:
-            x = x + noise() * up
+            x = x + noise(sigma, sigmas[i + 1]) * up
     return x
 
 
-def dpm_2(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback) -> torch.Tensor:
+def dpm_2(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback) -> torch.Tensor:
     return _dpm2(model, x, sigmas, noise, cb, ancestral=False)
 
 
 def dpm_2_ancestral(
-    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback
+    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback
 ) -> torch.Tensor:
     return _dpm2(model, x, sigmas, noise, cb, ancestral=True)
 
@@ -117,7 +119,7 @@ def lms_coefficient(sigmas: np.ndarray, order: int, i: int, j: int) -> float:
 
 
 def lms(
-    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback, order: int = 4
+    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback, order: int = 4
 ) -> torch.Tensor:
     sig = sigmas.double().cpu().numpy()
     ds: list[torch.Tensor] = []
@@ -132,7 +134,7 @@ def lms(
 
 
 def dpmpp_2m(
-    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback
+    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback
 ) -> torch.Tensor:
     """DPM-Solver++(2M): second order multistep in log-sigma, data prediction."""
     old: torch.Tensor | None = None
@@ -155,7 +157,7 @@ def dpmpp_2m(
 
 
 def dpmpp_2m_sde(
-    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback, eta: float = 1.0
+    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback, eta: float = 1.0
 ) -> torch.Tensor:
     """DPM-Solver++(2M) SDE, midpoint variant."""
     old: torch.Tensor | None = None
@@ -174,13 +176,13 @@ def dpmpp_2m_sde(
             r = h_last / h
             x = x - 0.5 * torch.expm1(-h - eta_h) * (1 / r) * (denoised - old)
         if eta:
-            x = x + noise() * nxt * (-torch.expm1(-2 * eta_h)) ** 0.5
+            x = x + noise(sigma, nxt) * nxt * (-torch.expm1(-2 * eta_h)) ** 0.5
         old, h_last = denoised, h
     return x
 
 
 def dpmpp_sde(
-    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback, eta: float = 1.0
+    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback, eta: float = 1.0
 ) -> torch.Tensor:
     """DPM-Solver++ SDE: a two-stage step through the log-sigma midpoint with ancestral noise at each stage."""
     r = 0.5
@@ -196,34 +198,34 @@ def dpmpp_sde(
         sigma_s = (-s).exp()
         down, up = ancestral_step(sigma, sigma_s, eta)
         x2 = (down / sigma) * x - torch.expm1(-(down.log().neg() - t)) * denoised
-        x2 = x2 + noise() * up
+        x2 = x2 + noise(sigma, sigma_s) * up
         denoised2 = model(x2, _s(sigma_s, x))
         down, up = ancestral_step(sigma, nxt, eta)
         fac = 1 / (2 * r)
         blend = (1 - fac) * denoised + fac * denoised2
         x = (down / sigma) * x - torch.expm1(-(down.log().neg() - t)) * blend
-        x = x + noise() * up
+        x = x + noise(sigma, nxt) * up  # the whole step's increment: the second stage starts again from x
     return x
 
 
-def ddim(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback) -> torch.Tensor:
+def ddim(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback) -> torch.Tensor:
     """Deterministic DDIM (eta = 0) is exactly the Euler step of the probability-flow ODE in sigma form."""
     return euler(model, x, sigmas, noise, cb)
 
 
-def lcm(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback) -> torch.Tensor:
+def lcm(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback) -> torch.Tensor:
     """Latent consistency sampling: jump to the x0 estimate, then re-noise to the next level."""
     for i in range(len(sigmas) - 1):
         denoised = model(x, _s(sigmas[i], x))
         cb(i, x, denoised)
         x = denoised
         if float(sigmas[i + 1]) > 0:
-            x = x + noise() * sigmas[i + 1]
+            x = x + noise(sigmas[i], sigmas[i + 1]) * sigmas[i + 1]
     return x
 
 
 def uni_pc(
-    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSampler, cb: StepCallback, order: int = 3
+    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback, order: int = 3
 ) -> torch.Tensor:
     """UniPC (B(h) = h variant) with data prediction: a multistep predictor (UniP) and corrector (UniC), one
     model call per step. With lambda = -log(sigma) and x = x0 + sigma * eps, the first-order step is
@@ -312,4 +314,6 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
 
 # Samplers that call the model twice per step (progress counts steps, not calls).
 TWO_CALLS = frozenset({"heun", "dpm_2", "dpm_2_ancestral", "dpmpp_sde"})
+# SDE samplers draw their noise from a Brownian tree over sigma (diffusion.noise), the others from a seeded stream.
+SDE = frozenset({"dpmpp_2m_sde", "dpmpp_sde"})
 STOCHASTIC = frozenset({"euler_ancestral", "dpm_2_ancestral", "dpmpp_2m_sde", "dpmpp_sde", "lcm"})

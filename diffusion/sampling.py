@@ -1,7 +1,8 @@
 """KSampler: noise, schedule, classifier-free guidance, inpainting masks and ControlNet residuals around a sampler.
 
 Initial noise is drawn on the CPU from a generator seeded with `seed`, in the latent's shape, so a seed gives the
-same image as the ecosystem's tools (up to float rounding) whatever the device.
+same image as the ecosystem's tools (up to float rounding) whatever the device. So is the noise of each step:
+a Brownian tree for SDE samplers, a continued seeded stream for the others (diffusion.noise).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import torch
 
 from diffusion.controlnet import Crop, chain_residuals
 from diffusion.model import DiffusionModel
+from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
-from diffusion.samplers import SAMPLERS
+from diffusion.samplers import SAMPLERS, SDE
 from diffusion.schedulers import sigmas_for
 
 Conditioning = Sequence[Sequence[Any]]  # [[tensor [1, T, C], {"pooled_output": ..., ...}], ...]
@@ -32,7 +34,7 @@ def prepare_noise(samples: torch.Tensor, seed: int, batch_index: Sequence[int] |
     """Gaussian noise in the latent's shape from a CPU generator seeded with `seed`.
 
     With `batch_index` (a latent taken from a bigger batch) each item gets the noise it had in that batch."""
-    gen = torch.Generator("cpu").manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
+    gen = seeded_generator(seed)
     if batch_index is None:
         return torch.randn(samples.shape, dtype=torch.float32, generator=gen, device="cpu")
     wanted = sorted(set(int(i) for i in batch_index))
@@ -306,11 +308,11 @@ def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, An
     m = latent_mask(mask, latent).to(device) if isinstance(mask, torch.Tensor) else None
     if m is not None:
         denoiser = Inpaint(denoiser, latent, noise, m)
-    gen = torch.Generator("cpu").manual_seed(int(req.seed) & 0xFFFF_FFFF_FFFF_FFFF)
-
-    def fresh_noise() -> torch.Tensor:
-        return torch.randn(samples.shape, generator=gen, dtype=torch.float32).to(device)
-
+    step_noise: NoiseSource = (
+        BrownianTreeNoise.for_sigmas(x, sigmas, req.seed, req.latent.get("batch_index"))
+        if req.sampler in SDE
+        else GaussianNoise(samples.shape, req.seed, device)
+    )
     steps = len(sigmas) - 1
 
     def callback(i: int, _x: torch.Tensor, denoised: torch.Tensor) -> None:
@@ -318,7 +320,7 @@ def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, An
             report(i + 1, steps, denoised)
 
     with torch.no_grad():
-        result = SAMPLERS[req.sampler](denoiser, x, sigmas, fresh_noise, callback)
+        result = SAMPLERS[req.sampler](denoiser, x, sigmas, step_noise, callback)
     if m is not None:
         result = result * m + latent * (1 - m)
     out["samples"] = result.float().cpu()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
 
-from diffusion.samplers import SAMPLERS
+from diffusion.samplers import SAMPLERS, SDE
 from diffusion.sampling import SampleRequest, prepare_noise, sample, schedule_sigmas
 from diffusion.schedulers import SCHEDULERS, DiscreteSchedule, karras, sigmas_for
 
@@ -53,7 +54,7 @@ def test_deterministic_samplers_solve_the_gaussian_ode(name: str) -> None:
     for steps in (10, 30):
         sig = karras(SCHEDULE, steps).double()
         exact = x_t * s / math.sqrt(s**2 + float(sig[0]) ** 2)
-        out = SAMPLERS[name](denoise, x_t.clone(), sig, lambda: torch.zeros_like(x_t), lambda *a: None)
+        out = SAMPLERS[name](denoise, x_t.clone(), sig, lambda *_: torch.zeros_like(x_t), lambda *a: None)
         errors.append(float((out - exact).abs().max() / exact.abs().max()))
     assert errors[1] < errors[0] / 2.5  # converges at least at first order
     assert errors[1] < (0.06 if name in ("euler", "ddim") else 0.006)
@@ -89,6 +90,37 @@ def test_every_sampler_runs_and_is_deterministic(sd1, cond, name: str) -> None:
     assert torch.equal(a, b)
     c = sample(_request(sd1.model, cond, sampler=name, seed=4))["samples"]
     assert not torch.equal(a, c)
+
+
+def _distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm())
+
+
+@pytest.mark.parametrize("name", sorted(SDE))
+def test_sde_step_count_change_stays_closer_than_another_seed(sd1, cond, name: str) -> None:
+    eight = sample(_request(sd1.model, cond, sampler=name, steps=8, scheduler="karras"))["samples"]
+    nine = sample(_request(sd1.model, cond, sampler=name, steps=9, scheduler="karras"))["samples"]
+    other = sample(_request(sd1.model, cond, sampler=name, steps=8, scheduler="karras", seed=4))["samples"]
+    assert _distance(eight, nine) < 0.5 * _distance(eight, other)
+
+
+@pytest.mark.parametrize("name", sorted(SDE))
+def test_sde_batch_item_is_reproduced_from_its_batch_index(sd1, cond, name: str) -> None:
+    """Each item's Brownian tree is seeded seed + index, so a latent picked from a batch reruns to the same item."""
+    batch = sample(_request(sd1.model, cond, sampler=name, latent={"samples": torch.zeros(2, 4, 8, 8)}))["samples"]
+    picked = {"samples": torch.zeros(1, 4, 8, 8), "batch_index": [1]}
+    alone = sample(_request(sd1.model, cond, sampler=name, latent=picked))["samples"]
+    assert torch.allclose(alone, batch[1:], rtol=1e-4, atol=1e-3)
+    assert not torch.allclose(batch[:1], batch[1:], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(SDE))
+def test_sde_samplers_run_on_one_step_and_leftover_noise_schedules(sd1, cond, name: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no query may fall outside the tree
+        one = sample(_request(sd1.model, cond, sampler=name, steps=1))["samples"]
+        leftover = sample(_request(sd1.model, cond, sampler=name, steps=4, last_step=2, force_full_denoise=False))
+    assert bool(torch.isfinite(one).all()) and bool(torch.isfinite(leftover["samples"]).all())
 
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))
