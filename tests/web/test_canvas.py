@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 from PIL import Image, PngImagePlugin
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -241,8 +242,15 @@ def test_mute_bypass_and_widget_conversion_shape_the_queued_prompt(canvas) -> No
     canvas.page.keyboard.press("Control+z")
 
     canvas.js("window.loom.app.canvas.deselectAll();")
-    canvas.page.mouse.click(*canvas.widget(sampler, "seed", "middle"), button="right")
-    canvas.page.get_by_text("Convert widget to input").click()
+    convert = canvas.page.get_by_text("Convert widget to input")
+    for _ in range(3):  # a redraw that lands between press and release can swallow the menu; ask again
+        canvas.page.mouse.click(*canvas.widget(sampler, "seed", "middle"), button="right")
+        try:
+            convert.wait_for(timeout=5000)
+            break
+        except PlaywrightTimeout:
+            continue
+    convert.click()
     canvas.page.locator(".litecontextmenu .litemenu-entry", has_text="seed").last.click()
     canvas.shot("seed-converted")
     slot = canvas.js("return app.graph.getNodeById(arg).inputs.find(i => i.widget?.name === 'seed')?.name;", sampler)
