@@ -11,11 +11,11 @@ from typing import Any
 from cli.commands import COMMANDS
 from cli.runtime import add_common_arguments, build_runtime
 from cli.workflow_args import add_file_argument, print_problems
-from engine.canvas import canvas_to_api
-from engine.canvas_export import api_to_canvas
-from engine.problems import WorkflowFileError
 from engine.registry import NodeRegistry
-from engine.workflow_files import read_document
+from formats.canvas import canvas_to_api
+from formats.canvas_export import api_to_canvas
+from formats.problems import WorkflowFileError
+from formats.workflow_files import read_document
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

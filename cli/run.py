@@ -27,10 +27,10 @@ from engine.events import (
 )
 from engine.executor import Executor, RunOutcome
 from engine.folders import Folders, UnsafePath
-from engine.problems import Problem
 from engine.registry import NodeRegistry
 from engine.validate import validate
 from engine.workflow import Workflow, WorkflowError, parse_api
+from formats.problems import Problem
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130

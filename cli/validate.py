@@ -8,9 +8,9 @@ import sys
 from cli.commands import COMMANDS
 from cli.runtime import Runtime, add_common_arguments, build_runtime
 from cli.workflow_args import add_file_argument, add_workflow_arguments, load_from_args, print_problems
-from engine.problems import Problem, WorkflowFileError
 from engine.validate import validate
 from engine.workflow import WorkflowError, parse_api
+from formats.problems import Problem, WorkflowFileError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,8 +10,8 @@ from typing import TextIO
 
 from cli.runtime import Runtime
 from diffusion.demo import DEMO_FILES
-from engine.problems import Problem
-from engine.workflow_files import LoadedWorkflow, load_workflow, parse_model_map
+from formats.problems import Problem
+from formats.workflow_files import LoadedWorkflow, load_workflow, parse_model_map
 
 
 def add_file_argument(parser: argparse.ArgumentParser) -> None:

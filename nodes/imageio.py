@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.pngmeta import WORKFLOW_KEYS, ImageMetaError, png_text_chunks
+from formats.pngmeta import WORKFLOW_KEYS, ImageMetaError, png_text_chunks
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,7 +57,7 @@ def encode_png(pixels: np.ndarray, text: Mapping[str, str] | None = None, compre
 def read_png_text(source: str | Path | bytes) -> dict[str, str]:
     """All readable tEXt, zTXt and iTXt chunks of a PNG (path or bytes) as {keyword: text}; pixels not decoded.
 
-    The parser is the engine's (`engine.pngmeta`), shared with workflow-file loading so there is one of it.
+    The parser lives in `formats.pngmeta`, shared with workflow-file loading so there is one of it.
     """
     data = source if isinstance(source, bytes | bytearray) else Path(source).read_bytes()
     return png_text_chunks(bytes(data))

@@ -14,8 +14,8 @@ from cli.convert import convert_command
 from cli.runtime import ROOT, Runtime
 from cli.validate import validate_command
 from engine.folders import Folders
-from tests.engine.canvas_nodes import registry
-from tests.engine.test_canvas import EXPECTED, cnode, pipeline
+from tests.formats.canvas_nodes import registry
+from tests.formats.test_canvas import EXPECTED, cnode, pipeline
 
 REG = registry()
 

@@ -13,10 +13,10 @@ from cli.run import run_workflow
 from engine.context import NodeContext
 from engine.folders import Folders
 from engine.native import Int, Socket, String, node
-from engine.problems import WorkflowFileError
 from engine.registry import NodeRegistry
 from engine.workflow import Link
-from engine.workflow_files import load_workflow_file
+from formats.problems import WorkflowFileError
+from formats.workflow_files import load_workflow_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,7 @@ def test_subprocess_exit_codes(tmp_path: Path) -> None:
 
 
 def test_runs_a_canvas_file_with_overrides(tmp_path: Path) -> None:
-    from engine.canvas_export import api_to_canvas
+    from formats.canvas_export import api_to_canvas
 
     folders = Folders.under(tmp_path)
     folders.ensure()

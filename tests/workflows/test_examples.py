@@ -11,9 +11,9 @@ from PIL import Image
 
 import nodes
 from diffusion.demo import DEMO_FILES
-from engine.canvas import canvas_to_api, is_canvas
 from engine.folders import Folders
 from engine.registry import NodeRegistry
+from formats.canvas import canvas_to_api, is_canvas
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 EXAMPLES = sorted(p.name[: -len(".api.json")] for p in WORKFLOWS.glob("*.api.json"))
@@ -119,7 +119,7 @@ def prepare(tmp_path: Path) -> list[str]:
 
 
 def assert_one_image_with_its_workflow(tmp_path: Path, name: str) -> None:
-    from engine.pngmeta import read_image_workflow
+    from formats.pngmeta import read_image_workflow
 
     saved = sorted((tmp_path / "output").glob("*.png"))
     assert len(saved) == 1
@@ -145,7 +145,7 @@ def test_example_runs_end_to_end(name: str, registry: NodeRegistry, tmp_path: Pa
 
 def strings_used(tmp_path: Path) -> set[str]:
     """The text inputs of the workflow the saved image carries (so: of the run that made it)."""
-    from engine.pngmeta import read_image_workflow
+    from formats.pngmeta import read_image_workflow
 
     prompt = read_image_workflow(next((tmp_path / "output").glob("*.png"))).prompt
     assert prompt is not None
@@ -180,7 +180,7 @@ def test_every_example_validates_with_demo_models(name: str, tmp_path: Path, cap
 def test_the_image_a_run_saved_runs_again_to_the_same_image(tmp_path: Path) -> None:
     """`main.py run IMAGE.png` restores the workflow the image carries (with the first run's --set values)."""
     from cli import main
-    from engine.pngmeta import read_image_workflow
+    from formats.pngmeta import read_image_workflow
 
     argv = ["run", str(WORKFLOWS / "txt2img.json"), *prepare(tmp_path), *(f"--set={s}" for s in RUNS["txt2img"])]
     assert main([*argv, "--set=KSampler.seed=1234"]) == 0

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine.canvas import canvas_to_api, is_canvas, map_widget_values, widget_inputs
-from engine.problems import MISSING_NODE_TYPE, WorkflowFileError
-from tests.engine.canvas_nodes import registry
+from formats.canvas import canvas_to_api, is_canvas, map_widget_values, widget_inputs
+from formats.problems import MISSING_NODE_TYPE, WorkflowFileError
+from tests.formats.canvas_nodes import registry
 
 REG = registry()
 

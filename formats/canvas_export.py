@@ -6,10 +6,10 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from engine.canvas import CONTROL_VALUES, has_control, map_widget_values, socket_inputs, widget_inputs
-from engine.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
 from engine.registry import NodeRegistry
 from engine.workflow import is_api_link
+from formats.canvas import CONTROL_VALUES, has_control, map_widget_values, socket_inputs, widget_inputs
+from formats.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
 
 COLUMN_WIDTH = 420
 ROW_GAP = 40

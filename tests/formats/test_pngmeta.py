@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from engine.pngmeta import ImageMetaError, png_text_chunks, read_embedded_workflow, read_image_workflow
+from formats.pngmeta import ImageMetaError, png_text_chunks, read_embedded_workflow, read_image_workflow
 
 PROMPT = {"1": {"class_type": "Save", "inputs": {"filename_prefix": "x"}}}
 WORKFLOW = {"nodes": [{"id": 1, "type": "Save"}], "links": [], "extra": {"ünïcode": "✓"}}

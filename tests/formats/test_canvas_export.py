@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.canvas import canvas_to_api
-from engine.canvas_export import COLUMN_WIDTH, api_to_canvas, update_canvas_widgets
-from engine.problems import WorkflowFileError
-from tests.engine.canvas_nodes import registry
-from tests.engine.test_canvas import EXPECTED, pipeline
+from formats.canvas import canvas_to_api
+from formats.canvas_export import COLUMN_WIDTH, api_to_canvas, update_canvas_widgets
+from formats.problems import WorkflowFileError
+from tests.formats.canvas_nodes import registry
+from tests.formats.test_canvas import EXPECTED, pipeline
 
 REG = registry()
 

@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
 from engine.registry import NodeRegistry
 from engine.spec import InputSpec, NodeSpec
 from engine.types import ANY, INT, split_union
+from formats.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
 
 MODE_MUTED = 2
 MODE_BYPASS = 4

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.canvas import convert_canvas, is_canvas
-from engine.canvas_export import api_to_canvas, update_canvas_widgets
 from engine.folders import MODEL_EXTENSIONS, Folders
-from engine.pngmeta import ImageMetaError, read_embedded_workflow
-from engine.problems import (
+from engine.registry import NodeRegistry
+from engine.types import COMBO
+from engine.workflow import Workflow, parse_api
+from formats.canvas import convert_canvas, is_canvas
+from formats.canvas_export import api_to_canvas, update_canvas_widgets
+from formats.pngmeta import ImageMetaError, read_embedded_workflow
+from formats.problems import (
     BAD_OVERRIDE,
     BAD_WORKFLOW,
     MISSING_MODEL,
@@ -21,9 +24,6 @@ from engine.problems import (
     WorkflowFileError,
     unknown_node_type,
 )
-from engine.registry import NodeRegistry
-from engine.types import COMBO
-from engine.workflow import Workflow, parse_api
 
 IMAGE_SUFFIXES = frozenset({".png", ".webp", ".jpg", ".jpeg"})
 

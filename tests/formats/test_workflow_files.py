@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from engine.problems import BAD_OVERRIDE, MISSING_MODEL, MISSING_NODE_TYPE, WorkflowFileError
-from engine.workflow_files import apply_overrides, load_workflow, model_folder, parse_model_map, read_document
-from tests.engine.canvas_nodes import registry
-from tests.engine.test_canvas import EXPECTED, cnode, pipeline
+from formats.problems import BAD_OVERRIDE, MISSING_MODEL, MISSING_NODE_TYPE, WorkflowFileError
+from formats.workflow_files import apply_overrides, load_workflow, model_folder, parse_model_map, read_document
+from tests.formats.canvas_nodes import registry
+from tests.formats.test_canvas import EXPECTED, cnode, pipeline
 
 REG = registry()
 

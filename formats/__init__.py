@@ -1,0 +1,1 @@
+"""Workflow file formats: canvas <-> API conversion, image metadata, and the problems a file can have. No torch."""
