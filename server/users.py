@@ -160,11 +160,7 @@ class UserFiles:
         """Store `data` at `rel` (409 when it exists and `overwrite` is false)."""
         path = self.path(user, rel)
         with self._lock:
-            if path.is_dir():
-                raise BadRequest(f"{rel!r} is a folder", "invalid_path", 409)
-            if path.exists() and not overwrite:
-                raise BadRequest(f"{rel!r} already exists", "file_exists", 409)
-            self._make_parent(user, path)
+            self._claim(user, rel, path, overwrite)
             write_atomic(path, data)
         return path
 
@@ -176,16 +172,17 @@ class UserFiles:
         src = self.read(user, source)
         target = self.path(user, dest)
         with self._lock:
-            if target.is_dir():
-                raise BadRequest(f"{dest!r} is a folder", "invalid_path", 409)
-            if target.exists() and not overwrite:
-                raise BadRequest(f"{dest!r} already exists", "file_exists", 409)
-            self._make_parent(user, target)
+            self._claim(user, dest, target, overwrite)
             shutil.move(src, target)
         return target
 
-    def _make_parent(self, user: str, path: Path) -> None:
-        """Create the folders above `path`, refusing when a symlink among them leads out of the user folder."""
+    def _claim(self, user: str, rel: str, path: Path, overwrite: bool) -> None:
+        """Make `path` ready to be written: 409 when it is a folder, or exists and may not be overwritten; create
+        the folders above it, refusing when a symlink among them leads out of the user folder."""
+        if path.is_dir():
+            raise BadRequest(f"{rel!r} is a folder", "invalid_path", 409)
+        if path.exists() and not overwrite:
+            raise BadRequest(f"{rel!r} already exists", "file_exists", 409)
         base = self.user_dir(user)
         base.mkdir(parents=True, exist_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
