@@ -30,6 +30,9 @@ class UnsafePath(ValueError):
     """A requested path that would leave its folder (`..`, absolute, NUL, a symlink pointing out)."""
 
 
+NAME_MAX = 255  # bytes in one file name on every common file system
+
+
 def confined(base: Path, *parts: str) -> Path:
     """`base/parts...`, refusing anything that resolves outside `base`."""
     for part in parts:
@@ -37,8 +40,11 @@ def confined(base: Path, *parts: str) -> Path:
             raise UnsafePath("path contains a NUL byte")
         if os.path.isabs(part) or part.startswith(("/", "\\")) or (len(part) > 1 and part[1] == ":"):
             raise UnsafePath(f"absolute paths are not allowed: {part!r}")
-        if any(seg == ".." for seg in part.replace("\\", "/").split("/")):
+        segments = part.replace("\\", "/").split("/")
+        if any(seg == ".." for seg in segments):
             raise UnsafePath(f"'..' is not allowed: {part!r}")
+        if any(len(os.fsencode(seg)) > NAME_MAX for seg in segments):
+            raise UnsafePath(f"a file or folder name is longer than {NAME_MAX} bytes: {part[:40]!r}...")
     root = base.resolve()
     target = root.joinpath(*[p for p in parts if p]).resolve()
     if target != root and root not in target.parents:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.folders import Folders, UnsafePath, confined, write_atomic
 from server.http import BadRequest
@@ -80,7 +81,10 @@ def _write(base: Path, path: Path, data: bytes, overwrite: bool) -> Path:
 
 async def _upload(request: web.Request, mask: bool) -> web.Response:
     state = request.app[STATE]
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, HttpProcessingError) as exc:  # what aiohttp's multipart parser raises on a malformed form
+        raise BadRequest(f"the upload is not a valid multipart form: {exc}", "invalid_request") from exc
     field = form.get("image")
     if not isinstance(field, web.FileField):
         raise BadRequest("the form needs a file in 'image'", "invalid_request")
