@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from engine.folders import Folders, UnsafePath, confined
+from engine.folders import Folders, UnsafePath, confined, write_atomic
 from server.http import BadRequest
 from server.images import ImageRejected, apply_mask, channel, preview, resave
 from server.state import STATE
@@ -77,14 +75,7 @@ def _write(base: Path, path: Path, data: bytes, overwrite: bool) -> Path:
     path = _free_name(path, data, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     confined(base, str(path.relative_to(base.resolve())))  # the folders just made must not lead out either
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
     return path
 
 
