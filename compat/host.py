@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from engine.environment import NodeEnvironment
 from engine.folders import Folders
+from engine.registry import NodeRegistry
 
 UNSUPPORTED = "packs that reach into ComfyUI internals are not supported"
 
@@ -26,8 +28,8 @@ class Host:
     """
 
     folders: Folders
-    registry: Any = None
-    env: Any = None
+    registry: NodeRegistry | None = None
+    env: NodeEnvironment | None = None
     cpu: bool = False
     extensions: dict[str, set[str]] = field(default_factory=dict)
     interrupt: Callable[[], None] | None = None
