@@ -8,20 +8,39 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server import packs, routes_control, routes_files, routes_info, routes_jobs, routes_workflows, static
+from server import (
+    packs,
+    routes_control,
+    routes_files,
+    routes_info,
+    routes_jobs,
+    routes_models,
+    routes_user,
+    routes_workflows,
+    static,
+)
 from server.http import errors_as_json
 from server.hub import Hub
 from server.security import SecurityPolicy, all_loopback, make_middleware
 from server.state import STATE, ServerState
 
-API_MODULES = (routes_jobs, routes_files, routes_info, routes_control, routes_workflows, packs)
+API_MODULES = (
+    routes_jobs,
+    routes_files,
+    routes_info,
+    routes_control,
+    routes_workflows,
+    routes_user,
+    routes_models,
+    packs,
+)
 
 
 def create_app(state: ServerState) -> web.Application:
     config = state.config
     policy = SecurityPolicy(token=config.auth_token, loopback_only=all_loopback(config.host))
     app = web.Application(
-        middlewares=[make_middleware(policy), errors_as_json],
+        middlewares=[errors_as_json, make_middleware(policy)],
         client_max_size=config.max_upload_bytes + 1024 * 1024,  # multipart overhead on top of one upload
     )
     hub = Hub(state.jobs, state.feature_flags())
