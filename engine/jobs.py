@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from engine.admit import Admission, admit
 from engine.context import RunControl
+from engine.environment import NodeEnvironment
 from engine.events import JOB_ENDS, Event, JobFailed, NodeExecuted, NodeExecuting
 from engine.registry import NodeRegistry
 from engine.store import Job, Store
@@ -86,7 +87,12 @@ class JobQueue:
     """Queue operations (thread-safe) plus the worker thread that drains the queue."""
 
     def __init__(
-        self, store: Store, executor: Runner, history_messages: HistoryMessages, env: Any = None, workers: int = 1
+        self,
+        store: Store,
+        executor: Runner,
+        history_messages: HistoryMessages,
+        env: NodeEnvironment | None = None,
+        workers: int = 1,
     ) -> None:
         """`workers` job threads run jobs at once (more than one only for a runner that spreads them, such as the
         Ray worker pool); each takes the oldest pending job."""
@@ -292,9 +298,8 @@ class JobQueue:
         cache = getattr(self.executor, "cache", None)
         if cache is not None and (unload_models or free_memory):
             cache.clear()
-        models = getattr(self.env, "models", None)
-        if unload_models and hasattr(models, "unload_all"):
-            models.unload_all()
+        if unload_models and self.env is not None:
+            self.env.unload_models()
 
     def _run(self, running: Running) -> None:
         job = running.job
