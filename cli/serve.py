@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ from cli.runtime import add_common_arguments, build_runtime
 from engine.cache import OutputCache
 from engine.executor import Executor
 from engine.jobs import JobQueue
-from engine.store import Store
+from engine.store import Store, StoreUnavailable
 from server.security import all_loopback, listen_hosts
 from server.state import ServerConfig, ServerState
+from server.wire import history_messages
 
 log = logging.getLogger("loom.serve")
 
@@ -76,7 +78,7 @@ def build_state(args: argparse.Namespace) -> ServerState:
         max_upload_bytes=int(args.max_upload_size * 1024 * 1024),
     )
     extensions = getattr(runtime, "extensions", None) or {}
-    jobs = JobQueue(store, executor, runtime.env, workers=pool.size if pool is not None else 1)
+    jobs = JobQueue(store, executor, history_messages, runtime.env, workers=pool.size if pool is not None else 1)
     state = ServerState(config, runtime.registry, runtime.folders, jobs, runtime.env, extensions)
     state.workers = pool
     state.packs = None if args.disable_custom_nodes else runtime.packs
@@ -120,7 +122,11 @@ def run(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.listen, args.auth_token)
     if warning:
         log.warning(warning)
-    state = build_state(args)
+    try:
+        state = build_state(args)
+    except StoreUnavailable as exc:
+        print(f"Loom: {exc}", file=sys.stderr, flush=True)
+        return 2
     hosts = listen_hosts(args.listen)
     url_host = "127.0.0.1" if hosts[0] in ("0.0.0.0", "::") else hosts[0]
     print(f"Loom: serving on http://{url_host}:{args.port}", flush=True)

@@ -12,6 +12,7 @@ from aiohttp import web
 from engine.folders import Folders
 from engine.jobs import JobQueue
 from engine.registry import NodeRegistry
+from server.logs import LogRing
 from server.users import UserFiles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,7 @@ class ServerState:
     packs: Sequence[Any] | None = None  # engine.packs.PackSummary of each pack found; None: packs are disabled
     workers: Any = None  # scaleout.pool.RayWorkerPool with `--workers ray`: its `stats()` joins /system_stats
     users: UserFiles = field(init=False)
+    logs: LogRing = field(default_factory=LogRing)  # recent log lines while the app runs (server.app attaches it)
 
     def __post_init__(self) -> None:
         self.users = UserFiles(self.folders.user, multi_user=self.config.multi_user)
