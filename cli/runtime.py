@@ -62,8 +62,15 @@ class Runtime:
 
     @property
     def extensions(self) -> dict[str, Path]:
-        """Pack name -> its front-end folder (WEB_DIRECTORY), for the packs that loaded."""
-        return {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
+        """Pack name -> its front-end folder (WEB_DIRECTORY), for the packs that loaded; then the folders older
+        packs copied into the host folder's web/extensions (compat.host), where no pack's name is taken."""
+        from compat.host import legacy_extensions
+
+        found = {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
+        if self.packs:
+            for name, folder in legacy_extensions(self.folders).items():
+                found.setdefault(name, folder)
+        return found
 
 
 def build_folders(args: argparse.Namespace) -> Folders:
