@@ -28,6 +28,7 @@ from engine.events import (
     NodeExecuting,
     NodesCached,
 )
+from engine.recording import HistoryWriter
 from engine.store import Job, Store
 from engine.workflow import parse_api
 
@@ -120,6 +121,7 @@ class JobQueue:
         """`workers` job threads run jobs at once (more than one only for a runner that spreads them, such as the
         Ray worker pool); each takes the oldest pending job."""
         self.store = store
+        self.history = HistoryWriter(store, _error_message)
         self.executor = executor
         self.env = env
         self.workers = max(1, workers)
@@ -154,6 +156,7 @@ class JobQueue:
             thread.join(timeout)
 
     def resume(self) -> None:
+        self.history.resume()
         for job in self.store.running_jobs():
             if job.attempts >= MAX_ATTEMPTS:
                 log.error("job %s: Loom stopped while retrying it; recording an error", job.prompt_id)
@@ -162,7 +165,7 @@ class JobQueue:
                 )
                 running = Running(job, RunControl())
                 running.messages.append(list(status_message(failed) or ()))
-                self.store.finish(job.prompt_id, self._entry(running, "error", started=job.queued_at))
+                self.history.write(job, self._entry(running, "error", started=job.queued_at))
             else:
                 log.warning("job %s was running when Loom stopped; it runs again", job.prompt_id)
                 self.store.requeue(job.prompt_id)
@@ -272,6 +275,7 @@ class JobQueue:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
+                self.history.flush()
                 self._apply_free()
                 with self._lock:  # taken and made interruptible in one step: /queue never shows it uninterruptible
                     job = self.store.start_next()
@@ -337,7 +341,7 @@ class JobQueue:
         if self._stopping.is_set() and status == "interrupted":
             self.store.requeue(job.prompt_id, undo_attempt=True)  # shutting down: it runs on the next start
             return
-        self.store.finish(job.prompt_id, self._entry(running, status, started=started))
+        self.history.write(job, self._entry(running, status, started=started))
         self._queue_changed()
 
     def _lost(self, running: Running, exc: WorkerLost, started: float) -> None:
@@ -357,7 +361,7 @@ class JobQueue:
                     listener.job_event(job.client_id, failed)
                 except Exception:
                     log.exception("a job listener failed")
-            self.store.finish(job.prompt_id, self._entry(running, "error", started=started))
+            self.history.write(job, self._entry(running, "error", started=started))
         self._queue_changed()
 
     def _record(self, running: Running, event: Event) -> None:
@@ -394,6 +398,10 @@ class JobQueue:
             "retry": job.attempts > 1,
             "attempts": job.attempts,
         }
+
+
+def _error_message(prompt_id: str, message: str, kind: str) -> list[Any]:
+    return list(status_message(_failure(prompt_id, message, kind)) or ())
 
 
 def _failure(
