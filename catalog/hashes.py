@@ -12,8 +12,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-CHUNK = 8 << 20
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hashes (
     path TEXT PRIMARY KEY,
@@ -25,11 +23,8 @@ CREATE TABLE IF NOT EXISTS hashes (
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def autov2(sha256: str) -> str:
@@ -48,12 +43,11 @@ class HashCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
 
-    def lookup(self, path: Path, size: int, mtime_ns: int) -> str | None:
+    def known(self) -> dict[tuple[str, int, int], str]:
+        """Every cached hash by (path, size, mtime_ns): one query, so a scan of thousands of files stays fast."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT sha256 FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ?", (str(path), size, mtime_ns)
-            ).fetchone()
-        return row[0] if row else None
+            rows = self._db.execute("SELECT path, size, mtime_ns, sha256 FROM hashes").fetchall()
+        return {(path, size, mtime): sha for path, size, mtime, sha in rows}
 
     def compute(self, path: Path, size: int, mtime_ns: int) -> str:
         """Hash the file now and remember it (the caller decides when: the indexer does it in the background)."""

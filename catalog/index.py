@@ -52,6 +52,7 @@ class ModelIndex:
 
     def scan(self) -> None:
         found: dict[tuple[str, str], ModelFile] = {}
+        known = self.cache.known() if self.cache else {}
         for folder in self.folders.models:
             for name, path in self.folders.iter_model_files(folder):
                 if (folder, name) in found:
@@ -60,7 +61,7 @@ class ModelIndex:
                     stat = path.stat()
                 except OSError:
                     continue
-                sha = self.cache.lookup(path, stat.st_size, stat.st_mtime_ns) if self.cache else None
+                sha = known.get((str(path), stat.st_size, stat.st_mtime_ns))
                 found[(folder, name)] = ModelFile(folder, name, path, stat.st_size, stat.st_mtime_ns, sha)
         with self._lock:
             self._files = found
