@@ -54,7 +54,7 @@ class ModelIndex:
         found: dict[tuple[str, str], ModelFile] = {}
         known = self.cache.known() if self.cache else {}
         for folder in self.folders.models:
-            for name, path in self.folders.iter_model_files(folder):
+            for name, _, path in self.folders.iter_model_files(folder):
                 if (folder, name) in found:
                     continue
                 try:

@@ -6,6 +6,7 @@ Every path that comes from a request or a workflow goes through `confined`, so n
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +30,19 @@ class UnsafePath(ValueError):
     """A requested path that would leave its folder (`..`, absolute, NUL, a symlink pointing out)."""
 
 
+NAME_MAX = 255  # bytes in one file name on every common file system
+
+
 def _check_part(part: str) -> None:
     if "\x00" in part:
         raise UnsafePath("path contains a NUL byte")
     if os.path.isabs(part) or part.startswith(("/", "\\")) or (len(part) > 1 and part[1] == ":"):
         raise UnsafePath(f"absolute paths are not allowed: {part!r}")
-    if any(seg == ".." for seg in part.replace("\\", "/").split("/")):
+    segments = part.replace("\\", "/").split("/")
+    if any(seg == ".." for seg in segments):
         raise UnsafePath(f"'..' is not allowed: {part!r}")
+    if any(len(os.fsencode(seg)) > NAME_MAX for seg in segments):
+        raise UnsafePath(f"a file or folder name is longer than {NAME_MAX} bytes: {part[:40]!r}...")
 
 
 def lexically_confined(base: Path, *parts: str) -> Path:
@@ -52,6 +59,18 @@ def confined(base: Path, *parts: str) -> Path:
     if target != root and root not in target.parents:
         raise UnsafePath("path leaves its folder")
     return target
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder, so a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass
@@ -104,13 +123,12 @@ class Folders:
 
     def iter_model_files(
         self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS
-    ) -> Iterator[tuple[str, Path]]:
-        """(name with `/` for subfolders, path) for every file of a model folder, in order, first path's first.
-
-        Symlinked files and folders are followed (users link model trees between tools); a link cycle is walked once.
-        """
+    ) -> Iterator[tuple[str, int, Path]]:
+        """(name with `/` for subfolders, index of the folder path, path) for every file of a model folder, first
+        path's first. Symlinked files and folders are followed (users link model trees between tools); a link
+        cycle is walked once."""
         exts = {e.lower() for e in extensions}
-        for root in self.model_dirs(folder):
+        for index, root in enumerate(self.model_dirs(folder)):
             if not root.is_dir():
                 continue
             seen: set[Path] = set()
@@ -124,11 +142,18 @@ class Folders:
                 rel = Path(dirpath).relative_to(root)
                 for name in sorted(filenames):
                     if Path(name).suffix.lower() in exts:
-                        yield (rel / name).as_posix(), Path(dirpath) / name
+                        yield (rel / name).as_posix(), index, Path(dirpath) / name
 
     def list_models(self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS) -> list[str]:
         """File names (with `/` for subfolders) under every path of a model folder, sorted, first path wins."""
-        return sorted({name: None for name, _ in self.iter_model_files(folder, extensions)})
+        return [name for name, _ in self.model_entries(folder, extensions)]
+
+    def model_entries(self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS) -> list[tuple[str, int]]:
+        """(file name, index of the folder path it was found in), sorted by name; the first path wins."""
+        names: dict[str, int] = {}
+        for name, index, _ in self.iter_model_files(folder, extensions):
+            names.setdefault(name, index)
+        return sorted(names.items())
 
     def model_path(self, folder: str, name: str) -> Path | None:
         """The full path of a listed model file, or None.
