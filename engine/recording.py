@@ -24,20 +24,20 @@ log = logging.getLogger("loom.jobs")
 RETRY_DELAYS = (0.1, 0.5, 2.0, 5.0)  # seconds before each further try of a failing history write
 ENCODE_ERRORS = (TypeError, ValueError, RecursionError)
 
-# (prompt_id, message, exception type) -> the history's execution_error status message
-ErrorMessage = Callable[[str, str, str], list[Any]]
+# (prompt_id, message, exception type) -> the history's status messages of that error (execution_error)
+ErrorMessages = Callable[[str, str, str], Sequence[list[Any]]]
 
 
 class HistoryWriter:
     def __init__(
         self,
         store: Store,
-        error_message: ErrorMessage,
+        error_messages: ErrorMessages,
         delays: Sequence[float] = RETRY_DELAYS,
         wait: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.store = store
-        self.error_message = error_message
+        self.error_messages = error_messages
         self.delays = tuple(delays)
         self.wait = wait
         self._lock = threading.Lock()
@@ -92,12 +92,12 @@ class HistoryWriter:
     def minimal(self, job: Job, message: str, kind: str) -> dict[str, Any]:
         """An error entry small enough to fit where the real one did not: no outputs, no extra data."""
         return {
-            "prompt": [job.number, job.prompt_id, job.prompt, {}, job.outputs],
+            "prompt": [*job.item()[:3], {}, job.outputs],
             "outputs": {},
             "status": {
                 "status_str": "error",
                 "completed": False,
-                "messages": [self.error_message(job.prompt_id, message, kind)],
+                "messages": list(self.error_messages(job.prompt_id, message, kind)),
             },
             "meta": {},
             "retry": job.attempts > 1,
@@ -122,7 +122,7 @@ class HistoryWriter:
         message = "the outputs of these nodes cannot be kept in the history (not JSON): " + "; ".join(dropped)
         log.error("job %s: %s", job.prompt_id, message)
         status = dict(entry.get("status") or {})
-        messages = [*status.get("messages", []), self.error_message(job.prompt_id, message, "OutputNotSerializable")]
+        messages = [*status.get("messages", []), *self.error_messages(job.prompt_id, message, "OutputNotSerializable")]
         entry = {
             **entry,
             "outputs": outputs,

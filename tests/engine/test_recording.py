@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.jobs import JobQueue
 from engine.store import Store
+from engine.workflow import Workflow, parse_api
 from tests.engine.test_jobs import make_queue
 from tests.engine.test_worker import finished
 from tests.polling import wait_for
@@ -29,14 +30,16 @@ class FailingStore(Store):
         super().finish_encoded(prompt_id, entry)
 
 
-def logged(log: Path, tail: dict[str, Any], value: int = 7) -> dict[str, Any]:
+def logged(log: Path, tail: dict[str, Any], value: int = 7) -> Workflow:
     """A job whose run is logged (one line a run) and whose output node is `tail`."""
-    return {
-        "1": {"class_type": "TestNumber", "inputs": {"value": value}},
-        "2": {"class_type": "TestWaitFile", "inputs": {"value": ["1", 0], "path": "", "log": str(log)}},
-        "3": {**tail, "inputs": {"value": ["2", 0], **tail.get("inputs", {})}},
-        "4": {"class_type": "TestShow", "inputs": {"value": ["2", 0]}},
-    }
+    return parse_api(
+        {
+            "1": {"class_type": "TestNumber", "inputs": {"value": value}},
+            "2": {"class_type": "TestWaitFile", "inputs": {"value": ["1", 0], "path": "", "log": str(log)}},
+            "3": {**tail, "inputs": {"value": ["2", 0], **tail.get("inputs", {})}},
+            "4": {"class_type": "TestShow", "inputs": {"value": ["2", 0]}},
+        }
+    )
 
 
 def queue_on(tmp_path: Path, store: Store) -> JobQueue:
