@@ -15,7 +15,7 @@ from cli.runtime import add_common_arguments, build_runtime
 from engine.cache import OutputCache
 from engine.executor import Executor
 from engine.jobs import JobQueue
-from engine.store import Store
+from engine.store import Store, StoreUnavailable
 from server.logs import LogRing
 from server.security import all_loopback, listen_hosts
 from server.state import ServerConfig, ServerState
@@ -148,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
         log.warning(warning)
     try:
         state = build_state(args)
-    except FrontEndError as exc:
-        print(f"loom: {exc}", file=sys.stderr)
+    except (StoreUnavailable, FrontEndError) as exc:
+        print(f"Loom: {exc}", file=sys.stderr, flush=True)
         return 2
     state.logs = logs
     if state.config.web_root != LOOM_CANVAS:

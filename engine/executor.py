@@ -13,6 +13,7 @@ from typing import Any, Literal
 from engine.blocker import ExecutionBlocker
 from engine.cache import OutputCache
 from engine.context import Interrupted, NodeContext, RunControl, reset_current_context, set_current_context
+from engine.environment import NodeEnvironment
 from engine.events import (
     EventSink,
     JobFailed,
@@ -49,7 +50,9 @@ class RunOutcome:
 class Executor:
     """Runs workflows against one registry and one output cache (shared by every job, so work is reused)."""
 
-    def __init__(self, registry: NodeRegistry, cache: OutputCache | None = None, env: Any = None) -> None:
+    def __init__(
+        self, registry: NodeRegistry, cache: OutputCache | None = None, env: NodeEnvironment | None = None
+    ) -> None:
         self.registry = registry
         self.cache = cache if cache is not None else OutputCache()
         self.env = env if env is not None else registry.env

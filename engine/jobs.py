@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.context import RunControl
+from engine.environment import NodeEnvironment
 from engine.events import (
     Event,
     JobFailed,
@@ -116,7 +117,7 @@ def status_message(event: Event) -> tuple[str, dict[str, Any]] | None:
 class JobQueue:
     """Queue operations (thread-safe) plus the worker thread that drains the queue."""
 
-    def __init__(self, store: Store, executor: Runner, env: Any = None, workers: int = 1) -> None:
+    def __init__(self, store: Store, executor: Runner, env: NodeEnvironment | None = None, workers: int = 1) -> None:
         """`workers` job threads run jobs at once (more than one only for a runner that spreads them, such as the
         Ray worker pool); each takes the oldest pending job."""
         self.store = store
@@ -295,9 +296,8 @@ class JobQueue:
         cache = getattr(self.executor, "cache", None)
         if cache is not None and (unload_models or free_memory):
             cache.clear()
-        models = getattr(self.env, "models", None)
-        if unload_models and hasattr(models, "unload_all"):
-            models.unload_all()
+        if unload_models and self.env is not None:
+            self.env.unload_models()
 
     def _run(self, running: Running) -> None:
         job = running.job

@@ -159,11 +159,8 @@ class LoomWorker:
         """`POST /free` on this worker: drop cached outputs, and loaded models when asked."""
         if unload_models or free_memory:
             self.executor.cache.clear()
-        if not unload_models or "torch" not in sys.modules:  # no torch yet: no model was ever loaded here
-            return
-        models = getattr(self.env, "models", None)
-        if hasattr(models, "unload_all"):
-            models.unload_all()
+        if unload_models:
+            self.env.unload_models()
 
     def close(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)

@@ -454,7 +454,7 @@ def test_interrupting_an_async_node(lab: Lab) -> None:
     control = RunControl()
 
     @node(outputs=["INT"])
-    async def Waiter(a: int = Socket("INT"), ctx: NodeContext = None) -> int:  # type: ignore[assignment]
+    async def Waiter(a: int = Socket("INT"), *, ctx: NodeContext) -> int:
         control.interrupt()
         await asyncio.sleep(0)
         ctx.check_interrupt()

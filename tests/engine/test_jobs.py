@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import tests.testnodes as testnodes
+from engine.environment import NodeEnvironment
 from engine.events import Event, JobSucceeded, NodeExecuted, NodeExecuting, NodesCached
 from engine.executor import Executor
 from engine.folders import Folders
@@ -38,7 +38,7 @@ class Recorder:
 def make_queue(tmp: Path) -> tuple[JobQueue, Recorder]:
     folders = Folders.under(tmp)
     folders.ensure()
-    env = SimpleNamespace(folders=folders)
+    env = NodeEnvironment(folders)
     registry = NodeRegistry(env)
     registry.add_module(testnodes)
     queue = JobQueue(Store(tmp / "jobs.db"), Executor(registry, env=env), env)

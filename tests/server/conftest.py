@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -16,6 +15,7 @@ import websockets
 from aiohttp import web
 
 import tests.testnodes as testnodes
+from engine.environment import NodeEnvironment
 from engine.executor import Executor
 from engine.folders import Folders
 from engine.jobs import JobQueue
@@ -48,7 +48,7 @@ class Running:
 def build_state(tmp: Path, **config: Any) -> ServerState:
     folders = Folders.under(tmp)
     folders.ensure()
-    env = SimpleNamespace(folders=folders)
+    env = NodeEnvironment(folders)
     registry = NodeRegistry(env)
     registry.add_module(testnodes)
     store = Store(tmp / "user" / "loom.db")
