@@ -11,20 +11,13 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from engine.native import Combo, Out, node
+from nodes.shared import model_files
 
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
 
 
 class LoaderNotAvailable(RuntimeError):
     """A loader whose model family Loom cannot load yet."""
-
-
-def _choices(folder: str) -> Any:
-    def choices(env: Any) -> list[str]:
-        folders = getattr(env, "folders", None)
-        return folders.list_models(folder) if folders is not None else []
-
-    return choices
 
 
 def _not_yet(node_name: str, what: str, instead: str) -> NoReturn:
@@ -37,7 +30,7 @@ def _not_yet(node_name: str, what: str, instead: str) -> NoReturn:
     display_name="Image Only Checkpoint Loader (img2vid model)",
     deprecated=True,
 )
-def ImageOnlyCheckpointLoader(ckpt_name: str = Combo(_choices("checkpoints"))) -> tuple[Any, Any, Any]:
+def ImageOnlyCheckpointLoader(ckpt_name: str = Combo(model_files("checkpoints"))) -> tuple[Any, Any, Any]:
     """An image-to-video checkpoint (model, CLIP vision encoder, VAE): not supported yet."""
     _not_yet(
         "ImageOnlyCheckpointLoader",
@@ -48,7 +41,7 @@ def ImageOnlyCheckpointLoader(ckpt_name: str = Combo(_choices("checkpoints"))) -
 
 @node(category="advanced/loaders", outputs=[Out("MODEL")], display_name="Load Diffusion Model", deprecated=True)
 def UNETLoader(
-    unet_name: str = Combo(_choices("diffusion_models")),
+    unet_name: str = Combo(model_files("diffusion_models")),
     weight_dtype: str = Combo(WEIGHT_DTYPES, "default"),
 ) -> Any:
     """A standalone diffusion model file from models/diffusion_models: not supported yet."""
@@ -60,12 +53,12 @@ def UNETLoader(
 
 
 @node(category="loaders", outputs=[Out("STYLE_MODEL")], display_name="Load Style Model", deprecated=True)
-def StyleModelLoader(style_model_name: str = Combo(_choices("style_models"))) -> Any:
+def StyleModelLoader(style_model_name: str = Combo(model_files("style_models"))) -> Any:
     """A style model (image prompt adapter) from models/style_models: not supported yet."""
     _not_yet("StyleModelLoader", f"style models such as {style_model_name!r}", "remove the node to run the rest")
 
 
 @node(category="loaders", outputs=[Out("GLIGEN")], display_name="GLIGENLoader", deprecated=True)
-def GLIGENLoader(gligen_name: str = Combo(_choices("gligen"))) -> Any:
+def GLIGENLoader(gligen_name: str = Combo(model_files("gligen"))) -> Any:
     """A GLIGEN model from models/gligen: not supported yet."""
     _not_yet("GLIGENLoader", f"GLIGEN models such as {gligen_name!r}", "remove the node to run the rest")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from engine.environment import NodeEnvironment
 from engine.registry import NodeRegistry
 from nodes.pending_loaders import LoaderNotAvailable
-from tests.nodes.conftest import Env
 
 SCHEMAS = {
     "ImageOnlyCheckpointLoader": (["ckpt_name"], ["MODEL", "CLIP_VISION", "VAE"], "checkpoints"),
@@ -18,7 +18,7 @@ SCHEMAS = {
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
-def test_schema_lists_the_model_folder(name: str, registry: NodeRegistry, env: Env) -> None:
+def test_schema_lists_the_model_folder(name: str, registry: NodeRegistry, env: NodeEnvironment) -> None:
     inputs, outputs, folder = SCHEMAS[name]
     (env.folders.model_dirs(folder)[0] / "some_model.safetensors").write_bytes(b"x")
     schema = registry.get(name).schema()
