@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from cli.runtime import add_common_arguments, build_runtime
 from engine.cache import OutputCache
 from engine.executor import Executor
 from engine.jobs import JobQueue
-from engine.store import Store
+from engine.store import Store, StoreUnavailable
 from server.security import all_loopback, listen_hosts
 from server.state import ServerConfig, ServerState
 
@@ -120,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.listen, args.auth_token)
     if warning:
         log.warning(warning)
-    state = build_state(args)
+    try:
+        state = build_state(args)
+    except StoreUnavailable as exc:
+        print(f"Loom: {exc}", file=sys.stderr, flush=True)
+        return 2
     hosts = listen_hosts(args.listen)
     url_host = "127.0.0.1" if hosts[0] in ("0.0.0.0", "::") else hosts[0]
     print(f"Loom: serving on http://{url_host}:{args.port}", flush=True)

@@ -296,7 +296,7 @@ class _Job:
                 return
         except Interrupted:
             raise _Stopped(node_id) from None
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: a node's error like any other
             raise self._failure(node_id, exc, kwargs) from exc
         finally:
             reset_current_context(token)
@@ -335,7 +335,7 @@ class _Job:
                     )
         except _Failed:
             raise
-        except Exception as exc:
+        except BaseException as exc:
             raise self._failure(node_id, exc, kwargs) from exc
         self._store(node_id, outputs, ui)
 
@@ -399,7 +399,7 @@ class _Job:
                     wanted.update(asked or ())
             except Interrupted:
                 raise _Stopped(node_id) from None
-            except Exception as exc:
+            except BaseException as exc:
                 raise self._failure(node_id, exc, kwargs) from exc
         sources = [unevaluated[name] for name in wanted if name in unevaluated]
         return bool(sources) and self.plan.wait_on(node_id, sources)
@@ -553,6 +553,8 @@ class _Job:
         exc_type: str | None = None,
         node_type: str | None = None,
     ) -> _Failed:
+        if isinstance(exc, _Escaped) and exc.__cause__ is not None:
+            exc = exc.__cause__
         node = self.nodes.get(node_id)
         inputs = {k: summarise(v) for k, v in (kwargs or {}).items() if k != "__context__"}
         upstream: dict[str, Any] = {}
@@ -589,8 +591,18 @@ def _as_items(value: Any) -> ItemList:
     return ItemList(value) if isinstance(value, list | tuple) else ItemList((value,))
 
 
+class _Escaped(Exception):
+    """Carries a node coroutine's SystemExit or KeyboardInterrupt (its __cause__), which asyncio would otherwise
+    re-raise through the event loop instead of keeping in the task."""
+
+
 async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
+    try:
+        return await awaitable
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
+        raise _Escaped(str(exc)) from exc
 
 
 async def _gather(raws: list[Any]) -> list[Any]:

@@ -6,6 +6,7 @@ Every path that comes from a request or a workflow goes through `confined`, so n
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ class UnsafePath(ValueError):
     """A requested path that would leave its folder (`..`, absolute, NUL, a symlink pointing out)."""
 
 
+NAME_MAX = 255  # bytes in one file name on every common file system
+
+
 def confined(base: Path, *parts: str) -> Path:
     """`base/parts...`, refusing anything that resolves outside `base`."""
     for part in parts:
@@ -36,13 +40,28 @@ def confined(base: Path, *parts: str) -> Path:
             raise UnsafePath("path contains a NUL byte")
         if os.path.isabs(part) or part.startswith(("/", "\\")) or (len(part) > 1 and part[1] == ":"):
             raise UnsafePath(f"absolute paths are not allowed: {part!r}")
-        if any(seg == ".." for seg in part.replace("\\", "/").split("/")):
+        segments = part.replace("\\", "/").split("/")
+        if any(seg == ".." for seg in segments):
             raise UnsafePath(f"'..' is not allowed: {part!r}")
+        if any(len(os.fsencode(seg)) > NAME_MAX for seg in segments):
+            raise UnsafePath(f"a file or folder name is longer than {NAME_MAX} bytes: {part[:40]!r}...")
     root = base.resolve()
     target = root.joinpath(*[p for p in parts if p]).resolve()
     if target != root and root not in target.parents:
         raise UnsafePath("path leaves its folder")
     return target
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder, so a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass
@@ -95,9 +114,13 @@ class Folders:
 
     def list_models(self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS) -> list[str]:
         """File names (with `/` for subfolders) under every path of a model folder, sorted, first path wins."""
+        return [name for name, _ in self.model_entries(folder, extensions)]
+
+    def model_entries(self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS) -> list[tuple[str, int]]:
+        """(file name, index of the folder path it was found in), sorted by name; the first path wins."""
         exts = {e.lower() for e in extensions}
-        names: dict[str, None] = {}
-        for root in self.model_dirs(folder):
+        names: dict[str, int] = {}
+        for index, root in enumerate(self.model_dirs(folder)):
             if not root.is_dir():
                 continue
             for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -105,8 +128,8 @@ class Folders:
                 rel = Path(dirpath).relative_to(root)
                 for name in filenames:
                     if Path(name).suffix.lower() in exts:
-                        names.setdefault((rel / name).as_posix(), None)
-        return sorted(names)
+                        names.setdefault((rel / name).as_posix(), index)
+        return sorted(names.items())
 
     def model_path(self, folder: str, name: str) -> Path | None:
         """The full path of a listed model file, or None; never a path outside the model folders."""

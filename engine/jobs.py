@@ -71,6 +71,7 @@ class Running:
 
     job: Job
     control: RunControl
+    worker: str = ""  # the name of the worker thread running it
     node: str | None = None
     display_node: str | None = None
     messages: list[list[Any]] = field(default_factory=list)
@@ -140,7 +141,7 @@ class JobQueue:
         self.resume()
         for index in range(self.workers):
             name = "loom-worker" if self.workers == 1 else f"loom-worker-{index}"
-            thread = threading.Thread(target=self._loop, name=name, daemon=True)
+            thread = threading.Thread(target=self._supervise, name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -244,6 +245,29 @@ class JobQueue:
         for listener in self._listeners:
             listener.queue_changed(remaining)
 
+    def _supervise(self) -> None:
+        """The worker thread: its loop catches every job's failure, and should the loop itself die anyway, the jobs
+        it held count as lost (one more run, then an error) and the loop starts again."""
+        while True:
+            try:
+                self._loop()
+                return
+            except BaseException as exc:
+                log.critical("the job worker died (%r); restarting it", exc, exc_info=exc)
+            try:
+                self._worker_died(threading.current_thread().name)
+            except BaseException:
+                log.exception("recovering the jobs of the dead worker failed; they run again on the next start")
+                self._wake.wait(1.0)
+
+    def _worker_died(self, worker: str) -> None:
+        with self._lock:
+            held = [r for r in self._running.values() if r.worker == worker]
+            for running in held:
+                self._running.pop(running.job.prompt_id, None)
+        for running in held:
+            self._lost(running, WorkerLost("the job worker died while running this job"), time.time())
+
     def _loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
@@ -251,7 +275,8 @@ class JobQueue:
                 self._apply_free()
                 with self._lock:  # taken and made interruptible in one step: /queue never shows it uninterruptible
                     job = self.store.start_next()
-                    running = Running(job, RunControl()) if job is not None else None
+                    worker = threading.current_thread().name
+                    running = Running(job, RunControl(), worker=worker) if job is not None else None
                     if running is not None:
                         self._running[running.job.prompt_id] = running
                 if running is not None:
@@ -304,7 +329,7 @@ class JobQueue:
                 self._running.pop(job.prompt_id, None)
             self._lost(running, exc, started)
             return
-        except Exception as exc:  # a bug in the executor must not stop the worker; the job records it
+        except BaseException as exc:  # a bug in the executor must not stop the worker; the job records it
             log.exception("job %s failed outside any node", job.prompt_id)
             emit(_failure(job.prompt_id, str(exc), type(exc).__name__, running.node, traceback.format_exception(exc)))
         with self._lock:
@@ -328,7 +353,10 @@ class JobQueue:
             failed = _failure(job.prompt_id, f"{exc}; not retried again", "WorkerLost", running.node)
             running.messages.append(list(status_message(failed) or ()))
             for listener in self._listeners:
-                listener.job_event(job.client_id, failed)
+                try:
+                    listener.job_event(job.client_id, failed)
+                except Exception:
+                    log.exception("a job listener failed")
             self.store.finish(job.prompt_id, self._entry(running, "error", started=started))
         self._queue_changed()
 

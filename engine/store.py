@@ -7,7 +7,10 @@ and the server's threads share it.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 JobState = Literal["pending", "running"]
+log = logging.getLogger("loom.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -42,7 +46,19 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 
 
 class DuplicateJob(ValueError):
-    """A prompt id that is already queued."""
+    """A prompt id that is already queued, or that names a finished job."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be used; the message is one line naming the file and what to do."""
+
+
+class DatabaseInUse(StoreUnavailable):
+    """Another process (another Loom server) holds the database."""
+
+
+class DatabaseFault(StoreUnavailable):
+    """The file is not a readable Loom database (corrupt, truncated, not SQLite)."""
 
 
 @dataclass
@@ -68,20 +84,45 @@ class Store:
     """The queue and the history in one SQLite file; `history_cap` bounds the history (oldest pruned first)."""
 
     def __init__(self, path: Path | str, history_cap: int = 10000) -> None:
+        """Opens the database for this process alone (a second Store on the same file raises DatabaseInUse) and
+        checks it (a damaged file raises DatabaseFault: nothing is ever silently replaced by an empty history)."""
         self.path = str(path)
+        self._owner = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._owner = _take_ownership(Path(self.path))
+            try:
+                _check_file(Path(self.path))
+            except DatabaseFault:
+                self._release()
+                raise
         self.history_cap = history_cap
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems[:3]))
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._release()
+            raise DatabaseFault(
+                f"{self.path} is damaged ({exc}): move it aside to start with an empty queue and history, "
+                "or start Loom with --database pointing at another file"
+            ) from exc
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._owner is not None:
+            self._owner.close()  # closing the file drops the lock
+            self._owner = None
 
     def _tx(self, fn: Any) -> Any:
         """Run `fn(cursor)` in one transaction under the lock."""
@@ -107,6 +148,8 @@ class Store:
         so it sorts before every job queued normally)."""
 
         def add(cur: sqlite3.Cursor) -> Job:
+            if cur.execute("SELECT 1 FROM history WHERE prompt_id = ?", (job.prompt_id,)).fetchone():
+                raise DuplicateJob(f"prompt id {job.prompt_id!r} names a job that already ran; use a new id")
             cur.execute("INSERT OR IGNORE INTO counters VALUES ('number', 0)")
             cur.execute("UPDATE counters SET value = value + 1 WHERE name = 'number' RETURNING value")
             counter = cur.fetchone()[0]
@@ -242,3 +285,41 @@ def _job(row: Sequence[Any]) -> Job:
         attempts=attempts,
         queued_at=queued_at,
     )
+
+
+def _take_ownership(path: Path) -> Any:
+    """An exclusive lock on `<db>.lock`, which records the owner's pid: two servers on one database would run
+    the same jobs. The lock goes with the process, however it ends."""
+    lock_path = path.with_name(path.name + ".lock")
+    owner = open(lock_path, "a+")  # noqa: SIM115 (held open for the Store's life)
+    try:
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner.seek(0)
+        pid = owner.read().strip() or "unknown"
+        owner.close()
+        raise DatabaseInUse(
+            f"{path} is in use by another Loom server (pid {pid}); stop that one first, "
+            "or start this one with its own --database"
+        ) from None
+    owner.seek(0)
+    owner.truncate()
+    owner.write(str(os.getpid()))
+    owner.flush()
+    return owner
+
+
+def _check_file(path: Path) -> None:
+    """An empty file is a new database only when no write-ahead log holds its content."""
+    if not path.exists():
+        log.info("creating a new database at %s", path)
+        return
+    if path.stat().st_size:
+        return
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise DatabaseFault(
+            f"{path} is empty but its write-ahead log {wal.name} is not: the database is damaged; move both "
+            "aside to start with an empty queue and history, or start Loom with --database pointing at another file"
+        )
+    log.warning("%s is an empty file; starting a new database in it", path)

@@ -69,6 +69,20 @@ def TestFail(value: int = Socket("INT")) -> int:
     raise RuntimeError(f"failing on purpose with {value}")
 
 
+ABORTS = {"SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt}
+
+
+@node(category="testing", outputs=["INT"])
+def TestAbort(value: int = Socket("INT"), kind: str = String("SystemExit")) -> int:
+    """Raises a BaseException that is not an Exception (SystemExit, KeyboardInterrupt), as a careless node does."""
+    raise ABORTS[kind](f"aborting with {value}")
+
+
+@node(category="testing", outputs=["INT"])
+async def TestAbortAsync(value: int = Socket("INT"), kind: str = String("SystemExit")) -> int:
+    raise ABORTS[kind](f"aborting with {value}")
+
+
 @node(category="testing", output_node=True)
 def TestSaveImage(ctx: NodeContext, value: int = Socket("INT"), prefix: str = String("test", optional=True)) -> dict:
     """Writes a small PNG whose colour encodes `value` into output/, and shows it."""

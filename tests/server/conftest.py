@@ -53,7 +53,7 @@ def build_state(tmp: Path, **config: Any) -> ServerState:
     registry.add_module(testnodes)
     store = Store(tmp / "user" / "loom.db")
     executor = Executor(registry, env=env)
-    cfg = replace(ServerConfig(), web_root=tmp / "no-web", **config)
+    cfg = replace(ServerConfig(), **{"web_root": tmp / "no-web", **config})
     return ServerState(cfg, registry, folders, JobQueue(store, executor, env), env)
 
 
