@@ -15,7 +15,7 @@ from engine.folders import Folders, apply_extra_model_paths
 from engine.packs import IMPORT_TIMEOUT, PackSummary, format_summary, load_packs
 from engine.registry import NodeRegistry
 from nodes import register_builtin
-from nodes.environment import NodeEnvironment
+from nodes.shared import node_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +86,7 @@ def build_runtime(args: argparse.Namespace) -> Runtime:
     """Folders, then the node environment, then the registry (built-in nodes first, then packs)."""
     folders = build_folders(args)
     write_demo_models(folders, always=bool(getattr(args, "demo_models", False)))
-    env = NodeEnvironment(
+    env = node_environment(
         folders,
         force_cpu=bool(getattr(args, "cpu", False)),
         preview_method=str(getattr(args, "preview_method", None) or "auto"),

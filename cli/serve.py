@@ -17,6 +17,7 @@ from engine.jobs import JobQueue
 from engine.store import Store, StoreUnavailable
 from server.security import all_loopback, listen_hosts
 from server.state import ServerConfig, ServerState
+from server.wire import history_messages
 
 log = logging.getLogger("loom.serve")
 
@@ -77,7 +78,7 @@ def build_state(args: argparse.Namespace) -> ServerState:
         max_upload_bytes=int(args.max_upload_size * 1024 * 1024),
     )
     extensions = getattr(runtime, "extensions", None) or {}
-    jobs = JobQueue(store, executor, runtime.env, workers=pool.size if pool is not None else 1)
+    jobs = JobQueue(store, executor, history_messages, runtime.env, workers=pool.size if pool is not None else 1)
     state = ServerState(config, runtime.registry, runtime.folders, jobs, runtime.env, extensions)
     state.workers = pool
     state.packs = None if args.disable_custom_nodes else runtime.packs

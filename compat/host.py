@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, NoReturn
 
+from engine.environment import NodeEnvironment
 from engine.folders import Folders
+from engine.registry import NodeRegistry
 
 UNSUPPORTED = "a ComfyUI internal outside its compatibility layer"
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
@@ -30,8 +32,8 @@ class Host:
     """
 
     folders: Folders
-    registry: Any = None
-    env: Any = None
+    registry: NodeRegistry | None = None
+    env: NodeEnvironment | None = None
     cpu: bool = False
     extensions: dict[str, set[str]] = field(default_factory=dict)
     interrupt: Callable[[], None] | None = None

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from engine.blocker import ExecutionBlocker
 from engine.cache import OutputCache
 from engine.context import Interrupted, NodeContext, RunControl, reset_current_context, set_current_context
+from engine.environment import NodeEnvironment
 from engine.events import (
     EventSink,
     JobFailed,
@@ -49,7 +50,9 @@ class RunOutcome:
 class Executor:
     """Runs workflows against one registry and one output cache (shared by every job, so work is reused)."""
 
-    def __init__(self, registry: NodeRegistry, cache: OutputCache | None = None, env: Any = None) -> None:
+    def __init__(
+        self, registry: NodeRegistry, cache: OutputCache | None = None, env: NodeEnvironment | None = None
+    ) -> None:
         self.registry = registry
         self.cache = cache if cache is not None else OutputCache()
         self.env = env if env is not None else registry.env
@@ -557,11 +560,6 @@ class _Job:
             exc = exc.__cause__
         node = self.nodes.get(node_id)
         inputs = {k: summarise(v) for k, v in (kwargs or {}).items() if k != "__context__"}
-        upstream: dict[str, Any] = {}
-        if node is not None:
-            for value in node.inputs.values():
-                if type(value) is Link and value.node in self.results:
-                    upstream[value.node] = [summarise(v) for v in self.results[value.node]]
         lines = [line for chunk in traceback.format_exception(exc) for line in chunk.splitlines()]
         event = JobFailed(
             prompt_id=self.prompt_id,
@@ -572,7 +570,7 @@ class _Job:
             exception_type=exc_type or type(exc).__name__,
             traceback=tuple(lines),
             current_inputs=inputs,
-            current_outputs=upstream,
+            current_outputs=tuple(self.results),
         )
         return _Failed(event)
 

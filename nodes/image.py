@@ -12,23 +12,25 @@ import string
 from typing import Any
 
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.native import Combo, Float, Hidden, Int, Out, Socket, String, node
-from nodes.files import OutputWriter, check_input_file, folders_of, input_fingerprint, list_input_files, resolve_input
+from nodes.files import OutputWriter, check_input_file, input_fingerprint, list_input_files, resolve_input
 from nodes.imageio import CHANNELS, encode_png, load_image, load_mask, text_chunks, to_uint8
 from nodes.resize import CROP_MODES, IMAGE_METHODS, upscale_image
+from nodes.shared import folders_of
 
 MAX_RESOLUTION = 16384
 
 
-def _image_path(image: str, env: Any) -> Any:
+def _image_path(image: str, env: NodeEnvironment | None) -> Any:
     return resolve_input(folders_of(env), image)
 
 
-def _image_fingerprint(image: str, env: Any, **_: Any) -> str:
+def _image_fingerprint(image: str, env: NodeEnvironment | None, **_: Any) -> str:
     return input_fingerprint(env, image)
 
 
-def _image_validate(image: str, env: Any) -> bool | str:
+def _image_validate(image: str, env: NodeEnvironment | None) -> bool | str:
     return check_input_file(env, image, "image")
 
 
