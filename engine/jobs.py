@@ -21,6 +21,7 @@ from engine.admit import Admission, admit
 from engine.context import RunControl
 from engine.environment import NodeEnvironment
 from engine.events import JOB_ENDS, Event, JobFailed, NodeExecuted, NodeExecuting
+from engine.reclaim import reclaim
 from engine.recording import HistoryWriter
 from engine.registry import NodeRegistry
 from engine.store import Job, Store
@@ -304,6 +305,7 @@ class JobQueue:
             cache.clear()
         if unload_models and self.env is not None:
             self.env.unload_models()
+        reclaim()
 
     def _run(self, running: Running) -> None:
         job = running.job
