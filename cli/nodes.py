@@ -7,6 +7,7 @@ import json
 
 from cli.commands import COMMANDS
 from cli.runtime import add_common_arguments, build_runtime
+from engine.packs import PackSummary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +40,19 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['class_type']:<{width}}  {row['source']:<{source_width}}  {row['category']}")
     print(f"{len(rows)} node types")
+    for pack in runtime.packs:
+        print(pack_line(pack))
     return 0
+
+
+def pack_line(pack: PackSummary) -> str:
+    """One pack: "N of M nodes" and the classes it could not register, or why it did not load."""
+    if pack.status != "ok":
+        return f"pack {pack.name}: {pack.status}" + (f" ({pack.error.splitlines()[0]})" if pack.error else "")
+    line = f"pack {pack.name}: {pack.count}"
+    if pack.rejected:
+        line += "; rejected: " + "; ".join(f"{r.class_type} ({r.reason})" for r in pack.rejected)
+    return line
 
 
 COMMANDS["nodes"] = (add_arguments, run, "list every node type with the pack it comes from")

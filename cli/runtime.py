@@ -12,10 +12,10 @@ import yaml
 
 from diffusion.demo import DEMO_FILES, ensure_demo_models
 from engine.folders import Folders, apply_extra_model_paths
-from engine.packs import PackSummary, format_summary, load_packs
+from engine.packs import IMPORT_TIMEOUT, PackSummary, format_summary, load_packs
 from engine.registry import NodeRegistry
 from nodes import register_builtin
-from nodes.environment import NodeEnvironment
+from nodes.shared import node_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +43,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME",
         help="do not load this node pack (repeatable); renaming it NAME.disabled does the same",
+    )
+    parser.add_argument(
+        "--pack-import-timeout",
+        type=float,
+        default=IMPORT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"fail a node pack whose import takes longer (default {IMPORT_TIMEOUT:g}; 0: no limit)",
     )
 
 
@@ -79,7 +86,7 @@ def build_runtime(args: argparse.Namespace) -> Runtime:
     """Folders, then the node environment, then the registry (built-in nodes first, then packs)."""
     folders = build_folders(args)
     write_demo_models(folders, always=bool(getattr(args, "demo_models", False)))
-    env = NodeEnvironment(
+    env = node_environment(
         folders,
         force_cpu=bool(getattr(args, "cpu", False)),
         preview_method=str(getattr(args, "preview_method", None) or "auto"),
@@ -108,7 +115,12 @@ def load_custom_nodes(
     import compat
 
     compat.install(compat.Host(folders=folders, registry=registry, env=env, cpu=getattr(args, "cpu", False)))
-    packs = load_packs(registry, folders.custom_nodes, disabled=set(getattr(args, "disable_pack", ())))
+    packs = load_packs(
+        registry,
+        folders.custom_nodes,
+        disabled=set(getattr(args, "disable_pack", ())),
+        timeout=getattr(args, "pack_import_timeout", IMPORT_TIMEOUT) or None,
+    )
     if packs:
         print(format_summary(packs), file=sys.stderr)
     return packs

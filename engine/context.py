@@ -7,6 +7,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.environment import NodeEnvironment
 from engine.events import EventSink, NodeProgress, NodeWarning, Preview
 
 
@@ -32,7 +33,7 @@ class RunControl:
 class NodeContext:
     """Handed to a node while it runs (as a parameter for native nodes, through `current_context()` for others).
 
-    `env` is the host's environment object (folders, model manager); the engine never looks inside it.
+    `env` is the host's environment (folders, model manager); None only where a test builds a registry without one.
     """
 
     prompt_id: str
@@ -41,7 +42,7 @@ class NodeContext:
     class_type: str
     emit: EventSink
     control: RunControl
-    env: Any = None
+    env: NodeEnvironment | None = None
     prompt: dict[str, Any] | None = None
     extra_pnginfo: Any = None
 

@@ -7,8 +7,9 @@
 Each parameter is an input. Its default declares it: an `Int`/`Float`/`String`/`Boolean`/`Combo` widget, a linked
 `Socket("MODEL")`, a `Hidden("UNIQUE_ID")`, or a plain Python value whose annotation (`int`, `float`, `str`,
 `bool`) gives the widget type. A parameter without a default is a required widget of its annotated type. A
-parameter annotated `NodeContext` receives the running node's context and is not an input. Mistakes raise
-SpecError when the module is imported, naming the node and the parameter.
+parameter annotated `NodeContext` receives the running node's context and is not an input; put it after a bare `*`
+(`def Load(name: str = Combo(...), *, ctx: NodeContext)`) so that it needs no default. Mistakes raise SpecError when
+the module is imported, naming the node and the parameter.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, get_type_hints
 
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.spec import InputKind, InputSpec, NodeSpec, OutputSpec, SpecError
 from engine.types import BOOLEAN, COMBO, FLOAT, INT, STRING
 
-ChoicesSource = Sequence[Any] | Callable[[Any], Sequence[Any]]
+ChoicesSource = Sequence[Any] | Callable[[NodeEnvironment | None], Sequence[Any]]
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Input:
     force_input: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
-    def to_spec(self, name: str, env: Any) -> InputSpec:
+    def to_spec(self, name: str, env: NodeEnvironment | None) -> InputSpec:
         kind: InputKind = "optional" if self.optional else "required"
         return InputSpec(
             name=name,
@@ -62,7 +64,7 @@ class Hidden(Input):
 
     type: str = "UNIQUE_ID"
 
-    def to_spec(self, name: str, env: Any) -> InputSpec:
+    def to_spec(self, name: str, env: NodeEnvironment | None) -> InputSpec:
         return InputSpec(name=name, type=self.type, kind="hidden", hidden=self.type)
 
 
@@ -73,7 +75,7 @@ class _Number(Input):
     step: float | None = None
     control_after_generate: bool = False
 
-    def to_spec(self, name: str, env: Any) -> InputSpec:
+    def to_spec(self, name: str, env: NodeEnvironment | None) -> InputSpec:
         return replace(
             super().to_spec(name, env),
             min=self.min,
@@ -145,10 +147,10 @@ def Boolean(
 class _Combo(Input):
     choices: ChoicesSource = ()
 
-    def resolve_choices(self, env: Any) -> tuple[Any, ...]:
+    def resolve_choices(self, env: NodeEnvironment | None) -> tuple[Any, ...]:
         return tuple(self.choices(env) if callable(self.choices) else self.choices)
 
-    def to_spec(self, name: str, env: Any) -> InputSpec:
+    def to_spec(self, name: str, env: NodeEnvironment | None) -> InputSpec:
         choices = self.resolve_choices(env)
         default = self.default if self.default is not None else (choices[0] if choices else None)
         return InputSpec(
@@ -208,7 +210,9 @@ class NativeNode:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
-    def to_spec(self, env: Any = None, python_module: str = "nodes", pack: str | None = None) -> NodeSpec:
+    def to_spec(
+        self, env: NodeEnvironment | None = None, python_module: str = "nodes", pack: str | None = None
+    ) -> NodeSpec:
         opts = self.options
         inputs = tuple(inp.to_spec(name, env) for name, inp in self.declared.items())
         dynamic = any(isinstance(i, _Combo) and callable(i.choices) for i in self.declared.values())
@@ -256,7 +260,9 @@ class NativeNode:
 ALWAYS = float("nan")
 
 
-def _keyword_hook(hook: Callable[..., Any] | None, always: bool, env: Any) -> Callable[[dict[str, Any]], Any] | None:
+def _keyword_hook(
+    hook: Callable[..., Any] | None, always: bool, env: NodeEnvironment | None
+) -> Callable[[dict[str, Any]], Any] | None:
     """Hooks take the inputs by keyword; one that declares a parameter named `env` also gets the host environment,
     since validation and fingerprints run outside any node context (a loader must find its file to hash it)."""
     if always:

@@ -24,6 +24,7 @@ BUILTIN_MODULES = (
     "nodes.controlnet",
     "nodes.preprocess",
     "nodes.upscale",
+    "nodes.pending_loaders",
 )
 
 

@@ -31,11 +31,11 @@ def ConditioningCombine(conditioning_1: Any = COND, conditioning_2: Any = COND) 
 
 
 @node(category=CATEGORY, outputs=[Out("CONDITIONING")], display_name="Conditioning (Concat)")
-def ConditioningConcat(conditioning_to: Any = COND, conditioning_from: Any = COND, ctx: NodeContext = None) -> tuple:
+def ConditioningConcat(conditioning_to: Any = COND, conditioning_from: Any = COND, *, ctx: NodeContext) -> tuple:
     """Append the first entry of `conditioning_from` to each entry's tokens (one longer prompt, not a blend)."""
     import torch
 
-    if len(conditioning_from) > 1 and ctx is not None:
+    if len(conditioning_from) > 1:
         ctx.warn("ConditioningConcat: conditioning_from has several entries; only the first is used")
     source = conditioning_from[0][0]
     return ([[torch.cat((tensor, source.to(tensor)), dim=1), dict(extras)] for tensor, extras in conditioning_to],)
@@ -46,12 +46,13 @@ def ConditioningAverage(
     conditioning_to: Any = COND,
     conditioning_from: Any = COND,
     conditioning_to_strength: float = Float(1.0, min=0.0, max=1.0, step=0.01),
-    ctx: NodeContext = None,
+    *,
+    ctx: NodeContext,
 ) -> tuple:
     """Weighted average `to * s + from * (1 - s)`, token-wise (shorter is zero-padded) and of the pooled outputs."""
     import torch
 
-    if len(conditioning_from) > 1 and ctx is not None:
+    if len(conditioning_from) > 1:
         ctx.warn("ConditioningAverage: conditioning_from has several entries; only the first is used")
     source, source_extras = conditioning_from[0]
     source_pooled = source_extras.get("pooled_output")

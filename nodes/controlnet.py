@@ -10,8 +10,7 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Out, Socket, node
-from nodes.loaders import model_file
-from nodes.lora import file_input, model_files
+from nodes.shared import file_input, model_file, model_files
 
 COND = Socket("CONDITIONING")
 
@@ -22,7 +21,7 @@ COND = Socket("CONDITIONING")
     display_name="Load ControlNet Model",
     fingerprint=file_input("controlnet", "control_net_name"),
 )
-def ControlNetLoader(control_net_name: str = Combo(model_files("controlnet")), ctx: NodeContext = None) -> tuple:
+def ControlNetLoader(control_net_name: str = Combo(model_files("controlnet")), *, ctx: NodeContext) -> tuple:
     """Load a ControlNet: a single LDM-layout file, or a diffusers folder's weights file next to its config.json."""
     from diffusion.controlnet import load_controlnet
 
@@ -38,7 +37,8 @@ def ControlNetLoader(control_net_name: str = Combo(model_files("controlnet")), c
 def DiffControlNetLoader(
     model: Any = Socket("MODEL"),
     control_net_name: str = Combo(model_files("controlnet")),
-    ctx: NodeContext = None,
+    *,
+    ctx: NodeContext,
 ) -> tuple:
     """Load a difference ControlNet (weights stored relative to the UNet it was trained from), completed with this
     model's UNet weights; a full ControlNet file loads as with ControlNetLoader."""

@@ -12,23 +12,25 @@ import string
 from typing import Any
 
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.native import Combo, Float, Hidden, Int, Out, Socket, String, node
-from nodes.files import OutputWriter, check_input_file, folders_of, input_fingerprint, list_input_files, resolve_input
+from nodes.files import OutputWriter, check_input_file, input_fingerprint, list_input_files, resolve_input
 from nodes.imageio import CHANNELS, encode_png, load_image, load_mask, text_chunks, to_uint8
 from nodes.resize import CROP_MODES, IMAGE_METHODS, upscale_image
+from nodes.shared import folders_of
 
 MAX_RESOLUTION = 16384
 
 
-def _image_path(image: str, env: Any) -> Any:
+def _image_path(image: str, env: NodeEnvironment | None) -> Any:
     return resolve_input(folders_of(env), image)
 
 
-def _image_fingerprint(image: str, env: Any, **_: Any) -> str:
+def _image_fingerprint(image: str, env: NodeEnvironment | None, **_: Any) -> str:
     return input_fingerprint(env, image)
 
 
-def _image_validate(image: str, env: Any) -> bool | str:
+def _image_validate(image: str, env: NodeEnvironment | None) -> bool | str:
     return check_input_file(env, image, "image")
 
 
@@ -61,9 +63,11 @@ def LoadImageMask(
     return load_mask(_image_path(image, ctx.env), channel)
 
 
-def _save(
+def save_images(
     ctx: NodeContext, images: Any, prefix: str, kind: str, prompt: Any, extra_pnginfo: Any, compress_level: int
 ) -> dict[str, Any]:
+    """Write an IMAGE batch as numbered PNGs into the `kind` folder ("output" or "temp"); the node's ui result
+    (also what packs' save helpers return, through compat)."""
     folders = folders_of(ctx.env)
     h, w = images.shape[1], images.shape[2]
     writer = OutputWriter(folders.typed_dir(kind), kind, prefix, width=w, height=h, prompt=prompt)
@@ -89,7 +93,7 @@ def SaveImage(
     extra_pnginfo: Any = Hidden("EXTRA_PNGINFO"),
 ) -> dict[str, Any]:
     """Save PNGs to the output folder as `<prefix>_00001_.png`, never overwriting, with the workflow embedded."""
-    return _save(ctx, images, filename_prefix, "output", prompt, extra_pnginfo, compress_level=4)
+    return save_images(ctx, images, filename_prefix, "output", prompt, extra_pnginfo, compress_level=4)
 
 
 @node(category="image", outputs=[], output_node=True, display_name="Preview Image")
@@ -106,7 +110,7 @@ def PreviewImage(
 def preview_images(ctx: NodeContext, images: Any, prompt: Any, extra_pnginfo: Any) -> dict[str, Any]:
     """Write `images` to the temp folder under a random prefix and report them for display."""
     suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
-    return _save(ctx, images, f"Loom_temp_{suffix}", "temp", prompt, extra_pnginfo, compress_level=1)
+    return save_images(ctx, images, f"Loom_temp_{suffix}", "temp", prompt, extra_pnginfo, compress_level=1)
 
 
 @node(category="image/upscaling", outputs=["IMAGE"], display_name="Upscale Image")

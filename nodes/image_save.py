@@ -16,12 +16,12 @@ from nodes.files import (
     IMAGE_EXTENSIONS,
     OutputWriter,
     check_input_file,
-    folders_of,
     input_fingerprint,
     resolve_input,
 )
 from nodes.imageio import encode_png, load_image, text_chunks, to_uint8
 from nodes.resize import center_crop_to_aspect, upscale
+from nodes.shared import folders_of
 
 IMAGE = Socket("IMAGE")
 WEBP_METHODS = {"default": 4, "fastest": 0, "slowest": 6}

@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.native import Combo, Float, Hidden, Int, Socket, String, node
-from nodes.files import OutputWriter, check_input_file, folders_of, input_fingerprint, list_input_files, resolve_input
+from nodes.files import OutputWriter, check_input_file, input_fingerprint, list_input_files, resolve_input
 from nodes.imageio import text_chunks
 from nodes.resize import CROP_MODES, LATENT_METHODS, match_shape, repeat_to_batch, upscale
+from nodes.shared import folders_of
 
 if TYPE_CHECKING:
     import torch
@@ -257,7 +259,7 @@ def LatentRotate(samples: Latent = Socket("LATENT"), rotation: str = Combo(ROTAT
     return _with(samples, samples=rotate(samples["samples"]), **_mask_like(samples, rotate))
 
 
-def _latent_files(env: Any) -> list[str]:
+def _latent_files(env: NodeEnvironment | None) -> list[str]:
     return list_input_files(env, LATENT_EXTENSIONS)
 
 
@@ -284,15 +286,15 @@ def _empty() -> torch.Tensor:
     return torch.tensor([])
 
 
-def _latent_path(latent: str, env: Any) -> Any:
+def _latent_path(latent: str, env: NodeEnvironment | None) -> Any:
     return resolve_input(folders_of(env), latent)
 
 
-def _latent_fingerprint(latent: str, env: Any) -> str:
+def _latent_fingerprint(latent: str, env: NodeEnvironment | None) -> str:
     return input_fingerprint(env, latent)
 
 
-def _latent_validate(latent: str, env: Any) -> bool | str:
+def _latent_validate(latent: str, env: NodeEnvironment | None) -> bool | str:
     return check_input_file(env, latent, "latent")
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from engine.context import RunControl
 from engine.events import Event, NodeExecuted
+from engine.workflow import Workflow
 from scaleout.transfer import OutputFile, collect_files
 
 MAX_HELD_REPORTED = 4096  # most recently used cache keys a worker reports after a job
@@ -31,7 +32,7 @@ MAX_HELD_REPORTED = 4096  # most recently used cache keys a worker reports after
 @dataclass(frozen=True, slots=True)
 class WorkerJob:
     prompt_id: str
-    prompt: dict[str, Any]
+    workflow: Workflow  # the admitted, converted workflow, as the queue stored it
     outputs: list[str]
     extra_data: dict[str, Any] = field(default_factory=dict)
 
@@ -87,14 +88,12 @@ class LoomWorker:
     # ---- the job ----
 
     def run(self, job: WorkerJob) -> WorkerResult:
-        from engine.workflow import parse_api
-
         with self._cond:
             self._events.clear()
             self._job, self._done, self._control = job.prompt_id, False, RunControl()
         try:
             outcome = self.executor.run(
-                parse_api(job.prompt),
+                job.workflow,
                 outputs=job.outputs,
                 prompt_id=job.prompt_id,
                 emit=self._emit,
@@ -159,11 +158,8 @@ class LoomWorker:
         """`POST /free` on this worker: drop cached outputs, and loaded models when asked."""
         if unload_models or free_memory:
             self.executor.cache.clear()
-        if not unload_models or "torch" not in sys.modules:  # no torch yet: no model was ever loaded here
-            return
-        models = getattr(self.env, "models", None)
-        if hasattr(models, "unload_all"):
-            models.unload_all()
+        if unload_models:
+            self.env.unload_models()
 
     def close(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)

@@ -12,6 +12,8 @@ from aiohttp import web
 from engine.folders import Folders
 from engine.jobs import JobQueue
 from engine.registry import NodeRegistry
+from server.logs import LogRing
+from server.users import UserFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,6 +28,8 @@ class ServerConfig:
     max_image_pixels: int = 8192 * 8192
     web_root: Path = ROOT / "web" / "dist"
     workflows_root: Path = ROOT / "workflows"
+    multi_user: bool = False  # `--multi-user`: the Comfy-User header picks the user folder
+    preview_method: str | None = None  # `--preview-method`; None: previews only to clients that ask for them
 
 
 @dataclass
@@ -39,6 +43,11 @@ class ServerState:
     hub: Any = None  # server.hub.Hub, set by create_app
     packs: Sequence[Any] | None = None  # engine.packs.PackSummary of each pack found; None: packs are disabled
     workers: Any = None  # scaleout.pool.RayWorkerPool with `--workers ray`: its `stats()` joins /system_stats
+    users: UserFiles = field(init=False)
+    logs: LogRing = field(default_factory=LogRing)  # recent log lines while the app runs (server.app attaches it)
+
+    def __post_init__(self) -> None:
+        self.users = UserFiles(self.folders.user, multi_user=self.config.multi_user)
 
     def feature_flags(self) -> dict[str, Any]:
         return {"supports_preview_metadata": False, "max_upload_size": self.config.max_upload_bytes}

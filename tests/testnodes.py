@@ -69,6 +69,20 @@ def TestFail(value: int = Socket("INT")) -> int:
     raise RuntimeError(f"failing on purpose with {value}")
 
 
+ABORTS = {"SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt}
+
+
+@node(category="testing", outputs=["INT"])
+def TestAbort(value: int = Socket("INT"), kind: str = String("SystemExit")) -> int:
+    """Raises a BaseException that is not an Exception (SystemExit, KeyboardInterrupt), as a careless node does."""
+    raise ABORTS[kind](f"aborting with {value}")
+
+
+@node(category="testing", outputs=["INT"])
+async def TestAbortAsync(value: int = Socket("INT"), kind: str = String("SystemExit")) -> int:
+    raise ABORTS[kind](f"aborting with {value}")
+
+
 @node(category="testing", output_node=True)
 def TestSaveImage(ctx: NodeContext, value: int = Socket("INT"), prefix: str = String("test", optional=True)) -> dict:
     """Writes a small PNG whose colour encodes `value` into output/, and shows it."""
@@ -84,3 +98,26 @@ def TestSaveImage(ctx: NodeContext, value: int = Socket("INT"), prefix: str = St
 def TestShow(value: int = Socket("INT")) -> dict:
     """Shows `value` as text: an output node that needs no folders."""
     return {"ui": {"text": [str(value)]}}
+
+
+@node(category="testing", output_node=True)
+def TestBadUi(value: int = Socket("INT")) -> dict:
+    """Shows something JSON cannot hold (bytes): the history must still be written."""
+    return {"ui": {"blob": [str(value).encode()]}}
+
+
+@node(category="testing", output_node=True)
+def TestBigText(value: int = Socket("INT"), size: int = Int(1000, min=0, max=100_000_000)) -> dict:
+    """Shows `size` characters of text: a large history entry."""
+    return {"ui": {"text": [str(value) + "x" * size]}}
+
+
+@node(category="testing", output_node=True)
+def TestWriteOutput(
+    ctx: NodeContext, value: int = Socket("INT"), size: int = Int(1000, min=0, max=100_000_000)
+) -> dict:
+    """Writes `size` bytes into output/ through the output writer the image savers use."""
+    from nodes.files import OutputWriter
+
+    saved = OutputWriter(ctx.env.folders.output, "output", "blob").write(bytes([value % 256]) * size, "bin")
+    return {"ui": {"files": [saved]}}

@@ -9,10 +9,11 @@ import torch
 from PIL import Image
 
 from engine.context import NodeContext, RunControl
+from engine.environment import NodeEnvironment as Env
 from engine.events import NodeProgress
 from engine.registry import NodeRegistry
 from nodes.image_save import _output_images
-from tests.nodes.conftest import Env, Run
+from tests.nodes.conftest import Run
 
 PROMPT = {"1": {"class_type": "SaveAnimatedWEBP", "inputs": {}}}
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine.environment import NodeEnvironment as Env
 from nodes.mask import porter_duff
-from tests.nodes.conftest import Env, Run
+from tests.nodes.conftest import Run
 
 
 def test_solid_invert_threshold(run: Run) -> None:

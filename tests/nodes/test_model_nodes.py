@@ -14,10 +14,11 @@ import nodes
 from cli.runtime import add_common_arguments, build_runtime
 from diffusion.demo import DEMO_NAME, write_demo_checkpoint
 from engine.context import NodeContext, RunControl
+from engine.environment import NodeEnvironment
 from engine.events import NodeProgress, NodeWarning
 from engine.folders import Folders
 from engine.registry import NodeRegistry
-from nodes.environment import NodeEnvironment
+from nodes.shared import node_environment
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def menv(tmp_path_factory: pytest.TempPathFactory) -> NodeEnvironment:
     folders = Folders.under(tmp_path_factory.mktemp("loom"))
     folders.ensure()
     write_demo_checkpoint(folders.model_dirs("checkpoints")[0])
-    return NodeEnvironment(folders, force_cpu=True)
+    return node_environment(folders, force_cpu=True)
 
 
 @pytest.fixture(scope="module")
