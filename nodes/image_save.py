@@ -29,10 +29,15 @@ WEBP_METHODS = {"default": 4, "fastest": 0, "slowest": 6}
 EXIF_FIRST_TAG = 0x0110
 
 
-def _frames(images: Any) -> list[Any]:
+def encode_animation(images: Any, fps: float, fmt: str, **options: Any) -> bytes:
+    """One file holding every image of the batch as a frame (Pillow's `save_all`), `fps` frames a second."""
     from PIL import Image
 
-    return [Image.fromarray(to_uint8(image)) for image in images]
+    frames = [Image.fromarray(to_uint8(image)) for image in images]
+    buffer = io.BytesIO()
+    duration = round(1000.0 / fps)
+    frames[0].save(buffer, format=fmt, save_all=True, append_images=frames[1:], duration=duration, **options)
+    return buffer.getvalue()
 
 
 def _animated_ui(ctx: NodeContext, data: bytes, ext: str, prefix: str, images: Any, prompt: Any) -> dict[str, Any]:
@@ -41,27 +46,14 @@ def _animated_ui(ctx: NodeContext, data: bytes, ext: str, prefix: str, images: A
     return {"ui": {"images": [saved], "animated": [images.shape[0] > 1]}, "result": ()}
 
 
-def encode_webp(images: Any, fps: float, lossless: bool, quality: int, method: int, text: dict[str, str]) -> bytes:
-    """One (animated when the batch has several images) WEBP; `text` goes into EXIF as "key:value" entries."""
+def webp_exif(text: dict[str, str]) -> Any:
+    """The text entries as "key:value" EXIF strings, where the ecosystem's readers look for them."""
     from PIL import Image
 
-    frames = _frames(images)
     exif = Image.Exif()
     for offset, (key, value) in enumerate(text.items()):
         exif[EXIF_FIRST_TAG - offset] = f"{key}:{value}"
-    buffer = io.BytesIO()
-    frames[0].save(
-        buffer,
-        format="WEBP",
-        save_all=True,
-        append_images=frames[1:],
-        duration=round(1000.0 / fps),
-        lossless=lossless,
-        quality=quality,
-        method=method,
-        exif=exif,
-    )
-    return buffer.getvalue()
+    return exif
 
 
 @node(category="image/animation", outputs=[], output_node=True)
@@ -79,30 +71,10 @@ def SaveAnimatedWEBP(
     """Save the batch as one animated WEBP (a frame per image) with the workflow in its EXIF data."""
     if method not in WEBP_METHODS:
         raise ValueError(f"method: unknown {method!r}; expected one of {tuple(WEBP_METHODS)}")
-    text = text_chunks(prompt, extra_pnginfo)
-    data = encode_webp(images, fps, lossless, quality, WEBP_METHODS[method], text)
+    exif = webp_exif(text_chunks(prompt, extra_pnginfo))
+    options = {"lossless": lossless, "quality": quality, "method": WEBP_METHODS[method], "exif": exif}
+    data = encode_animation(images, fps, "WEBP", **options)
     return _animated_ui(ctx, data, "webp", filename_prefix, images, prompt)
-
-
-def encode_apng(images: Any, fps: float, compress_level: int, text: dict[str, str]) -> bytes:
-    """An animated PNG (a frame per image) with the text chunks."""
-    from PIL import PngImagePlugin
-
-    frames = _frames(images)
-    info = PngImagePlugin.PngInfo()
-    for key, value in text.items():
-        info.add_text(key, value)
-    buffer = io.BytesIO()
-    frames[0].save(
-        buffer,
-        format="PNG",
-        save_all=True,
-        append_images=frames[1:],
-        duration=round(1000.0 / fps),
-        compress_level=compress_level,
-        pnginfo=info,
-    )
-    return buffer.getvalue()
 
 
 @node(category="image/animation", outputs=[], output_node=True)
@@ -116,7 +88,12 @@ def SaveAnimatedPNG(
     extra_pnginfo: Any = Hidden("EXTRA_PNGINFO"),
 ) -> dict[str, Any]:
     """Save the batch as one animated PNG with the workflow in its text chunks."""
-    data = encode_apng(images, fps, compress_level, text_chunks(prompt, extra_pnginfo))
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in text_chunks(prompt, extra_pnginfo).items():
+        info.add_text(key, value)
+    data = encode_animation(images, fps, "PNG", compress_level=compress_level, pnginfo=info)
     return _animated_ui(ctx, data, "png", filename_prefix, images, prompt)
 
 
