@@ -98,3 +98,10 @@ def TestSaveImage(ctx: NodeContext, value: int = Socket("INT"), prefix: str = St
 def TestShow(value: int = Socket("INT")) -> dict:
     """Shows `value` as text: an output node that needs no folders."""
     return {"ui": {"text": [str(value)]}}
+
+
+@node(category="testing", outputs=["INT"])
+def TestTalk(ctx: NodeContext, value: int = Socket("INT"), says: str = String("working")) -> int:
+    """Reports `says` as text on itself, then passes `value` on."""
+    ctx.text(f"{says} on {value}")
+    return value
