@@ -105,3 +105,26 @@ def TestTalk(ctx: NodeContext, value: int = Socket("INT"), says: str = String("w
     """Reports `says` as text on itself, then passes `value` on."""
     ctx.text(f"{says} on {value}")
     return value
+
+
+@node(category="testing", output_node=True)
+def TestBadUi(value: int = Socket("INT")) -> dict:
+    """Shows something JSON cannot hold (bytes): the history must still be written."""
+    return {"ui": {"blob": [str(value).encode()]}}
+
+
+@node(category="testing", output_node=True)
+def TestBigText(value: int = Socket("INT"), size: int = Int(1000, min=0, max=100_000_000)) -> dict:
+    """Shows `size` characters of text: a large history entry."""
+    return {"ui": {"text": [str(value) + "x" * size]}}
+
+
+@node(category="testing", output_node=True)
+def TestWriteOutput(
+    ctx: NodeContext, value: int = Socket("INT"), size: int = Int(1000, min=0, max=100_000_000)
+) -> dict:
+    """Writes `size` bytes into output/ through the output writer the image savers use."""
+    from nodes.files import OutputWriter
+
+    saved = OutputWriter(ctx.env.folders.output, "output", "blob").write(bytes([value % 256]) * size, "bin")
+    return {"ui": {"files": [saved]}}
