@@ -12,10 +12,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from cli.commands import COMMANDS
-from cli.runtime import add_common_arguments, build_runtime
+from cli.runtime import add_common_arguments, runtime_settings
 from cli.workflow_args import add_file_argument, add_workflow_arguments, load_from_args, print_problems
 from engine.context import RunControl
+from engine.environment import NodeEnvironment
 from engine.events import (
     Event,
     JobFailed,
@@ -31,6 +31,7 @@ from engine.registry import NodeRegistry
 from engine.validate import validate
 from engine.workflow import Workflow, WorkflowError, parse_api
 from formats.problems import Problem
+from runtime.build import build_runtime
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    runtime = build_runtime(args)
+    runtime = build_runtime(runtime_settings(args))
     try:
         loaded = load_from_args(args, runtime)
         workflow = parse_api(loaded.api)
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 def run_workflow(
     workflow: Workflow,
     registry: NodeRegistry,
-    env: Any = None,
+    env: NodeEnvironment | None = None,
     *,
     folders: Folders | None = None,
     out: TextIO | None = None,
@@ -226,6 +227,3 @@ class ProgressPrinter:
                 self.out.write("\n")
                 self.bar_open = False
             self.out.flush()
-
-
-COMMANDS["run"] = (add_arguments, run, "validate and run a workflow file without a server")
