@@ -24,6 +24,7 @@ from engine.jobs import JobQueue
 from engine.store import Store
 from runtime.build import build_executor, build_runtime
 from scaleout.pool import PoolConfig, RayWorkerPool, code_runtime_env
+from server.wire import history_messages
 from tests.scaleout.conftest import CHECKPOINTS, farm_args, tiny_workflow
 
 JOBS = 40
@@ -60,7 +61,7 @@ class Watch:
 
 def queue_for(runner: Any, env: Any, tmp: Path, workers: int) -> tuple[JobQueue, Watch]:
     store = Store(tmp / f"bench-{time.monotonic_ns()}.db")
-    queue = JobQueue(store, runner, env, workers=workers)
+    queue = JobQueue(store, runner, history_messages, env, workers=workers)
     watch = Watch()
     queue.add_listener(watch)
     queue.start()
@@ -70,7 +71,7 @@ def queue_for(runner: Any, env: Any, tmp: Path, workers: int) -> tuple[JobQueue,
 def throughput(queue: JobQueue, watch: Watch, tag: str) -> float:
     start = time.perf_counter()
     ids = [
-        queue.submit(tiny_workflow(CHECKPOINTS[i % 3], f"{tag} {i}", f"bench_{tag}"), ["4"]).prompt_id
+        queue.accept(tiny_workflow(CHECKPOINTS[i % 3], f"{tag} {i}", f"bench_{tag}"))[0].prompt_id
         for i in range(JOBS)
     ]
     watch.wait(ids)
@@ -81,7 +82,7 @@ def first_event_ms(queue: JobQueue, watch: Watch, tag: str) -> float:
     samples = []
     for i in range(LATENCY_SAMPLES):
         start = time.perf_counter()
-        pid = queue.submit(tiny_workflow("a.safetensors", f"{tag} lat {i}", f"lat_{tag}"), ["4"]).prompt_id
+        pid = queue.accept(tiny_workflow("a.safetensors", f"{tag} lat {i}", f"lat_{tag}"))[0].prompt_id
         watch.wait([pid])
         samples.append((watch.first[pid] - start) * 1000)
     return statistics.median(samples)
@@ -94,7 +95,7 @@ def warm_share(pool: RayWorkerPool, env: Any, tmp: Path) -> float:
     rng = random.Random(7)
     ids = []
     for i in range(STREAM):
-        pid = queue.submit(tiny_workflow(rng.choice(CHECKPOINTS), f"stream {i}", "stream"), ["4"]).prompt_id
+        pid = queue.accept(tiny_workflow(rng.choice(CHECKPOINTS), f"stream {i}", "stream"))[0].prompt_id
         watch.wait([pid])
         ids.append(pid)
     queue.stop()

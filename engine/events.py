@@ -77,7 +77,7 @@ class JobFailed:
     exception_type: str
     traceback: tuple[str, ...]
     current_inputs: Mapping[str, Any]
-    current_outputs: Mapping[str, Any]
+    current_outputs: tuple[str, ...]  # the nodes whose outputs were known when it failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +99,7 @@ Event = (
     | JobFailed
     | JobInterrupted
 )
+JOB_ENDS = (JobSucceeded, JobFailed, JobInterrupted)  # the last event of every job
 EventSink = Callable[[Event], None]
 
 

@@ -560,11 +560,6 @@ class _Job:
             exc = exc.__cause__
         node = self.nodes.get(node_id)
         inputs = {k: summarise(v) for k, v in (kwargs or {}).items() if k != "__context__"}
-        upstream: dict[str, Any] = {}
-        if node is not None:
-            for value in node.inputs.values():
-                if type(value) is Link and value.node in self.results:
-                    upstream[value.node] = [summarise(v) for v in self.results[value.node]]
         lines = [line for chunk in traceback.format_exception(exc) for line in chunk.splitlines()]
         event = JobFailed(
             prompt_id=self.prompt_id,
@@ -575,7 +570,7 @@ class _Job:
             exception_type=exc_type or type(exc).__name__,
             traceback=tuple(lines),
             current_inputs=inputs,
-            current_outputs=upstream,
+            current_outputs=tuple(self.results),
         )
         return _Failed(event)
 

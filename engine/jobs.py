@@ -13,24 +13,17 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.admit import Admission, admit
 from engine.context import RunControl
 from engine.environment import NodeEnvironment
-from engine.events import (
-    Event,
-    JobFailed,
-    JobInterrupted,
-    JobStarted,
-    JobSucceeded,
-    NodeExecuted,
-    NodeExecuting,
-    NodesCached,
-)
+from engine.events import JOB_ENDS, Event, JobFailed, NodeExecuted, NodeExecuting
+from engine.registry import NodeRegistry
 from engine.store import Job, Store
-from engine.workflow import parse_api
+from engine.workflow import Workflow
 
 log = logging.getLogger("loom.jobs")
 
@@ -45,10 +38,11 @@ class Runner(Protocol):
     """What the queue needs of engine.executor.Executor."""
 
     cache: Any
+    registry: NodeRegistry
 
     def run(
         self,
-        workflow: Any,
+        workflow: Workflow,
         *,
         outputs: Sequence[str],
         prompt_id: str,
@@ -56,6 +50,11 @@ class Runner(Protocol):
         control: RunControl | None = None,
         extra_data: Mapping[str, Any] | None = None,
     ) -> Any: ...
+
+
+# The `[type, data]` pairs an event adds to its history entry's `status.messages`: the wire protocol's mapping,
+# handed in by whoever hosts the queue (server.wire.history_messages), so the history says what clients were sent.
+HistoryMessages = Callable[[Event], Sequence[list[Any]]]
 
 
 class JobListener(Protocol):
@@ -84,43 +83,21 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def status_message(event: Event) -> tuple[str, dict[str, Any]] | None:
-    """The job-level events in the wire protocol's shape; these are also the history entry's status messages."""
-    ts = now_ms()
-    if isinstance(event, JobStarted):
-        return "execution_start", {"prompt_id": event.prompt_id, "timestamp": ts}
-    if isinstance(event, NodesCached):
-        return "execution_cached", {"nodes": list(event.nodes), "prompt_id": event.prompt_id, "timestamp": ts}
-    if isinstance(event, JobSucceeded):
-        return "execution_success", {"prompt_id": event.prompt_id, "timestamp": ts}
-    if isinstance(event, JobFailed | JobInterrupted):
-        where = {
-            "prompt_id": event.prompt_id,
-            "node_id": event.node_id,
-            "node_type": event.node_type,
-            "executed": list(event.executed),
-        }
-        if isinstance(event, JobInterrupted):
-            return "execution_interrupted", {**where, "timestamp": ts}
-        return "execution_error", {
-            **where,
-            "exception_message": event.exception_message,
-            "exception_type": event.exception_type,
-            "traceback": list(event.traceback),
-            "current_inputs": dict(event.current_inputs),
-            "current_outputs": dict(event.current_outputs),
-            "timestamp": ts,
-        }
-    return None
-
-
 class JobQueue:
     """Queue operations (thread-safe) plus the worker thread that drains the queue."""
 
-    def __init__(self, store: Store, executor: Runner, env: NodeEnvironment | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        store: Store,
+        executor: Runner,
+        history_messages: HistoryMessages,
+        env: NodeEnvironment | None = None,
+        workers: int = 1,
+    ) -> None:
         """`workers` job threads run jobs at once (more than one only for a runner that spreads them, such as the
         Ray worker pool); each takes the oldest pending job."""
         self.store = store
+        self.history_messages = history_messages
         self.executor = executor
         self.env = env
         self.workers = max(1, workers)
@@ -162,7 +139,7 @@ class JobQueue:
                     job.prompt_id, "Loom stopped while running this job, twice; not retried again", "ProcessDied"
                 )
                 running = Running(job, RunControl())
-                running.messages.append(list(status_message(failed) or ()))
+                running.messages.extend(self.history_messages(failed))
                 self.store.finish(job.prompt_id, self._entry(running, "error", started=job.queued_at))
             else:
                 log.warning("job %s was running when Loom stopped; it runs again", job.prompt_id)
@@ -170,9 +147,34 @@ class JobQueue:
 
     # ---- queue operations ----
 
+    def accept(
+        self,
+        prompt: Workflow | Mapping[str, Any],
+        *,
+        targets: Sequence[str] | None = None,
+        prompt_id: str | None = None,
+        client_id: str | None = None,
+        extra_data: Mapping[str, Any] | None = None,
+        front: bool = False,
+        number: float | None = None,
+    ) -> tuple[Job, Admission]:
+        """Accept a job: parse, validate and convert it (engine.admit), then queue the converted workflow with the
+        outputs that passed. Raises WorkflowError, Rejected (no valid output) or DuplicateJob."""
+        admission = admit(prompt, self.executor.registry, targets, extra_data)
+        job = self.submit(
+            admission.workflow,
+            admission.outputs,
+            prompt_id=prompt_id,
+            client_id=client_id,
+            extra_data=extra_data,
+            front=front,
+            number=number,
+        )
+        return job, admission
+
     def submit(
         self,
-        prompt: dict[str, Any],
+        workflow: Workflow,
         outputs: Sequence[str],
         *,
         prompt_id: str | None = None,
@@ -181,11 +183,11 @@ class JobQueue:
         front: bool = False,
         number: float | None = None,
     ) -> Job:
-        """Commit a job to the store (it survives a crash from here on) and wake the worker."""
+        """Commit an admitted workflow to the store (it survives a crash from here on) and wake the worker."""
         job = Job(
             prompt_id=prompt_id or str(uuid.uuid4()),
             number=0,
-            prompt=prompt,
+            workflow=workflow,
             extra_data=dict(extra_data or {}),
             outputs=list(outputs),
             client_id=client_id,
@@ -304,18 +306,19 @@ class JobQueue:
         started = time.time()
         self._queue_changed()
 
+        endings: list[Event] = []
+
         def emit(event: Event) -> None:
             self._record(running, event)
-            for listener in self._listeners:
-                try:
-                    listener.job_event(job.client_id, event)
-                except Exception:
-                    log.exception("a job listener failed")
+            if isinstance(event, JOB_ENDS):  # sent once the history entry is written: clients fetch it on seeing it
+                endings.append(event)
+            else:
+                self._tell(job.client_id, event)
 
         status = "error"
         try:
             outcome = self.executor.run(
-                parse_api(job.prompt),
+                job.workflow,
                 outputs=job.outputs,
                 prompt_id=job.prompt_id,
                 emit=emit,
@@ -338,7 +341,16 @@ class JobQueue:
             self.store.requeue(job.prompt_id, undo_attempt=True)  # shutting down: it runs on the next start
             return
         self.store.finish(job.prompt_id, self._entry(running, status, started=started))
+        for event in endings:
+            self._tell(job.client_id, event)
         self._queue_changed()
+
+    def _tell(self, client_id: str | None, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener.job_event(client_id, event)
+            except Exception:
+                log.exception("a job listener failed")
 
     def _lost(self, running: Running, exc: WorkerLost, started: float) -> None:
         """The worker running the job died: run it once more (the retry shows in its history entry), or record an
@@ -351,19 +363,13 @@ class JobQueue:
         else:
             log.error("job %s: %s, on its retry; recording an error", job.prompt_id, exc)
             failed = _failure(job.prompt_id, f"{exc}; not retried again", "WorkerLost", running.node)
-            running.messages.append(list(status_message(failed) or ()))
-            for listener in self._listeners:
-                try:
-                    listener.job_event(job.client_id, failed)
-                except Exception:
-                    log.exception("a job listener failed")
+            running.messages.extend(self.history_messages(failed))
             self.store.finish(job.prompt_id, self._entry(running, "error", started=started))
+            self._tell(job.client_id, failed)
         self._queue_changed()
 
     def _record(self, running: Running, event: Event) -> None:
-        message = status_message(event)
-        if message is not None:
-            running.messages.append(list(message))
+        running.messages.extend(self.history_messages(event))
         if isinstance(event, NodeExecuting):
             running.node, running.display_node = event.node, event.display_node
         elif isinstance(event, NodeExecuted):
@@ -409,5 +415,5 @@ def _failure(
         exception_type=kind,
         traceback=tuple(trace),
         current_inputs={},
-        current_outputs={},
+        current_outputs=(),
     )

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.workflow import Workflow, parse_api
+
 JobState = Literal["pending", "running"]
 log = logging.getLogger("loom.store")
 
@@ -63,11 +65,12 @@ class DatabaseFault(StoreUnavailable):
 
 @dataclass
 class Job:
-    """A queued job. `number` orders the queue (lowest first); `attempts` counts the runs started so far."""
+    """A queued job. `number` orders the queue (lowest first); `attempts` counts the runs started so far.
+    `workflow` is the validated, converted workflow: what runs is what was validated."""
 
     prompt_id: str
     number: float
-    prompt: dict[str, Any]
+    workflow: Workflow
     extra_data: dict[str, Any] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     client_id: str | None = None
@@ -77,7 +80,7 @@ class Job:
 
     def item(self) -> list[Any]:
         """The API's queue item: [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
-        return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
+        return [self.number, self.prompt_id, self.workflow.to_api(), self.extra_data, self.outputs]
 
 
 class Store:
@@ -163,7 +166,7 @@ class Store:
                     job.prompt_id,
                     job.number,
                     counter,
-                    json.dumps(job.prompt),
+                    json.dumps(job.workflow.to_api()),
                     json.dumps(job.extra_data),
                     json.dumps(job.outputs),
                     job.client_id,
@@ -277,7 +280,7 @@ def _job(row: Sequence[Any]) -> Job:
     return Job(
         prompt_id=prompt_id,
         number=int(number) if float(number).is_integer() else number,
-        prompt=json.loads(prompt),
+        workflow=parse_api(json.loads(prompt)),
         extra_data=json.loads(extra_data),
         outputs=json.loads(outputs),
         client_id=client_id,

@@ -56,9 +56,11 @@ def LoadImageMask(
     return load_mask(_image_path(image, ctx.env), channel)
 
 
-def _save(
+def save_images(
     ctx: NodeContext, images: Any, prefix: str, kind: str, prompt: Any, extra_pnginfo: Any, compress_level: int
 ) -> dict[str, Any]:
+    """Write an IMAGE batch as numbered PNGs into the `kind` folder ("output" or "temp"); the node's ui result
+    (also what packs' save helpers return, through compat)."""
     folders = folders_of(ctx.env)
     h, w = images.shape[1], images.shape[2]
     writer = OutputWriter(folders.typed_dir(kind), kind, prefix, width=w, height=h, prompt=prompt)
@@ -84,7 +86,7 @@ def SaveImage(
     extra_pnginfo: Any = Hidden("EXTRA_PNGINFO"),
 ) -> dict[str, Any]:
     """Save PNGs to the output folder as `<prefix>_00001_.png`, never overwriting, with the workflow embedded."""
-    return _save(ctx, images, filename_prefix, "output", prompt, extra_pnginfo, compress_level=4)
+    return save_images(ctx, images, filename_prefix, "output", prompt, extra_pnginfo, compress_level=4)
 
 
 @node(category="image", outputs=[], output_node=True)
@@ -96,7 +98,7 @@ def PreviewImage(
 ) -> dict[str, Any]:
     """Show images without keeping them: written to the temp folder, not the output folder."""
     suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
-    return _save(ctx, images, f"Loom_temp_{suffix}", "temp", prompt, extra_pnginfo, compress_level=1)
+    return save_images(ctx, images, f"Loom_temp_{suffix}", "temp", prompt, extra_pnginfo, compress_level=1)
 
 
 @node(category="image/upscaling", outputs=["IMAGE"])

@@ -14,7 +14,7 @@ from engine.cache import OutputCache
 from engine.environment import NodeEnvironment
 from engine.executor import Executor
 from engine.folders import Folders, apply_extra_model_paths
-from engine.jobs import JobQueue, Runner
+from engine.jobs import HistoryMessages, JobQueue, Runner
 from engine.packs import PackSummary, format_summary, load_packs
 from engine.registry import NodeRegistry
 from engine.store import Store
@@ -107,6 +107,10 @@ def build_executor(runtime: Runtime) -> Executor:
     return Executor(runtime.registry, cache=output_cache(runtime.settings), env=runtime.env)
 
 
-def build_job_queue(runtime: Runtime, store: Store, runner: Runner | None = None, workers: int = 1) -> JobQueue:
-    """The persistent queue over `store`, running jobs on `runner` (by default an executor in this process)."""
-    return JobQueue(store, runner if runner is not None else build_executor(runtime), runtime.env, workers=workers)
+def build_job_queue(
+    runtime: Runtime, store: Store, history_messages: HistoryMessages, runner: Runner | None = None, workers: int = 1
+) -> JobQueue:
+    """The persistent queue over `store`, running jobs on `runner` (by default an executor in this process);
+    `history_messages` is the front end's mapping of a job's events to the messages its history entry keeps."""
+    runner = runner if runner is not None else build_executor(runtime)
+    return JobQueue(store, runner, history_messages, runtime.env, workers=workers)

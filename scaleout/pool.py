@@ -185,7 +185,7 @@ class RayWorkerPool:
         if slot is None:
             emit(JobInterrupted(prompt_id, None, None, ()))
             return RunOutcome("interrupted", {}, (), ())
-        job = WorkerJob(prompt_id, workflow.to_api(), list(outputs), dict(extra_data or {}))
+        job = WorkerJob(prompt_id, workflow, list(outputs), dict(extra_data or {}))
         result: WorkerResult | None = None
         # The job's last event waits until the worker is idle again: a client that queues its next job on seeing
         # it must find the warm worker free, or affinity would send that job elsewhere.

@@ -21,6 +21,7 @@ from typing import Any
 
 from engine.context import RunControl
 from engine.events import Event, NodeExecuted
+from engine.workflow import Workflow
 from runtime.settings import ROOT, RuntimeSettings
 from scaleout.transfer import OutputFile, collect_files
 
@@ -30,7 +31,7 @@ MAX_HELD_REPORTED = 4096  # most recently used cache keys a worker reports after
 @dataclass(frozen=True, slots=True)
 class WorkerJob:
     prompt_id: str
-    prompt: dict[str, Any]
+    workflow: Workflow  # the admitted, converted workflow, as the queue stored it
     outputs: list[str]
     extra_data: dict[str, Any] = field(default_factory=dict)
 
@@ -85,14 +86,12 @@ class LoomWorker:
     # ---- the job ----
 
     def run(self, job: WorkerJob) -> WorkerResult:
-        from engine.workflow import parse_api
-
         with self._cond:
             self._events.clear()
             self._job, self._done, self._control = job.prompt_id, False, RunControl()
         try:
             outcome = self.executor.run(
-                parse_api(job.prompt),
+                job.workflow,
                 outputs=job.outputs,
                 prompt_id=job.prompt_id,
                 emit=self._emit,

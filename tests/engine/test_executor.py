@@ -138,7 +138,7 @@ def test_failing_node_then_fixed_reruns_only_it_and_downstream(lab: Lab) -> None
     assert err is not None and err.node_id == "2" and err.node_type == "Boom"
     assert err.exception_type == "ValueError" and err.exception_message == "boom bad"
     assert any("boom bad" in line for line in err.traceback) and err.executed == ("1",)
-    assert err.current_inputs == {"a": 4, "tag": "bad"} and err.current_outputs == {"1": [4]}
+    assert err.current_inputs == {"a": 4, "tag": "bad"} and err.current_outputs == ("1",)
     assert not any(isinstance(e, JobSucceeded) for e in events)
     lab.fail.clear()
     lab.calls.clear()

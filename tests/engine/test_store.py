@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from engine.store import DatabaseFault, DatabaseInUse, DuplicateJob, Job, Store
+from engine.workflow import parse_api
 
 
 def job(pid: str) -> Job:
-    return Job(prompt_id=pid, number=0, prompt={"1": {"class_type": "X", "inputs": {}}}, outputs=["1"])
+    return Job(prompt_id=pid, number=0, workflow=parse_api({"1": {"class_type": "X", "inputs": {}}}), outputs=["1"])
 
 
 def test_numbers_front_and_explicit_order(tmp_path: Path) -> None:

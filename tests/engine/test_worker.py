@@ -11,6 +11,7 @@ import pytest
 
 from engine.events import Event
 from engine.jobs import JobQueue
+from engine.workflow import parse_api
 from tests.engine.test_jobs import flow, make_queue
 from tests.polling import wait_for
 
@@ -36,8 +37,8 @@ def test_a_nodes_base_exception_is_a_job_error(tmp_path: Path, kind: str, node: 
     q, _ = make_queue(tmp_path)
     q.start()
     try:
-        bad = q.submit(aborting(kind, node), ["3"])
-        good = q.submit(flow(3), ["3"])
+        bad = q.submit(parse_api(aborting(kind, node)), ["3"])
+        good = q.submit(parse_api(flow(3)), ["3"])
         entry = finished(q, bad.prompt_id)
         assert entry["status"]["status_str"] == "error"
         error = entry["status"]["messages"][-1]
@@ -69,14 +70,14 @@ def test_a_dead_worker_loop_restarts_and_a_job_that_killed_it_twice_fails(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     q, _ = make_queue(tmp_path)
-    poisoned = q.submit(flow(1), ["3"])
+    poisoned = q.submit(parse_api(flow(1)), ["3"])
     killer = Killer(q, poisoned.prompt_id)
     q.add_listener(killer)
     with caplog.at_level(logging.CRITICAL, logger="loom.jobs"):
         q.start()
         try:
             entry = finished(q, poisoned.prompt_id)
-            after = q.submit(flow(2), ["3"])
+            after = q.submit(parse_api(flow(2)), ["3"])
             assert finished(q, after.prompt_id)["status"]["completed"]  # the restarted worker runs the next job
         finally:
             q.stop()

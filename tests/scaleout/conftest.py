@@ -22,6 +22,7 @@ from engine.store import Store
 from runtime.build import Runtime, build_runtime
 from server.app import create_app
 from server.state import ServerConfig, ServerState
+from server.wire import history_messages
 
 PACKS = Path(__file__).resolve().parent / "packs"
 CHECKPOINTS = ("a.safetensors", "b.safetensors", "c.safetensors")
@@ -110,7 +111,7 @@ async def server(farm: Farm, tmp_path: Path) -> AsyncIterator[Server]:
     """A real server on a loopback port; its queue runs two jobs at once on the farm's pool."""
     farm.pool.free(unload_models=True, free_memory=True)  # every test starts from cold workers
     runtime = farm.runtime
-    jobs = JobQueue(Store(tmp_path / "loom.db"), farm.pool, runtime.env, workers=farm.pool.size)
+    jobs = JobQueue(Store(tmp_path / "loom.db"), farm.pool, history_messages, runtime.env, workers=farm.pool.size)
     config = replace(ServerConfig(), web_root=tmp_path / "no-web")
     state = ServerState(config, runtime.registry, runtime.folders, jobs, runtime.env)
     state.workers = farm.pool

@@ -23,6 +23,7 @@ from engine.registry import NodeRegistry
 from engine.store import Store
 from server.app import create_app
 from server.state import ServerConfig, ServerState
+from server.wire import history_messages
 
 
 @dataclass
@@ -54,7 +55,7 @@ def build_state(tmp: Path, **config: Any) -> ServerState:
     store = Store(tmp / "user" / "loom.db")
     executor = Executor(registry, env=env)
     cfg = replace(ServerConfig(), **{"web_root": tmp / "no-web", **config})
-    return ServerState(cfg, registry, folders, JobQueue(store, executor, env), env)
+    return ServerState(cfg, registry, folders, JobQueue(store, executor, history_messages, env), env)
 
 
 async def start(state: ServerState) -> tuple[web.AppRunner, str]:
