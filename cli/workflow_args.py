@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from cli.runtime import Runtime
 from diffusion.demo import DEMO_FILES
 from formats.problems import Problem
 from formats.workflow_files import LoadedWorkflow, load_workflow, parse_model_map
+from runtime.build import Runtime
 
 
 def add_file_argument(parser: argparse.ArgumentParser) -> None:

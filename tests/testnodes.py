@@ -64,6 +64,15 @@ def TestWaitFile(
     return value
 
 
+@node(category="testing", outputs=["INT"], output_node=True)
+def TestWaitDeaf(value: int = Socket("INT"), path: str = String("")) -> dict:
+    """Waits until `path` exists without ever looking at the interrupt flag, as many nodes do; an output node, so
+    it can be the last one to run."""
+    while not Path(path).exists():
+        time.sleep(0.02)
+    return {"ui": {"text": [str(value)]}, "result": (value,)}
+
+
 @node(category="testing", outputs=["INT"])
 def TestFail(value: int = Socket("INT")) -> int:
     raise RuntimeError(f"failing on purpose with {value}")
@@ -98,6 +107,13 @@ def TestSaveImage(ctx: NodeContext, value: int = Socket("INT"), prefix: str = St
 def TestShow(value: int = Socket("INT")) -> dict:
     """Shows `value` as text: an output node that needs no folders."""
     return {"ui": {"text": [str(value)]}}
+
+
+@node(category="testing", outputs=["INT"])
+def TestTalk(ctx: NodeContext, value: int = Socket("INT"), says: str = String("working")) -> int:
+    """Reports `says` as text on itself, then passes `value` on."""
+    ctx.text(f"{says} on {value}")
+    return value
 
 
 @node(category="testing", output_node=True)
