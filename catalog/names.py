@@ -13,7 +13,8 @@ from catalog.resolve import AmbiguousModelName, Resolved, resolve_model_name
 from engine.folders import MODEL_EXTENSIONS
 from engine.registry import NodeRegistry
 from engine.types import COMBO
-from formats.workflow_files import model_folder
+from formats.problems import MISSING_MODEL, Problem
+from formats.workflow_files import ModelResolver, model_folder
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +102,30 @@ def resolve_models(
                 out[node_id]["inputs"] = {**out[node_id].get("inputs", {}), inp.name: found.name}
                 result.renames.append(ModelRename(str(node_id), class_type, inp.name, found))
     return result
+
+
+def describe(node_id: str, class_type: str, input_name: str) -> str:
+    return f"node {node_id} ({class_type}) {input_name}"
+
+
+def file_resolver(registry: NodeRegistry, index: ModelIndex | None) -> ModelResolver:
+    """The resolver `formats.workflow_files.load_workflow` takes, for the CLI: it hashes unhashed files when a
+    workflow gives a hash, since a one-off run has no background hasher to wait for."""
+
+    def resolve(api: dict[str, Any], hashes: Mapping[str, str]) -> tuple[dict[str, Any], list[str], list[Problem]]:
+        result = resolve_models(api, registry, hashes=hashes, index=index, hash_now=True)
+        notes = [f"{describe(r.node_id, r.class_type, r.input_name)}: {r.message()}" for r in result.renames]
+        problems = [
+            Problem(
+                MISSING_MODEL,
+                f"{describe(a.node_id, a.class_type, a.input_name)}: {a.error}",
+                node_id=a.node_id,
+                class_type=a.class_type,
+                input_name=a.input_name,
+                value=a.error.original,
+            )
+            for a in result.ambiguous
+        ]
+        return result.api, notes, problems
+
+    return resolve

@@ -31,6 +31,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extra-model-paths-config", type=Path, action="append", default=[], metavar="YAML")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     parser.add_argument(
+        "--strict-model-names",
+        action="store_true",
+        help="use model file names exactly as a workflow gives them (no separator, subfolder, extension or hash "
+        "matching)",
+    )
+    parser.add_argument(
         "--disable-all-custom-nodes",
         "--disable-custom-nodes",
         dest="disable_custom_nodes",
