@@ -21,6 +21,9 @@ MODEL_FOLDERS = (
     "upscale_models",
     "clip",
     "diffusion_models",
+    "clip_vision",
+    "style_models",
+    "gligen",
 )
 MODEL_EXTENSIONS = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"})
 FOLDER_ALIASES = {"unet": "diffusion_models", "text_encoders": "clip", "t2i_adapter": "controlnet"}

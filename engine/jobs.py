@@ -21,6 +21,7 @@ from engine.admit import Admission, admit
 from engine.context import RunControl
 from engine.environment import NodeEnvironment
 from engine.events import JOB_ENDS, Event, JobFailed, NodeExecuted, NodeExecuting
+from engine.recording import HistoryWriter
 from engine.registry import NodeRegistry
 from engine.store import Job, Store
 from engine.workflow import Workflow
@@ -98,6 +99,7 @@ class JobQueue:
         Ray worker pool); each takes the oldest pending job."""
         self.store = store
         self.history_messages = history_messages
+        self.history = HistoryWriter(store, self._error_messages)
         self.executor = executor
         self.env = env
         self.workers = max(1, workers)
@@ -132,6 +134,7 @@ class JobQueue:
             thread.join(timeout)
 
     def resume(self) -> None:
+        self.history.resume()
         for job in self.store.running_jobs():
             if job.attempts >= MAX_ATTEMPTS:
                 log.error("job %s: Loom stopped while retrying it; recording an error", job.prompt_id)
@@ -140,7 +143,7 @@ class JobQueue:
                 )
                 running = Running(job, RunControl())
                 running.messages.extend(self.history_messages(failed))
-                self.store.finish(job.prompt_id, self._entry(running, "error", started=job.queued_at))
+                self.history.write(job, self._entry(running, "error", started=job.queued_at))
             else:
                 log.warning("job %s was running when Loom stopped; it runs again", job.prompt_id)
                 self.store.requeue(job.prompt_id)
@@ -275,6 +278,7 @@ class JobQueue:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
+                self.history.flush()
                 self._apply_free()
                 with self._lock:  # taken and made interruptible in one step: /queue never shows it uninterruptible
                     job = self.store.start_next()
@@ -340,7 +344,7 @@ class JobQueue:
         if self._stopping.is_set() and status == "interrupted":
             self.store.requeue(job.prompt_id, undo_attempt=True)  # shutting down: it runs on the next start
             return
-        self.store.finish(job.prompt_id, self._entry(running, status, started=started))
+        self.history.write(job, self._entry(running, status, started=started))
         for event in endings:
             self._tell(job.client_id, event)
         self._queue_changed()
@@ -364,9 +368,12 @@ class JobQueue:
             log.error("job %s: %s, on its retry; recording an error", job.prompt_id, exc)
             failed = _failure(job.prompt_id, f"{exc}; not retried again", "WorkerLost", running.node)
             running.messages.extend(self.history_messages(failed))
-            self.store.finish(job.prompt_id, self._entry(running, "error", started=started))
+            self.history.write(job, self._entry(running, "error", started=started))
             self._tell(job.client_id, failed)
         self._queue_changed()
+
+    def _error_messages(self, prompt_id: str, message: str, kind: str) -> list[list[Any]]:
+        return list(self.history_messages(_failure(prompt_id, message, kind)))
 
     def _record(self, running: Running, event: Event) -> None:
         running.messages.extend(self.history_messages(event))

@@ -14,6 +14,7 @@ from engine.events import Event
 from server.wire import WireMessage, executing, wire_messages
 
 PREVIEW_IMAGE = 1
+PREVIEW = "preview"  # the Frame.type of binary previews: only clients that ask for them get them (server.hub)
 IMAGE_FORMATS = {"JPEG": 1, "PNG": 2}
 
 
@@ -42,7 +43,7 @@ def executing_frame(prompt_id: str, node: str | None, display_node: str | None =
 
 def preview_frame(format: str, data: bytes) -> Frame:
     header = struct.pack(">II", PREVIEW_IMAGE, IMAGE_FORMATS.get(format.upper(), IMAGE_FORMATS["JPEG"]))
-    return Frame(data=header + data, droppable=True)
+    return Frame(data=header + data, droppable=True, type=PREVIEW)
 
 
 @dataclass

@@ -29,6 +29,7 @@ class ServerConfig:
     web_root: Path = ROOT / "web" / "dist"
     workflows_root: Path = ROOT / "workflows"
     multi_user: bool = False  # `--multi-user`: the Comfy-User header picks the user folder
+    preview_method: str | None = None  # `--preview-method`; None: previews only to clients that ask for them
 
 
 @dataclass

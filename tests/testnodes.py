@@ -98,3 +98,26 @@ def TestSaveImage(ctx: NodeContext, value: int = Socket("INT"), prefix: str = St
 def TestShow(value: int = Socket("INT")) -> dict:
     """Shows `value` as text: an output node that needs no folders."""
     return {"ui": {"text": [str(value)]}}
+
+
+@node(category="testing", output_node=True)
+def TestBadUi(value: int = Socket("INT")) -> dict:
+    """Shows something JSON cannot hold (bytes): the history must still be written."""
+    return {"ui": {"blob": [str(value).encode()]}}
+
+
+@node(category="testing", output_node=True)
+def TestBigText(value: int = Socket("INT"), size: int = Int(1000, min=0, max=100_000_000)) -> dict:
+    """Shows `size` characters of text: a large history entry."""
+    return {"ui": {"text": [str(value) + "x" * size]}}
+
+
+@node(category="testing", output_node=True)
+def TestWriteOutput(
+    ctx: NodeContext, value: int = Socket("INT"), size: int = Int(1000, min=0, max=100_000_000)
+) -> dict:
+    """Writes `size` bytes into output/ through the output writer the image savers use."""
+    from nodes.files import OutputWriter
+
+    saved = OutputWriter(ctx.env.folders.output, "output", "blob").write(bytes([value % 256]) * size, "bin")
+    return {"ui": {"files": [saved]}}
