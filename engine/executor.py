@@ -160,6 +160,8 @@ class _Job:
                 if ui is not None:
                     emit(NodeExecuted(pid, node_id, self.display.get(node_id, node_id), ui, cached=True))
             self._drive()
+            if self.control.interrupted:  # asked while the last node ran without looking: still an interrupt
+                raise _Stopped(None)
             stuck = self.plan.unfinished(outputs)
             if stuck:
                 raise self._failure(stuck[0], RuntimeError(f"nodes {stuck} could never become ready (a cycle?)"))

@@ -64,6 +64,15 @@ def TestWaitFile(
     return value
 
 
+@node(category="testing", outputs=["INT"], output_node=True)
+def TestWaitDeaf(value: int = Socket("INT"), path: str = String("")) -> dict:
+    """Waits until `path` exists without ever looking at the interrupt flag, as many nodes do; an output node, so
+    it can be the last one to run."""
+    while not Path(path).exists():
+        time.sleep(0.02)
+    return {"ui": {"text": [str(value)]}, "result": (value,)}
+
+
 @node(category="testing", outputs=["INT"])
 def TestFail(value: int = Socket("INT")) -> int:
     raise RuntimeError(f"failing on purpose with {value}")
