@@ -8,13 +8,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from catalog.hashes import MODEL_INDEX_FILE, HashCache
-from catalog.index import ModelIndex
 from catalog.names import file_resolver
-from cli.runtime import Runtime
 from diffusion.demo import DEMO_FILES
 from formats.problems import Problem
 from formats.workflow_files import LoadedWorkflow, ModelResolver, load_workflow, parse_model_map
+from runtime.build import Runtime
 
 
 def add_file_argument(parser: argparse.ArgumentParser) -> None:
@@ -56,15 +54,11 @@ def print_problems(problems: Iterable[Problem], stream: TextIO | None = None) ->
         print(f"error [{problem.type}]: {problem.message}", file=stream or sys.stderr)
 
 
-def model_resolver(args: argparse.Namespace, runtime: Runtime) -> ModelResolver | None:
-    """Model-name resolution over an index of the model folders (hashes cached in the user folder), unless
-    `--strict-model-names`."""
-    if args.strict_model_names:
+def model_resolver(runtime: Runtime) -> ModelResolver | None:
+    """Model-name resolution over the runtime's model index, unless `--strict-model-names`."""
+    if runtime.settings.strict_model_names:
         return None
-    runtime.folders.user.mkdir(parents=True, exist_ok=True)
-    index = ModelIndex(runtime.folders, HashCache(runtime.folders.user / MODEL_INDEX_FILE))
-    index.scan()
-    return file_resolver(runtime.registry, index)
+    return file_resolver(runtime.registry, runtime.models)
 
 
 def load_from_args(args: argparse.Namespace, runtime: Runtime) -> LoadedWorkflow:
@@ -76,7 +70,7 @@ def load_from_args(args: argparse.Namespace, runtime: Runtime) -> LoadedWorkflow
         runtime.folders,
         model_map=parse_model_map(args.model_map),
         model_fallbacks=DEMO_FILES if args.demo_models else None,
-        resolve_models=model_resolver(args, runtime),
+        resolve_models=model_resolver(runtime),
         overrides=args.overrides,
     )
     for note in loaded.notes:
