@@ -31,6 +31,7 @@ from engine.events import (
     NodesCached,
     NodeWarning,
 )
+from engine.reclaim import reclaim
 from engine.recording import HistoryWriter
 from engine.registry import NodeRegistry
 from engine.store import Job, Store
@@ -320,6 +321,7 @@ class JobQueue:
             cache.clear()
         if unload_models and self.env is not None:
             self.env.unload_models()
+        reclaim()
 
     def _run(self, running: Running) -> None:
         job = running.job
