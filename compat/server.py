@@ -7,6 +7,7 @@ Packs use `PromptServer.instance` at import to:
 - push WebSocket messages (`send_sync(event, data, sid)`; a BinaryEventTypes preview event sends the image as
   Loom's binary preview frame), dropped while no server runs (headless runs);
 - rewrite incoming prompts (`add_on_prompt_handler`: each handler gets the /prompt body and returns it, in order).
+- show text on a running node (`send_progress_text(text, node_id)`).
 `supports` lists the optional features Loom has. The queue object (`prompt_queue`) and user manager are the
 reference's machinery and exist by name only (compat.placeholder).
 """
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 from compat import placeholder
 from compat.host import refuse
 from compat.previews import encode_preview
+from engine.context import current_context
 from engine.events import Preview
 
 Sender = Callable[[Any, Any, str | None], None]
@@ -142,6 +144,13 @@ class PromptServer:
             except Exception:
                 log.exception("a node pack's prompt handler %r failed; the prompt goes on without it", handler)
         return json_data
+
+    def send_progress_text(self, text: str | bytes, node_id: str, sid: str | None = None) -> None:
+        """Text shown on a node while it runs: goes to the client of the running job (`sid` is implied by it);
+        outside a running node there is no job to tell, and the text is dropped."""
+        ctx = current_context()
+        if ctx is not None:
+            ctx.text(text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text), str(node_id))
 
     def __getattr__(self, name: str) -> Any:
         refuse("server.PromptServer.instance", name)

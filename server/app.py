@@ -11,6 +11,7 @@ from aiohttp import web
 
 from server import (
     packs,
+    routes_catalog,
     routes_control,
     routes_files,
     routes_info,
@@ -36,6 +37,7 @@ API_MODULES = (
     routes_workflows,
     routes_user,
     routes_models,
+    routes_catalog,
     routes_internal,
     routes_templates,
     packs,
@@ -49,7 +51,7 @@ def create_app(state: ServerState) -> web.Application:
         middlewares=[errors_as_json, make_middleware(policy)],
         client_max_size=config.max_upload_bytes + 1024 * 1024,  # multipart overhead on top of one upload
     )
-    hub = Hub(state.jobs, state.feature_flags())
+    hub = Hub(state.jobs, state.feature_flags(), previews_for_all=config.preview_method in ("auto", "latent2rgb"))
     state.hub = hub
     state.jobs.add_listener(hub)
     state.logs.on_entry = lambda entry, client_ids: _send_log_line(hub, entry, client_ids)
@@ -63,6 +65,7 @@ def create_app(state: ServerState) -> web.Application:
     for method, path, handler in static.ROUTES:
         app.router.add_route(method, path, handler)
     app.cleanup_ctx.append(_worker)
+    app.cleanup_ctx.append(routes_catalog.background_hashing)
     return app
 
 
