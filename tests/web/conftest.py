@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -51,20 +51,22 @@ class Server:
 class ServerProcess:
     """Starts and stops `python main.py` on a fixed port and base directory (restartable)."""
 
-    def __init__(self, base: Path, port: int) -> None:
+    def __init__(self, base: Path, port: int, args: Sequence[str] = ()) -> None:
+        """`args`: more `main.py` flags (`--front-end comfyui` serves ComfyUI's front end instead of the canvas)."""
         self.base = base
         self.port = port
+        self.args = tuple(args)
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> dict:
         if not (ROOT / "server" / "app.py").exists():
             pytest.skip("the HTTP server (server/) is not on this branch yet")
-        if not (ROOT / "web" / "dist" / "index.html").exists():
+        if "--front-end" not in self.args and not (ROOT / "web" / "dist" / "index.html").exists():
             pytest.fail("web/dist is not built: run `make web` (npm ci + npm run build in web/)")
         with (self.base / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "main.py", "--port", str(self.port), "--base-directory", str(self.base)],
+                [sys.executable, "main.py", "--port", str(self.port), "--base-directory", str(self.base), *self.args],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
