@@ -9,6 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from catalog.hashes import MODEL_INDEX_FILE, HashCache
+from catalog.index import ModelIndex
+from catalog.names import prompt_resolver
 from diffusion.demo import DEMO_FILES, ensure_demo_models
 from engine.cache import OutputCache
 from engine.environment import NodeEnvironment
@@ -29,6 +32,7 @@ class Runtime:
     folders: Folders
     registry: NodeRegistry
     env: NodeEnvironment
+    models: ModelIndex
     packs: list[PackSummary] = field(default_factory=list)
 
     @property
@@ -66,7 +70,15 @@ def build_runtime(settings: RuntimeSettings) -> Runtime:
     registry = NodeRegistry(env)
     register_builtin(registry)
     packs = load_custom_nodes(settings, folders, registry, env) if settings.load_packs else []
-    return Runtime(settings, folders, registry, env, packs)
+    return Runtime(settings, folders, registry, env, model_index(folders), packs)
+
+
+def model_index(folders: Folders) -> ModelIndex:
+    """Every model file with the hashes already known (from `user/model_index.db`); hashing the rest is the
+    server's background job, or done on demand by the CLI."""
+    index = ModelIndex(folders, HashCache(folders.user / MODEL_INDEX_FILE))
+    index.scan()
+    return index
 
 
 def write_demo_models(folders: Folders, *, always: bool = False) -> None:
@@ -113,4 +125,5 @@ def build_job_queue(
     """The persistent queue over `store`, running jobs on `runner` (by default an executor in this process);
     `history_messages` is the front end's mapping of a job's events to the messages its history entry keeps."""
     runner = runner if runner is not None else build_executor(runtime)
-    return JobQueue(store, runner, history_messages, runtime.env, workers=workers)
+    names = None if runtime.settings.strict_model_names else prompt_resolver(runtime.registry, runtime.models)
+    return JobQueue(store, runner, history_messages, runtime.env, workers=workers, names=names)

@@ -74,7 +74,7 @@ def stock_server(tmp_path: Path) -> Iterator[ServerProcess]:
         pytest.fail("comfyui-frontend-package is not installed: pip install -r requirements-dev.txt")
     base = tmp_path / "loom-base"
     base.mkdir()
-    server = ServerProcess(base, free_port(), ["--front-end", "comfyui"])
+    server = ServerProcess(base, free_port(), args=["--front-end", "comfyui"])
     try:
         server.start()
         yield server
