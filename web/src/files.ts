@@ -11,7 +11,15 @@ import { recordModelHashes } from "./model_hashes";
 import type { NodeTypes } from "./node_types";
 import type { LoomNode } from "./nodes";
 import { el, toast } from "./ui";
-import { classify, downloadJson, loadApiFormat, type Loaded, missingTypes, readWorkflowFile } from "./workflow_io";
+import {
+  classify,
+  downloadJson,
+  loadApiFormat,
+  type Loaded,
+  missingTypes,
+  readWorkflowFile,
+  serializeWorkflow,
+} from "./workflow_io";
 
 export class Files {
   /** The hidden file input behind "Load" and Ctrl+O. */
@@ -95,7 +103,7 @@ export class Files {
 
   /** Downloads the workflow, with each model file's hash recorded for whoever opens it next. */
   async save(): Promise<void> {
-    const data = this.state.graph.serialize();
+    const data = serializeWorkflow(this.state.graph);
     await recordModelHashes(this.state.graph, data as { nodes?: { id: number }[] }, this.api);
     downloadJson(data, "workflow.json");
   }
