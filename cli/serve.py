@@ -39,7 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="require this token (Authorization: Bearer TOKEN, or ?token= for the socket and images)",
     )
     cache = parser.add_mutually_exclusive_group()
-    cache.add_argument("--cache-lru", type=int, default=0, metavar="N", help="keep at most N cached node outputs")
+    cache.add_argument(
+        "--cache-lru",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep at most N cached node outputs; 0: classic mode, only the last prompt's outputs are kept",
+    )
     cache.add_argument("--cache-none", action="store_true", help="cache no node outputs (least memory)")
     parser.add_argument("--preview-method", choices=("none", "auto", "latent2rgb"), default="auto")
     parser.add_argument("--history-size", type=int, default=10000, help="history entries kept (oldest pruned)")
@@ -97,10 +103,13 @@ def start_pool(args: argparse.Namespace, runtime: Any) -> Any:
 
 
 def output_cache(args: argparse.Namespace) -> OutputCache:
-    """`--cache-none` keeps nothing between jobs; `--cache-lru N` keeps at most N node outputs."""
+    """`--cache-none` keeps nothing between jobs; `--cache-lru N` keeps at most N node outputs, and `--cache-lru 0`
+    only the outputs of the last prompt (classic mode); by default, outputs up to a memory bound."""
     if args.cache_none:
         return OutputCache(max_bytes=0)
-    return OutputCache(max_entries=args.cache_lru or None)
+    if args.cache_lru == 0:
+        return OutputCache(classic=True)
+    return OutputCache(max_entries=args.cache_lru)
 
 
 def exposure_warning(listen: str, token: str | None) -> str | None:

@@ -66,4 +66,3 @@ class DynamicPrompt:
         """Record an expanded node's parent and display node (the executor calls this for every expansion)."""
         self._parents[node_id] = parent_id
         self._display[node_id] = display_id
-

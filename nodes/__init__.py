@@ -18,6 +18,7 @@ BUILTIN_MODULES = (
     "nodes.controlnet",
     "nodes.preprocess",
     "nodes.upscale",
+    "nodes.rebatch",
 )
 
 
