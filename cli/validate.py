@@ -49,8 +49,10 @@ def _print_node_errors(node_errors: dict[str, Any], workflow: Workflow, kind: st
     for node_id, entry in node_errors.items():
         label = workflow.nodes[node_id].label if node_id in workflow else node_id
         for error in entry["errors"]:
-            where = f"node {label} ({entry['class_type']})"
-            print(f"{kind} [{error['type']}]: {where}: {error['message']}", file=sys.stderr)
+            message = error["message"]
+            if not message.startswith("node "):  # validation messages name their node already
+                message = f"node {label} ({entry['class_type']}): {message}"
+            print(f"{kind} [{error['type']}]: {message}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
