@@ -6,12 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from cli.commands import COMMANDS
-from cli.runtime import Runtime, add_common_arguments, build_runtime
+from cli.runtime import add_common_arguments, runtime_settings
 from cli.workflow_args import add_file_argument, add_workflow_arguments, load_from_args, print_problems
 from engine.admit import Rejected, admit
 from engine.workflow import Workflow, WorkflowError, parse_api
 from formats.problems import Problem, WorkflowFileError
+from runtime.build import Runtime, build_runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +56,4 @@ def _print_node_errors(node_errors: dict[str, Any], workflow: Workflow, kind: st
 
 
 def run(args: argparse.Namespace) -> int:
-    return validate_command(args, build_runtime(args))
-
-
-COMMANDS["validate"] = (add_arguments, run, "check a workflow file and print every problem")
+    return validate_command(args, build_runtime(runtime_settings(args)))

@@ -37,10 +37,11 @@ PROVIDED: dict[str, Path] = {
     "comfy": _HERE / "comfy",
     "comfy_execution": _HERE / "comfy_execution",
     "comfy_extras": _HERE / "comfy_extras",
+    "comfy_api": _HERE / "comfy_api",
 }
 
 # Top-level names of the host's internals: a module under them that the shims lack is refused clearly.
-REFUSED_ROOTS = frozenset({*PROVIDED, "comfy_api", "comfy_config"})
+REFUSED_ROOTS = frozenset({*PROVIDED, "comfy_config"})
 
 
 class HostModuleFinder(importlib.abc.MetaPathFinder):

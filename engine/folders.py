@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,9 @@ MODEL_FOLDERS = (
     "upscale_models",
     "clip",
     "diffusion_models",
+    "clip_vision",
+    "style_models",
+    "gligen",
 )
 MODEL_EXTENSIONS = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"})
 FOLDER_ALIASES = {"unet": "diffusion_models", "text_encoders": "clip", "t2i_adapter": "controlnet"}
@@ -33,20 +36,29 @@ class UnsafePath(ValueError):
 NAME_MAX = 255  # bytes in one file name on every common file system
 
 
-def confined(base: Path, *parts: str) -> Path:
-    """`base/parts...`, refusing anything that resolves outside `base`."""
+def _check_part(part: str) -> None:
+    if "\x00" in part:
+        raise UnsafePath("path contains a NUL byte")
+    if os.path.isabs(part) or part.startswith(("/", "\\")) or (len(part) > 1 and part[1] == ":"):
+        raise UnsafePath(f"absolute paths are not allowed: {part!r}")
+    segments = part.replace("\\", "/").split("/")
+    if any(seg == ".." for seg in segments):
+        raise UnsafePath(f"'..' is not allowed: {part!r}")
+    if any(len(os.fsencode(seg)) > NAME_MAX for seg in segments):
+        raise UnsafePath(f"a file or folder name is longer than {NAME_MAX} bytes: {part[:40]!r}...")
+
+
+def lexically_confined(base: Path, *parts: str) -> Path:
+    """`base/parts...` as written: no `..`, nothing absolute, no NUL; symlinks below `base` are not judged."""
     for part in parts:
-        if "\x00" in part:
-            raise UnsafePath("path contains a NUL byte")
-        if os.path.isabs(part) or part.startswith(("/", "\\")) or (len(part) > 1 and part[1] == ":"):
-            raise UnsafePath(f"absolute paths are not allowed: {part!r}")
-        segments = part.replace("\\", "/").split("/")
-        if any(seg == ".." for seg in segments):
-            raise UnsafePath(f"'..' is not allowed: {part!r}")
-        if any(len(os.fsencode(seg)) > NAME_MAX for seg in segments):
-            raise UnsafePath(f"a file or folder name is longer than {NAME_MAX} bytes: {part[:40]!r}...")
+        _check_part(part)
+    return base.joinpath(*[p for p in parts if p])
+
+
+def confined(base: Path, *parts: str) -> Path:
+    """`base/parts...`, refusing anything that resolves outside `base` (symlinks included)."""
     root = base.resolve()
-    target = root.joinpath(*[p for p in parts if p]).resolve()
+    target = lexically_confined(root, *parts).resolve()
     if target != root and root not in target.parents:
         raise UnsafePath("path leaves its folder")
     return target
@@ -112,30 +124,49 @@ class Folders:
         if path not in paths:
             paths.insert(0, path) if first else paths.append(path)
 
+    def iter_model_files(
+        self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS
+    ) -> Iterator[tuple[str, int, Path]]:
+        """(name with `/` for subfolders, index of the folder path, path) for every file of a model folder, first
+        path's first. Symlinked files and folders are followed (users link model trees between tools); a link
+        cycle is walked once."""
+        exts = {e.lower() for e in extensions}
+        for index, root in enumerate(self.model_dirs(folder)):
+            if not root.is_dir():
+                continue
+            seen: set[Path] = set()
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+                real = Path(dirpath).resolve()
+                if real in seen:
+                    dirnames[:] = []
+                    continue
+                seen.add(real)
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                rel = Path(dirpath).relative_to(root)
+                for name in sorted(filenames):
+                    if Path(name).suffix.lower() in exts:
+                        yield (rel / name).as_posix(), index, Path(dirpath) / name
+
     def list_models(self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS) -> list[str]:
         """File names (with `/` for subfolders) under every path of a model folder, sorted, first path wins."""
         return [name for name, _ in self.model_entries(folder, extensions)]
 
     def model_entries(self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS) -> list[tuple[str, int]]:
         """(file name, index of the folder path it was found in), sorted by name; the first path wins."""
-        exts = {e.lower() for e in extensions}
         names: dict[str, int] = {}
-        for index, root in enumerate(self.model_dirs(folder)):
-            if not root.is_dir():
-                continue
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                rel = Path(dirpath).relative_to(root)
-                for name in filenames:
-                    if Path(name).suffix.lower() in exts:
-                        names.setdefault((rel / name).as_posix(), index)
+        for name, index, _ in self.iter_model_files(folder, extensions):
+            names.setdefault(name, index)
         return sorted(names.items())
 
     def model_path(self, folder: str, name: str) -> Path | None:
-        """The full path of a listed model file, or None; never a path outside the model folders."""
+        """The full path of a listed model file, or None.
+
+        The name is confined to the folder as written (no `..`, nothing absolute); links inside the models tree are
+        the user's own and are followed wherever they point.
+        """
         for root in self.model_dirs(folder):
             try:
-                path = confined(root, name)
+                path = lexically_confined(root, name)
             except UnsafePath:
                 return None
             if path.is_file():

@@ -66,7 +66,7 @@ def spec_from_class(
     function = getattr(cls, function_name, None) if runnable else None
     is_changed = getattr(cls, "IS_CHANGED", None)
     validate = getattr(cls, "VALIDATE_INPUTS", None)
-    validate_params = _param_names(validate) if callable(validate) else None
+    validate_params = param_names(validate) if callable(validate) else None
     has_lazy = callable(getattr(cls, "check_lazy_status", None))
 
     instances: dict[str, Any] = {}
@@ -120,7 +120,7 @@ def spec_from_class(
     return spec
 
 
-def _param_names(fn: Any) -> frozenset[str] | None:
+def param_names(fn: Any) -> frozenset[str] | None:
     """The inputs a validator takes by name; None when it takes **kwargs (then it sees all of them)."""
     params = inspect.signature(fn).parameters.values()
     if any(p.kind == p.VAR_KEYWORD for p in params):

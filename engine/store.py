@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from engine.workflow import Workflow, parse_api
 
-JobState = Literal["pending", "running"]
+JobState = Literal["pending", "running", "ran"]  # ran: finished, its history entry not yet written
 log = logging.getLogger("loom.store")
 
 _SCHEMA = """
@@ -195,7 +195,7 @@ class Store:
         return [_job(row) for row in rows]
 
     def count_jobs(self) -> int:
-        return self._query("SELECT COUNT(*) FROM jobs")[0][0]
+        return self._query("SELECT COUNT(*) FROM jobs WHERE state != 'ran'")[0][0]
 
     def start_next(self) -> Job | None:
         """Mark the first pending job running (counting the attempt) and return it, or None when none waits."""
@@ -236,13 +236,21 @@ class Store:
 
     # ---- history ----
 
+    def mark_ran(self, prompt_id: str) -> None:
+        """The job ran to its end but its history entry is not written yet: a restart must not run it again."""
+        self._tx(lambda cur: cur.execute("UPDATE jobs SET state = 'ran' WHERE prompt_id = ?", (prompt_id,)))
+
     def finish(self, prompt_id: str, entry: dict[str, Any]) -> None:
-        """Move a job to the history in one transaction, pruning the oldest entries beyond the cap."""
+        self.finish_encoded(prompt_id, json.dumps(entry))
+
+    def finish_encoded(self, prompt_id: str, entry: str) -> None:
+        """Move a job to the history (its entry as JSON text) in one transaction, pruning the oldest entries beyond
+        the cap."""
 
         def move(cur: sqlite3.Cursor) -> None:
             cur.execute("DELETE FROM jobs WHERE prompt_id = ?", (prompt_id,))
             cur.execute("DELETE FROM history WHERE prompt_id = ?", (prompt_id,))
-            cur.execute("INSERT INTO history (prompt_id, entry) VALUES (?, ?)", (prompt_id, json.dumps(entry)))
+            cur.execute("INSERT INTO history (prompt_id, entry) VALUES (?, ?)", (prompt_id, entry))
             cur.execute(
                 "DELETE FROM history WHERE seq NOT IN (SELECT seq FROM history ORDER BY seq DESC LIMIT ?)",
                 (max(self.history_cap, 0),),

@@ -188,11 +188,18 @@ class OutputWriter:
         counter = self._next.get(stem) or self._first_free(stem)
         while True:
             name = f"{stem}_{counter:05d}_.{ext}"
+            path = self.folder / name
             try:
-                with (self.folder / name).open("xb") as fh:
-                    fh.write(data)
-                break
+                fh = path.open("xb")  # taking the name and creating the file in one step: no writer shares it
             except FileExistsError:
                 counter += 1
+                continue
+            try:
+                with fh:
+                    fh.write(data)
+            except BaseException:
+                path.unlink(missing_ok=True)  # a full disk leaves no empty or half-written file behind
+                raise
+            break
         self._next[stem] = counter + 1
         return {"filename": name, "subfolder": self.subfolder, "type": self.kind}

@@ -49,7 +49,7 @@ def create_app(state: ServerState) -> web.Application:
         middlewares=[errors_as_json, make_middleware(policy)],
         client_max_size=config.max_upload_bytes + 1024 * 1024,  # multipart overhead on top of one upload
     )
-    hub = Hub(state.jobs, state.feature_flags())
+    hub = Hub(state.jobs, state.feature_flags(), previews_for_all=config.preview_method in ("auto", "latent2rgb"))
     state.hub = hub
     state.jobs.add_listener(hub)
     state.logs.on_entry = lambda entry, client_ids: _send_log_line(hub, entry, client_ids)

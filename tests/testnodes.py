@@ -64,6 +64,15 @@ def TestWaitFile(
     return value
 
 
+@node(category="testing", outputs=["INT"], output_node=True)
+def TestWaitDeaf(value: int = Socket("INT"), path: str = String("")) -> dict:
+    """Waits until `path` exists without ever looking at the interrupt flag, as many nodes do; an output node, so
+    it can be the last one to run."""
+    while not Path(path).exists():
+        time.sleep(0.02)
+    return {"ui": {"text": [str(value)]}, "result": (value,)}
+
+
 @node(category="testing", outputs=["INT"])
 def TestFail(value: int = Socket("INT")) -> int:
     raise RuntimeError(f"failing on purpose with {value}")
@@ -98,3 +107,33 @@ def TestSaveImage(ctx: NodeContext, value: int = Socket("INT"), prefix: str = St
 def TestShow(value: int = Socket("INT")) -> dict:
     """Shows `value` as text: an output node that needs no folders."""
     return {"ui": {"text": [str(value)]}}
+
+
+@node(category="testing", outputs=["INT"])
+def TestTalk(ctx: NodeContext, value: int = Socket("INT"), says: str = String("working")) -> int:
+    """Reports `says` as text on itself, then passes `value` on."""
+    ctx.text(f"{says} on {value}")
+    return value
+
+
+@node(category="testing", output_node=True)
+def TestBadUi(value: int = Socket("INT")) -> dict:
+    """Shows something JSON cannot hold (bytes): the history must still be written."""
+    return {"ui": {"blob": [str(value).encode()]}}
+
+
+@node(category="testing", output_node=True)
+def TestBigText(value: int = Socket("INT"), size: int = Int(1000, min=0, max=100_000_000)) -> dict:
+    """Shows `size` characters of text: a large history entry."""
+    return {"ui": {"text": [str(value) + "x" * size]}}
+
+
+@node(category="testing", output_node=True)
+def TestWriteOutput(
+    ctx: NodeContext, value: int = Socket("INT"), size: int = Int(1000, min=0, max=100_000_000)
+) -> dict:
+    """Writes `size` bytes into output/ through the output writer the image savers use."""
+    from nodes.files import OutputWriter
+
+    saved = OutputWriter(ctx.env.folders.output, "output", "blob").write(bytes([value % 256]) * size, "bin")
+    return {"ui": {"files": [saved]}}

@@ -15,13 +15,15 @@ import pytest
 
 import compat
 import nodes.image
+from catalog.index import ModelIndex
 from cli import build_parser
-from cli.runtime import ROOT, Runtime
 from cli.validate import validate_command
 from engine.environment import NodeEnvironment
 from engine.folders import Folders
 from engine.packs import load_packs
 from engine.registry import NodeRegistry
+from runtime.build import Runtime
+from runtime.settings import ROOT, RuntimeSettings
 from tests.server.test_semantics import LINK_TYPES
 
 PACK = ROOT / "tests" / "server" / "packs" / "semantics_pack"
@@ -38,7 +40,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
     compat.install(compat.Host(folders, registry, env))
     try:
         assert [p.status for p in load_packs(registry, folders.custom_nodes, timeout=None)] == ["ok"]
-        yield Runtime(folders, registry, env)
+        yield Runtime(RuntimeSettings(base_directory=tmp_path), folders, registry, env, ModelIndex(folders))
     finally:
         compat.uninstall()
 
