@@ -115,6 +115,7 @@ def build_state(args: argparse.Namespace) -> ServerState:
         runtime.extensions,
         packs=runtime.pack_summaries,
         workers=pool,
+        models=runtime.models,
     )
 
 

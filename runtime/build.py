@@ -11,6 +11,7 @@ import yaml
 
 from catalog.hashes import MODEL_INDEX_FILE, HashCache
 from catalog.index import ModelIndex
+from catalog.names import prompt_resolver
 from diffusion.demo import DEMO_FILES, ensure_demo_models
 from engine.cache import OutputCache
 from engine.environment import NodeEnvironment
@@ -127,4 +128,5 @@ def build_job_queue(
     """The persistent queue over `store`, running jobs on `runner` (by default an executor in this process);
     `history_messages` is the front end's mapping of a job's events to the messages its history entry keeps."""
     runner = runner if runner is not None else build_executor(runtime)
-    return JobQueue(store, runner, history_messages, runtime.env, workers=workers)
+    names = None if runtime.settings.strict_model_names else prompt_resolver(runtime.registry, runtime.models)
+    return JobQueue(store, runner, history_messages, runtime.env, workers=workers, names=names)
