@@ -66,7 +66,7 @@ def runtime_settings(args: argparse.Namespace) -> RuntimeSettings:
         load_packs=not args.disable_custom_nodes,
         disabled_packs=frozenset(args.disable_pack),
         pack_import_timeout=args.pack_import_timeout or None,
-        preview_method=args.preview_method,
+        preview_method=args.preview_method or "auto",  # serve's unset flag: previews made, sent to who asks
         demo_models=args.demo_models,
         cache_max_entries=args.cache_lru or None,
         cache_classic=args.cache_lru == 0,

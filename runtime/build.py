@@ -38,7 +38,13 @@ class Runtime:
     @property
     def extensions(self) -> dict[str, Path]:
         """Pack name -> its front-end folder (WEB_DIRECTORY), for the packs that loaded."""
-        return {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
+        from compat.host import legacy_extensions
+
+        found = {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
+        if self.packs:  # folders older packs copied into the host folder's web/extensions (compat.host)
+            for name, folder in legacy_extensions(self.folders).items():
+                found.setdefault(name, folder)
+        return found
 
     @property
     def pack_summaries(self) -> list[PackSummary] | None:
