@@ -114,9 +114,12 @@ def load_custom_nodes(
 
 
 def output_cache(settings: RuntimeSettings) -> OutputCache:
-    """No outputs kept between jobs (`--cache-none`), at most N (`--cache-lru N`), or all that fit."""
+    """No outputs kept between jobs (`--cache-none`), at most N (`--cache-lru N`), only the last prompt's
+    (`--cache-lru 0`, classic mode), or all that fit."""
     if not settings.cache_outputs:
         return OutputCache(max_bytes=0)
+    if settings.cache_classic:
+        return OutputCache(classic=True)
     return OutputCache(max_entries=settings.cache_max_entries)
 
 
