@@ -82,19 +82,17 @@ MODULES: dict[str, Surface] = {
     "comfy.k_diffusion.external": S(
         classes=_names("DiscreteSchedule DiscreteEpsDDPMDenoiser CompVisDenoiser CompVisVDenoiser")
     ),
-    "comfy.ldm": S(package=True),
     "comfy.ldm.util": S(_names("instantiate_from_config get_obj_from_str default exists count_params")),
-    "comfy.ldm.modules": S(package=True),
     "comfy.ldm.modules.attention": S(
-        _names(
-            "optimized_attention optimized_attention_masked optimized_attention_for_device attention_basic "
-            "attention_pytorch attention_split attention_sub_quad attention_xformers default exists"
-        ),
+        _names("attention_xformers attention_sage attention_flash get_attention_function Normalize"),
         _names("CrossAttention BasicTransformerBlock SpatialTransformer SpatialVideoTransformer FeedForward GEGLU"),
     ),
+    "comfy.ldm.common_dit": S(_names("pad_to_patch_size rms_norm")),
+    "comfy.quant_ops": S(classes=_names("QuantizedTensor")),
+    "comfy.ldm.modules.diffusionmodules.mmdit": S(classes=_names("MMDiT JointBlock PatchEmbed TimestepEmbedder")),
     "comfy.ldm.modules.diffusionmodules": S(package=True),
     "comfy.ldm.modules.diffusionmodules.openaimodel": S(
-        _names("forward_timestep_embed apply_control"),
+        _names("forward_timestep_embed apply_control timestep_embedding"),
         _names("UNetModel TimestepBlock TimestepEmbedSequential ResBlock Downsample Upsample VideoResBlock"),
     ),
     "comfy.ldm.modules.diffusionmodules.util": S(
