@@ -26,6 +26,7 @@ BUILTIN_MODULES = (
     "nodes.upscale",
     "nodes.model_merging",
     "nodes.pending_loaders",
+    "nodes.rebatch",
 )
 
 
