@@ -368,6 +368,7 @@ class JobQueue:
             self.store.requeue(job.prompt_id, undo_attempt=True)  # shutting down: it runs on the next start
             return
         self.history.write(job, self._entry(running, status, started=started))
+        log.info("job %s: %s in %.2f s", job.prompt_id, status, time.time() - started)  # shown in logs panels
         for event in endings:
             self._tell(job.client_id, event)
         self._queue_changed()
