@@ -91,6 +91,19 @@ REFERENCE_FUNCTIONS: dict[str, tuple[str, tuple[str | None, ...] | None]] = {
     "ImageBatch": ("batch", None),
     "RepeatLatentBatch": ("repeat", None),
     "LatentFromBatch": ("frombatch", None),
+    "ConditioningConcat": ("concat", None),
+    "ConditioningAverage": ("addWeighted", None),
+    "ConditioningSetTimestepRange": ("set_range", None),
+    "ConditioningSetAreaPercentage": ("append", None),
+    "LatentComposite": ("composite", None),
+    "LatentBlend": ("blend", None),
+    "LatentCrop": ("crop", None),
+    "ImageCrop": ("crop", None),
+    "MaskToImage": ("mask_to_image", None),
+    "ImageToMask": ("image_to_mask", None),
+    "ImageScaleToTotalPixels": ("upscale", None),
+    "LoadImageMask": ("load_image", None),
+    "Canny": ("detect_edge", None),
 }
 
 

@@ -10,6 +10,7 @@ Anything not listed is refused: "Loom does not provide X".
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,13 +310,20 @@ def complete(namespace: dict[str, Any]) -> None:
 
 def resolve(namespace: dict[str, Any], name: str) -> Any:
     """A module `__getattr__` for shims: its node classes, resolved on first use (the registry is complete only
-    after the built-ins load), then the refusal naming what is missing."""
+    after the built-ins load); a submodule not imported yet (`import comfy; comfy.samplers.KSampler` works in
+    the reference because its startup imported comfy.samplers); then the refusal naming what is missing."""
     module = namespace["__name__"]
     surface = MODULES.get(module)
     if surface is not None and name in surface.nodes:
         resolved = builtin_node(name) or placeholder.node_class(f"{module}.{name}")
         namespace[name] = resolved
         return resolved
+    if "__path__" in namespace and not name.startswith("__"):
+        try:
+            return importlib.import_module(f"{module}.{name}")
+        except ImportError as exc:
+            if exc.name != f"{module}.{name}":
+                raise
     refuse(module, name)
 
 
