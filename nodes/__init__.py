@@ -24,6 +24,7 @@ BUILTIN_MODULES = (
     "nodes.controlnet",
     "nodes.preprocess",
     "nodes.upscale",
+    "nodes.model_merging",
     "nodes.pending_loaders",
     "nodes.rebatch",
 )
