@@ -31,7 +31,8 @@ class Admission:
     result: ValidationResult
 
     def node_errors(self) -> dict[str, Any]:
-        return self.result.to_response()["node_errors"]
+        errors: dict[str, Any] = self.result.to_response()["node_errors"]
+        return errors
 
 
 def admit(

@@ -333,7 +333,7 @@ class GroupExpansion:
             if spec is not None:
                 declared = [i for i in spec.current_inputs() if i.kind == "required"]
                 declared += [i for i in spec.current_inputs() if i.kind == "optional"]
-                names = [(i.name, i) for i in declared]
+                names: list[tuple[str, InputSpec | None]] = [(i.name, i) for i in declared]
             else:
                 names = [(inp.name, None) for inp in inner.inputs]
             for name, declared_input in names:
