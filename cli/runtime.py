@@ -20,6 +20,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extra-model-paths-config", type=Path, action="append", default=[], metavar="YAML")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     parser.add_argument(
+        "--strict-model-names",
+        action="store_true",
+        help="use model file names exactly as a workflow gives them (no separator, subfolder, extension or hash "
+        "matching)",
+    )
+    parser.add_argument(
         "--disable-all-custom-nodes",
         "--disable-custom-nodes",
         dest="disable_custom_nodes",
@@ -56,6 +62,7 @@ def runtime_settings(args: argparse.Namespace) -> RuntimeSettings:
         models_directory=args.models_directory,
         extra_model_paths_configs=tuple(args.extra_model_paths_config),
         cpu=args.cpu,
+        strict_model_names=args.strict_model_names,
         load_packs=not args.disable_custom_nodes,
         disabled_packs=frozenset(args.disable_pack),
         pack_import_timeout=args.pack_import_timeout or None,

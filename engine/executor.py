@@ -22,6 +22,7 @@ from engine.events import (
     JobSucceeded,
     NodeExecuted,
     NodeExecuting,
+    NodeFinished,
     NodesCached,
     NodeWarning,
     discard,
@@ -376,6 +377,7 @@ class _Job:
         if ui is not None:
             self.uis[node_id] = ui
             self.emit(NodeExecuted(self.prompt_id, node_id, self.display.get(node_id, node_id), ui))
+        self.emit(NodeFinished(self.prompt_id, node_id))
         self.cache.put(self.signer.sigs[node_id], outputs, ui)
         self.plan.finish(node_id)
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from engine.admit import Admission, admit
 from engine.context import RunControl
 from engine.environment import NodeEnvironment
-from engine.events import JOB_ENDS, Event, JobFailed, NodeExecuted, NodeExecuting
+from engine.events import JOB_ENDS, Event, JobFailed, NodeExecuted, NodeExecuting, NodeFinished, NodesCached
 from engine.recording import HistoryWriter
 from engine.registry import NodeRegistry
 from engine.store import Job, Store
@@ -78,6 +78,7 @@ class Running:
     messages: list[list[Any]] = field(default_factory=list)
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per node: started, ended (ms), cached
 
 
 def now_ms() -> int:
@@ -379,6 +380,12 @@ class JobQueue:
         running.messages.extend(self.history_messages(event))
         if isinstance(event, NodeExecuting):
             running.node, running.display_node = event.node, event.display_node
+            running.nodes[event.node] = {"started": now_ms(), "ended": None, "cached": False}
+        elif isinstance(event, NodeFinished) and event.node in running.nodes:
+            running.nodes[event.node]["ended"] = now_ms()
+        elif isinstance(event, NodesCached):
+            at = now_ms()
+            running.nodes.update((node, {"started": at, "ended": at, "cached": True}) for node in event.nodes)
         elif isinstance(event, NodeExecuted):
             running.outputs[event.node] = dict(event.output)
             running.meta[event.node] = {
@@ -403,6 +410,7 @@ class JobQueue:
                 "queued": int(job.queued_at * 1000),
                 "started": int(started * 1000),
                 "finished": now_ms(),
+                "nodes": running.nodes,  # Loom's addition: where a run's time went, node by node
             },
             "retry": job.attempts > 1,
             "attempts": job.attempts,

@@ -54,7 +54,12 @@ def apply_lora(
     return model, clip
 
 
-@node(category="loaders", outputs=[Out("MODEL"), Out("CLIP")], fingerprint=file_input("loras", "lora_name"))
+@node(
+    category="loaders",
+    outputs=[Out("MODEL"), Out("CLIP")],
+    display_name="Load LoRA",
+    fingerprint=file_input("loras", "lora_name"),
+)
 def LoraLoader(
     model: Any = Socket("MODEL"),
     clip: Any = Socket("CLIP"),

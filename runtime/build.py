@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from catalog.hashes import MODEL_INDEX_FILE, HashCache
+from catalog.index import ModelIndex
 from diffusion.demo import DEMO_FILES, ensure_demo_models
 from engine.cache import OutputCache
 from engine.environment import NodeEnvironment
@@ -29,6 +31,7 @@ class Runtime:
     folders: Folders
     registry: NodeRegistry
     env: NodeEnvironment
+    models: ModelIndex
     packs: list[PackSummary] = field(default_factory=list)
 
     @property
@@ -66,7 +69,15 @@ def build_runtime(settings: RuntimeSettings) -> Runtime:
     registry = NodeRegistry(env)
     register_builtin(registry)
     packs = load_custom_nodes(settings, folders, registry, env) if settings.load_packs else []
-    return Runtime(settings, folders, registry, env, packs)
+    return Runtime(settings, folders, registry, env, model_index(folders), packs)
+
+
+def model_index(folders: Folders) -> ModelIndex:
+    """Every model file with the hashes already known (from `user/model_index.db`); hashing the rest is the
+    server's background job, or done on demand by the CLI."""
+    index = ModelIndex(folders, HashCache(folders.user / MODEL_INDEX_FILE))
+    index.scan()
+    return index
 
 
 def write_demo_models(folders: Folders, *, always: bool = False) -> None:

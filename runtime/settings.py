@@ -23,6 +23,7 @@ class RuntimeSettings:
     models_directory: Path | None = None
     extra_model_paths_configs: tuple[Path, ...] = ()
     cpu: bool = False
+    strict_model_names: bool = False  # model names exactly as written: no resolution rules (`--strict-model-names`)
     load_packs: bool = True
     disabled_packs: frozenset[str] = field(default_factory=frozenset)
     pack_import_timeout: float | None = IMPORT_TIMEOUT  # None: no limit

@@ -109,6 +109,13 @@ def TestShow(value: int = Socket("INT")) -> dict:
     return {"ui": {"text": [str(value)]}}
 
 
+@node(category="testing", outputs=["INT"])
+def TestTalk(ctx: NodeContext, value: int = Socket("INT"), says: str = String("working")) -> int:
+    """Reports `says` as text on itself, then passes `value` on."""
+    ctx.text(f"{says} on {value}")
+    return value
+
+
 @node(category="testing", output_node=True)
 def TestBadUi(value: int = Socket("INT")) -> dict:
     """Shows something JSON cannot hold (bytes): the history must still be written."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from catalog.index import ModelIndex
 from cli import build_parser
 from cli.convert import convert_command
 from cli.validate import validate_command
@@ -66,7 +67,8 @@ def test_convert_reports_every_problem_and_fails(tmp_path: Path, capsys: pytest.
 
 def runtime(tmp_path: Path) -> Runtime:
     folders = Folders.under(tmp_path)
-    return Runtime(RuntimeSettings(base_directory=tmp_path), folders, REG, NodeEnvironment(folders))
+    settings = RuntimeSettings(base_directory=tmp_path)
+    return Runtime(settings, folders, REG, NodeEnvironment(folders), ModelIndex(folders))
 
 
 def test_validate_ok_and_with_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
