@@ -71,8 +71,7 @@ def queue_for(runner: Any, env: Any, tmp: Path, workers: int) -> tuple[JobQueue,
 def throughput(queue: JobQueue, watch: Watch, tag: str) -> float:
     start = time.perf_counter()
     ids = [
-        queue.accept(tiny_workflow(CHECKPOINTS[i % 3], f"{tag} {i}", f"bench_{tag}"))[0].prompt_id
-        for i in range(JOBS)
+        queue.accept(tiny_workflow(CHECKPOINTS[i % 3], f"{tag} {i}", f"bench_{tag}"))[0].prompt_id for i in range(JOBS)
     ]
     watch.wait(ids)
     return JOBS / (time.perf_counter() - start)

@@ -10,10 +10,12 @@ from typing import Any
 
 from catalog.index import ModelIndex
 from catalog.resolve import AmbiguousModelName, Resolved, resolve_model_name
+from engine.admit import NameCheck, NameResolver, ResolvedName
 from engine.errors import ErrorType
 from engine.folders import MODEL_EXTENSIONS
 from engine.registry import NodeRegistry
 from engine.types import COMBO
+from formats.model_hashes import hashes_from_canvas
 from formats.problems import Problem
 from formats.workflow_files import ModelResolver, model_folder
 
@@ -77,7 +79,7 @@ def resolve_models(
     hash_now: bool = False,
 ) -> ResolvedModels:
     """Resolve every model-file combo value that is not among its choices; values already valid stay as they are."""
-    out = {node_id: dict(entry) for node_id, entry in api.items()}
+    out = {node_id: dict(entry) if isinstance(entry, Mapping) else entry for node_id, entry in api.items()}
     result = ResolvedModels(out)
     current: dict[str, Any] = {}
     for node_id, entry in api.items():
@@ -129,5 +131,23 @@ def file_resolver(registry: NodeRegistry, index: ModelIndex | None) -> ModelReso
             for a in result.ambiguous
         ]
         return result.api, notes, problems
+
+    return resolve
+
+
+def prompt_resolver(registry: NodeRegistry, index: ModelIndex | None) -> NameResolver:
+    """The resolver the job queue applies when it accepts an API prompt: hashes come from the canvas the front end
+    sent along (`extra_data.extra_pnginfo.workflow`); only files the background hasher reached are found by hash."""
+
+    def resolve(prompt: Mapping[str, Any], extra_data: Mapping[str, Any]) -> NameCheck:
+        pnginfo = extra_data.get("extra_pnginfo")
+        canvas = pnginfo.get("workflow") if isinstance(pnginfo, Mapping) else None
+        hashes = hashes_from_canvas(canvas) if isinstance(canvas, Mapping) else {}
+        result = resolve_models(prompt, registry, hashes=hashes, index=index)
+        return NameCheck(
+            result.api,
+            tuple(ResolvedName(r.node_id, r.input_name, r.message()) for r in result.renames),
+            {(a.node_id, a.input_name): str(a.error) for a in result.ambiguous},
+        )
 
     return resolve

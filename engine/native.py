@@ -264,14 +264,21 @@ def _keyword_hook(
     hook: Callable[..., Any] | None, always: bool, env: NodeEnvironment | None
 ) -> Callable[[dict[str, Any]], Any] | None:
     """Hooks take the inputs by keyword; one that declares a parameter named `env` also gets the host environment,
-    since validation and fingerprints run outside any node context (a loader must find its file to hash it)."""
+    since validation and fingerprints run outside any node context (a loader must find its file to hash it).
+    Inputs the hook does not name are left out unless it takes **kwargs (the engine offers every input, linked ones
+    as None, as the protocol's hooks get them)."""
     if always:
         return lambda _inputs: ALWAYS
     if hook is None:
         return None
-    if "env" in inspect.signature(hook).parameters:
-        return lambda inputs: hook(**inputs, env=env)
-    return lambda inputs: hook(**inputs)
+    params = inspect.signature(hook).parameters
+    takes = None if any(p.kind == p.VAR_KEYWORD for p in params.values()) else frozenset(params) - {"env"}
+
+    def call(inputs: dict[str, Any]) -> Any:
+        given = inputs if takes is None else {k: v for k, v in inputs.items() if k in takes}
+        return hook(**given, env=env) if "env" in params else hook(**given)
+
+    return call
 
 
 def _hook_inputs(hook: Callable[..., Any] | None) -> frozenset[str] | None:

@@ -14,7 +14,7 @@ from engine.folders import MODEL_EXTENSIONS, Folders
 from engine.registry import NodeRegistry
 from engine.types import COMBO
 from engine.workflow import Workflow, parse_api
-from formats.canvas import convert_canvas, is_canvas
+from formats.canvas import Conversion, convert_canvas, is_canvas
 from formats.canvas_export import api_to_canvas, update_canvas_widgets
 from formats.model_hashes import hashes_from_canvas, hashes_from_parameters
 from formats.pngmeta import ImageMetaError, read_embedded_workflow
@@ -75,10 +75,11 @@ def read_document(path: Path) -> WorkflowDocument:
     return classify(data, str(path))
 
 
-def document_api(doc: WorkflowDocument, registry: NodeRegistry) -> tuple[dict[str, Any], list[Problem]]:
-    """The API format of a document (converting its canvas when that is all it has) and the conversion's problems."""
+def document_api(doc: WorkflowDocument, registry: NodeRegistry) -> Conversion:
+    """The API format of a document (converting its canvas when that is all it has), with the conversion's problems
+    and notes."""
     if doc.api is not None:
-        return doc.api, []
+        return Conversion(doc.api, [])
     assert doc.canvas is not None
     return convert_canvas(doc.canvas, registry)
 
@@ -265,13 +266,15 @@ here, one line per name resolved, and a problem per name that could be several f
 
 @dataclass(frozen=True, slots=True)
 class LoadedWorkflow:
-    """A workflow ready to validate and run: its API format, the canvas to embed in saved images (if any), and a
-    line per model name that was resolved to a file of another name."""
+    """A workflow ready to validate and run: its API format, the canvas to embed in saved images (if any), a line
+    per model name that was resolved to a file of another name, and a line per output node the conversion left out
+    (cut off by a muted node)."""
 
     api: dict[str, Any]
     canvas: dict[str, Any] | None
     format: str
     notes: tuple[str, ...] = ()
+    left_out: tuple[str, ...] = ()
 
     def canvas_to_embed(self, registry: NodeRegistry) -> dict[str, Any] | None:
         """The canvas a saved image should carry: the file's own with this run's values, else one laid out from
@@ -299,7 +302,8 @@ def load_workflow(
     `model_fallbacks` by folder for files still missing), apply overrides, then check: raises WorkflowFileError with
     every problem."""
     doc = read_document(path)
-    api, problems = document_api(doc, registry)
+    conversion = document_api(doc, registry)
+    api, problems = conversion.api, conversion.problems
     notes: list[str] = []
     if model_map:
         api = apply_model_map(api, model_map)
@@ -315,7 +319,7 @@ def load_workflow(
         raise WorkflowFileError(problems)
     if overrides:
         api = apply_overrides(api, overrides, registry)
-    return LoadedWorkflow(api, doc.canvas, doc.format, tuple(notes))
+    return LoadedWorkflow(api, doc.canvas, doc.format, tuple(notes), tuple(conversion.notes))
 
 
 def load_workflow_file(

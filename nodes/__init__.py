@@ -26,6 +26,7 @@ BUILTIN_MODULES = (
     "nodes.preprocess",
     "nodes.upscale",
     "nodes.pending_loaders",
+    "nodes.rebatch",
 )
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from catalog.hashes import MODEL_INDEX_FILE, HashCache
 from catalog.index import ModelIndex
+from catalog.names import prompt_resolver
 from diffusion.demo import DEMO_FILES, ensure_demo_models
 from engine.cache import OutputCache
 from engine.environment import NodeEnvironment
@@ -37,7 +38,13 @@ class Runtime:
     @property
     def extensions(self) -> dict[str, Path]:
         """Pack name -> its front-end folder (WEB_DIRECTORY), for the packs that loaded."""
-        return {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
+        from compat.host import legacy_extensions
+
+        found = {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
+        if self.packs:  # folders older packs copied into the host folder's web/extensions (compat.host)
+            for name, folder in legacy_extensions(self.folders).items():
+                found.setdefault(name, folder)
+        return found
 
     @property
     def pack_summaries(self) -> list[PackSummary] | None:
@@ -96,8 +103,10 @@ def load_custom_nodes(
 ) -> list[PackSummary]:
     """Install the host-module shims packs import, load the packs, and print the summary table to stderr."""
     import compat
+    from compat.host import redirect_legacy_web
 
     compat.install(compat.Host(folders=folders, registry=registry, env=env, cpu=settings.cpu))
+    redirect_legacy_web(folders)
     packs = load_packs(
         registry, folders.custom_nodes, disabled=settings.disabled_packs, timeout=settings.pack_import_timeout
     )
@@ -107,9 +116,12 @@ def load_custom_nodes(
 
 
 def output_cache(settings: RuntimeSettings) -> OutputCache:
-    """No outputs kept between jobs (`--cache-none`), at most N (`--cache-lru N`), or all that fit."""
+    """No outputs kept between jobs (`--cache-none`), at most N (`--cache-lru N`), only the last prompt's
+    (`--cache-lru 0`, classic mode), or all that fit."""
     if not settings.cache_outputs:
         return OutputCache(max_bytes=0)
+    if settings.cache_classic:
+        return OutputCache(classic=True)
     return OutputCache(max_entries=settings.cache_max_entries)
 
 
@@ -124,4 +136,5 @@ def build_job_queue(
     """The persistent queue over `store`, running jobs on `runner` (by default an executor in this process);
     `history_messages` is the front end's mapping of a job's events to the messages its history entry keeps."""
     runner = runner if runner is not None else build_executor(runtime)
-    return JobQueue(store, runner, history_messages, runtime.env, workers=workers)
+    names = None if runtime.settings.strict_model_names else prompt_resolver(runtime.registry, runtime.models)
+    return JobQueue(store, runner, history_messages, runtime.env, workers=workers, names=names)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from catalog.index import ModelIndex
 from engine.environment import NodeEnvironment
 from engine.folders import Folders
 from engine.jobs import JobQueue
@@ -59,6 +60,7 @@ class ServerState:
     extensions: Mapping[str, Path] = field(default_factory=dict)  # pack name -> its front-end folder (WEB_DIRECTORY)
     packs: Sequence[PackSummary] | None = None  # each pack found; None: packs are disabled
     workers: WorkerPool | None = None  # the Ray pool with `--workers ray`
+    models: ModelIndex | None = None  # the model index (/models/index); None in tests that need none
     hub: Hub = field(init=False)  # set by server.app.create_app
     users: UserFiles = field(init=False)
     logs: LogRing = field(default_factory=LogRing)  # recent log lines while the app runs (server.app attaches it)

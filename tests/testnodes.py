@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.context import NodeContext
 from engine.events import Preview
@@ -137,3 +138,18 @@ def TestWriteOutput(
 
     saved = OutputWriter(ctx.env.folders.output, "output", "blob").write(bytes([value % 256]) * size, "bin")
     return {"ui": {"files": [saved]}}
+
+
+@node(category="testing", outputs=["MODEL"])
+def TestLoadBigModel(megabytes: int = Int(64, min=1, max=16384)) -> Any:
+    """A stand-in model: `megabytes` of float32 weights, touched so they are resident."""
+    import torch
+
+    module = torch.nn.Linear(1024, megabytes * 256, bias=False)
+    module.weight.data.fill_(0.5)
+    return module
+
+
+@node(category="testing", output_node=True)
+def TestUseModel(model: Any = Socket("MODEL")) -> dict:
+    return {"ui": {"text": [str(sum(p.numel() for p in model.parameters()))]}}

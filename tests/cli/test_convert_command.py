@@ -119,4 +119,15 @@ def test_validate_reports_the_validators_errors_per_node(tmp_path: Path, capsys:
     assert validate_command(build_parser().parse_args(argv), runtime(tmp_path)) == 1
     err = capsys.readouterr().err
     assert "[value_smaller_than_min]: node 3 (Sample)" in err
+    assert "node 3 (Sample): node 3" not in err  # the node is named once
     assert "node 4 (Scale)" in err and "factor" in err
+
+
+def test_convert_and_validate_say_which_outputs_a_muted_node_cuts_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canvas = pipeline()
+    next(n for n in canvas["nodes"] if n["id"] == 4)["mode"] = 2
+    path = write(tmp_path / "muted.json", canvas)
+    assert convert_command(build_parser().parse_args(["convert", str(path), "--to", "api"]), REG) == 0
+    assert "note: output node 5 (Save) is left out: it depends on muted node 4 (Scale)" in capsys.readouterr().err

@@ -143,7 +143,7 @@ export class App implements LoomApp {
         queue: () => void runner.queue(),
         interrupt: () => void this.api.interrupt(),
         addNode: () => this.search.palette.open([200, 120]),
-        save: () => files.save(),
+        save: () => void files.save(),
         load: () => files.openPicker(),
         examples: (e) => void files.showExamples(e),
         loadDefault: () => files.loadDefault(),
@@ -160,7 +160,7 @@ export class App implements LoomApp {
     trackChanges(this.state);
     bindShortcuts(this.state, {
       queue: () => void this.runner.queue(),
-      save: () => this.files.save(),
+      save: () => void this.files.save(),
       open: () => this.files.openPicker(),
     });
     this.search.bindDoubleClick();

@@ -7,10 +7,19 @@ import type { Api } from "./api";
 import { buildDefaultWorkflow } from "./default_workflow";
 import type { ValidationPanel } from "./errors";
 import type { GraphState } from "./graph_state";
+import { recordModelHashes } from "./model_hashes";
 import type { NodeTypes } from "./node_types";
 import type { LoomNode } from "./nodes";
 import { el, toast } from "./ui";
-import { classify, downloadJson, loadApiFormat, type Loaded, missingTypes, readWorkflowFile } from "./workflow_io";
+import {
+  classify,
+  downloadJson,
+  loadApiFormat,
+  type Loaded,
+  missingTypes,
+  readWorkflowFile,
+  serializeWorkflow,
+} from "./workflow_io";
 
 export class Files {
   /** The hidden file input behind "Load" and Ctrl+O. */
@@ -92,8 +101,11 @@ export class Files {
     }
   }
 
-  save(): void {
-    downloadJson(this.state.graph.serialize(), "workflow.json");
+  /** Downloads the workflow, with each model file's hash recorded for whoever opens it next. */
+  async save(): Promise<void> {
+    const data = serializeWorkflow(this.state.graph);
+    await recordModelHashes(this.state.graph, data as { nodes?: { id: number }[] }, this.api);
+    downloadJson(data, "workflow.json");
   }
 
   /** Lists the server's example workflows in a menu (fetched on demand: a server may not have the route). */
