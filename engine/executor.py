@@ -229,9 +229,14 @@ class _Job:
         self.cached.append(node_id)
         if entry.ui is not None:
             self.uis[node_id] = entry.ui
-            display = self.display.get(node_id, node_id)
-            self.emit(NodeExecuted(self.prompt_id, node_id, display, entry.ui, cached=True))
+            self.emit(self._executed(node_id, entry.ui, cached=True))
         return True
+
+    def _executed(self, node_id: str, ui: dict[str, Any], cached: bool = False) -> NodeExecuted:
+        dyn = self.dynprompt
+        display = self.display.get(node_id, node_id)
+        parent, real = dyn.get_parent_node_id(node_id), dyn.get_real_node_id(node_id)
+        return NodeExecuted(self.prompt_id, node_id, display, ui, cached, parent, real)
 
     def _fingerprint_args(self, node_id: str, spec: NodeSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """IS_CHANGED's arguments: the declared literal inputs, every linked input as None, the hidden values."""
@@ -417,7 +422,7 @@ class _Job:
         self.executed.append(node_id)
         if ui is not None:
             self.uis[node_id] = ui
-            self.emit(NodeExecuted(self.prompt_id, node_id, self.display.get(node_id, node_id), ui))
+            self.emit(self._executed(node_id, ui))
         self.emit(NodeFinished(self.prompt_id, node_id))
         self.cache.put(self.signer.sigs[node_id], outputs, ui)
         self.plan.finish(node_id)

@@ -25,6 +25,7 @@ BUILTIN_MODULES = (
     "nodes.controlnet",
     "nodes.preprocess",
     "nodes.upscale",
+    "nodes.model_merging",
     "nodes.pending_loaders",
     "nodes.rebatch",
 )

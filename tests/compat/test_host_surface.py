@@ -427,3 +427,10 @@ def test_older_packs_copying_into_the_host_web_folder_write_into_the_user_folder
     (copied / "ui.js").write_text("console.log('old style');\n")
     assert (host_root(folders) / "web" / "extensions" / "old_style" / "ui.js").is_file()
     assert list(legacy_extensions(folders)) == ["old_style"]
+
+
+def test_star_import_of_nodes_gives_the_reference_names(host: compat.Host) -> None:
+    namespace: dict[str, Any] = {}
+    exec("from nodes import *", namespace)
+    assert namespace["MAX_RESOLUTION"] == nodes.MAX_RESOLUTION and namespace["KSampler"].FUNCTION == "sample"
+    assert callable(namespace["common_ksampler"]) and "register_builtin" not in namespace

@@ -103,6 +103,7 @@ class Painter:
     def run(self, size):
         image = Image.new("RGB", (size, size), (255, 0, 0))
         server.send_sync(BinaryEventTypes.UNENCODED_PREVIEW_IMAGE, ["JPEG", image, None], server.client_id)
+        server.send_sync(BinaryEventTypes.PREVIEW_IMAGE, b"\\x00\\x00\\x00\\x02raw-png-bytes", server.client_id)
         return {"ui": {"painted": [size]}}
 
 
@@ -253,9 +254,10 @@ async def test_a_packs_binary_preview_reaches_its_client_as_a_preview_frame(serv
                 msg = json.loads(raw)
                 if msg["type"] == "executing" and msg["data"]["node"] is None and msg["data"]["prompt_id"] == prompt_id:
                     break
-    [frame] = frames
-    assert int.from_bytes(frame[:4], "big") == 1 and int.from_bytes(frame[4:8], "big") == 1
-    assert frame[8:10] == b"\xff\xd8"
+    [encoded, raw] = frames
+    assert int.from_bytes(encoded[:4], "big") == 1 and int.from_bytes(encoded[4:8], "big") == 1
+    assert encoded[8:10] == b"\xff\xd8"
+    assert raw == b"\x00\x00\x00\x01\x00\x00\x00\x02raw-png-bytes"
 
 
 async def until_done(ws: Any, prompt_id: str) -> list[dict[str, Any]]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from engine.cache import OutputCache
@@ -59,8 +61,17 @@ async def test_node_warning_reaches_the_client_and_the_history(sem: Running) -> 
 # ---- history and events ----------------------------------------------------------------------------------------
 
 
-async def test_history_is_written_before_the_job_closes(sem: Running) -> None:
-    """Clients fetch /history/{id} the moment they see execution_success or `executing {node: null}`."""
+async def test_history_is_written_before_the_job_closes(sem: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients fetch /history/{id} the moment they see execution_success or `executing {node: null}`, even when
+    the disk is slow to take the entry."""
+    store = sem.state.jobs.store
+    write = store.finish_encoded
+
+    def slow_write(prompt_id: str, text: str) -> None:
+        time.sleep(0.2)
+        write(prompt_id, text)
+
+    monkeypatch.setattr(store, "finish_encoded", slow_write)
     async with connect(sem, "eager") as ws:
         await ws.recv()
         open_jobs = set()
@@ -252,6 +263,9 @@ async def test_dynprompt_describes_prompt_and_expanded_nodes(sem: Running) -> No
     assert executed["display_node"] == "1"
     executing = next(d for d in done.of("executing") if d["node"] == "3:inner")
     assert executing["display_node"] == "1"
+    meta = done.entry["meta"]
+    assert meta["3:inner"] == {"node_id": "3:inner", "display_node": "1", "parent_node": "3", "real_node_id": "3"}
+    assert meta["2"] == {"node_id": "2", "display_node": "2", "parent_node": None, "real_node_id": "2"}
 
 
 async def test_one_node_instance_per_node_id_across_prompts(sem: Running) -> None:
