@@ -52,6 +52,6 @@ def __getattr__(name: str) -> Any:
         from nodes.shared import MAX_RESOLUTION
 
         return MAX_RESOLUTION
-    if not _pack_attributes or name.startswith("__"):
+    if not _pack_attributes:
         raise AttributeError(f"module 'nodes' has no attribute {name!r}")
     return _pack_attributes[0](name)
