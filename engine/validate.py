@@ -134,7 +134,7 @@ def validate(
                 node_errors.setdefault(node_id, NodeErrors(nodes[node_id].class_type)).errors.append(
                     InputError(ErrorType.DEPENDENCY_CYCLE, message, path)
                 )
-        valid = _mark_dependents(workflow, requested, node_errors)
+        valid = _mark_dependents(workflow, requested, node_errors) if node_errors else requested
 
     error: dict[str, Any] | None = None
     if unknown:
