@@ -168,7 +168,7 @@ def load_pack(
     module_name = f"{PACK_MODULE_PREFIX}.{entry.name.replace('.', '_')}"
     start = time.perf_counter()
 
-    def summary(status: str, **details: Any) -> PackSummary:
+    def summary(status: PackStatus, **details: Any) -> PackSummary:
         seconds = time.perf_counter() - start
         return PackSummary(
             entry.name,
