@@ -14,6 +14,7 @@ import { NodeTypes } from "./node_types";
 import { Gallery, QueuePanel } from "./panels";
 import { Runner } from "./run";
 import { CanvasSearch } from "./search";
+import { Breadcrumb, trackSubgraphTypes } from "./subgraphs";
 import { DomWidgets } from "./dom_widgets";
 import { buildToolbar } from "./toolbar";
 import { bindTooltips } from "./tooltips";
@@ -42,6 +43,8 @@ export class App implements LoomApp {
     this.gallery = new Gallery(this.api);
     this.state = new GraphState(canvasEl);
     const domWidgets = new DomWidgets(this.state.canvas);
+    trackSubgraphTypes(this.state.graph);
+    const breadcrumb = new Breadcrumb(this.state.graph, this.state.canvas);
     this.compat = compatObjects(this, (e) => this.extensions.register(e));
     this.nodeTypes = new NodeTypes(
       this.api,
@@ -76,7 +79,7 @@ export class App implements LoomApp {
     root.append(
       this.#toolbar(),
       el("div", { class: "global-progress" }, progress),
-      el("main", {}, el("div", { class: "canvas-host" }, canvasEl, domWidgets.layer), el("aside", {}, this.queuePanel.element, this.gallery.element)),
+      el("main", {}, el("div", { class: "canvas-host" }, canvasEl, domWidgets.layer, breadcrumb.element), el("aside", {}, this.queuePanel.element, this.gallery.element)),
       this.validation.element,
       this.nodeTypes.missingModels.element,
     );
@@ -110,8 +113,8 @@ export class App implements LoomApp {
     return this.files.loadWorkflow(data);
   }
 
-  fitView(): void {
-    this.state.fitView();
+  fitView(options?: { readable?: boolean }): void {
+    this.state.fitView(options);
   }
 
   async start(): Promise<void> {

@@ -58,7 +58,10 @@ export class GraphState {
   }
 
   #restore(state: string): void {
+    const open = this.canvas.graph !== this.graph ? this.canvas.graph?.id : undefined;
     this.graph.configure(JSON.parse(state));
+    // The subgraph that was open is a new object now (or gone): show its new self, else the workflow.
+    if (open !== undefined) this.canvas.setGraph(this.graph.subgraphs.get(open) ?? this.graph);
     this.canvas.setDirty(true, true);
     this.#persist();
   }
@@ -115,16 +118,17 @@ export class GraphState {
     return Math.min(1, this.canvas.low_quality_zoom_threshold * READABLE_MARGIN);
   }
 
-  /** Adds a node of `type` at a point on the screen (client coordinates) and selects it. */
+  /** Adds a node of `type` to the open graph (the workflow or a subgraph) at a point on the screen, selected. */
   addNodeAt(type: string, screenPos: [number, number]): LGraphNode | null {
     const node = LiteGraph.createNode(type);
     if (!node) return null;
     const rect = this.canvasEl.getBoundingClientRect();
     const pos = this.canvas.convertCanvasToOffset([screenPos[0] - rect.left, screenPos[1] - rect.top]);
     node.pos = [pos[0], pos[1]];
-    this.graph.beforeChange();
-    this.graph.add(node);
-    this.graph.afterChange();
+    const graph = this.canvas.graph ?? this.graph;
+    graph.beforeChange();
+    graph.add(node);
+    graph.afterChange();
     this.canvas.selectNode(node);
     this.changed();
     return node;
@@ -140,7 +144,7 @@ export class GraphState {
     if (!items.length) return null;
     const group = new LGraphGroup("Group");
     group.resizeTo(items, 10);
-    this.graph.add(group);
+    (this.canvas.graph ?? this.graph).add(group);
     this.canvas.setDirty(true, true);
     this.changed();
     return group;

@@ -7,7 +7,7 @@ import { type IContextMenuValue, LGraphCanvas, LGraphGroup, LGraphNode, LiteGrap
 /** Emoji and private-use (icon font) characters: not in the fonts a plain Linux desktop has. */
 export const NEEDS_SPECIAL_FONT = /[\p{Extended_Pictographic}\u{E000}-\u{F8FF}]/u;
 /** The subgraph node's "open" title button: an arrow every text font has. */
-export const OPEN_SUBGRAPH_GLYPH = "↗";
+export const OPEN_SUBGRAPH_GLYPH = "⇗";
 
 function plainMenu<T extends IContextMenuValue<unknown> | null>(options: T[]): T[] {
   return options.map((o) => (o && typeof o.content === "string" && NEEDS_SPECIAL_FONT.test(o.content) ? { ...o, content: o.content.replace(NEEDS_SPECIAL_FONT, "").trim() } : o));
