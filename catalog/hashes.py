@@ -12,6 +12,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+MODEL_INDEX_FILE = "model_index.db"
+"""Its name in the user folder."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hashes (
     path TEXT PRIMARY KEY,

@@ -75,6 +75,8 @@ def _by_extension(value: str, choices: Sequence[str]) -> list[str]:
     return found
 
 
+FINDERS = (("separators", _by_separators), ("subfolder", _by_subfolder), ("extension", _by_extension))
+
 HashLookup = Callable[[str], Sequence[str]]
 """Names (in the folder at hand) of indexed files whose sha256 is, or starts with, the given digest."""
 
@@ -94,7 +96,7 @@ def resolve_model_name(
     if value in choices:
         return Resolved(value, value, "exact")
     ambiguous: AmbiguousModelName | None = None
-    for rule, finder in (("separators", _by_separators), ("subfolder", _by_subfolder), ("extension", _by_extension)):
+    for rule, finder in FINDERS:
         found = _unique(finder(value, choices))
         if len(found) == 1:
             return Resolved(value, found[0], rule)
@@ -120,3 +122,25 @@ def _hint_for(value: str, hashes: Mapping[str, str]) -> str | None:
         if _posix(name) == wanted:
             return digest
     return None
+
+
+DEMO_PREFIX = "loom-demo-"
+
+
+def proposals(
+    value: str, choices: Sequence[str], *, digest: str | None = None, by_hash: HashLookup | None = None
+) -> list[Resolved]:
+    """Every file a person might pick for a missing `value`, best first: the file with the recorded hash, then files
+    matched by name (each rule's candidates, ambiguous ones included), then Loom's demo stand-in for the folder."""
+    found: dict[str, Resolved] = {}
+    if digest and by_hash is not None:
+        allowed = set(choices)
+        for name in sorted(n for n in by_hash(digest) if n in allowed):
+            found.setdefault(name, Resolved(value, name, "hash"))
+    for rule, finder in FINDERS:
+        for name in _unique(finder(value, choices)):
+            found.setdefault(name, Resolved(value, name, rule))
+    for name in choices:
+        if PurePosixPath(_posix(name)).name.startswith(DEMO_PREFIX):
+            found.setdefault(name, Resolved(value, name, "demo"))
+    return list(found.values())

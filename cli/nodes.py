@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from cli.commands import COMMANDS
-from cli.runtime import add_common_arguments, build_runtime
+from cli.runtime import add_common_arguments, runtime_settings
 from engine.packs import PackSummary
+from runtime.build import build_runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    runtime = build_runtime(args)
+    runtime = build_runtime(runtime_settings(args))
     registry = runtime.registry
     rows = [
         {
@@ -53,6 +53,3 @@ def pack_line(pack: PackSummary) -> str:
     if pack.rejected:
         line += "; rejected: " + "; ".join(f"{r.class_type} ({r.reason})" for r in pack.rejected)
     return line
-
-
-COMMANDS["nodes"] = (add_arguments, run, "list every node type with the pack it comes from")

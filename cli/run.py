@@ -12,17 +12,18 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from cli.commands import COMMANDS
-from cli.runtime import add_common_arguments, build_runtime
+from cli.runtime import add_common_arguments, runtime_settings
 from cli.workflow_args import add_file_argument, add_workflow_arguments, load_from_args, print_problems
 from engine.admit import Rejected, admit
 from engine.context import RunControl
+from engine.environment import NodeEnvironment
 from engine.events import Event, JobFailed
 from engine.executor import Executor, RunOutcome
 from engine.folders import Folders, UnsafePath
 from engine.registry import NodeRegistry
 from engine.workflow import Workflow, WorkflowError, parse_api
 from formats.problems import Problem
+from runtime.build import build_runtime
 from server.wire import wire_messages
 
 EXIT_FAILED = 1
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    runtime = build_runtime(args)
+    runtime = build_runtime(runtime_settings(args))
     try:
         loaded = load_from_args(args, runtime)
         workflow = parse_api(loaded.api)
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 def run_workflow(
     workflow: Workflow,
     registry: NodeRegistry,
-    env: Any = None,
+    env: NodeEnvironment | None = None,
     *,
     folders: Folders | None = None,
     out: TextIO | None = None,
@@ -242,6 +243,3 @@ class ProgressPrinter:
                 self.out.write("\n")
                 self.bar_open = False
             self.out.flush()
-
-
-COMMANDS["run"] = (add_arguments, run, "validate and run a workflow file without a server")

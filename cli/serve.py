@@ -7,19 +7,19 @@ import logging
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from cli.commands import COMMANDS
 from cli.frontend import LOOM_CANVAS, FrontEndError, front_end_root
-from cli.runtime import add_common_arguments, build_runtime
-from engine.cache import OutputCache
-from engine.executor import Executor
-from engine.jobs import JobQueue
+from cli.runtime import add_common_arguments, runtime_settings
 from engine.store import Store, StoreUnavailable
+from runtime.build import Runtime, build_job_queue, build_runtime
 from server.logs import LogRing
 from server.security import all_loopback, listen_hosts
 from server.state import ServerConfig, ServerState
 from server.wire import history_messages
+
+if TYPE_CHECKING:
+    from scaleout.pool import RayWorkerPool
 
 log = logging.getLogger("loom.serve")
 
@@ -85,12 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_state(args: argparse.Namespace) -> ServerState:
-    """Runtime, store, executor and queue from the flags; the web UI and packs are served as they are found."""
+    """Runtime, store, runner and queue from the flags; the web UI and packs are served as they are found."""
     web_root = front_end_root(args.front_end, args.front_end_root)  # before anything loads: a wrong flag fails fast
-    runtime = build_runtime(args)
+    runtime = build_runtime(runtime_settings(args))
     store = Store(args.database or runtime.folders.user / "loom.db", history_cap=args.history_size)
     pool = start_pool(args, runtime) if args.workers == "ray" else None
-    executor: Any = pool if pool is not None else Executor(runtime.registry, cache=output_cache(args), env=runtime.env)
+    jobs = build_job_queue(runtime, store, history_messages, pool, workers=pool.size if pool is not None else 1)
     config = ServerConfig(
         host=args.listen,
         port=args.port,
@@ -100,30 +100,27 @@ def build_state(args: argparse.Namespace) -> ServerState:
         multi_user=args.multi_user,
         preview_method=args.preview_method,
     )
-    extensions = getattr(runtime, "extensions", None) or {}
-    jobs = JobQueue(store, executor, history_messages, runtime.env, workers=pool.size if pool is not None else 1)
-    state = ServerState(config, runtime.registry, runtime.folders, jobs, runtime.env, extensions)
-    state.workers = pool
-    state.packs = None if args.disable_custom_nodes else runtime.packs
-    return state
-
-
-def start_pool(args: argparse.Namespace, runtime: Any) -> Any:
-    """The Ray worker pool, started; imported here so that single-process Loom never loads Ray."""
-    from scaleout.pool import RayWorkerPool
-
-    pool = RayWorkerPool(
-        args, runtime.registry, runtime.folders, address=args.ray_address, workers_per_node=args.workers_per_node
+    return ServerState(
+        config,
+        runtime.registry,
+        runtime.folders,
+        jobs,
+        runtime.env,
+        runtime.extensions,
+        packs=runtime.pack_summaries,
+        workers=pool,
+        models=runtime.models,
     )
+
+
+def start_pool(args: argparse.Namespace, runtime: Runtime) -> RayWorkerPool:
+    """The Ray worker pool, started; imported here so that single-process Loom never loads Ray."""
+    from scaleout.pool import PoolConfig, RayWorkerPool
+
+    config = PoolConfig(runtime.settings, address=args.ray_address, workers_per_node=args.workers_per_node)
+    pool = RayWorkerPool(config, runtime.registry, runtime.folders)
     pool.start()
     return pool
-
-
-def output_cache(args: argparse.Namespace) -> OutputCache:
-    """`--cache-none` keeps nothing between jobs; `--cache-lru N` keeps at most N node outputs."""
-    if args.cache_none:
-        return OutputCache(max_bytes=0)
-    return OutputCache(max_entries=args.cache_lru or None)
 
 
 def exposure_warning(listen: str, token: str | None) -> str | None:
@@ -164,6 +161,3 @@ def run(args: argparse.Namespace) -> int:
         if state.workers is not None:
             state.workers.close()
     return 0
-
-
-COMMANDS["serve"] = (add_arguments, run, "serve the canvas and the HTTP + WebSocket API (the default)")

@@ -6,12 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from cli.commands import COMMANDS
-from cli.runtime import Runtime, add_common_arguments, build_runtime
+from cli.runtime import add_common_arguments, runtime_settings
 from cli.workflow_args import add_file_argument, add_workflow_arguments, load_from_args, print_problems
 from engine.admit import Rejected, admit
 from engine.workflow import Workflow, WorkflowError, parse_api
 from formats.problems import Problem, WorkflowFileError
+from runtime.build import Runtime, build_runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,13 +48,13 @@ def _print_node_errors(node_errors: dict[str, Any], workflow: Workflow, kind: st
     """One line per problem; `kind` says whether it stops the run ("error") or drops an output ("skipped")."""
     for node_id, entry in node_errors.items():
         label = workflow.nodes[node_id].label if node_id in workflow else node_id
+        where = f"node {label} ({entry['class_type']})"
         for error in entry["errors"]:
-            where = f"node {label} ({entry['class_type']})"
-            print(f"{kind} [{error['type']}]: {where}: {error['message']}", file=sys.stderr)
+            message = error["message"]
+            # engine messages often name their node already; say it once
+            text = message if message.startswith((where, f"node {label}:", f"node {label} ")) else f"{where}: {message}"
+            print(f"{kind} [{error['type']}]: {text}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
-    return validate_command(args, build_runtime(args))
-
-
-COMMANDS["validate"] = (add_arguments, run, "check a workflow file and print every problem")
+    return validate_command(args, build_runtime(runtime_settings(args)))

@@ -11,6 +11,7 @@ import dis
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -41,6 +42,19 @@ class Host:
 
 
 _bound: list[Host] = []
+
+HOST_ROOT = "comfyui-compat"
+
+
+def host_root(folders: Folders) -> Path:
+    """Where packs see "the host's folder" (`dirname(folder_paths.__file__)`): inside the user folder."""
+    return folders.user / HOST_ROOT
+
+
+def legacy_extensions(folders: Folders) -> dict[str, Path]:
+    """The front-end folders older packs copied into `<host folder>/web/extensions/<name>`, by name."""
+    root = host_root(folders) / "web" / "extensions"
+    return {p.name: p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
 
 
 def bind(host: Host) -> Host:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.environment import NodeEnvironment
-from engine.events import EventSink, NodeProgress, NodeWarning, Preview
+from engine.events import EventSink, NodeProgress, NodeText, NodeWarning, Preview
 
 
 class Interrupted(Exception):
@@ -57,6 +57,10 @@ class NodeContext:
 
     def warn(self, message: str) -> None:
         self.emit(NodeWarning(self.prompt_id, self.node_id, message))
+
+    def text(self, message: str, node_id: str | None = None) -> None:
+        """Report a line of text shown on the node (on `node_id`, e.g. the node a pack names, when given)."""
+        self.emit(NodeText(self.prompt_id, node_id or self.node_id, message))
 
 
 _current: ContextVar[NodeContext | None] = ContextVar("loom_node_context", default=None)

@@ -31,7 +31,7 @@ class NoModelStore(RuntimeError):
 
 @dataclass(eq=False)
 class NodeEnvironment:
-    """Built once by the composition root (`runtime.build_runtime`) and shared by every node run."""
+    """Built once by the composition root (`runtime.build.build_runtime`) and shared by every node run."""
 
     folders: Folders
     force_cpu: bool = False

@@ -62,6 +62,23 @@ class NodeWarning:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeText:
+    """A line of text a running node reports (shown on the node by front ends, as `progress_text`)."""
+
+    prompt_id: str
+    node: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFinished:
+    """A node ran to completion (not sent for nodes served from the cache); the history times nodes with it."""
+
+    prompt_id: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
 class JobSucceeded:
     prompt_id: str
     outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -95,6 +112,8 @@ Event = (
     | NodeProgress
     | NodeExecuted
     | NodeWarning
+    | NodeText
+    | NodeFinished
     | JobSucceeded
     | JobFailed
     | JobInterrupted

@@ -22,6 +22,7 @@ from engine.events import (
     JobSucceeded,
     NodeExecuted,
     NodeExecuting,
+    NodeFinished,
     NodesCached,
     NodeWarning,
     discard,
@@ -160,6 +161,8 @@ class _Job:
                 if ui is not None:
                     emit(NodeExecuted(pid, node_id, self.display.get(node_id, node_id), ui, cached=True))
             self._drive()
+            if self.control.interrupted:  # asked while the last node ran without looking: still an interrupt
+                raise _Stopped(None)
             stuck = self.plan.unfinished(outputs)
             if stuck:
                 raise self._failure(stuck[0], RuntimeError(f"nodes {stuck} could never become ready (a cycle?)"))
@@ -374,6 +377,7 @@ class _Job:
         if ui is not None:
             self.uis[node_id] = ui
             self.emit(NodeExecuted(self.prompt_id, node_id, self.display.get(node_id, node_id), ui))
+        self.emit(NodeFinished(self.prompt_id, node_id))
         self.cache.put(self.signer.sigs[node_id], outputs, ui)
         self.plan.finish(node_id)
 

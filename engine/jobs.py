@@ -17,10 +17,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.admit import Admission, admit
+from engine.admit import RESOLVED_MODELS, Admission, NameResolver, admit
 from engine.context import RunControl
 from engine.environment import NodeEnvironment
-from engine.events import JOB_ENDS, Event, JobFailed, NodeExecuted, NodeExecuting
+from engine.events import (
+    JOB_ENDS,
+    Event,
+    JobFailed,
+    JobStarted,
+    NodeExecuted,
+    NodeExecuting,
+    NodeFinished,
+    NodesCached,
+    NodeWarning,
+)
+from engine.reclaim import reclaim
 from engine.recording import HistoryWriter
 from engine.registry import NodeRegistry
 from engine.store import Job, Store
@@ -78,6 +89,7 @@ class Running:
     messages: list[list[Any]] = field(default_factory=list)
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per node: started, ended (ms), cached
 
 
 def now_ms() -> int:
@@ -94,15 +106,17 @@ class JobQueue:
         history_messages: HistoryMessages,
         env: NodeEnvironment | None = None,
         workers: int = 1,
+        names: NameResolver | None = None,
     ) -> None:
         """`workers` job threads run jobs at once (more than one only for a runner that spreads them, such as the
-        Ray worker pool); each takes the oldest pending job."""
+        Ray worker pool); each takes the oldest pending job. `names` resolves model names when a job is accepted."""
         self.store = store
         self.history_messages = history_messages
         self.history = HistoryWriter(store, self._error_messages)
         self.executor = executor
         self.env = env
         self.workers = max(1, workers)
+        self.names = names
         self._listeners: list[JobListener] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -163,7 +177,10 @@ class JobQueue:
     ) -> tuple[Job, Admission]:
         """Accept a job: parse, validate and convert it (engine.admit), then queue the converted workflow with the
         outputs that passed. Raises WorkflowError, Rejected (no valid output) or DuplicateJob."""
-        admission = admit(prompt, self.executor.registry, targets, extra_data)
+        admission = admit(prompt, self.executor.registry, targets, extra_data, names=self.names)
+        if admission.resolved:
+            resolved = [{"node": r.node_id, "input": r.input_name, "message": r.message} for r in admission.resolved]
+            extra_data = {**(extra_data or {}), RESOLVED_MODELS: resolved}
         job = self.submit(
             admission.workflow,
             admission.outputs,
@@ -304,6 +321,7 @@ class JobQueue:
             cache.clear()
         if unload_models and self.env is not None:
             self.env.unload_models()
+        reclaim()
 
     def _run(self, running: Running) -> None:
         job = running.job
@@ -318,6 +336,9 @@ class JobQueue:
                 endings.append(event)
             else:
                 self._tell(job.client_id, event)
+            if isinstance(event, JobStarted):
+                for note in job.extra_data.get(RESOLVED_MODELS) or ():
+                    emit(NodeWarning(job.prompt_id, str(note["node"]), f"model name resolved: {note['message']}"))
 
         status = "error"
         try:
@@ -379,6 +400,12 @@ class JobQueue:
         running.messages.extend(self.history_messages(event))
         if isinstance(event, NodeExecuting):
             running.node, running.display_node = event.node, event.display_node
+            running.nodes[event.node] = {"started": now_ms(), "ended": None, "cached": False}
+        elif isinstance(event, NodeFinished) and event.node in running.nodes:
+            running.nodes[event.node]["ended"] = now_ms()
+        elif isinstance(event, NodesCached):
+            at = now_ms()
+            running.nodes.update((node, {"started": at, "ended": at, "cached": True}) for node in event.nodes)
         elif isinstance(event, NodeExecuted):
             running.outputs[event.node] = dict(event.output)
             running.meta[event.node] = {
@@ -403,6 +430,7 @@ class JobQueue:
                 "queued": int(job.queued_at * 1000),
                 "started": int(started * 1000),
                 "finished": now_ms(),
+                "nodes": running.nodes,  # Loom's addition: where a run's time went, node by node
             },
             "retry": job.attempts > 1,
             "attempts": job.attempts,

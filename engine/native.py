@@ -86,7 +86,7 @@ class _Number(Input):
 
 
 def Int(
-    default: int = 0,
+    default: int | None = 0,
     *,
     min: int | None = None,
     max: int | None = None,
@@ -96,12 +96,15 @@ def Int(
     force_input: bool = False,
     control_after_generate: bool = False,
     lazy: bool = False,
+    display: str | None = None,
 ) -> Input:
-    return _Number(INT, default, optional, tooltip, lazy, force_input, {}, min, max, step, control_after_generate)
+    """`display="color"` shows the number as a 0xRRGGBB colour picker on the canvas."""
+    options = {"display": display} if display is not None else {}
+    return _Number(INT, default, optional, tooltip, lazy, force_input, options, min, max, step, control_after_generate)
 
 
 def Float(
-    default: float = 0.0,
+    default: float | None = 0.0,
     *,
     min: float | None = None,
     max: float | None = None,
@@ -113,23 +116,30 @@ def Float(
     lazy: bool = False,
 ) -> Input:
     options = {"round": round} if round is not None else {}
-    return _Number(FLOAT, float(default), optional, tooltip, lazy, force_input, options, min, max, step)
+    value = float(default) if default is not None else None
+    return _Number(FLOAT, value, optional, tooltip, lazy, force_input, options, min, max, step)
 
 
 def String(
-    default: str = "",
+    default: str | None = None,
     *,
     multiline: bool = False,
+    dynamic_prompts: bool | None = None,
     optional: bool = False,
     tooltip: str | None = None,
     force_input: bool = False,
     lazy: bool = False,
 ) -> Input:
-    options = {"multiline": True} if multiline else {}
+    """`dynamic_prompts` tells the canvas whether to expand {a|b} choices in the text before queueing."""
+    options: dict[str, Any] = {"multiline": True} if multiline else {}
+    if dynamic_prompts is not None:
+        options["dynamicPrompts"] = dynamic_prompts
     return Input(STRING, default, optional, tooltip, lazy, force_input, options)
 
 
-def Boolean(default: bool = False, *, optional: bool = False, tooltip: str | None = None, lazy: bool = False) -> Input:
+def Boolean(
+    default: bool | None = False, *, optional: bool = False, tooltip: str | None = None, lazy: bool = False
+) -> Input:
     return Input(BOOLEAN, default, optional, tooltip, lazy)
 
 
@@ -149,6 +159,7 @@ class _Combo(Input):
             kind="optional" if self.optional else "required",
             default=default,
             choices=choices,
+            publish_default=self.default is not None,
             tooltip=self.tooltip,
             lazy=self.lazy,
             options=self.options,
@@ -225,7 +236,7 @@ class NativeNode:
             inputs=inputs,
             outputs=self.outputs,
             invoke=invoke,
-            display_name=opts.get("display_name") or _spaced(self.class_type),
+            display_name=opts.get("display_name") or self.class_type,
             description=opts.get("description") or inspect.getdoc(fn) or "",
             category=opts.get("category", ""),
             output_node=opts.get("output_node", False),
@@ -271,15 +282,6 @@ def _hook_inputs(hook: Callable[..., Any] | None) -> frozenset[str] | None:
     if any(p.kind == p.VAR_KEYWORD for p in params):
         return None
     return frozenset(p.name for p in params if p.name != "env")
-
-
-def _spaced(name: str) -> str:
-    out = []
-    for i, ch in enumerate(name):
-        if i and ch.isupper() and not name[i - 1].isupper():
-            out.append(" ")
-        out.append(ch)
-    return "".join(out)
 
 
 def node(

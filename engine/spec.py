@@ -39,6 +39,8 @@ class InputSpec:
     control_after_generate: bool = False
     hidden: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    # False for a combo's implicit default (its first choice): clients pick that themselves, the schema omits it.
+    publish_default: bool = True
 
     @property
     def is_widget(self) -> bool:
@@ -55,7 +57,7 @@ class InputSpec:
             return self.hidden or self.type  # type: ignore[return-value]
         opts: dict[str, Any] = dict(self.options)
         for key, value in (
-            ("default", self.default),
+            ("default", self.default if self.publish_default else None),
             ("min", self.min),
             ("max", self.max),
             ("step", self.step),

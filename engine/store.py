@@ -2,7 +2,8 @@
 
 One file (WAL mode, synchronous=FULL): a job is committed before `/prompt` answers, and a job's move from the queue
 to the history is one transaction. One connection guarded by a lock: every statement is short, and the worker thread
-and the server's threads share it.
+and the server's threads share it. One process owns the file (an flock on `<file>.lock`, which holds its pid), and
+a damaged file is refused at opening, never replaced by an empty history.
 """
 
 from __future__ import annotations
@@ -92,7 +93,6 @@ class Store:
         self.path = str(path)
         self._owner = None
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._owner = _take_ownership(Path(self.path))
             try:
                 _check_file(Path(self.path))
@@ -113,8 +113,8 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self._release()
             raise DatabaseFault(
-                f"{self.path} is damaged ({exc}): move it aside to start with an empty queue and history, "
-                "or start Loom with --database pointing at another file"
+                f"{self.path} cannot be used as Loom's database ({exc}): move it aside to start with an empty "
+                "queue and history, or start Loom with --database pointing at another file"
             ) from exc
 
     def close(self) -> None:
@@ -302,7 +302,14 @@ def _take_ownership(path: Path) -> Any:
     """An exclusive lock on `<db>.lock`, which records the owner's pid: two servers on one database would run
     the same jobs. The lock goes with the process, however it ends."""
     lock_path = path.with_name(path.name + ".lock")
-    owner = open(lock_path, "a+")  # noqa: SIM115 (held open for the Store's life)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        owner = open(lock_path, "a+")  # noqa: SIM115 (held open for the Store's life)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot create {lock_path} ({exc.strerror}): Loom writes its database and a lock file there; "
+            "start it with --database pointing at a writable folder"
+        ) from None
     try:
         fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -321,16 +328,18 @@ def _take_ownership(path: Path) -> Any:
 
 
 def _check_file(path: Path) -> None:
-    """An empty file is a new database only when no write-ahead log holds its content."""
-    if not path.exists():
-        log.info("creating a new database at %s", path)
-        return
-    if path.stat().st_size:
+    """A missing or empty file is a new database only when no write-ahead log holds content of the old one."""
+    size = path.stat().st_size if path.exists() else None
+    if size:
         return
     wal = path.with_name(path.name + "-wal")
     if wal.exists() and wal.stat().st_size:
         raise DatabaseFault(
-            f"{path} is empty but its write-ahead log {wal.name} is not: the database is damaged; move both "
-            "aside to start with an empty queue and history, or start Loom with --database pointing at another file"
+            f"{path} is {'empty' if size == 0 else 'missing'} but its write-ahead log {wal.name} is not: the database "
+            "is damaged; move both aside to start with an empty queue and history, or start Loom with --database "
+            "pointing at another file"
         )
-    log.warning("%s is an empty file; starting a new database in it", path)
+    if size is None:
+        log.info("creating a new database at %s", path)
+    else:
+        log.warning("%s is an empty file; starting a new database in it", path)

@@ -16,7 +16,11 @@ MAX_RESOLUTION = 16384
     display_name="CLIP Text Encode (Prompt)",
 )
 def CLIPTextEncode(
-    text: str = String("", multiline=True, tooltip="(word:1.2) weights, (word) x1.1, [word] /1.1, embedding:NAME"),
+    text: str = String(
+        multiline=True,
+        dynamic_prompts=True,
+        tooltip="(word:1.2) weights, (word) x1.1, [word] /1.1, embedding:NAME",
+    ),
     clip: Any = Socket("CLIP"),
     *,
     ctx: NodeContext,
@@ -28,17 +32,17 @@ def CLIPTextEncode(
     return [[encoded.cond, {"pooled_output": encoded.pooled}]]
 
 
-@node(category="advanced/conditioning", outputs=["CONDITIONING"], display_name="CLIP Text Encode (SDXL)")
+@node(category="advanced/conditioning", outputs=["CONDITIONING"])
 def CLIPTextEncodeSDXL(
+    clip: Any = Socket("CLIP"),
     width: int = Int(1024, min=0, max=MAX_RESOLUTION),
     height: int = Int(1024, min=0, max=MAX_RESOLUTION),
     crop_w: int = Int(0, min=0, max=MAX_RESOLUTION),
     crop_h: int = Int(0, min=0, max=MAX_RESOLUTION),
     target_width: int = Int(1024, min=0, max=MAX_RESOLUTION),
     target_height: int = Int(1024, min=0, max=MAX_RESOLUTION),
-    text_g: str = String("", multiline=True),
-    clip: Any = Socket("CLIP"),
-    text_l: str = String("", multiline=True),
+    text_g: str = String(multiline=True, dynamic_prompts=True),
+    text_l: str = String(multiline=True, dynamic_prompts=True),
     *,
     ctx: NodeContext,
 ) -> list[list[Any]]:

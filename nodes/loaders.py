@@ -129,9 +129,8 @@ def _diffusers_identity(model_path: str, env: NodeEnvironment | None = None) -> 
 
 
 @node(
-    category="advanced/loaders",
+    category="advanced/loaders/deprecated",
     outputs=["MODEL", "CLIP", "VAE"],
-    display_name="Diffusers Loader",
     fingerprint=_diffusers_identity,
 )
 def DiffusersLoader(

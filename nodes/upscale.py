@@ -12,7 +12,12 @@ TILE = 512
 MIN_TILE = 64
 
 
-@node(category="loaders", outputs=[Out("UPSCALE_MODEL")], fingerprint=file_input("upscale_models", "model_name"))
+@node(
+    category="loaders",
+    outputs=[Out("UPSCALE_MODEL")],
+    display_name="Load Upscale Model",
+    fingerprint=file_input("upscale_models", "model_name"),
+)
 def UpscaleModelLoader(model_name: str = Combo(model_files("upscale_models")), *, ctx: NodeContext) -> tuple:
     """Load an ESRGAN / Real-ESRGAN (RRDBNet) upscale model; the architecture is read from the tensor shapes."""
     from diffusion.checkpoint import read_tensors
@@ -52,7 +57,7 @@ def upscale_image(model: Any, image: Any, tile: int, ctx: NodeContext) -> Any:
     return out[:, :, : h * s, : w * s].clamp(0, 1).movedim(1, -1).float().cpu()
 
 
-@node(category="image/upscaling", outputs=[Out("IMAGE")])
+@node(category="image/upscaling", outputs=[Out("IMAGE")], display_name="Upscale Image (using Model)")
 def ImageUpscaleWithModel(
     upscale_model: Any = Socket("UPSCALE_MODEL"), image: Any = Socket("IMAGE"), *, ctx: NodeContext
 ) -> tuple:

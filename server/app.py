@@ -11,6 +11,7 @@ from aiohttp import web
 
 from server import (
     packs,
+    routes_catalog,
     routes_control,
     routes_files,
     routes_info,
@@ -36,6 +37,7 @@ API_MODULES = (
     routes_workflows,
     routes_user,
     routes_models,
+    routes_catalog,
     routes_internal,
     routes_templates,
     packs,
@@ -63,6 +65,7 @@ def create_app(state: ServerState) -> web.Application:
     for method, path, handler in static.ROUTES:
         app.router.add_route(method, path, handler)
     app.cleanup_ctx.append(_worker)
+    app.cleanup_ctx.append(routes_catalog.background_hashing)
     return app
 
 

@@ -14,6 +14,7 @@ from engine.events import Event
 from server.wire import WireMessage, executing, wire_messages
 
 PREVIEW_IMAGE = 1
+PROGRESS_TEXT = 3
 PREVIEW = "preview"  # the Frame.type of binary previews: only clients that ask for them get them (server.hub)
 IMAGE_FORMATS = {"JPEG": 1, "PNG": 2}
 
@@ -74,9 +75,18 @@ class ProgressState:
         return frame
 
 
+def progress_text_frame(node: str, text: str) -> Frame:
+    """Binary `progress_text`: event type 3, then the node id's length, the node id and the text (UTF-8)."""
+    node_bytes = node.encode()
+    data = struct.pack(">II", PROGRESS_TEXT, len(node_bytes)) + node_bytes + text.encode()
+    return Frame(data=data, droppable=True, type="progress_text")
+
+
 def _frame(message: WireMessage) -> Frame:
     if message.preview is not None:
         return preview_frame(message.preview.format, message.preview.data)
+    if message.type == "progress_text":
+        return progress_text_frame(message.data["node"], message.data["text"])
     return text(message.type, message.data, message.droppable)
 
 

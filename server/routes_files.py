@@ -13,7 +13,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.folders import Folders, UnsafePath, confined, write_atomic
 from server.http import BadRequest
-from server.images import ImageRejected, apply_mask, channel, preview, resave
+from server.images import ImageRejected, apply_mask, channel, named_for, preview, resave
 from server.state import STATE
 
 # A file served from output/ or input/ must never run as a page on Loom's own origin.
@@ -104,8 +104,9 @@ async def _upload(request: web.Request, mask: bool) -> web.Response:
     pixels = state.config.max_image_pixels
 
     def store() -> Path:
-        clean = apply_mask(original, data, pixels) if original is not None else resave(data, pixels)
-        return _write(state.folders.typed_dir(kind), target, clean, overwrite)
+        clean, fmt = (apply_mask(original, data, pixels), "PNG") if original is not None else resave(data, pixels)
+        path = target.with_name(named_for(target.name, fmt))
+        return _write(state.folders.typed_dir(kind), path, clean, overwrite)
 
     try:
         written = await asyncio.get_running_loop().run_in_executor(None, store)

@@ -13,6 +13,7 @@ from engine.admit import Rejected
 from engine.store import DuplicateJob
 from engine.workflow import WorkflowError
 from server.http import BadRequest, read_json
+from server.packs import on_prompt
 from server.state import STATE, ServerState
 
 SMALL_BODY = 1024 * 1024
@@ -69,7 +70,7 @@ def _queued(state: ServerState, body: dict[str, Any]) -> dict[str, Any] | web.Re
 
 async def post_prompt(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = await read_json(request, state.config.max_prompt_bytes)
+    body = on_prompt(state, await read_json(request, state.config.max_prompt_bytes))
     answer = await asyncio.get_running_loop().run_in_executor(None, _queued, state, body)
     return answer if isinstance(answer, web.Response) else web.json_response(answer)
 

@@ -19,8 +19,10 @@ from engine.events import (
     JobSucceeded,
     NodeExecuted,
     NodeExecuting,
+    NodeFinished,
     NodeProgress,
     NodesCached,
+    NodeText,
     NodeWarning,
     Preview,
 )
@@ -68,6 +70,15 @@ def _executed(e: NodeExecuted) -> list[WireMessage]:
     return [WireMessage("executed", data)]
 
 
+def _text(e: NodeText) -> list[WireMessage]:
+    """`progress_text`: sent as a binary frame (server.messages), superseded by the node's next line."""
+    return [WireMessage("progress_text", {"node": e.node, "prompt_id": e.prompt_id, "text": e.text}, droppable=True)]
+
+
+def _finished(e: NodeFinished) -> list[WireMessage]:
+    return []  # clients learn a node is done from the next `executing`; the history records the time (engine.jobs)
+
+
 def _warning(e: NodeWarning) -> list[WireMessage]:
     data = {"prompt_id": e.prompt_id, "node": e.node, "message": e.message, "timestamp": _ms()}
     return [WireMessage("node_warning", data, history=True)]
@@ -107,6 +118,8 @@ _MAPPING: dict[type, Callable[[Any], list[WireMessage]]] = {
     NodeProgress: _progress,
     NodeExecuted: _executed,
     NodeWarning: _warning,
+    NodeText: _text,
+    NodeFinished: _finished,
     JobSucceeded: _succeeded,
     JobFailed: _failed,
     JobInterrupted: _interrupted,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.context import NodeContext
 from engine.events import Preview
@@ -64,6 +65,15 @@ def TestWaitFile(
     return value
 
 
+@node(category="testing", outputs=["INT"], output_node=True)
+def TestWaitDeaf(value: int = Socket("INT"), path: str = String("")) -> dict:
+    """Waits until `path` exists without ever looking at the interrupt flag, as many nodes do; an output node, so
+    it can be the last one to run."""
+    while not Path(path).exists():
+        time.sleep(0.02)
+    return {"ui": {"text": [str(value)]}, "result": (value,)}
+
+
 @node(category="testing", outputs=["INT"])
 def TestFail(value: int = Socket("INT")) -> int:
     raise RuntimeError(f"failing on purpose with {value}")
@@ -100,6 +110,13 @@ def TestShow(value: int = Socket("INT")) -> dict:
     return {"ui": {"text": [str(value)]}}
 
 
+@node(category="testing", outputs=["INT"])
+def TestTalk(ctx: NodeContext, value: int = Socket("INT"), says: str = String("working")) -> int:
+    """Reports `says` as text on itself, then passes `value` on."""
+    ctx.text(f"{says} on {value}")
+    return value
+
+
 @node(category="testing", output_node=True)
 def TestBadUi(value: int = Socket("INT")) -> dict:
     """Shows something JSON cannot hold (bytes): the history must still be written."""
@@ -121,3 +138,18 @@ def TestWriteOutput(
 
     saved = OutputWriter(ctx.env.folders.output, "output", "blob").write(bytes([value % 256]) * size, "bin")
     return {"ui": {"files": [saved]}}
+
+
+@node(category="testing", outputs=["MODEL"])
+def TestLoadBigModel(megabytes: int = Int(64, min=1, max=16384)) -> Any:
+    """A stand-in model: `megabytes` of float32 weights, touched so they are resident."""
+    import torch
+
+    module = torch.nn.Linear(1024, megabytes * 256, bias=False)
+    module.weight.data.fill_(0.5)
+    return module
+
+
+@node(category="testing", output_node=True)
+def TestUseModel(model: Any = Socket("MODEL")) -> dict:
+    return {"ui": {"text": [str(sum(p.numel() for p in model.parameters()))]}}

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from catalog.index import ModelIndex
 from cli import build_parser
 from cli.convert import convert_command
-from cli.runtime import ROOT, Runtime
 from cli.validate import validate_command
+from engine.environment import NodeEnvironment
 from engine.folders import Folders
+from runtime.build import Runtime
+from runtime.settings import ROOT, RuntimeSettings
 from tests.formats.canvas_nodes import registry
 from tests.formats.test_canvas import EXPECTED, cnode, pipeline
 
@@ -64,7 +67,8 @@ def test_convert_reports_every_problem_and_fails(tmp_path: Path, capsys: pytest.
 
 def runtime(tmp_path: Path) -> Runtime:
     folders = Folders.under(tmp_path)
-    return Runtime(folders, REG, None)
+    settings = RuntimeSettings(base_directory=tmp_path)
+    return Runtime(settings, folders, REG, NodeEnvironment(folders), ModelIndex(folders))
 
 
 def test_validate_ok_and_with_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,4 +119,15 @@ def test_validate_reports_the_validators_errors_per_node(tmp_path: Path, capsys:
     assert validate_command(build_parser().parse_args(argv), runtime(tmp_path)) == 1
     err = capsys.readouterr().err
     assert "[value_smaller_than_min]: node 3 (Sample)" in err
+    assert "node 3 (Sample): node 3" not in err  # the node is named once
     assert "node 4 (Scale)" in err and "factor" in err
+
+
+def test_convert_and_validate_say_which_outputs_a_muted_node_cuts_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canvas = pipeline()
+    next(n for n in canvas["nodes"] if n["id"] == 4)["mode"] = 2
+    path = write(tmp_path / "muted.json", canvas)
+    assert convert_command(build_parser().parse_args(["convert", str(path), "--to", "api"]), REG) == 0
+    assert "note: output node 5 (Save) is left out: it depends on muted node 4 (Scale)" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from engine.events import (
     JobSucceeded,
     NodeExecuted,
     NodeExecuting,
+    NodeFinished,
     NodeProgress,
     NodesCached,
     NodeWarning,
@@ -61,7 +62,9 @@ def test_runs_only_what_outputs_need_with_events_in_order(lab: Lab) -> None:
     assert kinds[:2] == [JobStarted, NodesCached] and kinds[-1] is JobSucceeded
     executing = [e.node for e in events if isinstance(e, NodeExecuting)]
     assert executing.index("1") < executing.index("2") < executing.index("4") < executing.index("5")
-    assert kinds[-2] is NodeExecuted and events[-2].output == {"value": [15]}
+    assert kinds[-3] is NodeExecuted and events[-3].output == {"value": [15]}
+    finished = [e.node for e in events if isinstance(e, NodeFinished)]
+    assert sorted(finished) == sorted(executing) and kinds[-2] is NodeFinished  # each node that ran, after its output
 
 
 def test_cached_rerun_and_one_changed_widget(lab: Lab) -> None:

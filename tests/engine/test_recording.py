@@ -70,15 +70,20 @@ def test_outputs_json_cannot_hold_are_dropped_and_the_job_is_an_error(tmp_path: 
     assert q.store.running_jobs() == [] and log.read_text().split() == [job.prompt_id, after.prompt_id]
 
 
-def test_a_failing_write_is_retried(tmp_path: Path) -> None:
-    store = FailingStore(tmp_path / "jobs.db", failures=2)
+def one_job(tmp_path: Path, store: Store) -> dict[str, Any]:
+    """The history entry of one job run by a queue on `store`."""
     q = queue_on(tmp_path, store)
     q.start()
     try:
         job = q.submit(logged(tmp_path / "ran.log", {"class_type": "TestShow"}), ["3"])
-        entry = finished(q, job.prompt_id)
+        return finished(q, job.prompt_id)
     finally:
         q.stop()
+
+
+def test_a_failing_write_is_retried(tmp_path: Path) -> None:
+    store = FailingStore(tmp_path / "jobs.db", failures=2)
+    entry = one_job(tmp_path, store)
     assert entry["status"]["completed"] and entry["outputs"] == {"3": {"text": ["7"]}}
     assert store.tries == 3
 
@@ -128,12 +133,6 @@ def test_a_job_that_ran_is_recorded_not_run_again_after_a_restart(tmp_path: Path
 
 def test_a_minimal_entry_that_could_not_be_written_is_written_between_jobs(tmp_path: Path) -> None:
     store = FailingStore(tmp_path / "jobs.db", failures=5)  # the first try, three retries and the minimal entry
-    q = queue_on(tmp_path, store)
-    q.start()
-    try:
-        job = q.submit(logged(tmp_path / "ran.log", {"class_type": "TestShow"}), ["3"])
-        entry = finished(q, job.prompt_id)
-    finally:
-        q.stop()
+    entry = one_job(tmp_path, store)
     assert entry["status"]["messages"][-1][1]["exception_type"] == "HistoryWriteFailed"
     assert store.tries == 6 and store.jobs() == []

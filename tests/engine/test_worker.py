@@ -87,3 +87,32 @@ def test_a_dead_worker_loop_restarts_and_a_job_that_killed_it_twice_fails(
     assert error["exception_type"] == "WorkerLost" and "worker died" in error["exception_message"]
     assert sum("restarting it" in r.getMessage() for r in caplog.records) == 2
     assert q.store.running_jobs() == []
+
+
+def test_an_interrupt_a_node_ignores_is_recorded_as_interrupted(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    q, _ = make_queue(tmp_path)
+    q.start()
+    try:
+        job = q.submit(
+            parse_api(
+                {
+                    "1": {"class_type": "TestNumber", "inputs": {"value": 4}},
+                    "2": {"class_type": "TestWaitDeaf", "inputs": {"value": ["1", 0], "path": str(gate)}},
+                }
+            ),
+            ["2"],  # the deaf node is the last to run: no later node sees the flag
+        )
+        wait_for(lambda: _at(q, "2"))
+        assert q.interrupt(job.prompt_id)
+        gate.touch()  # the node ends normally, never having looked at the flag
+        entry = finished(q, job.prompt_id)
+    finally:
+        q.stop()
+    assert entry["status"]["status_str"] == "error" and entry["status"]["completed"] is False
+    assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+
+
+def _at(q: JobQueue, node: str) -> bool:
+    running = q.running()
+    return running is not None and running.node == node

@@ -16,9 +16,10 @@ import yaml
 from aiohttp import web
 
 from cli import build_parser
-from cli.runtime import Runtime, build_runtime
+from cli.runtime import runtime_settings
 from engine.jobs import JobQueue
 from engine.store import Store
+from runtime.build import Runtime, build_runtime
 from server.app import create_app
 from server.state import ServerConfig, ServerState
 from server.wire import history_messages
@@ -96,7 +97,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=code_runtime_env())
     tmp = tmp_path_factory.mktemp("farm")
     args = farm_args(tmp)
-    runtime = build_runtime(args)
+    runtime = build_runtime(runtime_settings(args))
     pool = start_pool(args, runtime)
     try:
         yield Farm(tmp, runtime, pool)

@@ -61,7 +61,8 @@ class Child:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         request = urllib.request.Request(self.url + path, json.dumps(body).encode(), method="POST")
         with urllib.request.urlopen(request, timeout=10) as r:
-            return json.loads(r.read())
+            data = r.read()
+        return json.loads(data) if data else None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         self.proc.send_signal(sig)

@@ -150,3 +150,29 @@ def test_a_full_disk_under_the_database_records_the_job_once(tmp_path: Path, tin
     finally:
         child.stop()
     assert log.read_text().split() == [big, small]  # the big job ran once, not again after the restart
+
+
+def rss_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the server's RSS from /proc")
+def test_free_gives_model_memory_back(tmp_path: Path) -> None:
+    with_test_pack(tmp_path)
+    child = Child(tmp_path, "--cpu")
+    try:
+        model = {
+            "1": {"class_type": "TestLoadBigModel", "inputs": {"megabytes": 300}},
+            "2": {"class_type": "TestUseModel", "inputs": {"model": ["1", 0]}},
+        }
+        done = child.post("/prompt", {"prompt": model})["prompt_id"]
+        wait_for(lambda: child.get(f"/history/{done}"), **CHILD_WAIT)
+        loaded = rss_mb(child.proc.pid)
+        child.post("/free", {"unload_models": True, "free_memory": True})
+        wait_for(lambda: rss_mb(child.proc.pid) < loaded - 250, **CHILD_WAIT)  # the 300 MB model is given back
+    finally:
+        child.stop()

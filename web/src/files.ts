@@ -10,7 +10,15 @@ import type { GraphState } from "./graph_state";
 import type { NodeTypes } from "./node_types";
 import type { LoomNode } from "./nodes";
 import { el, toast } from "./ui";
-import { classify, downloadJson, loadApiFormat, type Loaded, missingTypes, readWorkflowFile } from "./workflow_io";
+import {
+  classify,
+  downloadJson,
+  loadApiFormat,
+  type Loaded,
+  missingTypes,
+  readWorkflowFile,
+  serializeWorkflow,
+} from "./workflow_io";
 
 export class Files {
   /** The hidden file input behind "Load" and Ctrl+O. */
@@ -95,7 +103,7 @@ export class Files {
   }
 
   save(): void {
-    downloadJson(this.state.graph.serialize(), "workflow.json");
+    downloadJson(serializeWorkflow(this.state.graph), "workflow.json");
   }
 
   /** The server's examples, one card each; the one picked replaces the canvas. */

@@ -398,6 +398,13 @@ function makeNodeClass(def: NodeDef, hooks: NodeHooks): typeof LGraphNode {
     }
 
     onConfigure(info: ISerialisedNode): void {
+      // Files list a slot for every widget; here an unlinked one is just its widget (removeInput renumbers links).
+      for (let i = this.inputs.length - 1; i >= 0; i--) {
+        const slot = this.inputs[i];
+        if (slot.widget && slot.link == null && this.widgets?.some((w) => w.name === slot.widget!.name)) {
+          this.removeInput(i);
+        }
+      }
       const values = info.widgets_values as unknown;
       if (values && !Array.isArray(values) && typeof values === "object" && this.widgets) {
         for (const widget of this.widgets) {

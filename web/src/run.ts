@@ -14,6 +14,7 @@ import type { Gallery, QueuePanel } from "./panels";
 import { CONTROL_WIDGET, nextControlledValue } from "./schema";
 import { type ServerMessage, Socket } from "./socket";
 import { el, toast } from "./ui";
+import { serializeWorkflow } from "./workflow_io";
 
 const CLIENT_KEY = "loom.clientId";
 
@@ -69,7 +70,7 @@ export class Runner {
     validation.clear();
     for (let i = 0; i < Math.max(1, batch); i++) {
       const prompt = this.prompt();
-      const workflow = state.graph.serialize();
+      const workflow = serializeWorkflow(state.graph);
       try {
         const res = await api.queuePrompt({
           prompt,
