@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from engine.context import current_context
 from engine.spec import InputKind, InputSpec, NodeSpec, OutputSpec, SpecError
 from engine.types import ANY, COMBO, FLOAT, INT
 
@@ -68,14 +69,27 @@ def spec_from_class(
     validate_params = param_names(validate) if callable(validate) else None
     has_lazy = callable(getattr(cls, "check_lazy_status", None))
 
+    instances: dict[str, Any] = {}
+
+    def instance() -> Any:
+        """One instance per node id, kept while this class is registered: packs keep state on `self` across calls
+        and prompts (a node id that appears again, after any other prompt, gets its instance back)."""
+        ctx = current_context()
+        if ctx is None:
+            return cls()
+        obj = instances.get(ctx.node_id)
+        if obj is None:
+            obj = instances[ctx.node_id] = cls()
+        return obj
+
     def invoke(kwargs: dict[str, Any]) -> Any:
         kwargs.pop("__context__", None)
         if not runnable:
             raise SpecError(f"{where} cannot run: its FUNCTION {function_name!r} names no method of the class")
-        return getattr(cls(), function_name)(**kwargs)
+        return getattr(instance(), function_name)(**kwargs)
 
     def check_lazy(kwargs: dict[str, Any]) -> Any:
-        return cls().check_lazy_status(**kwargs)
+        return instance().check_lazy_status(**kwargs)
 
     spec = NodeSpec(
         class_type=class_type,

@@ -29,6 +29,9 @@ ErrorMessages = Callable[[str, str, str], Sequence[list[Any]]]
 
 
 class HistoryWriter:
+    """The job queue's way into the history. `error_messages` gives the status messages of an error in the wire
+    protocol's shape (the queue's history_messages); `delays` and `wait` pace the retries."""
+
     def __init__(
         self,
         store: Store,

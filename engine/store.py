@@ -258,17 +258,18 @@ class Store:
 
         self._tx(move)
 
-    def history(self, max_items: int | None = None, offset: int = 0) -> dict[str, dict[str, Any]]:
-        """Entries oldest first; `max_items` takes the newest ones (after skipping `offset` newest)."""
-        if max_items is None:
-            rows = self._query("SELECT prompt_id, entry FROM history ORDER BY seq")
-            if offset:
-                rows = rows[: max(len(rows) - offset, 0)]
+    def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, dict[str, Any]]:
+        """Entries oldest first. `offset` skips that many of the oldest; `max_items` alone gives the newest ones,
+        with `offset` the first `max_items` from there."""
+        if offset is None:
+            if max_items is None:
+                rows = self._query("SELECT prompt_id, entry FROM history ORDER BY seq")
+            else:
+                rows = self._query("SELECT prompt_id, entry FROM history ORDER BY seq DESC LIMIT ?", (max_items,))
+                rows.reverse()
         else:
-            rows = self._query(
-                "SELECT prompt_id, entry FROM history ORDER BY seq DESC LIMIT ? OFFSET ?", (max_items, offset)
-            )
-            rows.reverse()
+            limit = -1 if max_items is None else max_items
+            rows = self._query("SELECT prompt_id, entry FROM history ORDER BY seq LIMIT ? OFFSET ?", (limit, offset))
         return {pid: json.loads(entry) for pid, entry in rows}
 
     def history_entry(self, prompt_id: str) -> dict[str, Any] | None:

@@ -24,7 +24,9 @@ BUILTIN_MODULES = (
     "nodes.controlnet",
     "nodes.preprocess",
     "nodes.upscale",
+    "nodes.model_merging",
     "nodes.pending_loaders",
+    "nodes.rebatch",
 )
 
 

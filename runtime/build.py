@@ -103,8 +103,10 @@ def load_custom_nodes(
 ) -> list[PackSummary]:
     """Install the host-module shims packs import, load the packs, and print the summary table to stderr."""
     import compat
+    from compat.host import redirect_legacy_web
 
     compat.install(compat.Host(folders=folders, registry=registry, env=env, cpu=settings.cpu))
+    redirect_legacy_web(folders)
     packs = load_packs(
         registry, folders.custom_nodes, disabled=settings.disabled_packs, timeout=settings.pack_import_timeout
     )
@@ -114,9 +116,12 @@ def load_custom_nodes(
 
 
 def output_cache(settings: RuntimeSettings) -> OutputCache:
-    """No outputs kept between jobs (`--cache-none`), at most N (`--cache-lru N`), or all that fit."""
+    """No outputs kept between jobs (`--cache-none`), at most N (`--cache-lru N`), only the last prompt's
+    (`--cache-lru 0`, classic mode), or all that fit."""
     if not settings.cache_outputs:
         return OutputCache(max_bytes=0)
+    if settings.cache_classic:
+        return OutputCache(classic=True)
     return OutputCache(max_entries=settings.cache_max_entries)
 
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -27,10 +28,16 @@ class BadRequest(Exception):
 
 
 def json_error(
-    message: str, type: str = "invalid_prompt", status: int = 400, details: str = "", **extra: Any
+    message: str,
+    type: str = "invalid_prompt",
+    status: int = 400,
+    details: str = "",
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> web.Response:
+    """The one shape of every error answer: `{"error": {type, message, details, extra_info, ...extra}}`."""
     error = {"type": type, "message": message, "details": details, "extra_info": {}, **extra}
-    return web.json_response({"error": error, "node_errors": {}}, status=status)
+    return web.json_response({"error": error, "node_errors": {}}, status=status, headers=headers)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

@@ -124,7 +124,7 @@ def _int_param(request: web.Request, name: str) -> int | None:
 
 async def get_history(request: web.Request) -> web.Response:
     store = request.app[STATE].jobs.store
-    max_items, offset = _int_param(request, "max_items"), _int_param(request, "offset") or 0
+    max_items, offset = _int_param(request, "max_items"), _int_param(request, "offset")
     entries = await asyncio.get_running_loop().run_in_executor(None, store.history, max_items, offset)
     return web.json_response(entries)
 

@@ -411,3 +411,26 @@ def test_folder_paths_file_points_into_the_user_folder(host: compat.Host) -> Non
     target.mkdir(parents=True, exist_ok=True)
     (target / "old.js").write_text("console.log('old');\n")
     assert legacy_extensions(host.folders) == {"old_pack": target}
+
+
+def test_older_packs_copying_into_the_host_web_folder_write_into_the_user_folder(tmp_path: Path) -> None:
+    from compat.host import host_root, legacy_extensions, redirect_legacy_web
+
+    folders = Folders.under(tmp_path / "base")
+    folders.ensure()
+    pack_dir = folders.custom_nodes[0] / "old_style"
+    pack_dir.mkdir(parents=True)
+    assert redirect_legacy_web(folders) == [tmp_path / "base" / "web" / "extensions"]
+    assert redirect_legacy_web(folders) == []  # already there
+    copied = pack_dir / ".." / ".." / "web" / "extensions" / "old_style"
+    copied.mkdir(parents=True)
+    (copied / "ui.js").write_text("console.log('old style');\n")
+    assert (host_root(folders) / "web" / "extensions" / "old_style" / "ui.js").is_file()
+    assert list(legacy_extensions(folders)) == ["old_style"]
+
+
+def test_star_import_of_nodes_gives_the_reference_names(host: compat.Host) -> None:
+    namespace: dict[str, Any] = {}
+    exec("from nodes import *", namespace)
+    assert namespace["MAX_RESOLUTION"] == nodes.MAX_RESOLUTION and namespace["KSampler"].FUNCTION == "sample"
+    assert callable(namespace["common_ksampler"]) and "register_builtin" not in namespace

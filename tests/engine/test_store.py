@@ -74,7 +74,8 @@ def test_history_cap_paging_delete_clear(tmp_path: Path) -> None:
     assert store.count_jobs() == 0
     assert list(store.history()) == ["p2", "p3", "p4"]  # oldest pruned, newest last
     assert list(store.history(max_items=2)) == ["p3", "p4"]
-    assert list(store.history(max_items=1, offset=1)) == ["p3"]
+    assert list(store.history(max_items=1, offset=1)) == ["p3"]  # offset counts from the oldest
+    assert list(store.history(offset=1)) == ["p3", "p4"]
     assert store.history_entry("p3") == {"n": 3} and store.history_entry("p0") is None
     store.delete_history(["p3"])
     assert list(store.history()) == ["p2", "p4"]

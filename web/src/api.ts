@@ -44,6 +44,28 @@ export interface ImageRef {
   type?: string;
 }
 
+/** One model file of the server's index (`GET /models/index`): its hash once the background hasher reached it. */
+export interface IndexedModel {
+  folder: string;
+  name: string;
+  size: number;
+  modified: number;
+  sha256: string | null;
+  autov2: string | null;
+}
+
+/** A missing model name, and what the server proposes for it, best first (`POST /models/resolve`). */
+export interface ModelQuery {
+  name: string;
+  choices: string[];
+  folder?: string;
+  hash?: string;
+}
+export interface ModelProposal {
+  name: string;
+  rule: "hash" | "separators" | "subfolder" | "extension" | "demo";
+}
+
 export type QueueItem = [number, string, ApiPrompt, Record<string, unknown>, string[]];
 
 export interface QueueState {
@@ -180,6 +202,14 @@ export class Api {
 
   template(name: string): Promise<unknown> {
     return this.json(`/templates/${encodeURIComponent(name)}.json`);
+  }
+
+  modelIndex(): Promise<{ files: IndexedModel[]; pending: number }> {
+    return this.json("/models/index");
+  }
+
+  resolveModels(models: ModelQuery[]): Promise<{ models: { name: string; proposals: ModelProposal[] }[] }> {
+    return this.post("/models/resolve", { models });
   }
 
   viewUrl(image: ImageRef, extra: Record<string, string> = {}): string {

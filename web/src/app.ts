@@ -148,7 +148,7 @@ export class App implements LoomApp {
         queue: () => void runner.queue(),
         interrupt: () => void this.api.interrupt(),
         addNode: () => this.search.palette.open([200, 120]),
-        save: () => files.save(),
+        save: () => void files.save(),
         load: () => files.openPicker(),
         examples: () => void files.showExamples(),
         loadDefault: () => files.loadDefault(),
@@ -165,7 +165,7 @@ export class App implements LoomApp {
     trackChanges(this.state);
     bindShortcuts(this.state, {
       queue: () => void this.runner.queue(),
-      save: () => this.files.save(),
+      save: () => void this.files.save(),
       open: () => this.files.openPicker(),
       escape: () => {
         LiteGraph.closeAllContextMenus(window);

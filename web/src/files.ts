@@ -7,6 +7,7 @@ import { buildDefaultWorkflow } from "./default_workflow";
 import type { ValidationPanel } from "./errors";
 import { ExamplesDialog } from "./examples";
 import type { GraphState } from "./graph_state";
+import { recordModelHashes } from "./model_hashes";
 import type { NodeTypes } from "./node_types";
 import type { LoomNode } from "./nodes";
 import { el, toast } from "./ui";
@@ -102,8 +103,11 @@ export class Files {
     }
   }
 
-  save(): void {
-    downloadJson(serializeWorkflow(this.state.graph), "workflow.json");
+  /** Downloads the workflow, with each model file's hash recorded for whoever opens it next. */
+  async save(): Promise<void> {
+    const data = serializeWorkflow(this.state.graph);
+    await recordModelHashes(this.state.graph, data as { nodes?: { id: number }[] }, this.api);
+    downloadJson(data, "workflow.json");
   }
 
   /** The server's examples, one card each; the one picked replaces the canvas. */

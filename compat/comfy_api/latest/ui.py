@@ -105,3 +105,9 @@ placeholder.fill(
     "comfy_api.latest.ui",
     classes=("PreviewAudio", "PreviewVideo", "PreviewUI3D", "AudioSaveHelper", "VideoSaveHelper"),
 )
+
+
+def __getattr__(name: str) -> Any:
+    from compat.host import refuse
+
+    refuse("comfy_api.latest.ui", name)
