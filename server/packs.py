@@ -60,6 +60,7 @@ def on_prompt(state: ServerState, body: Any) -> Any:
 
     return PromptServer.instance.trigger_on_prompt(body)
 
+
 ROUTES = [("GET", "/custom_nodes", custom_nodes)]
 
 

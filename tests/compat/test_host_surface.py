@@ -434,3 +434,14 @@ def test_star_import_of_nodes_gives_the_reference_names(host: compat.Host) -> No
     exec("from nodes import *", namespace)
     assert namespace["MAX_RESOLUTION"] == nodes.MAX_RESOLUTION and namespace["KSampler"].FUNCTION == "sample"
     assert callable(namespace["common_ksampler"]) and "register_builtin" not in namespace
+
+
+def test_save_image_save_images_writes_through_looms_saver(host: compat.Host) -> None:
+    images = torch.rand(2, 8, 8, 3)
+    with Context(host.env):
+        result = nodes.SaveImage().save_images(images, "pack/shot")
+        preview = nodes.PreviewImage().save_images(images, "ignored-prefix")
+    saved = result["ui"]["images"]
+    assert [(i["subfolder"], i["type"]) for i in saved] == [("pack", "output")] * 2
+    assert all((host.folders.output / "pack" / i["filename"]).is_file() for i in saved)
+    assert {i["type"] for i in preview["ui"]["images"]} == {"temp"}
