@@ -172,9 +172,9 @@ class _Job:
             emit(failed.event)
             return self._outcome("error", failed.event)
         except _Stopped as stopped:
-            node_id = stopped.node_id
-            node_type = self.nodes[node_id].class_type if node_id in self.nodes else None
-            emit(JobInterrupted(pid, node_id, node_type, tuple(self.executed)))
+            at = stopped.node_id
+            node_type = self.nodes[at].class_type if at is not None and at in self.nodes else None
+            emit(JobInterrupted(pid, at, node_type, tuple(self.executed)))
             return self._outcome("interrupted")
         finally:
             self._close_loop()

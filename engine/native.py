@@ -391,7 +391,7 @@ def _declared_inputs(
             if default is param.empty:
                 declared[param.name] = widget(None)
             elif type(default) is not hint and not (hint is float and type(default) is int):
-                raise SpecError(f"{where}: default {default!r} does not match its annotation {hint.__name__}")
+                raise SpecError(f"{where}: default {default!r} does not match its annotation {_PLAIN_TYPES[hint]}")
             else:
                 declared[param.name] = widget(default)
         else:

@@ -427,3 +427,21 @@ def test_older_packs_copying_into_the_host_web_folder_write_into_the_user_folder
     (copied / "ui.js").write_text("console.log('old style');\n")
     assert (host_root(folders) / "web" / "extensions" / "old_style" / "ui.js").is_file()
     assert list(legacy_extensions(folders)) == ["old_style"]
+
+
+def test_star_import_of_nodes_gives_the_reference_names(host: compat.Host) -> None:
+    namespace: dict[str, Any] = {}
+    exec("from nodes import *", namespace)
+    assert namespace["MAX_RESOLUTION"] == nodes.MAX_RESOLUTION and namespace["KSampler"].FUNCTION == "sample"
+    assert callable(namespace["common_ksampler"]) and "register_builtin" not in namespace
+
+
+def test_save_image_save_images_writes_through_looms_saver(host: compat.Host) -> None:
+    images = torch.rand(2, 8, 8, 3)
+    with Context(host.env):
+        result = nodes.SaveImage().save_images(images, "pack/shot")
+        preview = nodes.PreviewImage().save_images(images, "ignored-prefix")
+    saved = result["ui"]["images"]
+    assert [(i["subfolder"], i["type"]) for i in saved] == [("pack", "output")] * 2
+    assert all((host.folders.output / "pack" / i["filename"]).is_file() for i in saved)
+    assert {i["type"] for i in preview["ui"]["images"]} == {"temp"}

@@ -238,11 +238,20 @@ async def test_raw_link_inputs_get_the_link_after_their_source_ran(sem: Running)
 async def test_hidden_inputs_only_when_given_and_undeclared_links_pass(sem: Running) -> None:
     inputs: dict[str, Any] = {"junk": 1, "more": ["1", 0]}
     prompt = {"1": num(6), "2": {"class_type": "SemHidden", "inputs": inputs}}
-    done = await run_prompt(sem, prompt, extra_data={"extra_pnginfo": {"k": "v"}})
-    assert done.ui("2") == {"keys": ["more", "png", "uid"], "extra": ["<absent>"], "png": [{"k": "v"}]}
+    extra = {"extra_pnginfo": {"k": "v"}, "auth_token_comfy_org": "tok"}
+    done = await run_prompt(sem, prompt, extra_data=extra)
+    assert done.ui("2") == {
+        "keys": ["key", "more", "png", "token", "uid"],
+        "extra": ["<absent>"],
+        "png": [{"k": "v"}],
+        "token": ["tok"],
+        "key": [None],  # an account field the prompt's extra_data lacks is None, as the reference passes it
+    }
     inputs["extra"] = "given"
     done = await run_prompt(sem, prompt)
-    assert done.ui("2")["keys"] == ["extra", "more", "png", "uid"] and done.ui("2")["extra"] == ["given"]
+    assert done.ui("2")["keys"] == ["extra", "key", "more", "png", "token", "uid"] and done.ui("2")["extra"] == [
+        "given"
+    ]
 
 
 async def test_dynprompt_describes_prompt_and_expanded_nodes(sem: Running) -> None:
