@@ -445,3 +445,12 @@ def test_save_image_save_images_writes_through_looms_saver(host: compat.Host) ->
     assert [(i["subfolder"], i["type"]) for i in saved] == [("pack", "output")] * 2
     assert all((host.folders.output / "pack" / i["filename"]).is_file() for i in saved)
     assert {i["type"] for i in preview["ui"]["images"]} == {"temp"}
+
+
+def test_a_constant_read_off_a_placeholder_class_is_refused_by_name(host: compat.Host) -> None:
+    from comfy.patcher_extension import WrappersMP
+    from comfy.samplers import KSampler
+
+    with pytest.raises(AttributeError, match=r"^Loom does not provide comfy\.patcher_extension\.WrappersMP\.OUTER"):
+        WrappersMP.OUTER_SAMPLE  # noqa: B018
+    assert not hasattr(KSampler, "SOMETHING_ELSE") and KSampler.SCHEDULERS
