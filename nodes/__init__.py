@@ -23,6 +23,7 @@ BUILTIN_MODULES = (
     "nodes.conditioning_ops",
     "nodes.lora",
     "nodes.controlnet",
+    "nodes.clip_vision",
     "nodes.preprocess",
     "nodes.upscale",
     "nodes.model_merging",
