@@ -47,6 +47,23 @@ def prepare_noise(samples: torch.Tensor, seed: int, batch_index: Sequence[int] |
     return torch.cat([drawn[int(i)] for i in batch_index])
 
 
+@dataclass(frozen=True)
+class SeededNoise:
+    """A NOISE socket value: the initial noise KSampler draws for `seed`, or zeros when not `enabled`. The seed
+    also seeds the samplers' step noise."""
+
+    seed: int
+    enabled: bool = True
+
+    def generate(self, latent: dict[str, Any]) -> torch.Tensor:
+        samples = latent.get("samples") if isinstance(latent, dict) else None
+        if not isinstance(samples, torch.Tensor):
+            raise SamplingError("latent_image: expected a LATENT with 'samples'")
+        if not self.enabled:
+            return torch.zeros(samples.shape, dtype=torch.float32)
+        return prepare_noise(samples, self.seed, latent.get("batch_index"))
+
+
 def schedule_sigmas(
     model: DiffusionModel,
     scheduler: str,
