@@ -18,13 +18,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ray
 
-from cli.runtime import build_runtime
-from cli.serve import output_cache
+from cli.runtime import runtime_settings
 from engine.events import Event, JobFailed, JobInterrupted, JobSucceeded, NodesCached
-from engine.executor import Executor
 from engine.jobs import JobQueue
 from engine.store import Store
-from scaleout.pool import RayWorkerPool, code_runtime_env
+from runtime.build import build_executor, build_runtime
+from scaleout.pool import PoolConfig, RayWorkerPool, code_runtime_env
+from server.wire import history_messages
 from tests.scaleout.conftest import CHECKPOINTS, farm_args, tiny_workflow
 
 JOBS = 40
@@ -61,7 +61,7 @@ class Watch:
 
 def queue_for(runner: Any, env: Any, tmp: Path, workers: int) -> tuple[JobQueue, Watch]:
     store = Store(tmp / f"bench-{time.monotonic_ns()}.db")
-    queue = JobQueue(store, runner, env, workers=workers)
+    queue = JobQueue(store, runner, history_messages, env, workers=workers)
     watch = Watch()
     queue.add_listener(watch)
     queue.start()
@@ -71,8 +71,7 @@ def queue_for(runner: Any, env: Any, tmp: Path, workers: int) -> tuple[JobQueue,
 def throughput(queue: JobQueue, watch: Watch, tag: str) -> float:
     start = time.perf_counter()
     ids = [
-        queue.submit(tiny_workflow(CHECKPOINTS[i % 3], f"{tag} {i}", f"bench_{tag}"), ["4"]).prompt_id
-        for i in range(JOBS)
+        queue.accept(tiny_workflow(CHECKPOINTS[i % 3], f"{tag} {i}", f"bench_{tag}"))[0].prompt_id for i in range(JOBS)
     ]
     watch.wait(ids)
     return JOBS / (time.perf_counter() - start)
@@ -82,7 +81,7 @@ def first_event_ms(queue: JobQueue, watch: Watch, tag: str) -> float:
     samples = []
     for i in range(LATENCY_SAMPLES):
         start = time.perf_counter()
-        pid = queue.submit(tiny_workflow("a.safetensors", f"{tag} lat {i}", f"lat_{tag}"), ["4"]).prompt_id
+        pid = queue.accept(tiny_workflow("a.safetensors", f"{tag} lat {i}", f"lat_{tag}"))[0].prompt_id
         watch.wait([pid])
         samples.append((watch.first[pid] - start) * 1000)
     return statistics.median(samples)
@@ -95,7 +94,7 @@ def warm_share(pool: RayWorkerPool, env: Any, tmp: Path) -> float:
     rng = random.Random(7)
     ids = []
     for i in range(STREAM):
-        pid = queue.submit(tiny_workflow(rng.choice(CHECKPOINTS), f"stream {i}", "stream"), ["4"]).prompt_id
+        pid = queue.accept(tiny_workflow(rng.choice(CHECKPOINTS), f"stream {i}", "stream"))[0].prompt_id
         watch.wait([pid])
         ids.append(pid)
     queue.stop()
@@ -106,16 +105,17 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="loom-bench-scaleout-"))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=code_runtime_env())
     args = farm_args(tmp)
-    runtime = build_runtime(args)
+    settings = runtime_settings(args)
+    runtime = build_runtime(settings)
 
-    local_queue, local_watch = queue_for(Executor(runtime.registry, output_cache(args), runtime.env), None, tmp, 1)
+    local_queue, local_watch = queue_for(build_executor(runtime), None, tmp, 1)
     local_tp = throughput(local_queue, local_watch, "local")
     local_lat = first_event_ms(local_queue, local_watch, "local")
     local_queue.stop()
     print(f"in-process:    {local_tp:7.1f} jobs/s ({JOBS} jobs); queue -> first event {local_lat:6.1f} ms (median)")
 
     for per_node in (1, 2):
-        pool = RayWorkerPool(args, runtime.registry, runtime.folders, workers_per_node=per_node)
+        pool = RayWorkerPool(PoolConfig(settings, workers_per_node=per_node), runtime.registry, runtime.folders)
         pool.start()
         queue, watch = queue_for(pool, runtime.env, tmp, pool.size)
         tp = throughput(queue, watch, f"ray{per_node}")
@@ -124,9 +124,9 @@ def main() -> None:
         pool.close()
         print(f"Ray, {per_node} worker(s): {tp:7.1f} jobs/s ({JOBS} jobs); queue -> first event {lat:6.1f} ms (median)")
 
-    lru_args = farm_args(tmp, "--cache-lru", "4")
+    lru = runtime_settings(farm_args(tmp, "--cache-lru", "4"))
     for affinity in (True, False):
-        pool = RayWorkerPool(lru_args, runtime.registry, runtime.folders, workers_per_node=2, affinity=affinity)
+        pool = RayWorkerPool(PoolConfig(lru, workers_per_node=2, affinity=affinity), runtime.registry, runtime.folders)
         pool.start()
         share = warm_share(pool, runtime.env, tmp)
         pool.close()

@@ -2,6 +2,12 @@
 jobs/s for trivial workflows from 10 concurrent clients, status fan-out to 100 sockets, idle RSS.
 
     .venv/bin/python bench/server_api.py [--jobs 200] [--clients 10] [--sockets 100]
+    .venv/bin/python bench/server_api.py --soak 1000 [--kills 3] [--seed 1]
+
+`--soak N` runs the reliability soak instead: N cheap jobs queued with random interrupts and deletes while the server
+is killed with SIGKILL and restarted `--kills` times; it reports lost jobs (accepted, not deleted, never in the
+history), duplicated jobs (run more than once, other than the one retry of the job a kill cut short) and the
+server's RSS growth per job. Lost and duplicated must both be 0.
 
 Starts `python main.py` on a free port with a throw-away base directory holding a tiny node pack (trivial nodes, so
 the figures measure the server and the queue, not a model).
@@ -12,13 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +38,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 
 PACK = """
-from engine.native import Int, Socket, node
+import time
+
+from engine.context import NodeContext
+from engine.native import Int, Socket, String, node
 
 
 @node(category="bench", outputs=["INT"])
@@ -38,6 +51,23 @@ def BenchNumber(value: int = Int(0, min=0, max=1 << 30)) -> int:
 
 @node(category="bench", output_node=True)
 def BenchShow(value: int = Socket("INT")) -> dict:
+    return {"ui": {"text": [str(value)]}}
+
+
+@node(category="bench", output_node=True)
+def BenchLogged(
+    ctx: NodeContext,
+    value: int = Int(0, min=0, max=1 << 30),
+    log: str = String(""),
+    ms: int = Int(0, min=0, max=10000),
+) -> dict:
+    # notes each run of its job in `log`, then works for `ms` milliseconds, looking at the interrupt flag
+    with open(log, "a") as f:
+        f.write(ctx.prompt_id + "\\n")
+    deadline = time.monotonic() + ms / 1000
+    while time.monotonic() < deadline:
+        ctx.check_interrupt()
+        time.sleep(0.002)
     return {"ui": {"text": [str(value)]}}
 """
 
@@ -59,12 +89,13 @@ def start_server(base: Path) -> tuple[subprocess.Popen[bytes], str, float]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "main.py", "--port", str(port), "--base-directory", str(base)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with (base / "server.log").open("ab") as log:  # kept for a failing run's post-mortem
+        proc = subprocess.Popen(
+            [sys.executable, "main.py", "--port", str(port), "--base-directory", str(base)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     while True:
         try:
             with urllib.request.urlopen(url + "/object_info", timeout=5) as r:
@@ -142,17 +173,105 @@ async def fan_out(url: str, sockets: int, rounds: int) -> list[float]:
         return times
 
 
+def _call(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            raw = r.read()
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"{url}{path}: {exc.code} {exc.read().decode()[:500]}") from None
+    return json.loads(raw) if raw else None
+
+
+@dataclass
+class SoakResult:
+    accepted: int
+    deleted: int
+    interrupted: int
+    retried: int
+    lost: list[str]
+    duplicated: list[str]
+    rss_per_job: float
+
+
+def soak(base: Path, jobs: int, kills: int, seed: int) -> SoakResult:
+    """Queue `jobs` logged jobs with random interrupts and deletes, killing (SIGKILL) and restarting the server
+    `kills` times along the way, then check every job against the history and the nodes' run log."""
+    rng = random.Random(seed)
+    log = base / "runs.log"
+    kill_at = {jobs * (k + 1) // (kills + 1) for k in range(kills)}
+    asked_to_delete: set[str] = set()
+    ids: list[str] = []
+    proc, url, _ = start_server(base)
+    segment_start: tuple[int, int] | None = None  # (jobs finished, RSS) once the last process has warmed up
+    try:
+        for n in range(jobs):
+            if n in kill_at:
+                _kill_while_running(url)
+                proc.kill()
+                proc.wait()
+                proc, url, _ = start_server(base)
+                segment_start = None
+            prompt_id = f"soak-{n:05d}"
+            inputs = {"value": n, "log": str(log), "ms": rng.randint(0, 8)}
+            prompt = {"1": {"class_type": "BenchLogged", "inputs": inputs}}
+            _call(url, "/prompt", {"prompt": prompt, "prompt_id": prompt_id})
+            ids.append(prompt_id)
+            roll = rng.random()
+            if roll < 0.05:
+                _call(url, "/interrupt", {})
+            elif roll < 0.12:
+                victim = rng.choice(ids[-20:])
+                asked_to_delete.add(victim)
+                _call(url, "/queue", {"delete": [victim]})
+            if segment_start is None and n >= max(kill_at, default=0) + 50:
+                segment_start = (n, psutil.Process(proc.pid).memory_info().rss)
+        deadline = time.monotonic() + 600
+        while _call(url, "/queue") != {"queue_running": [], "queue_pending": []}:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the queue did not drain")
+            time.sleep(0.2)
+        end_rss = psutil.Process(proc.pid).memory_info().rss
+        history = _call(url, "/history")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    runs = Counter(log.read_text().split())
+    lost = [i for i in ids if i not in history and (i not in asked_to_delete or runs[i])]
+    retried = {i for i, entry in history.items() if entry.get("retry")}
+    duplicated = [i for i in ids if runs[i] > (2 if i in retried else 1)]
+    interrupted = sum(1 for e in history.values() if e["status"]["messages"][-1][0] == "execution_interrupted")
+    deleted = sum(1 for i in asked_to_delete if i not in history)
+    first, start_rss = segment_start or (0, end_rss)
+    per_job = (end_rss - start_rss) / max(jobs - first, 1)
+    return SoakResult(len(ids), deleted, interrupted, len(retried), lost, duplicated, per_job)
+
+
+def _kill_while_running(url: str) -> None:
+    """Wait (briefly) until a job is running, so that the kill cuts one short."""
+    deadline = time.monotonic() + 5
+    while not _call(url, "/queue")["queue_running"] and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--sockets", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--soak", type=int, default=0, metavar="N", help="run the reliability soak with N jobs")
+    parser.add_argument("--kills", type=int, default=3, help="SIGKILL restarts during the soak")
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         (base / "custom_nodes" / "bench_nodes").mkdir(parents=True)
         (base / "custom_nodes" / "bench_nodes" / "__init__.py").write_text(PACK)
+        if args.soak:
+            report_soak(soak(base, args.soak, args.kills, args.seed), args.kills)
+            return
         proc, url, startup = start_server(base)
         try:
             time.sleep(1.0)
@@ -175,6 +294,16 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def report_soak(result: SoakResult, kills: int) -> None:
+    print(
+        f"soak: {result.accepted} jobs accepted, {kills} SIGKILL restarts, {result.deleted} deleted, "
+        f"{result.interrupted} interrupted, {result.retried} retried after a kill"
+    )
+    print(f"lost jobs: {len(result.lost)} {result.lost[:10]}")
+    print(f"duplicated jobs: {len(result.duplicated)} {result.duplicated[:10]}")
+    print(f"RSS growth per job (last process, after warm-up): {result.rss_per_job / 1024:.2f} KiB")
 
 
 if __name__ == "__main__":

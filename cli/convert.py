@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.commands import COMMANDS
-from cli.runtime import add_common_arguments, build_runtime
+from cli.runtime import add_common_arguments, runtime_settings
 from cli.workflow_args import add_file_argument, print_problems
 from engine.registry import NodeRegistry
 from formats.canvas import canvas_to_api
 from formats.canvas_export import api_to_canvas
 from formats.problems import WorkflowFileError
 from formats.workflow_files import read_document
+from runtime.build import build_runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +55,4 @@ def convert_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return convert_command(args, build_runtime(args).registry)
-
-
-COMMANDS["convert"] = (add_arguments, run, "convert a workflow file between the API and canvas formats")
+    return convert_command(args, build_runtime(runtime_settings(args)).registry)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from cli.commands import COMMANDS
-from cli.runtime import add_common_arguments, build_runtime
+from cli.runtime import add_common_arguments, runtime_settings
+from engine.packs import PackSummary
+from runtime.build import build_runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    runtime = build_runtime(args)
+    runtime = build_runtime(runtime_settings(args))
     registry = runtime.registry
     rows = [
         {
@@ -39,7 +40,16 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['class_type']:<{width}}  {row['source']:<{source_width}}  {row['category']}")
     print(f"{len(rows)} node types")
+    for pack in runtime.packs:
+        print(pack_line(pack))
     return 0
 
 
-COMMANDS["nodes"] = (add_arguments, run, "list every node type with the pack it comes from")
+def pack_line(pack: PackSummary) -> str:
+    """One pack: "N of M nodes" and the classes it could not register, or why it did not load."""
+    if pack.status != "ok":
+        return f"pack {pack.name}: {pack.status}" + (f" ({pack.error.splitlines()[0]})" if pack.error else "")
+    line = f"pack {pack.name}: {pack.count}"
+    if pack.rejected:
+        line += "; rejected: " + "; ".join(f"{r.class_type} ({r.reason})" for r in pack.rejected)
+    return line

@@ -9,28 +9,22 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from cli.commands import COMMANDS
-from cli.runtime import add_common_arguments, build_runtime
+from cli.runtime import add_common_arguments, runtime_settings
 from cli.workflow_args import add_file_argument, add_workflow_arguments, load_from_args, print_problems
+from engine.admit import Rejected, admit
 from engine.context import RunControl
-from engine.events import (
-    Event,
-    JobFailed,
-    JobInterrupted,
-    NodeExecuting,
-    NodeProgress,
-    NodesCached,
-    NodeWarning,
-)
+from engine.environment import NodeEnvironment
+from engine.events import Event, JobFailed
 from engine.executor import Executor, RunOutcome
 from engine.folders import Folders, UnsafePath
 from engine.registry import NodeRegistry
-from engine.validate import validate
 from engine.workflow import Workflow, WorkflowError, parse_api
 from formats.problems import Problem
+from runtime.build import build_runtime
+from server.wire import wire_messages
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -43,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    runtime = build_runtime(args)
+    runtime = build_runtime(runtime_settings(args))
     try:
         loaded = load_from_args(args, runtime)
         workflow = parse_api(loaded.api)
@@ -58,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 def run_workflow(
     workflow: Workflow,
     registry: NodeRegistry,
-    env: Any = None,
+    env: NodeEnvironment | None = None,
     *,
     folders: Folders | None = None,
     out: TextIO | None = None,
@@ -66,21 +60,26 @@ def run_workflow(
     executor: Executor | None = None,
     extra_data: Mapping[str, Any] | None = None,
 ) -> int:
-    """Validate, run and report; returns the process exit status."""
+    """Accept (validate and convert, as the server does), run and report; returns the process exit status."""
     out = out or sys.stdout
     err = err or sys.stderr
-    checked = validate(workflow, registry)
-    if not checked.ok:
-        print_validation_errors(checked.to_response(), workflow, err)
+    try:
+        checked = admit(workflow, registry, extra_data=extra_data)
+    except Rejected as rejected:
+        print_validation_errors(rejected.result.to_response(), workflow, err)
         return EXIT_FAILED
+    for node_id, entry in checked.node_errors().items():
+        for problem in entry["errors"]:
+            print(f"warning: output skipped: node {node_id}: {problem['message']}", file=err)
     executor = executor or Executor(registry, env=env)
-    printer = ProgressPrinter(out, tty=_is_tty(out))
+    class_types = {node_id: node.class_type for node_id, node in checked.workflow.nodes.items()}
+    printer = ProgressPrinter(out, tty=_is_tty(out), class_types=class_types)
     control = RunControl()
     done: list[RunOutcome] = []
     worker = threading.Thread(
         target=lambda: done.append(
             executor.run(
-                workflow,
+                checked.workflow,
                 outputs=checked.outputs,
                 prompt_id=str(uuid.uuid4()),
                 emit=printer,
@@ -174,9 +173,17 @@ class ProgressPrinter:
 
     BAR = 30
 
-    def __init__(self, out: TextIO, tty: bool) -> None:
+    def __init__(self, out: TextIO, tty: bool, class_types: Mapping[str, str] | None = None) -> None:
         self.out = out
         self.tty = tty
+        self.class_types = dict(class_types or {})
+        self.shows: dict[str, Callable[[dict[str, Any]], None]] = {
+            "execution_cached": self._on_execution_cached,
+            "executing": self._on_executing,
+            "progress": self._on_progress,
+            "node_warning": self._on_node_warning,
+            "execution_interrupted": self._on_execution_interrupted,
+        }
         self.current = ""
         self.count = 0
         self.last_tenth = -1
@@ -185,33 +192,43 @@ class ProgressPrinter:
 
     def __call__(self, event: Event) -> None:
         with self.lock:
-            if isinstance(event, NodesCached) and event.nodes:
-                self._line(f"{len(event.nodes)} output(s) served from cache")
-            elif isinstance(event, NodeExecuting):
-                self.count += 1
-                self.current = f"{event.node} {event.class_type}"
-                self.last_tenth = -1
-                self._line(f"[{self.count}] {self.current}")
-            elif isinstance(event, NodeProgress):
-                self._progress(event)
-            elif isinstance(event, NodeWarning):
-                self._line(f"warning: node {event.node}: {event.message}")
-            elif isinstance(event, JobInterrupted):
-                self._line(f"interrupted at node {event.node_id}" if event.node_id else "interrupted")
+            for message in wire_messages(event):
+                show = self.shows.get(message.type)
+                if show is not None:
+                    show(message.data)
 
-    def _progress(self, event: NodeProgress) -> None:
-        fraction = min(1.0, max(0.0, event.value / event.max)) if event.max else 1.0
+    def _on_execution_cached(self, data: dict[str, Any]) -> None:
+        if data["nodes"]:
+            self._line(f"{len(data['nodes'])} node(s) served from cache")
+
+    def _on_executing(self, data: dict[str, Any]) -> None:
+        if data["node"] is None:
+            return
+        self.count += 1
+        self.current = f"{data['node']} {self.class_types.get(data['node'], '')}".rstrip()
+        self.last_tenth = -1
+        self._line(f"[{self.count}] {self.current}")
+
+    def _on_node_warning(self, data: dict[str, Any]) -> None:
+        self._line(f"warning: node {data['node']}: {data['message']}")
+
+    def _on_execution_interrupted(self, data: dict[str, Any]) -> None:
+        self._line(f"interrupted at node {data['node_id']}" if data["node_id"] else "interrupted")
+
+    def _on_progress(self, data: dict[str, Any]) -> None:
+        value, max_ = data["value"], data["max"]
+        fraction = min(1.0, max(0.0, value / max_)) if max_ else 1.0
         if self.tty:
             filled = round(fraction * self.BAR)
             bar = "#" * filled + "-" * (self.BAR - filled)
-            self.out.write(f"\r  [{bar}] {event.value:g}/{event.max:g} {self.current}")
+            self.out.write(f"\r  [{bar}] {value:g}/{max_:g} {self.current}")
             self.out.flush()
             self.bar_open = True
             return
         tenth = int(fraction * 10)
         if tenth != self.last_tenth:
             self.last_tenth = tenth
-            self._line(f"  {self.current}: {event.value:g}/{event.max:g}")
+            self._line(f"  {self.current}: {value:g}/{max_:g}")
 
     def _line(self, text: str) -> None:
         if self.bar_open:
@@ -226,6 +243,3 @@ class ProgressPrinter:
                 self.out.write("\n")
                 self.bar_open = False
             self.out.flush()
-
-
-COMMANDS["run"] = (add_arguments, run, "validate and run a workflow file without a server")

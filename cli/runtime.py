@@ -1,23 +1,12 @@
-"""Builds what every command needs from the shared flags: the folders, the node registry and the node environment."""
+"""The flags every command shares, and the `RuntimeSettings` they give (the composition root builds from those)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from diffusion.demo import DEMO_FILES, ensure_demo_models
-from engine.folders import Folders, apply_extra_model_paths
-from engine.packs import PackSummary, format_summary, load_packs
-from engine.registry import NodeRegistry
-from nodes import register_builtin
-from nodes.environment import NodeEnvironment
-
-ROOT = Path(__file__).resolve().parent.parent
+from engine.packs import IMPORT_TIMEOUT
+from runtime.settings import ROOT, RuntimeSettings
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +19,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models-directory", type=Path, help="root of checkpoints/, vae/, loras/, ...")
     parser.add_argument("--extra-model-paths-config", type=Path, action="append", default=[], metavar="YAML")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    parser.add_argument(
+        "--strict-model-names",
+        action="store_true",
+        help="use model file names exactly as a workflow gives them (no separator, subfolder, extension or hash "
+        "matching)",
+    )
     parser.add_argument(
         "--disable-all-custom-nodes",
         "--disable-custom-nodes",
@@ -44,71 +39,35 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="do not load this node pack (repeatable); renaming it NAME.disabled does the same",
     )
-
-
-@dataclass
-class Runtime:
-    folders: Folders
-    registry: NodeRegistry
-    env: Any
-    packs: list[PackSummary] = field(default_factory=list)
-
-    @property
-    def extensions(self) -> dict[str, Path]:
-        """Pack name -> its front-end folder (WEB_DIRECTORY), for the packs that loaded."""
-        return {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
-
-
-def build_folders(args: argparse.Namespace) -> Folders:
-    folders = Folders.under(
-        args.base_directory,
-        models_dir=args.models_directory,
-        input=args.input_directory,
-        output=args.output_directory,
-        temp=args.temp_directory,
-        user=args.user_directory,
+    parser.add_argument(
+        "--pack-import-timeout",
+        type=float,
+        default=IMPORT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"fail a node pack whose import takes longer (default {IMPORT_TIMEOUT:g}; 0: no limit)",
     )
-    for config_path in args.extra_model_paths_config:
-        config = yaml.safe_load(config_path.read_text()) or {}
-        apply_extra_model_paths(folders, config, config_path.resolve().parent)
-    folders.ensure()
-    return folders
+    # Flags of some commands only (serve: previews and cache; run/validate: --demo-models), with their defaults here
+    # so that `runtime_settings` reads every namespace alike.
+    parser.set_defaults(preview_method="auto", demo_models=False, cache_lru=0, cache_none=False)
 
 
-def build_runtime(args: argparse.Namespace) -> Runtime:
-    """Folders, then the node environment, then the registry (built-in nodes first, then packs)."""
-    folders = build_folders(args)
-    write_demo_models(folders, always=bool(getattr(args, "demo_models", False)))
-    env = NodeEnvironment(
-        folders,
-        force_cpu=bool(getattr(args, "cpu", False)),
-        preview_method=str(getattr(args, "preview_method", None) or "auto"),
+def runtime_settings(args: argparse.Namespace) -> RuntimeSettings:
+    """The parsed flags as the composition root's settings."""
+    return RuntimeSettings(
+        base_directory=args.base_directory,
+        output_directory=args.output_directory,
+        input_directory=args.input_directory,
+        temp_directory=args.temp_directory,
+        user_directory=args.user_directory,
+        models_directory=args.models_directory,
+        extra_model_paths_configs=tuple(args.extra_model_paths_config),
+        cpu=args.cpu,
+        strict_model_names=args.strict_model_names,
+        load_packs=not args.disable_custom_nodes,
+        disabled_packs=frozenset(args.disable_pack),
+        pack_import_timeout=args.pack_import_timeout or None,
+        preview_method=args.preview_method,
+        demo_models=args.demo_models,
+        cache_max_entries=args.cache_lru or None,
+        cache_outputs=not args.cache_none,
     )
-    registry = NodeRegistry(env)
-    register_builtin(registry)
-    packs = [] if args.disable_custom_nodes else load_custom_nodes(args, folders, registry, env)
-    return Runtime(folders, registry, env, packs)
-
-
-def write_demo_models(folders: Folders, *, always: bool = False) -> None:
-    """The demo checkpoint and its LoRA/ControlNet/upscaler stand-ins, each in the first directory of its folder
-    when that folder is empty (with `always`, whenever the demo file is missing: `--demo-models` needs them)."""
-    targets = {}
-    for folder in DEMO_FILES:
-        dirs = folders.model_dirs(folder)
-        if dirs:
-            targets[folder] = (dirs[0], folders.list_models(folder))
-    ensure_demo_models(targets, always=always)
-
-
-def load_custom_nodes(
-    args: argparse.Namespace, folders: Folders, registry: NodeRegistry, env: Any
-) -> list[PackSummary]:
-    """Install the host-module shims packs import, load the packs, and print the summary table to stderr."""
-    import compat
-
-    compat.install(compat.Host(folders=folders, registry=registry, env=env, cpu=getattr(args, "cpu", False)))
-    packs = load_packs(registry, folders.custom_nodes, disabled=set(getattr(args, "disable_pack", ())))
-    if packs:
-        print(format_summary(packs), file=sys.stderr)
-    return packs

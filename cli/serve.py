@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from cli.commands import COMMANDS
-from cli.runtime import add_common_arguments, build_runtime
-from engine.cache import OutputCache
-from engine.executor import Executor
-from engine.jobs import JobQueue
-from engine.store import Store
+from cli.frontend import LOOM_CANVAS, FrontEndError, front_end_root
+from cli.runtime import add_common_arguments, runtime_settings
+from engine.store import Store, StoreUnavailable
+from runtime.build import Runtime, build_job_queue, build_runtime
+from server.logs import LogRing
 from server.security import all_loopback, listen_hosts
 from server.state import ServerConfig, ServerState
+from server.wire import history_messages
+
+if TYPE_CHECKING:
+    from scaleout.pool import RayWorkerPool
 
 log = logging.getLogger("loom.serve")
 
@@ -39,7 +43,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache-lru", type=int, default=0, metavar="N", help="keep at most N cached node outputs")
     cache.add_argument("--cache-none", action="store_true", help="cache no node outputs (least memory)")
-    parser.add_argument("--preview-method", choices=("none", "auto", "latent2rgb"), default="auto")
+    parser.add_argument(
+        "--preview-method",
+        choices=("none", "auto", "latent2rgb"),
+        default=None,
+        help="send sampling previews to every client (default: only to front ends that ask for them); none: to no one",
+    )
+    parser.add_argument(
+        "--front-end",
+        choices=("loom", "comfyui"),
+        default="loom",
+        help="the front end served at / : Loom's canvas (default) or ComfyUI's (pip install comfyui-frontend-package)",
+    )
+    parser.add_argument(
+        "--front-end-root", type=Path, default=None, metavar="PATH", help="serve the static front end in PATH at /"
+    )
+    parser.add_argument(
+        "--multi-user", action="store_true", help="one user folder per user, chosen by the Comfy-User header"
+    )
     parser.add_argument("--history-size", type=int, default=10000, help="history entries kept (oldest pruned)")
     parser.add_argument(
         "--database", type=Path, default=None, help="queue and history database (default: user/loom.db)"
@@ -64,41 +85,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_state(args: argparse.Namespace) -> ServerState:
-    """Runtime, store, executor and queue from the flags; the web UI and packs are served as they are found."""
-    runtime = build_runtime(args)
+    """Runtime, store, runner and queue from the flags; the web UI and packs are served as they are found."""
+    web_root = front_end_root(args.front_end, args.front_end_root)  # before anything loads: a wrong flag fails fast
+    runtime = build_runtime(runtime_settings(args))
     store = Store(args.database or runtime.folders.user / "loom.db", history_cap=args.history_size)
     pool = start_pool(args, runtime) if args.workers == "ray" else None
-    executor: Any = pool if pool is not None else Executor(runtime.registry, cache=output_cache(args), env=runtime.env)
+    jobs = build_job_queue(runtime, store, history_messages, pool, workers=pool.size if pool is not None else 1)
     config = ServerConfig(
         host=args.listen,
         port=args.port,
         auth_token=args.auth_token,
         max_upload_bytes=int(args.max_upload_size * 1024 * 1024),
+        web_root=web_root,
+        multi_user=args.multi_user,
+        preview_method=args.preview_method,
     )
-    extensions = getattr(runtime, "extensions", None) or {}
-    jobs = JobQueue(store, executor, runtime.env, workers=pool.size if pool is not None else 1)
-    state = ServerState(config, runtime.registry, runtime.folders, jobs, runtime.env, extensions)
-    state.workers = pool
-    state.packs = None if args.disable_custom_nodes else runtime.packs
-    return state
+    return ServerState(
+        config,
+        runtime.registry,
+        runtime.folders,
+        jobs,
+        runtime.env,
+        runtime.extensions,
+        packs=runtime.pack_summaries,
+        workers=pool,
+        models=runtime.models,
+    )
 
 
-def start_pool(args: argparse.Namespace, runtime: Any) -> Any:
+def start_pool(args: argparse.Namespace, runtime: Runtime) -> RayWorkerPool:
     """The Ray worker pool, started; imported here so that single-process Loom never loads Ray."""
-    from scaleout.pool import RayWorkerPool
+    from scaleout.pool import PoolConfig, RayWorkerPool
 
-    pool = RayWorkerPool(
-        args, runtime.registry, runtime.folders, address=args.ray_address, workers_per_node=args.workers_per_node
-    )
+    config = PoolConfig(runtime.settings, address=args.ray_address, workers_per_node=args.workers_per_node)
+    pool = RayWorkerPool(config, runtime.registry, runtime.folders)
     pool.start()
     return pool
-
-
-def output_cache(args: argparse.Namespace) -> OutputCache:
-    """`--cache-none` keeps nothing between jobs; `--cache-lru N` keeps at most N node outputs."""
-    if args.cache_none:
-        return OutputCache(max_bytes=0)
-    return OutputCache(max_entries=args.cache_lru or None)
 
 
 def exposure_warning(listen: str, token: str | None) -> str | None:
@@ -117,10 +139,19 @@ def run(args: argparse.Namespace) -> int:
     from server.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs = LogRing()  # from the start, so a front end's logs panel shows start-up too
+    logging.getLogger().addHandler(logs)
     warning = exposure_warning(args.listen, args.auth_token)
     if warning:
         log.warning(warning)
-    state = build_state(args)
+    try:
+        state = build_state(args)
+    except (StoreUnavailable, FrontEndError) as exc:
+        print(f"Loom: {exc}", file=sys.stderr, flush=True)
+        return 2
+    state.logs = logs
+    if state.config.web_root != LOOM_CANVAS:
+        log.info("serving the front end in %s", state.config.web_root)
     hosts = listen_hosts(args.listen)
     url_host = "127.0.0.1" if hosts[0] in ("0.0.0.0", "::") else hosts[0]
     print(f"Loom: serving on http://{url_host}:{args.port}", flush=True)
@@ -130,6 +161,3 @@ def run(args: argparse.Namespace) -> int:
         if state.workers is not None:
             state.workers.close()
     return 0
-
-
-COMMANDS["serve"] = (add_arguments, run, "serve the canvas and the HTTP + WebSocket API (the default)")

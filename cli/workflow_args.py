@@ -8,10 +8,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from cli.runtime import Runtime
+from catalog.names import file_resolver
 from diffusion.demo import DEMO_FILES
 from formats.problems import Problem
-from formats.workflow_files import LoadedWorkflow, load_workflow, parse_model_map
+from formats.workflow_files import LoadedWorkflow, ModelResolver, load_workflow, parse_model_map
+from runtime.build import Runtime
 
 
 def add_file_argument(parser: argparse.ArgumentParser) -> None:
@@ -53,13 +54,25 @@ def print_problems(problems: Iterable[Problem], stream: TextIO | None = None) ->
         print(f"error [{problem.type}]: {problem.message}", file=stream or sys.stderr)
 
 
+def model_resolver(runtime: Runtime) -> ModelResolver | None:
+    """Model-name resolution over the runtime's model index, unless `--strict-model-names`."""
+    if runtime.settings.strict_model_names:
+        return None
+    return file_resolver(runtime.registry, runtime.models)
+
+
 def load_from_args(args: argparse.Namespace, runtime: Runtime) -> LoadedWorkflow:
-    """The workflow named on the command line with `--model-map` and `--set` applied; raises WorkflowFileError."""
-    return load_workflow(
+    """The workflow named on the command line with `--model-map` and `--set` applied and model names resolved (each
+    resolved name printed on standard error); raises WorkflowFileError."""
+    loaded = load_workflow(
         args.file,
         runtime.registry,
         runtime.folders,
         model_map=parse_model_map(args.model_map),
         model_fallbacks=DEMO_FILES if args.demo_models else None,
+        resolve_models=model_resolver(runtime),
         overrides=args.overrides,
     )
+    for note in loaded.notes:
+        print(f"resolved model: {note}", file=sys.stderr)
+    return loaded

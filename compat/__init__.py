@@ -36,10 +36,12 @@ PROVIDED: dict[str, Path] = {
     "folder_paths": _HERE / "folder_paths.py",
     "comfy": _HERE / "comfy",
     "comfy_execution": _HERE / "comfy_execution",
+    "comfy_extras": _HERE / "comfy_extras",
+    "comfy_api": _HERE / "comfy_api",
 }
 
 # Top-level names of the host's internals: a module under them that the shims lack is refused clearly.
-REFUSED_ROOTS = frozenset({*PROVIDED, "comfy_extras", "comfy_api", "comfy_config"})
+REFUSED_ROOTS = frozenset({*PROVIDED, "comfy_config"})
 
 
 class HostModuleFinder(importlib.abc.MetaPathFinder):
@@ -61,7 +63,7 @@ class HostModuleFinder(importlib.abc.MetaPathFinder):
             spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None:
             # ImportError, not ModuleNotFoundError: `from comfy import sd` would swallow the latter and say less.
-            raise ImportError(f"Loom's compatibility layer does not provide {fullname} ({UNSUPPORTED})", name=fullname)
+            raise ImportError(f"Loom does not provide {fullname} ({UNSUPPORTED})", name=fullname)
         return spec
 
 

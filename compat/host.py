@@ -7,13 +7,19 @@ binding too. This module holds it; nothing else in Loom reads it.
 
 from __future__ import annotations
 
+import dis
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, NoReturn
 
+from engine.environment import NodeEnvironment
 from engine.folders import Folders
+from engine.registry import NodeRegistry
 
-UNSUPPORTED = "packs that reach into ComfyUI internals are not supported"
+UNSUPPORTED = "a ComfyUI internal outside its compatibility layer"
+_IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 
 
 @dataclass
@@ -26,8 +32,8 @@ class Host:
     """
 
     folders: Folders
-    registry: Any = None
-    env: Any = None
+    registry: NodeRegistry | None = None
+    env: NodeEnvironment | None = None
     cpu: bool = False
     extensions: dict[str, set[str]] = field(default_factory=dict)
     interrupt: Callable[[], None] | None = None
@@ -57,7 +63,25 @@ def bound() -> Host | None:
 
 
 def refuse(module: str, name: str) -> NoReturn:
-    """The one error for an attribute the shims lack, naming the module and the attribute."""
+    """The one error for an attribute the shims lack, naming the module and the attribute.
+
+    It is an AttributeError, so `hasattr` probes answer False; but under `from module import name` Python would
+    replace an AttributeError by its own vaguer "cannot import name", so there it is an ImportError instead.
+    """
     if name.startswith("__"):
         raise AttributeError(name)
-    raise AttributeError(f"Loom's compatibility layer does not provide {module}.{name} ({UNSUPPORTED})")
+    message = f"Loom does not provide {module}.{name} ({UNSUPPORTED})"
+    if _importing_from(sys._getframe(1)):
+        raise ImportError(message, name=module)
+    raise AttributeError(message)
+
+
+def _importing_from(frame: FrameType | None) -> bool:
+    """True when a frame up the stack (past the `__getattr__` that called refuse) is running `from m import x`."""
+    for _ in range(3):
+        if frame is None:
+            return False
+        if frame.f_code.co_code[frame.f_lasti] == _IMPORT_FROM:
+            return True
+        frame = frame.f_back
+    return False

@@ -2,7 +2,8 @@
 
 Packs use `PromptServer.instance.routes` to add HTTP routes (collected in an aiohttp RouteTableDef that Loom's
 server adds to its app when it starts, so packs must declare routes at import) and
-`PromptServer.instance.send_sync(event, data, sid)` to push a WebSocket message to one client or to all.
+`PromptServer.instance.send_sync(event, data, sid)` to push a WebSocket message to one client or to all, and
+`send_progress_text(text, node_id)` to show text on a running node.
 Messages sent before a server is running (headless runs) are dropped.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from compat.host import refuse
+from engine.context import current_context
 
 Sender = Callable[[str, Any, str | None], None]
 
@@ -44,6 +46,13 @@ class PromptServer:
 
     async def send(self, event: str, data: Any, sid: str | None = None) -> None:
         self.send_sync(event, data, sid)
+
+    def send_progress_text(self, text: str | bytes, node_id: str, sid: str | None = None) -> None:
+        """Text shown on a node while it runs: goes to the client of the running job (`sid` is implied by it);
+        outside a running node there is no job to tell, and the text is dropped."""
+        ctx = current_context()
+        if ctx is not None:
+            ctx.text(text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text), str(node_id))
 
     def __getattr__(self, name: str) -> Any:
         refuse("server.PromptServer.instance", name)

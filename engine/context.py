@@ -7,7 +7,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.events import EventSink, NodeProgress, NodeWarning, Preview
+from engine.environment import NodeEnvironment
+from engine.events import EventSink, NodeProgress, NodeText, NodeWarning, Preview
 
 
 class Interrupted(Exception):
@@ -32,7 +33,7 @@ class RunControl:
 class NodeContext:
     """Handed to a node while it runs (as a parameter for native nodes, through `current_context()` for others).
 
-    `env` is the host's environment object (folders, model manager); the engine never looks inside it.
+    `env` is the host's environment (folders, model manager); None only where a test builds a registry without one.
     """
 
     prompt_id: str
@@ -41,7 +42,7 @@ class NodeContext:
     class_type: str
     emit: EventSink
     control: RunControl
-    env: Any = None
+    env: NodeEnvironment | None = None
     prompt: dict[str, Any] | None = None
     extra_pnginfo: Any = None
 
@@ -56,6 +57,10 @@ class NodeContext:
 
     def warn(self, message: str) -> None:
         self.emit(NodeWarning(self.prompt_id, self.node_id, message))
+
+    def text(self, message: str, node_id: str | None = None) -> None:
+        """Report a line of text shown on the node (on `node_id`, e.g. the node a pack names, when given)."""
+        self.emit(NodeText(self.prompt_id, node_id or self.node_id, message))
 
 
 _current: ContextVar[NodeContext | None] = ContextVar("loom_node_context", default=None)

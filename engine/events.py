@@ -62,6 +62,23 @@ class NodeWarning:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeText:
+    """A line of text a running node reports (shown on the node by front ends, as `progress_text`)."""
+
+    prompt_id: str
+    node: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFinished:
+    """A node ran to completion (not sent for nodes served from the cache); the history times nodes with it."""
+
+    prompt_id: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
 class JobSucceeded:
     prompt_id: str
     outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -77,7 +94,7 @@ class JobFailed:
     exception_type: str
     traceback: tuple[str, ...]
     current_inputs: Mapping[str, Any]
-    current_outputs: Mapping[str, Any]
+    current_outputs: tuple[str, ...]  # the nodes whose outputs were known when it failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +112,13 @@ Event = (
     | NodeProgress
     | NodeExecuted
     | NodeWarning
+    | NodeText
+    | NodeFinished
     | JobSucceeded
     | JobFailed
     | JobInterrupted
 )
+JOB_ENDS = (JobSucceeded, JobFailed, JobInterrupted)  # the last event of every job
 EventSink = Callable[[Event], None]
 
 

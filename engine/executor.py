@@ -13,6 +13,7 @@ from typing import Any, Literal
 from engine.blocker import ExecutionBlocker
 from engine.cache import OutputCache
 from engine.context import Interrupted, NodeContext, RunControl, reset_current_context, set_current_context
+from engine.environment import NodeEnvironment
 from engine.events import (
     EventSink,
     JobFailed,
@@ -21,6 +22,7 @@ from engine.events import (
     JobSucceeded,
     NodeExecuted,
     NodeExecuting,
+    NodeFinished,
     NodesCached,
     NodeWarning,
     discard,
@@ -49,7 +51,9 @@ class RunOutcome:
 class Executor:
     """Runs workflows against one registry and one output cache (shared by every job, so work is reused)."""
 
-    def __init__(self, registry: NodeRegistry, cache: OutputCache | None = None, env: Any = None) -> None:
+    def __init__(
+        self, registry: NodeRegistry, cache: OutputCache | None = None, env: NodeEnvironment | None = None
+    ) -> None:
         self.registry = registry
         self.cache = cache if cache is not None else OutputCache()
         self.env = env if env is not None else registry.env
@@ -157,6 +161,8 @@ class _Job:
                 if ui is not None:
                     emit(NodeExecuted(pid, node_id, self.display.get(node_id, node_id), ui, cached=True))
             self._drive()
+            if self.control.interrupted:  # asked while the last node ran without looking: still an interrupt
+                raise _Stopped(None)
             stuck = self.plan.unfinished(outputs)
             if stuck:
                 raise self._failure(stuck[0], RuntimeError(f"nodes {stuck} could never become ready (a cycle?)"))
@@ -296,7 +302,7 @@ class _Job:
                 return
         except Interrupted:
             raise _Stopped(node_id) from None
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: a node's error like any other
             raise self._failure(node_id, exc, kwargs) from exc
         finally:
             reset_current_context(token)
@@ -335,7 +341,7 @@ class _Job:
                     )
         except _Failed:
             raise
-        except Exception as exc:
+        except BaseException as exc:
             raise self._failure(node_id, exc, kwargs) from exc
         self._store(node_id, outputs, ui)
 
@@ -371,6 +377,7 @@ class _Job:
         if ui is not None:
             self.uis[node_id] = ui
             self.emit(NodeExecuted(self.prompt_id, node_id, self.display.get(node_id, node_id), ui))
+        self.emit(NodeFinished(self.prompt_id, node_id))
         self.cache.put(self.signer.sigs[node_id], outputs, ui)
         self.plan.finish(node_id)
 
@@ -399,7 +406,7 @@ class _Job:
                     wanted.update(asked or ())
             except Interrupted:
                 raise _Stopped(node_id) from None
-            except Exception as exc:
+            except BaseException as exc:
                 raise self._failure(node_id, exc, kwargs) from exc
         sources = [unevaluated[name] for name in wanted if name in unevaluated]
         return bool(sources) and self.plan.wait_on(node_id, sources)
@@ -553,13 +560,10 @@ class _Job:
         exc_type: str | None = None,
         node_type: str | None = None,
     ) -> _Failed:
+        if isinstance(exc, _Escaped) and exc.__cause__ is not None:
+            exc = exc.__cause__
         node = self.nodes.get(node_id)
         inputs = {k: summarise(v) for k, v in (kwargs or {}).items() if k != "__context__"}
-        upstream: dict[str, Any] = {}
-        if node is not None:
-            for value in node.inputs.values():
-                if type(value) is Link and value.node in self.results:
-                    upstream[value.node] = [summarise(v) for v in self.results[value.node]]
         lines = [line for chunk in traceback.format_exception(exc) for line in chunk.splitlines()]
         event = JobFailed(
             prompt_id=self.prompt_id,
@@ -570,7 +574,7 @@ class _Job:
             exception_type=exc_type or type(exc).__name__,
             traceback=tuple(lines),
             current_inputs=inputs,
-            current_outputs=upstream,
+            current_outputs=tuple(self.results),
         )
         return _Failed(event)
 
@@ -589,8 +593,18 @@ def _as_items(value: Any) -> ItemList:
     return ItemList(value) if isinstance(value, list | tuple) else ItemList((value,))
 
 
+class _Escaped(Exception):
+    """Carries a node coroutine's SystemExit or KeyboardInterrupt (its __cause__), which asyncio would otherwise
+    re-raise through the event loop instead of keeping in the task."""
+
+
 async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
+    try:
+        return await awaitable
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
+        raise _Escaped(str(exc)) from exc
 
 
 async def _gather(raws: list[Any]) -> list[Any]:

@@ -6,7 +6,8 @@ Every path that comes from a request or a workflow goes through `confined`, so n
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ MODEL_FOLDERS = (
     "upscale_models",
     "clip",
     "diffusion_models",
+    "clip_vision",
+    "style_models",
+    "gligen",
 )
 MODEL_EXTENSIONS = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"})
 FOLDER_ALIASES = {"unet": "diffusion_models", "text_encoders": "clip", "t2i_adapter": "controlnet"}
@@ -29,20 +33,47 @@ class UnsafePath(ValueError):
     """A requested path that would leave its folder (`..`, absolute, NUL, a symlink pointing out)."""
 
 
-def confined(base: Path, *parts: str) -> Path:
-    """`base/parts...`, refusing anything that resolves outside `base`."""
+NAME_MAX = 255  # bytes in one file name on every common file system
+
+
+def _check_part(part: str) -> None:
+    if "\x00" in part:
+        raise UnsafePath("path contains a NUL byte")
+    if os.path.isabs(part) or part.startswith(("/", "\\")) or (len(part) > 1 and part[1] == ":"):
+        raise UnsafePath(f"absolute paths are not allowed: {part!r}")
+    segments = part.replace("\\", "/").split("/")
+    if any(seg == ".." for seg in segments):
+        raise UnsafePath(f"'..' is not allowed: {part!r}")
+    if any(len(os.fsencode(seg)) > NAME_MAX for seg in segments):
+        raise UnsafePath(f"a file or folder name is longer than {NAME_MAX} bytes: {part[:40]!r}...")
+
+
+def lexically_confined(base: Path, *parts: str) -> Path:
+    """`base/parts...` as written: no `..`, nothing absolute, no NUL; symlinks below `base` are not judged."""
     for part in parts:
-        if "\x00" in part:
-            raise UnsafePath("path contains a NUL byte")
-        if os.path.isabs(part) or part.startswith(("/", "\\")) or (len(part) > 1 and part[1] == ":"):
-            raise UnsafePath(f"absolute paths are not allowed: {part!r}")
-        if any(seg == ".." for seg in part.replace("\\", "/").split("/")):
-            raise UnsafePath(f"'..' is not allowed: {part!r}")
+        _check_part(part)
+    return base.joinpath(*[p for p in parts if p])
+
+
+def confined(base: Path, *parts: str) -> Path:
+    """`base/parts...`, refusing anything that resolves outside `base` (symlinks included)."""
     root = base.resolve()
-    target = root.joinpath(*[p for p in parts if p]).resolve()
+    target = lexically_confined(root, *parts).resolve()
     if target != root and root not in target.parents:
         raise UnsafePath("path leaves its folder")
     return target
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder, so a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass
@@ -93,26 +124,49 @@ class Folders:
         if path not in paths:
             paths.insert(0, path) if first else paths.append(path)
 
-    def list_models(self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS) -> list[str]:
-        """File names (with `/` for subfolders) under every path of a model folder, sorted, first path wins."""
+    def iter_model_files(
+        self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS
+    ) -> Iterator[tuple[str, int, Path]]:
+        """(name with `/` for subfolders, index of the folder path, path) for every file of a model folder, first
+        path's first. Symlinked files and folders are followed (users link model trees between tools); a link
+        cycle is walked once."""
         exts = {e.lower() for e in extensions}
-        names: dict[str, None] = {}
-        for root in self.model_dirs(folder):
+        for index, root in enumerate(self.model_dirs(folder)):
             if not root.is_dir():
                 continue
+            seen: set[Path] = set()
             for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+                real = Path(dirpath).resolve()
+                if real in seen:
+                    dirnames[:] = []
+                    continue
+                seen.add(real)
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 rel = Path(dirpath).relative_to(root)
-                for name in filenames:
+                for name in sorted(filenames):
                     if Path(name).suffix.lower() in exts:
-                        names.setdefault((rel / name).as_posix(), None)
-        return sorted(names)
+                        yield (rel / name).as_posix(), index, Path(dirpath) / name
+
+    def list_models(self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS) -> list[str]:
+        """File names (with `/` for subfolders) under every path of a model folder, sorted, first path wins."""
+        return [name for name, _ in self.model_entries(folder, extensions)]
+
+    def model_entries(self, folder: str, extensions: Iterable[str] = MODEL_EXTENSIONS) -> list[tuple[str, int]]:
+        """(file name, index of the folder path it was found in), sorted by name; the first path wins."""
+        names: dict[str, int] = {}
+        for name, index, _ in self.iter_model_files(folder, extensions):
+            names.setdefault(name, index)
+        return sorted(names.items())
 
     def model_path(self, folder: str, name: str) -> Path | None:
-        """The full path of a listed model file, or None; never a path outside the model folders."""
+        """The full path of a listed model file, or None.
+
+        The name is confined to the folder as written (no `..`, nothing absolute); links inside the models tree are
+        the user's own and are followed wherever they point.
+        """
         for root in self.model_dirs(folder):
             try:
-                path = confined(root, name)
+                path = lexically_confined(root, name)
             except UnsafePath:
                 return None
             if path.is_file():

@@ -13,23 +13,29 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.admit import RESOLVED_MODELS, Admission, NameResolver, admit
 from engine.context import RunControl
+from engine.environment import NodeEnvironment
 from engine.events import (
+    JOB_ENDS,
     Event,
     JobFailed,
-    JobInterrupted,
     JobStarted,
-    JobSucceeded,
     NodeExecuted,
     NodeExecuting,
+    NodeFinished,
     NodesCached,
+    NodeWarning,
 )
+from engine.reclaim import reclaim
+from engine.recording import HistoryWriter
+from engine.registry import NodeRegistry
 from engine.store import Job, Store
-from engine.workflow import parse_api
+from engine.workflow import Workflow
 
 log = logging.getLogger("loom.jobs")
 
@@ -44,10 +50,11 @@ class Runner(Protocol):
     """What the queue needs of engine.executor.Executor."""
 
     cache: Any
+    registry: NodeRegistry
 
     def run(
         self,
-        workflow: Any,
+        workflow: Workflow,
         *,
         outputs: Sequence[str],
         prompt_id: str,
@@ -55,6 +62,11 @@ class Runner(Protocol):
         control: RunControl | None = None,
         extra_data: Mapping[str, Any] | None = None,
     ) -> Any: ...
+
+
+# The `[type, data]` pairs an event adds to its history entry's `status.messages`: the wire protocol's mapping,
+# handed in by whoever hosts the queue (server.wire.history_messages), so the history says what clients were sent.
+HistoryMessages = Callable[[Event], Sequence[list[Any]]]
 
 
 class JobListener(Protocol):
@@ -71,57 +83,40 @@ class Running:
 
     job: Job
     control: RunControl
+    worker: str = ""  # the name of the worker thread running it
     node: str | None = None
     display_node: str | None = None
     messages: list[list[Any]] = field(default_factory=list)
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per node: started, ended (ms), cached
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def status_message(event: Event) -> tuple[str, dict[str, Any]] | None:
-    """The job-level events in the wire protocol's shape; these are also the history entry's status messages."""
-    ts = now_ms()
-    if isinstance(event, JobStarted):
-        return "execution_start", {"prompt_id": event.prompt_id, "timestamp": ts}
-    if isinstance(event, NodesCached):
-        return "execution_cached", {"nodes": list(event.nodes), "prompt_id": event.prompt_id, "timestamp": ts}
-    if isinstance(event, JobSucceeded):
-        return "execution_success", {"prompt_id": event.prompt_id, "timestamp": ts}
-    if isinstance(event, JobFailed | JobInterrupted):
-        where = {
-            "prompt_id": event.prompt_id,
-            "node_id": event.node_id,
-            "node_type": event.node_type,
-            "executed": list(event.executed),
-        }
-        if isinstance(event, JobInterrupted):
-            return "execution_interrupted", {**where, "timestamp": ts}
-        return "execution_error", {
-            **where,
-            "exception_message": event.exception_message,
-            "exception_type": event.exception_type,
-            "traceback": list(event.traceback),
-            "current_inputs": dict(event.current_inputs),
-            "current_outputs": dict(event.current_outputs),
-            "timestamp": ts,
-        }
-    return None
-
-
 class JobQueue:
     """Queue operations (thread-safe) plus the worker thread that drains the queue."""
 
-    def __init__(self, store: Store, executor: Runner, env: Any = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        store: Store,
+        executor: Runner,
+        history_messages: HistoryMessages,
+        env: NodeEnvironment | None = None,
+        workers: int = 1,
+        names: NameResolver | None = None,
+    ) -> None:
         """`workers` job threads run jobs at once (more than one only for a runner that spreads them, such as the
-        Ray worker pool); each takes the oldest pending job."""
+        Ray worker pool); each takes the oldest pending job. `names` resolves model names when a job is accepted."""
         self.store = store
+        self.history_messages = history_messages
+        self.history = HistoryWriter(store, self._error_messages)
         self.executor = executor
         self.env = env
         self.workers = max(1, workers)
+        self.names = names
         self._listeners: list[JobListener] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -140,7 +135,7 @@ class JobQueue:
         self.resume()
         for index in range(self.workers):
             name = "loom-worker" if self.workers == 1 else f"loom-worker-{index}"
-            thread = threading.Thread(target=self._loop, name=name, daemon=True)
+            thread = threading.Thread(target=self._supervise, name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -153,6 +148,7 @@ class JobQueue:
             thread.join(timeout)
 
     def resume(self) -> None:
+        self.history.resume()
         for job in self.store.running_jobs():
             if job.attempts >= MAX_ATTEMPTS:
                 log.error("job %s: Loom stopped while retrying it; recording an error", job.prompt_id)
@@ -160,17 +156,45 @@ class JobQueue:
                     job.prompt_id, "Loom stopped while running this job, twice; not retried again", "ProcessDied"
                 )
                 running = Running(job, RunControl())
-                running.messages.append(list(status_message(failed) or ()))
-                self.store.finish(job.prompt_id, self._entry(running, "error", started=job.queued_at))
+                running.messages.extend(self.history_messages(failed))
+                self.history.write(job, self._entry(running, "error", started=job.queued_at))
             else:
                 log.warning("job %s was running when Loom stopped; it runs again", job.prompt_id)
                 self.store.requeue(job.prompt_id)
 
     # ---- queue operations ----
 
+    def accept(
+        self,
+        prompt: Workflow | Mapping[str, Any],
+        *,
+        targets: Sequence[str] | None = None,
+        prompt_id: str | None = None,
+        client_id: str | None = None,
+        extra_data: Mapping[str, Any] | None = None,
+        front: bool = False,
+        number: float | None = None,
+    ) -> tuple[Job, Admission]:
+        """Accept a job: parse, validate and convert it (engine.admit), then queue the converted workflow with the
+        outputs that passed. Raises WorkflowError, Rejected (no valid output) or DuplicateJob."""
+        admission = admit(prompt, self.executor.registry, targets, extra_data, names=self.names)
+        if admission.resolved:
+            resolved = [{"node": r.node_id, "input": r.input_name, "message": r.message} for r in admission.resolved]
+            extra_data = {**(extra_data or {}), RESOLVED_MODELS: resolved}
+        job = self.submit(
+            admission.workflow,
+            admission.outputs,
+            prompt_id=prompt_id,
+            client_id=client_id,
+            extra_data=extra_data,
+            front=front,
+            number=number,
+        )
+        return job, admission
+
     def submit(
         self,
-        prompt: dict[str, Any],
+        workflow: Workflow,
         outputs: Sequence[str],
         *,
         prompt_id: str | None = None,
@@ -179,11 +203,11 @@ class JobQueue:
         front: bool = False,
         number: float | None = None,
     ) -> Job:
-        """Commit a job to the store (it survives a crash from here on) and wake the worker."""
+        """Commit an admitted workflow to the store (it survives a crash from here on) and wake the worker."""
         job = Job(
             prompt_id=prompt_id or str(uuid.uuid4()),
             number=0,
-            prompt=prompt,
+            workflow=workflow,
             extra_data=dict(extra_data or {}),
             outputs=list(outputs),
             client_id=client_id,
@@ -244,14 +268,39 @@ class JobQueue:
         for listener in self._listeners:
             listener.queue_changed(remaining)
 
+    def _supervise(self) -> None:
+        """The worker thread: its loop catches every job's failure, and should the loop itself die anyway, the jobs
+        it held count as lost (one more run, then an error) and the loop starts again."""
+        while True:
+            try:
+                self._loop()
+                return
+            except BaseException as exc:
+                log.critical("the job worker died (%r); restarting it", exc, exc_info=exc)
+            try:
+                self._worker_died(threading.current_thread().name)
+            except BaseException:
+                log.exception("recovering the jobs of the dead worker failed; they run again on the next start")
+                self._wake.wait(1.0)
+
+    def _worker_died(self, worker: str) -> None:
+        with self._lock:
+            held = [r for r in self._running.values() if r.worker == worker]
+            for running in held:
+                self._running.pop(running.job.prompt_id, None)
+        for running in held:
+            self._lost(running, WorkerLost("the job worker died while running this job"), time.time())
+
     def _loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
+                self.history.flush()
                 self._apply_free()
                 with self._lock:  # taken and made interruptible in one step: /queue never shows it uninterruptible
                     job = self.store.start_next()
-                    running = Running(job, RunControl()) if job is not None else None
+                    worker = threading.current_thread().name
+                    running = Running(job, RunControl(), worker=worker) if job is not None else None
                     if running is not None:
                         self._running[running.job.prompt_id] = running
                 if running is not None:
@@ -270,27 +319,31 @@ class JobQueue:
         cache = getattr(self.executor, "cache", None)
         if cache is not None and (unload_models or free_memory):
             cache.clear()
-        models = getattr(self.env, "models", None)
-        if unload_models and hasattr(models, "unload_all"):
-            models.unload_all()
+        if unload_models and self.env is not None:
+            self.env.unload_models()
+        reclaim()
 
     def _run(self, running: Running) -> None:
         job = running.job
         started = time.time()
         self._queue_changed()
 
+        endings: list[Event] = []
+
         def emit(event: Event) -> None:
             self._record(running, event)
-            for listener in self._listeners:
-                try:
-                    listener.job_event(job.client_id, event)
-                except Exception:
-                    log.exception("a job listener failed")
+            if isinstance(event, JOB_ENDS):  # sent once the history entry is written: clients fetch it on seeing it
+                endings.append(event)
+            else:
+                self._tell(job.client_id, event)
+            if isinstance(event, JobStarted):
+                for note in job.extra_data.get(RESOLVED_MODELS) or ():
+                    emit(NodeWarning(job.prompt_id, str(note["node"]), f"model name resolved: {note['message']}"))
 
         status = "error"
         try:
             outcome = self.executor.run(
-                parse_api(job.prompt),
+                job.workflow,
                 outputs=job.outputs,
                 prompt_id=job.prompt_id,
                 emit=emit,
@@ -304,7 +357,7 @@ class JobQueue:
                 self._running.pop(job.prompt_id, None)
             self._lost(running, exc, started)
             return
-        except Exception as exc:  # a bug in the executor must not stop the worker; the job records it
+        except BaseException as exc:  # a bug in the executor must not stop the worker; the job records it
             log.exception("job %s failed outside any node", job.prompt_id)
             emit(_failure(job.prompt_id, str(exc), type(exc).__name__, running.node, traceback.format_exception(exc)))
         with self._lock:
@@ -312,8 +365,17 @@ class JobQueue:
         if self._stopping.is_set() and status == "interrupted":
             self.store.requeue(job.prompt_id, undo_attempt=True)  # shutting down: it runs on the next start
             return
-        self.store.finish(job.prompt_id, self._entry(running, status, started=started))
+        self.history.write(job, self._entry(running, status, started=started))
+        for event in endings:
+            self._tell(job.client_id, event)
         self._queue_changed()
+
+    def _tell(self, client_id: str | None, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener.job_event(client_id, event)
+            except Exception:
+                log.exception("a job listener failed")
 
     def _lost(self, running: Running, exc: WorkerLost, started: float) -> None:
         """The worker running the job died: run it once more (the retry shows in its history entry), or record an
@@ -326,18 +388,24 @@ class JobQueue:
         else:
             log.error("job %s: %s, on its retry; recording an error", job.prompt_id, exc)
             failed = _failure(job.prompt_id, f"{exc}; not retried again", "WorkerLost", running.node)
-            running.messages.append(list(status_message(failed) or ()))
-            for listener in self._listeners:
-                listener.job_event(job.client_id, failed)
-            self.store.finish(job.prompt_id, self._entry(running, "error", started=started))
+            running.messages.extend(self.history_messages(failed))
+            self.history.write(job, self._entry(running, "error", started=started))
+            self._tell(job.client_id, failed)
         self._queue_changed()
 
+    def _error_messages(self, prompt_id: str, message: str, kind: str) -> list[list[Any]]:
+        return list(self.history_messages(_failure(prompt_id, message, kind)))
+
     def _record(self, running: Running, event: Event) -> None:
-        message = status_message(event)
-        if message is not None:
-            running.messages.append(list(message))
+        running.messages.extend(self.history_messages(event))
         if isinstance(event, NodeExecuting):
             running.node, running.display_node = event.node, event.display_node
+            running.nodes[event.node] = {"started": now_ms(), "ended": None, "cached": False}
+        elif isinstance(event, NodeFinished) and event.node in running.nodes:
+            running.nodes[event.node]["ended"] = now_ms()
+        elif isinstance(event, NodesCached):
+            at = now_ms()
+            running.nodes.update((node, {"started": at, "ended": at, "cached": True}) for node in event.nodes)
         elif isinstance(event, NodeExecuted):
             running.outputs[event.node] = dict(event.output)
             running.meta[event.node] = {
@@ -362,6 +430,7 @@ class JobQueue:
                 "queued": int(job.queued_at * 1000),
                 "started": int(started * 1000),
                 "finished": now_ms(),
+                "nodes": running.nodes,  # Loom's addition: where a run's time went, node by node
             },
             "retry": job.attempts > 1,
             "attempts": job.attempts,
@@ -381,5 +450,5 @@ def _failure(
         exception_type=kind,
         traceback=tuple(trace),
         current_inputs={},
-        current_outputs={},
+        current_outputs=(),
     )

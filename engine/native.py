@@ -7,8 +7,9 @@
 Each parameter is an input. Its default declares it: an `Int`/`Float`/`String`/`Boolean`/`Combo` widget, a linked
 `Socket("MODEL")`, a `Hidden("UNIQUE_ID")`, or a plain Python value whose annotation (`int`, `float`, `str`,
 `bool`) gives the widget type. A parameter without a default is a required widget of its annotated type. A
-parameter annotated `NodeContext` receives the running node's context and is not an input. Mistakes raise
-SpecError when the module is imported, naming the node and the parameter.
+parameter annotated `NodeContext` receives the running node's context and is not an input; put it after a bare `*`
+(`def Load(name: str = Combo(...), *, ctx: NodeContext)`) so that it needs no default. Mistakes raise SpecError when
+the module is imported, naming the node and the parameter.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, get_type_hints
 
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.spec import InputKind, InputSpec, NodeSpec, OutputSpec, SpecError
 from engine.types import BOOLEAN, COMBO, FLOAT, INT, STRING
 
-ChoicesSource = Sequence[Any] | Callable[[Any], Sequence[Any]]
+ChoicesSource = Sequence[Any] | Callable[[NodeEnvironment | None], Sequence[Any]]
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Input:
     force_input: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
-    def to_spec(self, name: str, env: Any) -> InputSpec:
+    def to_spec(self, name: str, env: NodeEnvironment | None) -> InputSpec:
         kind: InputKind = "optional" if self.optional else "required"
         return InputSpec(
             name=name,
@@ -62,7 +64,7 @@ class Hidden(Input):
 
     type: str = "UNIQUE_ID"
 
-    def to_spec(self, name: str, env: Any) -> InputSpec:
+    def to_spec(self, name: str, env: NodeEnvironment | None) -> InputSpec:
         return InputSpec(name=name, type=self.type, kind="hidden", hidden=self.type)
 
 
@@ -73,7 +75,7 @@ class _Number(Input):
     step: float | None = None
     control_after_generate: bool = False
 
-    def to_spec(self, name: str, env: Any) -> InputSpec:
+    def to_spec(self, name: str, env: NodeEnvironment | None) -> InputSpec:
         return replace(
             super().to_spec(name, env),
             min=self.min,
@@ -84,7 +86,7 @@ class _Number(Input):
 
 
 def Int(
-    default: int = 0,
+    default: int | None = 0,
     *,
     min: int | None = None,
     max: int | None = None,
@@ -94,12 +96,15 @@ def Int(
     force_input: bool = False,
     control_after_generate: bool = False,
     lazy: bool = False,
+    display: str | None = None,
 ) -> Input:
-    return _Number(INT, default, optional, tooltip, lazy, force_input, {}, min, max, step, control_after_generate)
+    """`display="color"` shows the number as a 0xRRGGBB colour picker on the canvas."""
+    options = {"display": display} if display is not None else {}
+    return _Number(INT, default, optional, tooltip, lazy, force_input, options, min, max, step, control_after_generate)
 
 
 def Float(
-    default: float = 0.0,
+    default: float | None = 0.0,
     *,
     min: float | None = None,
     max: float | None = None,
@@ -111,23 +116,30 @@ def Float(
     lazy: bool = False,
 ) -> Input:
     options = {"round": round} if round is not None else {}
-    return _Number(FLOAT, float(default), optional, tooltip, lazy, force_input, options, min, max, step)
+    value = float(default) if default is not None else None
+    return _Number(FLOAT, value, optional, tooltip, lazy, force_input, options, min, max, step)
 
 
 def String(
-    default: str = "",
+    default: str | None = None,
     *,
     multiline: bool = False,
+    dynamic_prompts: bool | None = None,
     optional: bool = False,
     tooltip: str | None = None,
     force_input: bool = False,
     lazy: bool = False,
 ) -> Input:
-    options = {"multiline": True} if multiline else {}
+    """`dynamic_prompts` tells the canvas whether to expand {a|b} choices in the text before queueing."""
+    options: dict[str, Any] = {"multiline": True} if multiline else {}
+    if dynamic_prompts is not None:
+        options["dynamicPrompts"] = dynamic_prompts
     return Input(STRING, default, optional, tooltip, lazy, force_input, options)
 
 
-def Boolean(default: bool = False, *, optional: bool = False, tooltip: str | None = None, lazy: bool = False) -> Input:
+def Boolean(
+    default: bool | None = False, *, optional: bool = False, tooltip: str | None = None, lazy: bool = False
+) -> Input:
     return Input(BOOLEAN, default, optional, tooltip, lazy)
 
 
@@ -135,10 +147,10 @@ def Boolean(default: bool = False, *, optional: bool = False, tooltip: str | Non
 class _Combo(Input):
     choices: ChoicesSource = ()
 
-    def resolve_choices(self, env: Any) -> tuple[Any, ...]:
+    def resolve_choices(self, env: NodeEnvironment | None) -> tuple[Any, ...]:
         return tuple(self.choices(env) if callable(self.choices) else self.choices)
 
-    def to_spec(self, name: str, env: Any) -> InputSpec:
+    def to_spec(self, name: str, env: NodeEnvironment | None) -> InputSpec:
         choices = self.resolve_choices(env)
         default = self.default if self.default is not None else (choices[0] if choices else None)
         return InputSpec(
@@ -147,6 +159,7 @@ class _Combo(Input):
             kind="optional" if self.optional else "required",
             default=default,
             choices=choices,
+            publish_default=self.default is not None,
             tooltip=self.tooltip,
             lazy=self.lazy,
             options=self.options,
@@ -197,7 +210,9 @@ class NativeNode:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
-    def to_spec(self, env: Any = None, python_module: str = "nodes", pack: str | None = None) -> NodeSpec:
+    def to_spec(
+        self, env: NodeEnvironment | None = None, python_module: str = "nodes", pack: str | None = None
+    ) -> NodeSpec:
         opts = self.options
         inputs = tuple(inp.to_spec(name, env) for name, inp in self.declared.items())
         dynamic = any(isinstance(i, _Combo) and callable(i.choices) for i in self.declared.values())
@@ -221,7 +236,7 @@ class NativeNode:
             inputs=inputs,
             outputs=self.outputs,
             invoke=invoke,
-            display_name=opts.get("display_name") or _spaced(self.class_type),
+            display_name=opts.get("display_name") or self.class_type,
             description=opts.get("description") or inspect.getdoc(fn) or "",
             category=opts.get("category", ""),
             output_node=opts.get("output_node", False),
@@ -245,7 +260,9 @@ class NativeNode:
 ALWAYS = float("nan")
 
 
-def _keyword_hook(hook: Callable[..., Any] | None, always: bool, env: Any) -> Callable[[dict[str, Any]], Any] | None:
+def _keyword_hook(
+    hook: Callable[..., Any] | None, always: bool, env: NodeEnvironment | None
+) -> Callable[[dict[str, Any]], Any] | None:
     """Hooks take the inputs by keyword; one that declares a parameter named `env` also gets the host environment,
     since validation and fingerprints run outside any node context (a loader must find its file to hash it)."""
     if always:
@@ -265,15 +282,6 @@ def _hook_inputs(hook: Callable[..., Any] | None) -> frozenset[str] | None:
     if any(p.kind == p.VAR_KEYWORD for p in params):
         return None
     return frozenset(p.name for p in params if p.name != "env")
-
-
-def _spaced(name: str) -> str:
-    out = []
-    for i, ch in enumerate(name):
-        if i and ch.isupper() and not name[i - 1].isupper():
-            out.append(" ")
-        out.append(ch)
-    return "".join(out)
 
 
 def node(

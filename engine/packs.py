@@ -4,7 +4,10 @@ A pack is a package folder (with `__init__.py`) or a single `.py` module. Each i
 name, `custom_nodes.<pack>` (the name the ecosystem's canvas reads as "this node comes from a pack"), and its
 `NODE_CLASS_MAPPINGS`, `NODE_DISPLAY_NAME_MAPPINGS`, `WEB_DIRECTORY` and `@node` objects are read. Whatever a pack
 does wrong (a syntax error, a missing dependency, an exception at import, a malformed node declaration) is
-recorded in its PackSummary and loading goes on: one broken pack never stops Loom.
+recorded in its PackSummary and loading goes on: one broken pack never stops Loom, and one node declaration Loom
+cannot read never stops its pack (the class is listed as rejected with the reason; the pack's other nodes load).
+A pack with no NODE_CLASS_MAPPINGS may offer `comfy_entrypoint()` (the V3 API), whose extension lists its nodes.
+Each import runs under engine.pack_guard: a time limit, stdout kept clean, `os._exit` reported.
 
 Disabling a pack: rename it with a `.disabled` suffix (`my_pack.disabled/`, `my_pack.py.disabled`) or name it in
 `disabled` (the `--disable-pack NAME` flag). Packs load in a fixed order, folder by folder and sorted by name
@@ -13,7 +16,9 @@ within a folder, so when two define the same node type the first keeps it, the s
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import inspect
 import sys
 import time
 import traceback
@@ -23,23 +28,36 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
+from engine.native import NativeNode
+from engine.pack_guard import PackImportTimeout, guarded
+from engine.protocol import spec_from_class
 from engine.registry import NodeRegistry
-from engine.spec import SpecError
+from engine.spec import NodeSpec, SpecError
 
 PACK_MODULE_PREFIX = "custom_nodes"
 DISABLED_SUFFIX = ".disabled"
 SLOW_SECONDS = 3.0
+IMPORT_TIMEOUT = 60.0
 
 PackStatus = Literal["ok", "failed", "disabled"]
 PackKind = Literal["package", "module"]
 
 
 @dataclass(frozen=True, slots=True)
+class Rejected:
+    """A node class of a pack that Loom could not read, and why."""
+
+    class_type: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class PackSummary:
     """How one pack loaded; what the start-up table, `GET /custom_nodes` and `main.py nodes` show.
 
-    `nodes` are the node types it registered; `ignored` those another source had already registered (name
-    clashes: the first keeps the name). `web_directory` is the absolute folder of its front-end files, if any.
+    `declared` counts the node classes the pack offers; `nodes` are the node types it registered, `ignored` those
+    another source had already registered (name clashes: the first keeps the name), `rejected` those whose
+    declaration could not be read. `web_directory` is the absolute folder of its front-end files, if any.
     """
 
     name: str
@@ -48,6 +66,8 @@ class PackSummary:
     module: str | None = None
     nodes: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
+    rejected: tuple[Rejected, ...] = ()
+    declared: int = 0
     seconds: float = 0.0
     slow: bool = False
     error: str | None = None
@@ -57,9 +77,15 @@ class PackSummary:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("nodes", "ignored", "warnings"):
+        for key in ("nodes", "ignored", "warnings", "rejected"):
             data[key] = list(data[key])
+        data["count"] = self.count
         return data
+
+    @property
+    def count(self) -> str:
+        """ "N of M nodes" for display."""
+        return f"{len(self.nodes)} of {self.declared} nodes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +135,10 @@ def load_packs(
     roots: Sequence[Path],
     disabled: Collection[str] = (),
     slow_seconds: float = SLOW_SECONDS,
+    timeout: float | None = IMPORT_TIMEOUT,
 ) -> list[PackSummary]:
-    """Import and register every pack under `roots` into `registry`; returns one summary per pack found."""
+    """Import and register every pack under `roots` into `registry`; returns one summary per pack found.
+    Each import may take `timeout` seconds (None: no limit); past it the pack is reported failed."""
     summaries: list[PackSummary] = []
     loaded: dict[str, Path] = {}
     for entry in discover(roots, disabled):
@@ -122,15 +150,20 @@ def load_packs(
             summaries.append(PackSummary(entry.name, str(entry.path), "failed", error=error))
             continue
         _on_sys_path(entry.path.parent)
-        summary = load_pack(registry, entry, slow_seconds)
+        summary = load_pack(registry, entry, slow_seconds, timeout)
         if summary.status == "ok":
             loaded[entry.name] = entry.path
         summaries.append(summary)
     return summaries
 
 
-def load_pack(registry: NodeRegistry, entry: PackEntry, slow_seconds: float = SLOW_SECONDS) -> PackSummary:
-    """Import one pack and register its nodes, all or none: a pack with one bad node declaration registers none."""
+def load_pack(
+    registry: NodeRegistry,
+    entry: PackEntry,
+    slow_seconds: float = SLOW_SECONDS,
+    timeout: float | None = IMPORT_TIMEOUT,
+) -> PackSummary:
+    """Import one pack and register its nodes one by one: a class Loom cannot read is rejected, the rest load."""
     module_name = f"{PACK_MODULE_PREFIX}.{entry.name.replace('.', '_')}"
     start = time.perf_counter()
 
@@ -147,18 +180,24 @@ def load_pack(registry: NodeRegistry, entry: PackEntry, slow_seconds: float = SL
         )
 
     try:
-        module = _import(entry, module_name)
-        nodes, ignored, warnings = _register(registry, module, entry)
+        with guarded(entry.name, timeout, slow_seconds):
+            module = _import(entry, module_name)
+            registration = _register(registry, module, entry)
         web_dir, web_warnings = _web_directory(module, entry)
+    except PackImportTimeout as exc:
+        _forget(module_name)
+        return summary("failed", error=f"PackImportTimeout: {exc}", traceback=traceback.format_exc())
     except (Exception, SystemExit) as exc:
         _forget(module_name)  # a failed pack leaves nothing behind
         return summary("failed", error=_describe(exc, entry), traceback=traceback.format_exc())
     return summary(
         "ok",
-        nodes=nodes,
-        ignored=ignored,
+        nodes=registration.nodes,
+        ignored=registration.ignored,
+        rejected=registration.rejected,
+        declared=registration.declared,
         web_directory=str(web_dir) if web_dir else None,
-        warnings=warnings + web_warnings,
+        warnings=registration.warnings + web_warnings,
     )
 
 
@@ -190,26 +229,105 @@ def _forget(module_name: str) -> None:
         del sys.modules[name]
 
 
-def _register(
-    registry: NodeRegistry, module: ModuleType, entry: PackEntry
-) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Build every spec of the pack first (so a bad declaration registers nothing), then add them in order."""
-    for attr in ("NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"):
-        value = getattr(module, attr, None)
-        if value is not None and not isinstance(value, Mapping):
-            raise SpecError(f"{attr} must be a dict, got {type(value).__name__}")
-    scratch = NodeRegistry(registry.env)
-    scratch.add_module(module, source=entry.name)
-    warnings = [f"node {c.class_type!r} is defined twice in this pack; the first is kept" for c in scratch.clashes]
+@dataclass(frozen=True, slots=True)
+class _Registration:
+    declared: int
+    nodes: tuple[str, ...]
+    ignored: tuple[str, ...]
+    rejected: tuple[Rejected, ...]
+    warnings: tuple[str, ...]
+
+
+def _register(registry: NodeRegistry, module: ModuleType, entry: PackEntry) -> _Registration:
+    """Read each node class of the pack on its own and add the ones that read, in declaration order."""
+    declared = _declared_classes(module, registry.env)
+    rejected: list[Rejected] = []
+    warnings: list[str] = []
+    specs: list[NodeSpec] = []
+    for class_type, build in declared:
+        try:
+            spec = build()
+        except Exception as exc:  # a class whose INPUT_TYPES or schema raises, or cannot be read at all
+            reason = str(exc) if isinstance(exc, SpecError) else f"{type(exc).__name__}: {exc}"
+            rejected.append(Rejected(class_type, reason))
+            warnings.append(f"node {class_type!r} is rejected: {reason}")
+            continue
+        warnings.extend(spec.warnings)
+        specs.append(spec)
     nodes: list[str] = []
     ignored: list[str] = []
-    for spec in scratch:
-        if registry.add_spec(spec, source=entry.name):
+    for spec in specs:
+        if spec.class_type in nodes:
+            warnings.append(f"node {spec.class_type!r} is defined twice in this pack; the first is kept")
+        elif registry.add_spec(spec, source=entry.name):
             nodes.append(spec.class_type)
         else:
             ignored.append(spec.class_type)
             warnings.append(f"node {spec.class_type!r} is ignored: {registry.source(spec.class_type)} defines it first")
-    return tuple(nodes), tuple(ignored), tuple(warnings)
+    return _Registration(len(declared), tuple(nodes), tuple(ignored), tuple(rejected), tuple(warnings))
+
+
+def _declared_classes(module: ModuleType, env: Any) -> list[tuple[str, Any]]:
+    """(name, build spec) for every node the pack offers: its `@node` objects, NODE_CLASS_MAPPINGS, or the node
+    list of its `comfy_entrypoint()` extension when it has no mappings."""
+    python_module = module.__name__
+    pack = python_module.rpartition(".")[2]
+    found: list[tuple[str, Any]] = [
+        (obj.class_type, lambda obj=obj: obj.to_spec(env, python_module=python_module, pack=pack))
+        for obj in vars(module).values()
+        if isinstance(obj, NativeNode)
+    ]
+    mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+    if mappings is None and callable(getattr(module, "comfy_entrypoint", None)):
+        for cls in _entrypoint_nodes(module):
+            name = getattr(cls, "__name__", repr(cls))
+            found.append((name, lambda cls=cls: spec_from_class(None, cls, python_module=python_module, pack=pack)))
+        return found
+    if mappings is None:
+        return found
+    if not isinstance(mappings, Mapping):
+        raise SpecError(f"NODE_CLASS_MAPPINGS must be a dict, got {type(mappings).__name__}")
+    names = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None)
+    if not isinstance(names, Mapping):
+        names = {}
+    for class_type, cls in mappings.items():
+        found.append(
+            (
+                str(class_type),
+                lambda c=class_type, cls=cls: spec_from_class(
+                    str(c), cls, names.get(c), python_module=python_module, pack=pack
+                ),
+            )
+        )
+    return found
+
+
+def _entrypoint_nodes(module: ModuleType) -> list[Any]:
+    """The V3 way in: `comfy_entrypoint()` gives an extension; `on_load()`, then `get_node_list()` (either may be
+    async)."""
+    extension = _settle(module.comfy_entrypoint())
+    on_load = getattr(extension, "on_load", None)
+    if callable(on_load):
+        _settle(on_load())
+    nodes = _settle(extension.get_node_list())
+    if not isinstance(nodes, list | tuple):
+        raise SpecError(f"comfy_entrypoint().get_node_list() must return a list, got {type(nodes).__name__}")
+    return list(nodes)
+
+
+def _settle(value: Any) -> Any:
+    """The value itself, or an awaitable's result, run on a private event loop."""
+    if not inspect.isawaitable(value):
+        return value
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(_await(value))
+    finally:
+        loop.close()
+
+
+async def _await(value: Any) -> Any:
+    return await value
 
 
 def _web_directory(module: ModuleType, entry: PackEntry) -> tuple[Path | None, tuple[str, ...]]:
@@ -240,7 +358,7 @@ def format_summary(summaries: Sequence[PackSummary]) -> str:
     counts = {s: sum(1 for p in summaries if p.status == s) for s in ("ok", "failed", "disabled")}
     lines = [
         f"Custom node packs: {counts['ok']} loaded, {counts['failed']} failed, {counts['disabled']} disabled",
-        f"  {'status':<9}{'import':>8}{'nodes':>7}  {'pack':<28}note",
+        f"  {'status':<9}{'import':>8}{'nodes':>12}  {'pack':<28}note",
     ]
     for pack in summaries:
         status = {"ok": "ok", "failed": "FAILED", "disabled": "disabled"}[pack.status]
@@ -253,6 +371,6 @@ def format_summary(summaries: Sequence[PackSummary]) -> str:
         notes.extend(pack.warnings)
         if pack.web_directory:
             notes.append(f"front-end: /extensions/{pack.name}/")
-        count = str(len(pack.nodes)) if pack.status == "ok" else "-"
-        lines.append(f"  {status:<9}{seconds:>8}{count:>7}  {pack.name:<28}{'; '.join(notes)}")
+        count = f"{len(pack.nodes)} of {pack.declared}" if pack.status == "ok" else "-"
+        lines.append(f"  {status:<9}{seconds:>8}{count:>12}  {pack.name:<28}{'; '.join(notes)}")
     return "\n".join(lines)

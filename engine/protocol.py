@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.spec import InputKind, InputSpec, NodeSpec, OutputSpec, SpecError
-from engine.types import COMBO, FLOAT, INT
+from engine.types import ANY, COMBO, FLOAT, INT
 
 _KNOWN_OPTIONS = {
     "default",
@@ -24,51 +24,65 @@ _KNOWN_OPTIONS = {
 
 
 def spec_from_class(
-    class_type: str,
+    class_type: str | None,
     cls: type,
     display_name: str | None = None,
     python_module: str = "custom_nodes",
     pack: str | None = None,
 ) -> NodeSpec:
-    """Read a protocol class; raises SpecError naming the class and what is wrong with it."""
+    """Read a protocol class as leniently as the reference does; raises SpecError naming the class and what is
+    wrong only when the declaration cannot be read at all. What is odd but workable (a default outside its
+    range, an input declared twice, no FUNCTION) is kept and listed in the spec's `warnings`.
+
+    A class that builds its own spec (`__loom_spec__`, as V3 nodes in compat.comfy_api do) is asked for it;
+    `class_type` None then means "the id the class declares"."""
+    build = getattr(cls, "__loom_spec__", None) if inspect.isclass(cls) else None
+    if callable(build):
+        return build(class_type, display_name, python_module, pack)
     where = f"node {class_type!r}"
     if not inspect.isclass(cls):
         raise SpecError(f"{where}: expected a class, got {type(cls).__name__}")
+    if class_type is None:
+        raise SpecError(f"{cls.__name__}: a protocol node class needs its name from NODE_CLASS_MAPPINGS")
     input_types = getattr(cls, "INPUT_TYPES", None)
     if not callable(input_types):
         raise SpecError(f"{where}: has no INPUT_TYPES classmethod")
+    warnings: list[str] = []
     function_name = getattr(cls, "FUNCTION", None)
-    if not isinstance(function_name, str) or not callable(getattr(cls, function_name, None)):
-        raise SpecError(f"{where}: FUNCTION must name a method of the class, got {function_name!r}")
+    runnable = isinstance(function_name, str) and callable(getattr(cls, function_name, None))
+    if not runnable:
+        warnings.append(f"{where}: FUNCTION {function_name!r} names no method, so the node cannot run")
 
-    def read_inputs() -> tuple[InputSpec, ...]:
+    def read_inputs(notes: list[str] | None = None) -> tuple[InputSpec, ...]:
         try:
             declared = input_types()
         except Exception as exc:
             raise SpecError(f"{where}: INPUT_TYPES() raised {type(exc).__name__}: {exc}") from exc
-        return parse_input_types(where, declared)
+        return parse_input_types(where, declared, notes)
 
-    inputs = read_inputs()
+    inputs = read_inputs(warnings)
     outputs = parse_outputs(where, cls)
-    function = getattr(cls, function_name)
+    function = getattr(cls, function_name, None) if runnable else None
     is_changed = getattr(cls, "IS_CHANGED", None)
     validate = getattr(cls, "VALIDATE_INPUTS", None)
-    validate_params = _param_names(validate) if callable(validate) else None
+    validate_params = param_names(validate) if callable(validate) else None
     has_lazy = callable(getattr(cls, "check_lazy_status", None))
 
     def invoke(kwargs: dict[str, Any]) -> Any:
         kwargs.pop("__context__", None)
+        if not runnable:
+            raise SpecError(f"{where} cannot run: its FUNCTION {function_name!r} names no method of the class")
         return getattr(cls(), function_name)(**kwargs)
 
     def check_lazy(kwargs: dict[str, Any]) -> Any:
         return cls().check_lazy_status(**kwargs)
 
-    return NodeSpec(
+    spec = NodeSpec(
         class_type=class_type,
         inputs=inputs,
         outputs=outputs,
         invoke=invoke,
-        display_name=display_name or getattr(cls, "DISPLAY_NAME", None) or class_type,
+        display_name=str(display_name or getattr(cls, "DISPLAY_NAME", None) or class_type),
         description=str(getattr(cls, "DESCRIPTION", "") or ""),
         category=str(getattr(cls, "CATEGORY", "") or ""),
         output_node=bool(getattr(cls, "OUTPUT_NODE", False)),
@@ -86,10 +100,13 @@ def spec_from_class(
         pack=pack,
         deprecated=bool(getattr(cls, "DEPRECATED", False)),
         experimental=bool(getattr(cls, "EXPERIMENTAL", False)),
+        lenient=True,
     )
+    spec.warnings[:0] = warnings
+    return spec
 
 
-def _param_names(fn: Any) -> frozenset[str] | None:
+def param_names(fn: Any) -> frozenset[str] | None:
     """The inputs a validator takes by name; None when it takes **kwargs (then it sees all of them)."""
     params = inspect.signature(fn).parameters.values()
     if any(p.kind == p.VAR_KEYWORD for p in params):
@@ -97,13 +114,29 @@ def _param_names(fn: Any) -> frozenset[str] | None:
     return frozenset(p.name for p in params)
 
 
-def parse_input_types(where: str, declared: Any) -> tuple[InputSpec, ...]:
+def socket_type(value: Any) -> str | None:
+    """A declared type as a socket name. The "any type" trick (a `str` subclass whose comparisons always match,
+    so the canvas links it to everything) is `*`; anything else that is not a non-empty string is None."""
+    if isinstance(value, str) and type(value) is not str and (value == _PROBE or (value != _PROBE) is False):
+        return ANY
+    if isinstance(value, str) and value:
+        return str(value)
+    return None
+
+
+_PROBE = "\x00loom-probe"
+
+
+def parse_input_types(where: str, declared: Any, warnings: list[str] | None = None) -> tuple[InputSpec, ...]:
+    """The inputs of an INPUT_TYPES() dict. An input named in two sections keeps its first declaration, and an
+    unknown section is skipped; both are noted in `warnings` when given."""
+    notes = warnings if warnings is not None else []
     if not isinstance(declared, Mapping):
         raise SpecError(f"{where}: INPUT_TYPES() must return a dict, got {type(declared).__name__}")
     unknown = set(declared) - {"required", "optional", "hidden"}
     if unknown:
-        raise SpecError(f"{where}: INPUT_TYPES() has unknown sections {sorted(unknown)}")
-    inputs: list[InputSpec] = []
+        notes.append(f"{where}: INPUT_TYPES() sections {sorted(map(str, unknown))} are not inputs and are skipped")
+    inputs: dict[str, InputSpec] = {}
     for kind in ("required", "optional", "hidden"):
         section = declared.get(kind) or {}
         if not isinstance(section, Mapping):
@@ -111,23 +144,22 @@ def parse_input_types(where: str, declared: Any) -> tuple[InputSpec, ...]:
         for name, entry in section.items():
             if not isinstance(name, str):
                 raise SpecError(f"{where}: input name {name!r} is not a string")
-            inputs.append(_parse_input(f"{where}, input {name!r}", name, kind, entry))
-    return tuple(inputs)
+            if name in inputs:
+                notes.append(f"{where}: input {name!r} is declared again under {kind!r}; the first is kept")
+                continue
+            inputs[name] = _parse_input(f"{where}, input {name!r}", name, kind, entry)
+    return tuple(inputs.values())
 
 
 def _parse_input(where: str, name: str, kind: InputKind, entry: Any) -> InputSpec:
     if kind == "hidden":
-        if isinstance(entry, tuple | list) and entry:
-            entry = entry[0]
-        if not isinstance(entry, str):
-            raise SpecError(f"{where}: a hidden input is named by a string such as 'UNIQUE_ID', got {entry!r}")
-        return InputSpec(name=name, type=entry, kind="hidden", hidden=entry)
+        return _parse_hidden(name, entry)
     if isinstance(entry, str):
         entry = (entry,)
-    if not isinstance(entry, tuple | list) or not entry or len(entry) > 2:
+    if not isinstance(entry, tuple | list) or not entry:
         raise SpecError(f"{where}: expected (TYPE,) or (TYPE, options), got {entry!r}")
     head = entry[0]
-    opts = entry[1] if len(entry) == 2 else {}
+    opts = entry[1] if len(entry) >= 2 else {}  # a third element (some packs add one) carries nothing Loom reads
     if opts is None:
         opts = {}
     if not isinstance(opts, Mapping):
@@ -135,9 +167,9 @@ def _parse_input(where: str, name: str, kind: InputKind, entry: Any) -> InputSpe
     choices: tuple[Any, ...] | None = None
     if isinstance(head, list | tuple):
         choices, type_name = tuple(head), COMBO
-    elif isinstance(head, str) and head:
-        type_name = head
-        if head == COMBO:
+    elif (declared := socket_type(head)) is not None:
+        type_name = declared
+        if type_name == COMBO:
             listed = opts.get("options", ())
             if not isinstance(listed, list | tuple):
                 raise SpecError(f"{where}: COMBO options must be a list, got {listed!r}")
@@ -145,6 +177,8 @@ def _parse_input(where: str, name: str, kind: InputKind, entry: Any) -> InputSpe
     else:
         raise SpecError(f"{where}: the type must be a string or a list of choices, got {head!r}")
     default = opts.get("default")
+    if isinstance(default, list) and type_name != COMBO and len(default) == 1:
+        default = default[0]  # `{"default": [512]}`: the reference's widgets read the single item
     if default is None and choices:
         default = choices[0]
     number = type_name in (INT, FLOAT)
@@ -166,6 +200,15 @@ def _parse_input(where: str, name: str, kind: InputKind, entry: Any) -> InputSpe
     )
 
 
+def _parse_hidden(name: str, entry: Any) -> InputSpec:
+    """A hidden input names what the executor fills in ("UNIQUE_ID", "PROMPT", ...). Packs also give a combo or
+    an options dict here; such an input is passed None, as the reference does."""
+    if isinstance(entry, tuple | list) and entry:
+        entry = entry[0]
+    kind = socket_type(entry) if not isinstance(entry, list | tuple) else None
+    return InputSpec(name=name, type=kind or name, kind="hidden", hidden=kind or name)
+
+
 def parse_outputs(where: str, cls: type) -> tuple[OutputSpec, ...]:
     types = getattr(cls, "RETURN_TYPES", ())
     if not isinstance(types, tuple | list):
@@ -174,15 +217,14 @@ def parse_outputs(where: str, cls: type) -> tuple[OutputSpec, ...]:
     is_list = getattr(cls, "OUTPUT_IS_LIST", None) or ()
     tooltips = getattr(cls, "OUTPUT_TOOLTIPS", None) or ()
     outputs = []
-    for i, t in enumerate(types):
-        if isinstance(t, list | tuple):
-            t = COMBO
-        if not isinstance(t, str) or not t:
-            raise SpecError(f"{where}: RETURN_TYPES[{i}] must be a type name, got {t!r}")
+    for i, declared in enumerate(types):
+        t = COMBO if isinstance(declared, list | tuple) else socket_type(declared)
+        if t is None:
+            raise SpecError(f"{where}: RETURN_TYPES[{i}] must be a type name, got {declared!r}")
         outputs.append(
             OutputSpec(
                 type=t,
-                name=names[i] if i < len(names) else t,
+                name=str(names[i]) if i < len(names) else t,
                 is_list=bool(is_list[i]) if i < len(is_list) else False,
                 tooltip=tooltips[i] if i < len(tooltips) else None,
             )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from engine.environment import NodeEnvironment
 from engine.native import NativeNode
 from engine.protocol import spec_from_class
 from engine.spec import NodeSpec, SpecError
@@ -26,7 +27,7 @@ class Clash:
 
 
 class NodeRegistry:
-    def __init__(self, env: Any = None) -> None:
+    def __init__(self, env: NodeEnvironment | None = None) -> None:
         self.env = env
         self._specs: dict[str, NodeSpec] = {}
         self._sources: dict[str, str] = {}

@@ -39,6 +39,8 @@ class InputSpec:
     control_after_generate: bool = False
     hidden: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    # False for a combo's implicit default (its first choice): clients pick that themselves, the schema omits it.
+    publish_default: bool = True
 
     @property
     def is_widget(self) -> bool:
@@ -55,7 +57,7 @@ class InputSpec:
             return self.hidden or self.type  # type: ignore[return-value]
         opts: dict[str, Any] = dict(self.options)
         for key, value in (
-            ("default", self.default),
+            ("default", self.default if self.publish_default else None),
             ("min", self.min),
             ("max", self.max),
             ("step", self.step),
@@ -109,6 +111,8 @@ class NodeSpec:
     `invoke` takes the keyword inputs (plus `__context__` when `wants_context`) and returns the raw result in
     either API's shape; `engine.results.normalise` turns that into a NodeResult. `input_refresh` re-reads inputs
     whose choices change at run time (model files in a folder); `inputs` is the snapshot from registration.
+    A `lenient` spec (a pack's) keeps a default that does not fit its input, as the reference does, and records
+    why in `warnings`; a strict one (Loom's own) refuses it.
     """
 
     class_type: str
@@ -134,6 +138,8 @@ class NodeSpec:
     pack: str | None = None
     deprecated: bool = False
     experimental: bool = False
+    lenient: bool = False
+    warnings: list[str] = field(default_factory=list)
     _by_name: dict[str, InputSpec] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -184,7 +190,8 @@ class NodeSpec:
 
 
 def check_spec(spec: NodeSpec) -> None:
-    """Refuse declarations that could never validate or run, naming the node and the input."""
+    """Refuse declarations that could never validate or run, naming the node and the input. A default that does
+    not fit its input is refused too, unless the spec is lenient: then it is kept and a warning recorded."""
     where = f"node {spec.class_type!r}"
     if not spec.class_type or not isinstance(spec.class_type, str):
         raise SpecError("a node needs a non-empty class_type string")
@@ -194,6 +201,12 @@ def check_spec(spec: NodeSpec) -> None:
             raise SpecError(f"{where}: input {inp.name!r} is declared twice")
         seen.add(inp.name)
         check_input(where, inp)
+        problem = default_problem(inp)
+        if problem is not None:
+            message = f"{where}, input {inp.name!r}: {problem}"
+            if not spec.lenient:
+                raise SpecError(message)
+            spec.warnings.append(message + " (kept)")
     for out in spec.outputs:
         if not out.type:
             raise SpecError(f"{where}: output {out.name!r} has no type")
@@ -203,22 +216,34 @@ def check_input(where: str, inp: InputSpec) -> None:
     where = f"{where}, input {inp.name!r}"
     if not inp.type:
         raise SpecError(f"{where}: no socket type")
-    if inp.min is not None and inp.max is not None and inp.min > inp.max:
-        raise SpecError(f"{where}: min {inp.min} is greater than max {inp.max}")
-    if inp.default is None or inp.kind == "hidden":
-        return
+
+
+def default_problem(inp: InputSpec) -> str | None:
+    """Why an input's default or range cannot be satisfied by a widget, or None when it fits."""
+    if inp.kind == "hidden":
+        return None
+    if inp.min is not None and inp.max is not None and _number(inp.min) and _number(inp.max) and inp.min > inp.max:
+        return f"min {inp.min} is greater than max {inp.max}"
+    if inp.default is None:
+        return None
+    default = inp.default
     if inp.type in (INT, FLOAT):
-        if isinstance(inp.default, bool) or not isinstance(inp.default, int | float):
-            raise SpecError(f"{where}: default {inp.default!r} is not a number")
-        if inp.type == INT and isinstance(inp.default, float) and not inp.default.is_integer():
-            raise SpecError(f"{where}: default {inp.default!r} is not an integer")
-        if not math.isnan(inp.default) and (
-            (inp.min is not None and inp.default < inp.min) or (inp.max is not None and inp.default > inp.max)
-        ):
-            raise SpecError(f"{where}: default {inp.default} lies outside [{inp.min}, {inp.max}]")
-    elif inp.type == STRING and not isinstance(inp.default, str):
-        raise SpecError(f"{where}: default {inp.default!r} is not a string")
-    elif inp.type == BOOLEAN and not isinstance(inp.default, bool):
-        raise SpecError(f"{where}: default {inp.default!r} is not a boolean")
-    elif inp.type == COMBO and inp.choices is not None and inp.choices and inp.default not in inp.choices:
-        raise SpecError(f"{where}: default {inp.default!r} is not among the choices")
+        if not _number(default):
+            return f"default {default!r} is not a number"
+        if inp.type == INT and isinstance(default, float) and not default.is_integer():
+            return f"default {default!r} is not an integer"
+        low = inp.min if _number(inp.min) else None
+        high = inp.max if _number(inp.max) else None
+        if not math.isnan(default) and ((low is not None and default < low) or (high is not None and default > high)):
+            return f"default {default} lies outside [{inp.min}, {inp.max}]"
+    elif inp.type == STRING and not isinstance(default, str):
+        return f"default {default!r} is not a string"
+    elif inp.type == BOOLEAN and not isinstance(default, bool):
+        return f"default {default!r} is not a boolean"
+    elif inp.type == COMBO and inp.choices and default not in inp.choices:
+        return f"default {default!r} is not among the choices"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -7,7 +7,10 @@ and the server's threads share it.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -16,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-JobState = Literal["pending", "running"]
+from engine.workflow import Workflow, parse_api
+
+JobState = Literal["pending", "running", "ran"]  # ran: finished, its history entry not yet written
+log = logging.getLogger("loom.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -42,16 +48,29 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 
 
 class DuplicateJob(ValueError):
-    """A prompt id that is already queued."""
+    """A prompt id that is already queued, or that names a finished job."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be used; the message is one line naming the file and what to do."""
+
+
+class DatabaseInUse(StoreUnavailable):
+    """Another process (another Loom server) holds the database."""
+
+
+class DatabaseFault(StoreUnavailable):
+    """The file is not a readable Loom database (corrupt, truncated, not SQLite)."""
 
 
 @dataclass
 class Job:
-    """A queued job. `number` orders the queue (lowest first); `attempts` counts the runs started so far."""
+    """A queued job. `number` orders the queue (lowest first); `attempts` counts the runs started so far.
+    `workflow` is the validated, converted workflow: what runs is what was validated."""
 
     prompt_id: str
     number: float
-    prompt: dict[str, Any]
+    workflow: Workflow
     extra_data: dict[str, Any] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     client_id: str | None = None
@@ -61,27 +80,52 @@ class Job:
 
     def item(self) -> list[Any]:
         """The API's queue item: [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
-        return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
+        return [self.number, self.prompt_id, self.workflow.to_api(), self.extra_data, self.outputs]
 
 
 class Store:
     """The queue and the history in one SQLite file; `history_cap` bounds the history (oldest pruned first)."""
 
     def __init__(self, path: Path | str, history_cap: int = 10000) -> None:
+        """Opens the database for this process alone (a second Store on the same file raises DatabaseInUse) and
+        checks it (a damaged file raises DatabaseFault: nothing is ever silently replaced by an empty history)."""
         self.path = str(path)
+        self._owner = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._owner = _take_ownership(Path(self.path))
+            try:
+                _check_file(Path(self.path))
+            except DatabaseFault:
+                self._release()
+                raise
         self.history_cap = history_cap
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems[:3]))
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._release()
+            raise DatabaseFault(
+                f"{self.path} is damaged ({exc}): move it aside to start with an empty queue and history, "
+                "or start Loom with --database pointing at another file"
+            ) from exc
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._owner is not None:
+            self._owner.close()  # closing the file drops the lock
+            self._owner = None
 
     def _tx(self, fn: Any) -> Any:
         """Run `fn(cursor)` in one transaction under the lock."""
@@ -107,6 +151,8 @@ class Store:
         so it sorts before every job queued normally)."""
 
         def add(cur: sqlite3.Cursor) -> Job:
+            if cur.execute("SELECT 1 FROM history WHERE prompt_id = ?", (job.prompt_id,)).fetchone():
+                raise DuplicateJob(f"prompt id {job.prompt_id!r} names a job that already ran; use a new id")
             cur.execute("INSERT OR IGNORE INTO counters VALUES ('number', 0)")
             cur.execute("UPDATE counters SET value = value + 1 WHERE name = 'number' RETURNING value")
             counter = cur.fetchone()[0]
@@ -120,7 +166,7 @@ class Store:
                     job.prompt_id,
                     job.number,
                     counter,
-                    json.dumps(job.prompt),
+                    json.dumps(job.workflow.to_api()),
                     json.dumps(job.extra_data),
                     json.dumps(job.outputs),
                     job.client_id,
@@ -149,7 +195,7 @@ class Store:
         return [_job(row) for row in rows]
 
     def count_jobs(self) -> int:
-        return self._query("SELECT COUNT(*) FROM jobs")[0][0]
+        return self._query("SELECT COUNT(*) FROM jobs WHERE state != 'ran'")[0][0]
 
     def start_next(self) -> Job | None:
         """Mark the first pending job running (counting the attempt) and return it, or None when none waits."""
@@ -190,13 +236,21 @@ class Store:
 
     # ---- history ----
 
+    def mark_ran(self, prompt_id: str) -> None:
+        """The job ran to its end but its history entry is not written yet: a restart must not run it again."""
+        self._tx(lambda cur: cur.execute("UPDATE jobs SET state = 'ran' WHERE prompt_id = ?", (prompt_id,)))
+
     def finish(self, prompt_id: str, entry: dict[str, Any]) -> None:
-        """Move a job to the history in one transaction, pruning the oldest entries beyond the cap."""
+        self.finish_encoded(prompt_id, json.dumps(entry))
+
+    def finish_encoded(self, prompt_id: str, entry: str) -> None:
+        """Move a job to the history (its entry as JSON text) in one transaction, pruning the oldest entries beyond
+        the cap."""
 
         def move(cur: sqlite3.Cursor) -> None:
             cur.execute("DELETE FROM jobs WHERE prompt_id = ?", (prompt_id,))
             cur.execute("DELETE FROM history WHERE prompt_id = ?", (prompt_id,))
-            cur.execute("INSERT INTO history (prompt_id, entry) VALUES (?, ?)", (prompt_id, json.dumps(entry)))
+            cur.execute("INSERT INTO history (prompt_id, entry) VALUES (?, ?)", (prompt_id, entry))
             cur.execute(
                 "DELETE FROM history WHERE seq NOT IN (SELECT seq FROM history ORDER BY seq DESC LIMIT ?)",
                 (max(self.history_cap, 0),),
@@ -234,7 +288,7 @@ def _job(row: Sequence[Any]) -> Job:
     return Job(
         prompt_id=prompt_id,
         number=int(number) if float(number).is_integer() else number,
-        prompt=json.loads(prompt),
+        workflow=parse_api(json.loads(prompt)),
         extra_data=json.loads(extra_data),
         outputs=json.loads(outputs),
         client_id=client_id,
@@ -242,3 +296,41 @@ def _job(row: Sequence[Any]) -> Job:
         attempts=attempts,
         queued_at=queued_at,
     )
+
+
+def _take_ownership(path: Path) -> Any:
+    """An exclusive lock on `<db>.lock`, which records the owner's pid: two servers on one database would run
+    the same jobs. The lock goes with the process, however it ends."""
+    lock_path = path.with_name(path.name + ".lock")
+    owner = open(lock_path, "a+")  # noqa: SIM115 (held open for the Store's life)
+    try:
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner.seek(0)
+        pid = owner.read().strip() or "unknown"
+        owner.close()
+        raise DatabaseInUse(
+            f"{path} is in use by another Loom server (pid {pid}); stop that one first, "
+            "or start this one with its own --database"
+        ) from None
+    owner.seek(0)
+    owner.truncate()
+    owner.write(str(os.getpid()))
+    owner.flush()
+    return owner
+
+
+def _check_file(path: Path) -> None:
+    """An empty file is a new database only when no write-ahead log holds its content."""
+    if not path.exists():
+        log.info("creating a new database at %s", path)
+        return
+    if path.stat().st_size:
+        return
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise DatabaseFault(
+            f"{path} is empty but its write-ahead log {wal.name} is not: the database is damaged; move both "
+            "aside to start with an empty queue and history, or start Loom with --database pointing at another file"
+        )
+    log.warning("%s is an empty file; starting a new database in it", path)

@@ -6,12 +6,15 @@ Literal values are checked against the node's current inputs and, like the ecosy
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import math
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.hidden import ABSENT, HiddenValues
 from engine.plan import find_cycles, link_sources
 from engine.registry import NodeRegistry
 from engine.spec import InputSpec, NodeSpec
@@ -78,8 +81,17 @@ class _ClassInputs:
     error: InputError | None = None
 
 
-def validate(workflow: Workflow, registry: NodeRegistry, targets: Sequence[str] | None = None) -> ValidationResult:
-    """Check everything the requested outputs (all output nodes, or those among `targets`) need."""
+def validate(
+    workflow: Workflow,
+    registry: NodeRegistry,
+    targets: Sequence[str] | None = None,
+    extra_data: Mapping[str, Any] | None = None,
+) -> ValidationResult:
+    """Check what each requested output (all output nodes, or those among `targets`) needs, output by output.
+
+    An output is valid when nothing it depends on has a problem; `outputs` lists the valid ones (they run), and
+    `node_errors` the problems that made the others invalid. `ok` when at least one output is valid.
+    """
     nodes = workflow.nodes
     specs: dict[str, NodeSpec] = {}
     node_errors: dict[str, NodeErrors] = {}
@@ -95,24 +107,23 @@ def validate(workflow: Workflow, registry: NodeRegistry, targets: Sequence[str] 
         else:
             specs[node.class_type] = spec
     wanted = None if targets is None else set(targets)
-    outputs = tuple(
+    requested = tuple(
         n.id
         for n in nodes.values()
         if n.class_type in specs and specs[n.class_type].output_node and (wanted is None or n.id in wanted)
     )
-
-    if outputs:
-        needed = _closure(workflow, outputs)
+    valid: tuple[str, ...] = ()
+    if requested and not unknown:
+        hidden = HiddenValues(workflow, extra_data or {})
+        needed = _closure(workflow, requested)
         current: dict[str, _ClassInputs] = {}
         for node_id in needed:
             node = nodes[node_id]
-            spec = specs.get(node.class_type)
-            if spec is None:
-                continue
+            spec = specs[node.class_type]
             cls = current.get(node.class_type)
             if cls is None:
                 cls = current[node.class_type] = _current_inputs(spec)
-            errors = [cls.error] if cls.error else _check_node(node, spec, cls.inputs, nodes, specs)
+            errors = [cls.error] if cls.error else _check_node(node, spec, cls.inputs, nodes, specs, hidden)
             if errors:
                 node_errors.setdefault(node_id, NodeErrors(node.class_type)).errors.extend(errors)
         for cycle in find_cycles(needed, link_sources(workflow)):
@@ -122,19 +133,18 @@ def validate(workflow: Workflow, registry: NodeRegistry, targets: Sequence[str] 
                 node_errors.setdefault(node_id, NodeErrors(nodes[node_id].class_type)).errors.append(
                     InputError("dependency_cycle", message, path)
                 )
-        if node_errors:
-            _mark_dependents(workflow, outputs, node_errors)
+        valid = _mark_dependents(workflow, requested, node_errors)
 
     error: dict[str, Any] | None = None
     if unknown:
         names = ", ".join(f"{n.class_type} (node {n.label})" for n in unknown)
         error = _error("invalid_prompt", f"Cannot execute because a node type is unknown: {names}", names)
-    elif not outputs:
+    elif not requested:
         error = _error("prompt_no_outputs", "Prompt has no outputs", "the workflow has no output node to run")
-    elif node_errors:
+    elif not valid:
         details = "; ".join(f"{m}" for m in (e.message for ne in node_errors.values() for e in ne.errors))
         error = _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
-    return ValidationResult(error is None, outputs, node_errors, error)
+    return ValidationResult(error is None, valid, node_errors, error)
 
 
 def _error(kind: str, message: str, details: str) -> dict[str, Any]:
@@ -168,9 +178,13 @@ def _check_node(
     inputs: tuple[InputSpec, ...],
     nodes: Mapping[str, WorkflowNode],
     specs: Mapping[str, NodeSpec],
+    hidden: HiddenValues,
 ) -> list[InputError]:
+    """The node's problems. Literals are converted in place. Inputs that VALIDATE_INPUTS names (all of them when it
+    takes **kwargs) skip the range and choice checks; link types are not checked when it takes `input_types`."""
     errors: list[InputError] = []
-    skip = spec.validate_inputs or frozenset()
+    takes_all = spec.validate is not None and spec.validate_inputs is None
+    named = spec.validate_inputs or frozenset()
     wants_types = spec.validate_wants_types
     linked_types: dict[str, str] = {}
     values = node.inputs
@@ -194,7 +208,7 @@ def _check_node(
             continue
         if type(value) is Link:
             problem = _check_link(where, name, inp, value, nodes, specs, linked_types)
-            if problem is None and not wants_types and name not in skip:
+            if problem is None and not wants_types:
                 out_type = linked_types[name]
                 if not types_compatible(out_type, inp.type):
                     problem = InputError(
@@ -208,15 +222,13 @@ def _check_node(
             if problem is not None:
                 errors.append(problem)
             continue
-        if name in skip:
-            continue
-        coerced, problem = _check_literal(where, inp, value)
+        coerced, problem = _check_literal(where, inp, value, limits=not (takes_all or name in named))
         if problem is not None:
             errors.append(problem)
         elif coerced is not value:
             values[name] = coerced
     if not errors and spec.validate is not None:
-        problem = _custom_validation(where, spec, node, linked_types)
+        problem = _custom_validation(where, spec, node, inputs, linked_types, hidden)
         if problem is not None:
             errors.append(problem)
     return errors
@@ -249,8 +261,8 @@ def _check_link(
     )
 
 
-def _check_literal(where: str, inp: InputSpec, value: Any) -> tuple[Any, InputError | None]:
-    """The value as the node will get it, or the problem with it."""
+def _check_literal(where: str, inp: InputSpec, value: Any, limits: bool) -> tuple[Any, InputError | None]:
+    """The value as the node will get it, or the problem with it; `limits`: check min, max and choices too."""
     kind = inp.type
     name = inp.name
 
@@ -263,7 +275,7 @@ def _check_literal(where: str, inp: InputSpec, value: Any) -> tuple[Any, InputEr
         number = _as_number(value, kind == INT)
         if number is None:
             return fail("invalid_input_type", f"expects {kind} but got {value!r}")
-        if not (isinstance(number, float) and math.isnan(number)):
+        if limits and not (isinstance(number, float) and math.isnan(number)):
             if inp.min is not None and number < inp.min:
                 return fail("value_smaller_than_min", f"value {number} is smaller than the minimum {inp.min}")
             if inp.max is not None and number > inp.max:
@@ -283,7 +295,7 @@ def _check_literal(where: str, inp: InputSpec, value: Any) -> tuple[Any, InputEr
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true", None
         return fail("invalid_input_type", f"expects a BOOLEAN but got {value!r}")
-    if kind == COMBO:
+    if kind == COMBO and limits:
         choices = inp.choices or ()
         try:
             present = value in choices
@@ -317,14 +329,34 @@ def _as_number(value: Any, integer: bool) -> int | float | None:
 
 
 def _custom_validation(
-    where: str, spec: NodeSpec, node: WorkflowNode, linked_types: dict[str, str]
+    where: str,
+    spec: NodeSpec,
+    node: WorkflowNode,
+    inputs: tuple[InputSpec, ...],
+    linked_types: dict[str, str],
+    hidden: HiddenValues,
 ) -> InputError | None:
+    """Call VALIDATE_INPUTS with the literal inputs (converted), linked inputs as None, the hidden values it asks
+    for and, when it takes `input_types`, the types its linked inputs receive; a coroutine is awaited."""
     takes = spec.validate_inputs
-    args = {k: v for k, v in node.inputs.items() if type(v) is not Link and (takes is None or k in takes)}
+    given = node.inputs
+    args: dict[str, Any] = {}
+    for inp in inputs:
+        if takes is not None and inp.name not in takes:
+            continue
+        if inp.kind == "hidden":
+            value = hidden.value(node.id, inp.name, inp.hidden or inp.type, given)
+            if value is not ABSENT:
+                args[inp.name] = value
+        elif inp.name in given:
+            value = given[inp.name]
+            args[inp.name] = None if type(value) is Link else value
     if spec.validate_wants_types:
         args["input_types"] = dict(linked_types)
     try:
         verdict = spec.validate(args)  # type: ignore[misc]
+        if inspect.isawaitable(verdict):
+            verdict = asyncio.run(_awaited(verdict))
     except Exception as exc:
         return InputError(
             "exception_during_validation",
@@ -333,13 +365,33 @@ def _custom_validation(
         )
     if verdict is True:
         return None
-    return InputError("custom_validation_failed", f"{where}: {verdict}", str(verdict))
+    checked = [i for i in inputs if i.kind != "hidden" and (takes is None or i.name in takes)]
+    first = checked[0] if checked else None
+    return InputError(
+        "custom_validation_failed",
+        f"{where}: {verdict}",
+        f"{first.name} - {verdict}" if first else str(verdict),
+        first.name if first else None,
+        first.schema() if first else None,
+        given.get(first.name, _NO_VALUE) if first else _NO_VALUE,
+    )
 
 
-def _mark_dependents(workflow: Workflow, outputs: Sequence[str], node_errors: dict[str, NodeErrors]) -> None:
-    """List, for each invalid node, the requested outputs that depend on it."""
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _mark_dependents(workflow: Workflow, outputs: Sequence[str], node_errors: dict[str, NodeErrors]) -> tuple[str, ...]:
+    """List, for each invalid node, the requested outputs that depend on it; returns the outputs that depend on no
+    invalid node."""
+    valid = []
     for output in outputs:
+        broken = False
         for node_id in _closure(workflow, [output]):
             errs = node_errors.get(node_id)
             if errs is not None:
                 errs.dependent_outputs.append(output)
+                broken = True
+        if not broken:
+            valid.append(output)
+    return tuple(valid)

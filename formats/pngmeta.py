@@ -25,10 +25,12 @@ class ImageMetaError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class EmbeddedWorkflow:
-    """What an image carries: the API format (`prompt`) and/or the canvas format (`workflow`), parsed."""
+    """What an image carries: the API format (`prompt`) and/or the canvas format (`workflow`), parsed, and the
+    A1111-style generation `parameters` text other tools write (it records model hashes)."""
 
     prompt: dict[str, Any] | None
     workflow: dict[str, Any] | None
+    parameters: str | None = None
 
 
 def png_text_chunks(data: bytes) -> dict[str, str]:
@@ -191,7 +193,7 @@ def read_embedded_workflow(data: bytes) -> EmbeddedWorkflow:
         except json.JSONDecodeError:
             value = None
         parsed[key] = value if isinstance(value, dict) else None
-    return EmbeddedWorkflow(prompt=parsed["prompt"], workflow=parsed["workflow"])
+    return EmbeddedWorkflow(prompt=parsed["prompt"], workflow=parsed["workflow"], parameters=texts.get("parameters"))
 
 
 def read_image_workflow(path: Path) -> EmbeddedWorkflow:

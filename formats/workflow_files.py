@@ -4,7 +4,7 @@ to run: model-file substitution, `--set` overrides, and the up-front check for u
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from engine.types import COMBO
 from engine.workflow import Workflow, parse_api
 from formats.canvas import convert_canvas, is_canvas
 from formats.canvas_export import api_to_canvas, update_canvas_widgets
+from formats.model_hashes import hashes_from_canvas, hashes_from_parameters
 from formats.pngmeta import ImageMetaError, read_embedded_workflow
 from formats.problems import (
     BAD_OVERRIDE,
@@ -36,6 +37,12 @@ class WorkflowDocument:
     api: dict[str, Any] | None
     canvas: dict[str, Any] | None
     format: str  # "api" | "canvas" | "image"
+    parameters: str | None = None
+
+    def model_hashes(self) -> dict[str, str]:
+        """Model name -> the hash the file recorded for it (canvas `properties.models`, image parameters)."""
+        found = hashes_from_parameters(self.parameters) if self.parameters else {}
+        return {**found, **(hashes_from_canvas(self.canvas) if self.canvas else {})}
 
 
 def classify(data: Any, where: str) -> WorkflowDocument:
@@ -62,7 +69,7 @@ def read_document(path: Path) -> WorkflowDocument:
             raise WorkflowFileError([Problem(BAD_WORKFLOW, f"{path}: {exc}")]) from exc
         if embedded.prompt is None and embedded.workflow is None:
             raise WorkflowFileError([Problem(BAD_WORKFLOW, f"{path}: the image carries no workflow")])
-        return WorkflowDocument(embedded.prompt, embedded.workflow, "image")
+        return WorkflowDocument(embedded.prompt, embedded.workflow, "image", embedded.parameters)
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -249,13 +256,20 @@ def find_problems(api: Mapping[str, Any], registry: NodeRegistry, folders: Folde
     return problems
 
 
+ModelResolver = Callable[[dict[str, Any], Mapping[str, str]], tuple[dict[str, Any], list[str], list[Problem]]]
+"""Given a workflow and the model hashes its file recorded: the workflow with model names resolved to files that are
+here, one line per name resolved, and a problem per name that could be several files (`catalog.names`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedWorkflow:
-    """A workflow ready to validate and run: its API format, and the canvas to embed in saved images (if any)."""
+    """A workflow ready to validate and run: its API format, the canvas to embed in saved images (if any), and a
+    line per model name that was resolved to a file of another name."""
 
     api: dict[str, Any]
     canvas: dict[str, Any] | None
     format: str
+    notes: tuple[str, ...] = ()
 
     def canvas_to_embed(self, registry: NodeRegistry) -> dict[str, Any] | None:
         """The canvas a saved image should carry: the file's own with this run's values, else one laid out from
@@ -275,24 +289,31 @@ def load_workflow(
     *,
     model_map: Mapping[str, str] | None = None,
     model_fallbacks: Mapping[str, str] | None = None,
+    resolve_models: ModelResolver | None = None,
     overrides: Sequence[str] = (),
     check: bool = True,
 ) -> LoadedWorkflow:
-    """Read, convert, substitute models (`model_map` by name, then `model_fallbacks` by folder for files still
-    missing), apply overrides, then check: raises WorkflowFileError with every problem."""
+    """Read, convert, substitute models (`model_map` by name, then `resolve_models` by the resolution rules, then
+    `model_fallbacks` by folder for files still missing), apply overrides, then check: raises WorkflowFileError with
+    every problem."""
     doc = read_document(path)
     api, problems = document_api(doc, registry)
+    notes: list[str] = []
     if model_map:
         api = apply_model_map(api, model_map)
+    if resolve_models is not None:
+        api, notes, ambiguous = resolve_models(api, doc.model_hashes())
+        problems += ambiguous
     if model_fallbacks:
         api = apply_model_fallbacks(api, registry, model_fallbacks)
     if check:
-        problems += find_problems(api, registry, folders)
+        reported = {(p.node_id, p.input_name) for p in problems}
+        problems += [p for p in find_problems(api, registry, folders) if (p.node_id, p.input_name) not in reported]
     if problems:
         raise WorkflowFileError(problems)
     if overrides:
         api = apply_overrides(api, overrides, registry)
-    return LoadedWorkflow(api, doc.canvas, doc.format)
+    return LoadedWorkflow(api, doc.canvas, doc.format, tuple(notes))
 
 
 def load_workflow_file(

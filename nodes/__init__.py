@@ -12,12 +12,19 @@ BUILTIN_MODULES = (
     "nodes.vae",
     "nodes.latent",
     "nodes.image",
+    "nodes.image_transform",
+    "nodes.image_filters",
+    "nodes.image_save",
+    "nodes.mask",
+    "nodes.latent_batch",
+    "nodes.strings",
     "nodes.primitive",
     "nodes.conditioning_ops",
     "nodes.lora",
     "nodes.controlnet",
     "nodes.preprocess",
     "nodes.upscale",
+    "nodes.pending_loaders",
 )
 
 

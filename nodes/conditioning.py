@@ -16,38 +16,42 @@ MAX_RESOLUTION = 16384
     display_name="CLIP Text Encode (Prompt)",
 )
 def CLIPTextEncode(
-    text: str = String("", multiline=True, tooltip="(word:1.2) weights, (word) x1.1, [word] /1.1, embedding:NAME"),
+    text: str = String(
+        multiline=True,
+        dynamic_prompts=True,
+        tooltip="(word:1.2) weights, (word) x1.1, [word] /1.1, embedding:NAME",
+    ),
     clip: Any = Socket("CLIP"),
-    ctx: NodeContext = None,  # type: ignore[assignment]
+    *,
+    ctx: NodeContext,
 ) -> list[list[Any]]:
     """Encode a prompt with the checkpoint's text encoder(s); long prompts are encoded in 77-token windows."""
     if clip is None:
         raise ValueError("clip: the checkpoint has no text encoder")
-    warn = ctx.warn if ctx is not None else (lambda _m: None)
-    encoded = clip.encode(text, warn)
+    encoded = clip.encode(text, ctx.warn)
     return [[encoded.cond, {"pooled_output": encoded.pooled}]]
 
 
-@node(category="advanced/conditioning", outputs=["CONDITIONING"], display_name="CLIP Text Encode (SDXL)")
+@node(category="advanced/conditioning", outputs=["CONDITIONING"])
 def CLIPTextEncodeSDXL(
+    clip: Any = Socket("CLIP"),
     width: int = Int(1024, min=0, max=MAX_RESOLUTION),
     height: int = Int(1024, min=0, max=MAX_RESOLUTION),
     crop_w: int = Int(0, min=0, max=MAX_RESOLUTION),
     crop_h: int = Int(0, min=0, max=MAX_RESOLUTION),
     target_width: int = Int(1024, min=0, max=MAX_RESOLUTION),
     target_height: int = Int(1024, min=0, max=MAX_RESOLUTION),
-    text_g: str = String("", multiline=True),
-    clip: Any = Socket("CLIP"),
-    text_l: str = String("", multiline=True),
-    ctx: NodeContext = None,  # type: ignore[assignment]
+    text_g: str = String(multiline=True, dynamic_prompts=True),
+    text_l: str = String(multiline=True, dynamic_prompts=True),
+    *,
+    ctx: NodeContext,
 ) -> list[list[Any]]:
     """SDXL: a prompt per text encoder (text_g for OpenCLIP-bigG, text_l for CLIP-L) and the size conditioning."""
     if clip is None:
         raise ValueError("clip: the checkpoint has no text encoder")
     if clip.family != "sdxl":
         raise ValueError(f"clip: CLIPTextEncodeSDXL needs an SDXL text encoder, this one is {clip.family}")
-    warn = ctx.warn if ctx is not None else (lambda _m: None)
-    encoded = clip.encode(text_g, warn, per_encoder={"clip_l": text_l, "clip_g": text_g})
+    encoded = clip.encode(text_g, ctx.warn, per_encoder={"clip_l": text_l, "clip_g": text_g})
     return [
         [
             encoded.cond,

@@ -24,18 +24,18 @@ def _with(conditioning: Conditioning, **values: Any) -> Conditioning:
     return [[tensor, {**extras, **values}] for tensor, extras in conditioning]
 
 
-@node(category=CATEGORY, outputs=[Out("CONDITIONING")])
+@node(category=CATEGORY, outputs=[Out("CONDITIONING")], display_name="Conditioning (Combine)")
 def ConditioningCombine(conditioning_1: Any = COND, conditioning_2: Any = COND) -> tuple:
     """Both conditionings side by side: the sampler predicts with each and blends the results by area and strength."""
     return (list(conditioning_1) + list(conditioning_2),)
 
 
-@node(category=CATEGORY, outputs=[Out("CONDITIONING")])
-def ConditioningConcat(conditioning_to: Any = COND, conditioning_from: Any = COND, ctx: NodeContext = None) -> tuple:
+@node(category=CATEGORY, outputs=[Out("CONDITIONING")], display_name="Conditioning (Concat)")
+def ConditioningConcat(conditioning_to: Any = COND, conditioning_from: Any = COND, *, ctx: NodeContext) -> tuple:
     """Append the first entry of `conditioning_from` to each entry's tokens (one longer prompt, not a blend)."""
     import torch
 
-    if len(conditioning_from) > 1 and ctx is not None:
+    if len(conditioning_from) > 1:
         ctx.warn("ConditioningConcat: conditioning_from has several entries; only the first is used")
     source = conditioning_from[0][0]
     return ([[torch.cat((tensor, source.to(tensor)), dim=1), dict(extras)] for tensor, extras in conditioning_to],)
@@ -46,12 +46,13 @@ def ConditioningAverage(
     conditioning_to: Any = COND,
     conditioning_from: Any = COND,
     conditioning_to_strength: float = Float(1.0, min=0.0, max=1.0, step=0.01),
-    ctx: NodeContext = None,
+    *,
+    ctx: NodeContext,
 ) -> tuple:
     """Weighted average `to * s + from * (1 - s)`, token-wise (shorter is zero-padded) and of the pooled outputs."""
     import torch
 
-    if len(conditioning_from) > 1 and ctx is not None:
+    if len(conditioning_from) > 1:
         ctx.warn("ConditioningAverage: conditioning_from has several entries; only the first is used")
     source, source_extras = conditioning_from[0]
     source_pooled = source_extras.get("pooled_output")
@@ -72,7 +73,7 @@ def ConditioningAverage(
     return (out,)
 
 
-@node(category=CATEGORY, outputs=[Out("CONDITIONING")])
+@node(category=CATEGORY, outputs=[Out("CONDITIONING")], display_name="Conditioning (Set Area)")
 def ConditioningSetArea(
     conditioning: Any = COND,
     width: int = Int(64, min=64, max=MAX_RESOLUTION, step=8),
@@ -86,7 +87,7 @@ def ConditioningSetArea(
     return (_with(conditioning, area=area, strength=strength, set_area_to_bounds=False),)
 
 
-@node(category=CATEGORY, outputs=[Out("CONDITIONING")])
+@node(category=CATEGORY, outputs=[Out("CONDITIONING")], display_name="Conditioning (Set Area with Percentage)")
 def ConditioningSetAreaPercentage(
     conditioning: Any = COND,
     width: float = Float(1.0, min=0.0, max=1.0, step=0.01),
@@ -100,7 +101,7 @@ def ConditioningSetAreaPercentage(
     return (_with(conditioning, area=area, strength=strength, set_area_to_bounds=False),)
 
 
-@node(category=CATEGORY, outputs=[Out("CONDITIONING")])
+@node(category=CATEGORY, outputs=[Out("CONDITIONING")], display_name="Conditioning (Set Mask)")
 def ConditioningSetMask(
     conditioning: Any = COND,
     mask: Any = Socket("MASK"),
@@ -113,7 +114,7 @@ def ConditioningSetMask(
     return (_with(conditioning, mask=mask, mask_strength=strength, set_area_to_bounds=set_cond_area != "default"),)
 
 
-@node(category=CATEGORY, outputs=[Out("CONDITIONING")])
+@node(category="advanced/conditioning", outputs=[Out("CONDITIONING")])
 def ConditioningZeroOut(conditioning: Any = COND) -> tuple:
     """All-zero embeddings (and pooled output), for models trained with empty negatives."""
     import torch

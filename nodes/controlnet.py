@@ -10,25 +10,35 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Out, Socket, node
-from nodes.loaders import model_file
-from nodes.lora import file_input, model_files
+from nodes.shared import file_input, model_file, model_files
 
 COND = Socket("CONDITIONING")
 
 
-@node(category="loaders", outputs=[Out("CONTROL_NET")], fingerprint=file_input("controlnet", "control_net_name"))
-def ControlNetLoader(control_net_name: str = Combo(model_files("controlnet")), ctx: NodeContext = None) -> tuple:
+@node(
+    category="loaders",
+    outputs=[Out("CONTROL_NET")],
+    display_name="Load ControlNet Model",
+    fingerprint=file_input("controlnet", "control_net_name"),
+)
+def ControlNetLoader(control_net_name: str = Combo(model_files("controlnet")), *, ctx: NodeContext) -> tuple:
     """Load a ControlNet: a single LDM-layout file, or a diffusers folder's weights file next to its config.json."""
     from diffusion.controlnet import load_controlnet
 
     return (load_controlnet(model_file(ctx.env, "controlnet", control_net_name, "control_net_name")),)
 
 
-@node(category="loaders", outputs=[Out("CONTROL_NET")], fingerprint=file_input("controlnet", "control_net_name"))
+@node(
+    category="loaders",
+    outputs=[Out("CONTROL_NET")],
+    display_name="Load ControlNet Model (diff)",
+    fingerprint=file_input("controlnet", "control_net_name"),
+)
 def DiffControlNetLoader(
     model: Any = Socket("MODEL"),
     control_net_name: str = Combo(model_files("controlnet")),
-    ctx: NodeContext = None,
+    *,
+    ctx: NodeContext,
 ) -> tuple:
     """Load a difference ControlNet (weights stored relative to the UNet it was trained from), completed with this
     model's UNet weights; a full ControlNet file loads as with ControlNetLoader."""
@@ -48,7 +58,12 @@ def apply_control(conditioning: list, control_net: Any, image: Any, strength: fl
     return [[tensor, {**extras, "control": hint.chained(extras.get("control"))}] for tensor, extras in conditioning]
 
 
-@node(category="conditioning/controlnet", outputs=[Out("CONDITIONING")])
+@node(
+    category="conditioning/controlnet",
+    outputs=[Out("CONDITIONING")],
+    display_name="Apply ControlNet (OLD)",
+    deprecated=True,
+)
 def ControlNetApply(
     conditioning: Any = COND,
     control_net: Any = Socket("CONTROL_NET"),
@@ -59,7 +74,11 @@ def ControlNetApply(
     return (apply_control(conditioning, control_net, image, strength, 0.0, 1.0),)
 
 
-@node(category="conditioning/controlnet", outputs=[Out("CONDITIONING", "positive"), Out("CONDITIONING", "negative")])
+@node(
+    category="conditioning/controlnet",
+    outputs=[Out("CONDITIONING", "positive"), Out("CONDITIONING", "negative")],
+    display_name="Apply ControlNet",
+)
 def ControlNetApplyAdvanced(
     positive: Any = COND,
     negative: Any = COND,

@@ -15,25 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.environment import NodeEnvironment
 from engine.folders import Folders, UnsafePath, confined
+from nodes.shared import folders_of
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 _ANNOTATION = re.compile(r"^(?P<name>.*?)\s*\[(?P<kind>input|output|temp)\]$")
 
 
-def folders_of(env: Any) -> Folders:
-    """The host's folders; a clear error when the node runs without an environment that has them."""
-    folders = getattr(env, "folders", None)
-    if folders is None:
-        raise RuntimeError("this node needs the host's folders (env.folders) and none were given")
-    return folders
-
-
-def list_input_files(env: Any, extensions: frozenset[str] | None = IMAGE_EXTENSIONS) -> list[str]:
+def list_input_files(env: NodeEnvironment | None, extensions: frozenset[str] | None = IMAGE_EXTENSIONS) -> list[str]:
     """Files at the top of the input folder (uploads land there), sorted; [] when there is no environment yet."""
-    folders = getattr(env, "folders", None)
-    if folders is None or not folders.input.is_dir():
+    if env is None or not env.folders.input.is_dir():
         return []
+    folders = env.folders
     names = [
         entry.name
         for entry in os.scandir(folders.input)
@@ -70,7 +64,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def input_fingerprint(env: Any, name: str) -> str:
+def input_fingerprint(env: NodeEnvironment | None, name: str) -> str:
     """A loader's fingerprint: the content hash of the input file it names, so replacing an uploaded file under
     the same name re-runs the loader; a stand-in naming the file when it cannot be read (validation says why)."""
     try:
@@ -79,7 +73,7 @@ def input_fingerprint(env: Any, name: str) -> str:
         return f"missing:{name}"
 
 
-def check_input_file(env: Any, name: str, kind: str) -> bool | str:
+def check_input_file(env: NodeEnvironment | None, name: str, kind: str) -> bool | str:
     """A loader's validate hook: True when `name` is a file in Loom's folders, else the message to show."""
     try:
         resolve_input(folders_of(env), name)
@@ -194,11 +188,18 @@ class OutputWriter:
         counter = self._next.get(stem) or self._first_free(stem)
         while True:
             name = f"{stem}_{counter:05d}_.{ext}"
+            path = self.folder / name
             try:
-                with (self.folder / name).open("xb") as fh:
-                    fh.write(data)
-                break
+                fh = path.open("xb")  # taking the name and creating the file in one step: no writer shares it
             except FileExistsError:
                 counter += 1
+                continue
+            try:
+                with fh:
+                    fh.write(data)
+            except BaseException:
+                path.unlink(missing_ok=True)  # a full disk leaves no empty or half-written file behind
+                raise
+            break
         self._next[stem] = counter + 1
         return {"filename": name, "subfolder": self.subfolder, "type": self.kind}

@@ -12,29 +12,32 @@ import string
 from typing import Any
 
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.native import Combo, Float, Hidden, Int, Out, Socket, String, node
-from nodes.files import OutputWriter, check_input_file, folders_of, input_fingerprint, list_input_files, resolve_input
+from nodes.files import OutputWriter, check_input_file, input_fingerprint, list_input_files, resolve_input
 from nodes.imageio import CHANNELS, encode_png, load_image, load_mask, text_chunks, to_uint8
 from nodes.resize import CROP_MODES, IMAGE_METHODS, upscale_image
+from nodes.shared import folders_of
 
 MAX_RESOLUTION = 16384
 
 
-def _image_path(image: str, env: Any) -> Any:
+def _image_path(image: str, env: NodeEnvironment | None) -> Any:
     return resolve_input(folders_of(env), image)
 
 
-def _image_fingerprint(image: str, env: Any, **_: Any) -> str:
+def _image_fingerprint(image: str, env: NodeEnvironment | None, **_: Any) -> str:
     return input_fingerprint(env, image)
 
 
-def _image_validate(image: str, env: Any) -> bool | str:
+def _image_validate(image: str, env: NodeEnvironment | None) -> bool | str:
     return check_input_file(env, image, "image")
 
 
 @node(
     category="image",
     outputs=[Out("IMAGE"), Out("MASK")],
+    display_name="Load Image",
     fingerprint=_image_fingerprint,
     validate=_image_validate,
 )
@@ -44,7 +47,13 @@ def LoadImage(ctx: NodeContext, image: str = Combo(list_input_files, image_uploa
     return load_image(_image_path(image, ctx.env))
 
 
-@node(category="mask", outputs=["MASK"], fingerprint=_image_fingerprint, validate=_image_validate)
+@node(
+    category="mask",
+    outputs=["MASK"],
+    fingerprint=_image_fingerprint,
+    validate=_image_validate,
+    display_name="Load Image (as Mask)",
+)
 def LoadImageMask(
     ctx: NodeContext,
     image: str = Combo(list_input_files, image_upload=True),
@@ -54,9 +63,11 @@ def LoadImageMask(
     return load_mask(_image_path(image, ctx.env), channel)
 
 
-def _save(
+def save_images(
     ctx: NodeContext, images: Any, prefix: str, kind: str, prompt: Any, extra_pnginfo: Any, compress_level: int
 ) -> dict[str, Any]:
+    """Write an IMAGE batch as numbered PNGs into the `kind` folder ("output" or "temp"); the node's ui result
+    (also what packs' save helpers return, through compat)."""
     folders = folders_of(ctx.env)
     h, w = images.shape[1], images.shape[2]
     writer = OutputWriter(folders.typed_dir(kind), kind, prefix, width=w, height=h, prompt=prompt)
@@ -69,7 +80,7 @@ def _save(
     return {"ui": {"images": saved}, "result": ()}
 
 
-@node(category="image", outputs=[], output_node=True)
+@node(category="image", outputs=[], output_node=True, display_name="Save Image")
 def SaveImage(
     ctx: NodeContext,
     images: Any = Socket("IMAGE", tooltip="The images to save."),
@@ -82,10 +93,10 @@ def SaveImage(
     extra_pnginfo: Any = Hidden("EXTRA_PNGINFO"),
 ) -> dict[str, Any]:
     """Save PNGs to the output folder as `<prefix>_00001_.png`, never overwriting, with the workflow embedded."""
-    return _save(ctx, images, filename_prefix, "output", prompt, extra_pnginfo, compress_level=4)
+    return save_images(ctx, images, filename_prefix, "output", prompt, extra_pnginfo, compress_level=4)
 
 
-@node(category="image", outputs=[], output_node=True)
+@node(category="image", outputs=[], output_node=True, display_name="Preview Image")
 def PreviewImage(
     ctx: NodeContext,
     images: Any = Socket("IMAGE"),
@@ -93,11 +104,16 @@ def PreviewImage(
     extra_pnginfo: Any = Hidden("EXTRA_PNGINFO"),
 ) -> dict[str, Any]:
     """Show images without keeping them: written to the temp folder, not the output folder."""
+    return preview_images(ctx, images, prompt, extra_pnginfo)
+
+
+def preview_images(ctx: NodeContext, images: Any, prompt: Any, extra_pnginfo: Any) -> dict[str, Any]:
+    """Write `images` to the temp folder under a random prefix and report them for display."""
     suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
-    return _save(ctx, images, f"Loom_temp_{suffix}", "temp", prompt, extra_pnginfo, compress_level=1)
+    return save_images(ctx, images, f"Loom_temp_{suffix}", "temp", prompt, extra_pnginfo, compress_level=1)
 
 
-@node(category="image/upscaling", outputs=["IMAGE"])
+@node(category="image/upscaling", outputs=["IMAGE"], display_name="Upscale Image")
 def ImageScale(
     image: Any = Socket("IMAGE"),
     upscale_method: str = Combo(IMAGE_METHODS),
@@ -122,7 +138,7 @@ def _scale(image: Any, factor: float, method: str) -> Any:
     return upscale_image(image, max(1, round(w * factor)), max(1, round(h * factor)), method)
 
 
-@node(category="image/upscaling", outputs=["IMAGE"])
+@node(category="image/upscaling", outputs=["IMAGE"], display_name="Upscale Image By")
 def ImageScaleBy(
     image: Any = Socket("IMAGE"),
     upscale_method: str = Combo(IMAGE_METHODS),
@@ -131,7 +147,7 @@ def ImageScaleBy(
     return _scale(image, scale_by, upscale_method)
 
 
-@node(category="image/upscaling", outputs=["IMAGE"])
+@node(category="image/upscaling", outputs=["IMAGE"], display_name="Scale Image to Total Pixels")
 def ImageScaleToTotalPixels(
     image: Any = Socket("IMAGE"),
     upscale_method: str = Combo(IMAGE_METHODS),
@@ -142,12 +158,12 @@ def ImageScaleToTotalPixels(
     return _scale(image, scale, upscale_method)
 
 
-@node(category="image", outputs=["IMAGE"])
+@node(category="image", outputs=["IMAGE"], display_name="Invert Image")
 def ImageInvert(image: Any = Socket("IMAGE")) -> Any:
     return 1.0 - image
 
 
-@node(category="image", outputs=["IMAGE"])
+@node(category="image", outputs=["IMAGE"], display_name="Batch Images")
 def ImageBatch(image1: Any = Socket("IMAGE"), image2: Any = Socket("IMAGE")) -> Any:
     """Join two batches; image2 is resized (bilinear, centre crop) to image1's size when they differ."""
     import torch
@@ -161,7 +177,7 @@ def ImageBatch(image1: Any = Socket("IMAGE"), image2: Any = Socket("IMAGE")) -> 
     return torch.cat((image1, image2), dim=0)
 
 
-@node(category="image/transform", outputs=["IMAGE"])
+@node(category="image/transform", outputs=["IMAGE"], display_name="Crop Image")
 def ImageCrop(
     image: Any = Socket("IMAGE"),
     width: int = Int(512, min=1, max=MAX_RESOLUTION, step=1),
@@ -177,7 +193,7 @@ def ImageCrop(
 MASK_CHANNELS = ("red", "green", "blue", "alpha")
 
 
-@node(category="mask", outputs=["MASK"])
+@node(category="mask", outputs=["MASK"], display_name="Convert Image to Mask")
 def ImageToMask(image: Any = Socket("IMAGE"), channel: str = Combo(MASK_CHANNELS)) -> Any:
     """One channel of an image as a mask (not inverted)."""
     index = MASK_CHANNELS.index(channel) if channel in MASK_CHANNELS else -1
@@ -188,7 +204,7 @@ def ImageToMask(image: Any = Socket("IMAGE"), channel: str = Combo(MASK_CHANNELS
     return image[:, :, :, index]
 
 
-@node(category="mask", outputs=["IMAGE"])
+@node(category="mask", outputs=["IMAGE"], display_name="Convert Mask to Image")
 def MaskToImage(mask: Any = Socket("MASK")) -> Any:
     """A mask as a grey RGB image."""
     return mask.reshape((-1, 1, mask.shape[-2], mask.shape[-1])).movedim(1, -1).expand(-1, -1, -1, 3)

@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.native import Combo, Float, Hidden, Int, Socket, String, node
-from nodes.files import OutputWriter, check_input_file, folders_of, input_fingerprint, list_input_files, resolve_input
+from nodes.files import OutputWriter, check_input_file, input_fingerprint, list_input_files, resolve_input
 from nodes.imageio import text_chunks
 from nodes.resize import CROP_MODES, LATENT_METHODS, match_shape, repeat_to_batch, upscale
+from nodes.shared import folders_of
 
 if TYPE_CHECKING:
     import torch
@@ -31,7 +33,7 @@ def _with(latent: Latent, **changes: Any) -> Latent:
     return {**latent, **changes}
 
 
-@node(category="latent", outputs=["LATENT"])
+@node(category="latent", outputs=["LATENT"], display_name="Empty Latent Image")
 def EmptyLatentImage(
     width: int = Int(512, min=16, max=MAX_RESOLUTION, step=8),
     height: int = Int(512, min=16, max=MAX_RESOLUTION, step=8),
@@ -43,7 +45,7 @@ def EmptyLatentImage(
     return {"samples": torch.zeros([batch_size, 4, height // 8, width // 8])}
 
 
-@node(category="latent", outputs=["LATENT"])
+@node(category="latent", outputs=["LATENT"], display_name="Upscale Latent")
 def LatentUpscale(
     samples: Latent = Socket("LATENT"),
     upscale_method: str = Combo(LATENT_METHODS),
@@ -66,7 +68,7 @@ def LatentUpscale(
     return _with(samples, samples=upscale(s, width // 8, height // 8, upscale_method, crop))
 
 
-@node(category="latent", outputs=["LATENT"])
+@node(category="latent", outputs=["LATENT"], display_name="Upscale Latent By")
 def LatentUpscaleBy(
     samples: Latent = Socket("LATENT"),
     upscale_method: str = Combo(LATENT_METHODS),
@@ -77,7 +79,7 @@ def LatentUpscaleBy(
     return _with(samples, samples=upscale(s, width, height, upscale_method))
 
 
-@node(category="latent/inpaint", outputs=["LATENT"])
+@node(category="latent/inpaint", outputs=["LATENT"], display_name="Set Latent Noise Mask")
 def SetLatentNoiseMask(samples: Latent = Socket("LATENT"), mask: Any = Socket("MASK")) -> Latent:
     """Only the masked area (1) is re-noised and sampled; the sampler resizes the mask to the latent."""
     return _with(samples, noise_mask=mask.reshape((-1, 1, mask.shape[-2], mask.shape[-1])))
@@ -120,7 +122,7 @@ def LatentInterpolate(
     return _with(samples1, samples=direction * (norm_a * ratio + norm_b * (1.0 - ratio)))
 
 
-@node(category="_for_testing", outputs=["LATENT"])
+@node(category="_for_testing", outputs=["LATENT"], display_name="Latent Blend")
 def LatentBlend(
     samples1: Latent = Socket("LATENT"),
     samples2: Latent = Socket("LATENT"),
@@ -132,7 +134,7 @@ def LatentBlend(
     return _with(samples1, samples=a * blend_factor + b * (1.0 - blend_factor))
 
 
-@node(category="latent", outputs=["LATENT"])
+@node(category="latent", outputs=["LATENT"], display_name="Latent Composite")
 def LatentComposite(
     samples_to: Latent = Socket("LATENT"),
     samples_from: Latent = Socket("LATENT"),
@@ -170,7 +172,7 @@ def LatentComposite(
     return _with(samples_to, samples=dest)
 
 
-@node(category="latent/batch", outputs=["LATENT"])
+@node(category="latent/batch", outputs=["LATENT"], display_name="Latent From Batch")
 def LatentFromBatch(
     samples: Latent = Socket("LATENT"),
     batch_index: int = Int(0, min=0, max=63),
@@ -190,7 +192,7 @@ def LatentFromBatch(
     return out
 
 
-@node(category="latent/batch", outputs=["LATENT"])
+@node(category="latent/batch", outputs=["LATENT"], display_name="Repeat Latent Batch")
 def RepeatLatentBatch(samples: Latent = Socket("LATENT"), amount: int = Int(1, min=1, max=64)) -> Latent:
     s = samples["samples"]
     out = _with(samples, samples=s.repeat((amount, 1, 1, 1)))
@@ -210,7 +212,7 @@ def _mask_like(latent: Latent, change: Any) -> dict[str, Any]:
     return {} if mask is None else {"noise_mask": change(mask)}
 
 
-@node(category="latent/transform", outputs=["LATENT"])
+@node(category="latent/transform", outputs=["LATENT"], display_name="Crop Latent")
 def LatentCrop(
     samples: Latent = Socket("LATENT"),
     width: int = Int(512, min=64, max=MAX_RESOLUTION, step=8),
@@ -234,7 +236,7 @@ def LatentCrop(
 FLIP_METHODS = ("x-axis: vertically", "y-axis: horizontally")
 
 
-@node(category="latent/transform", outputs=["LATENT"])
+@node(category="latent/transform", outputs=["LATENT"], display_name="Flip Latent")
 def LatentFlip(samples: Latent = Socket("LATENT"), flip_method: str = Combo(FLIP_METHODS)) -> Latent:
     """Mirror top-bottom (x-axis) or left-right (y-axis)."""
     if flip_method not in FLIP_METHODS:
@@ -246,7 +248,7 @@ def LatentFlip(samples: Latent = Socket("LATENT"), flip_method: str = Combo(FLIP
 ROTATIONS = ("none", "90 degrees", "180 degrees", "270 degrees")
 
 
-@node(category="latent/transform", outputs=["LATENT"])
+@node(category="latent/transform", outputs=["LATENT"], display_name="Rotate Latent")
 def LatentRotate(samples: Latent = Socket("LATENT"), rotation: str = Combo(ROTATIONS)) -> Latent:
     """Rotate clockwise by the chosen angle."""
     if rotation not in ROTATIONS:
@@ -257,7 +259,7 @@ def LatentRotate(samples: Latent = Socket("LATENT"), rotation: str = Combo(ROTAT
     return _with(samples, samples=rotate(samples["samples"]), **_mask_like(samples, rotate))
 
 
-def _latent_files(env: Any) -> list[str]:
+def _latent_files(env: NodeEnvironment | None) -> list[str]:
     return list_input_files(env, LATENT_EXTENSIONS)
 
 
@@ -284,15 +286,15 @@ def _empty() -> torch.Tensor:
     return torch.tensor([])
 
 
-def _latent_path(latent: str, env: Any) -> Any:
+def _latent_path(latent: str, env: NodeEnvironment | None) -> Any:
     return resolve_input(folders_of(env), latent)
 
 
-def _latent_fingerprint(latent: str, env: Any) -> str:
+def _latent_fingerprint(latent: str, env: NodeEnvironment | None) -> str:
     return input_fingerprint(env, latent)
 
 
-def _latent_validate(latent: str, env: Any) -> bool | str:
+def _latent_validate(latent: str, env: NodeEnvironment | None) -> bool | str:
     return check_input_file(env, latent, "latent")
 
 

@@ -10,53 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.native import Combo, Int, Out, Socket, node
-from nodes.files import folders_of
+from nodes.shared import embedding_dirs, file_identity, model_file, model_files, model_manager
 
 
-def model_manager(env: Any) -> Any:
-    """The host's model manager; a CPU/GPU default one when the node runs without a Loom environment."""
-    manager = getattr(env, "models", None)
-    if manager is None:
-        from diffusion.memory import ModelManager
-
-        manager = ModelManager.create()
-    return manager
-
-
-def model_file(env: Any, folder: str, name: str, input_name: str) -> Path:
-    """The path of a listed model file; errors name the input and the folders searched."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{input_name}: no model file selected")
-    folders = folders_of(env)
-    path = folders.model_path(folder, name)
-    if path is None:
-        where = ", ".join(str(p) for p in folders.model_dirs(folder)) or "(no folders configured)"
-        raise FileNotFoundError(f"{input_name}: {name!r} is not a file in models/{folder} ({where})")
-    return path
-
-
-def file_identity(env: Any, folder: str, name: str) -> Any:
-    """Size and mtime of a model file (its cache identity); None when it cannot be found (validation says so)."""
-    folders = getattr(env, "folders", None)
-    path = folders.model_path(folder, name) if folders is not None and isinstance(name, str) else None
-    if path is None:
-        return None
-    stat = path.stat()
-    return [str(path), stat.st_size, stat.st_mtime_ns]
-
-
-def _checkpoint_identity(ckpt_name: str, env: Any = None) -> Any:
+def _checkpoint_identity(ckpt_name: str, env: NodeEnvironment | None = None) -> Any:
     return file_identity(env, "checkpoints", ckpt_name)
 
 
-def _vae_identity(vae_name: str, env: Any = None) -> Any:
+def _vae_identity(vae_name: str, env: NodeEnvironment | None = None) -> Any:
     return file_identity(env, "vae", vae_name)
-
-
-def _embedding_dirs(env: Any) -> list[Path]:
-    folders = getattr(env, "folders", None)
-    return list(folders.model_dirs("embeddings")) if folders is not None else []
 
 
 def _raise_named(input_name: str, exc: Exception) -> None:
@@ -65,14 +29,6 @@ def _raise_named(input_name: str, exc: Exception) -> None:
     if isinstance(exc, CheckpointError):
         raise CheckpointError(f"{input_name}: {exc}") from exc
     raise exc
-
-
-def _checkpoint_choices(env: Any) -> list[str]:
-    return env.folders.list_models("checkpoints") if getattr(env, "folders", None) else []
-
-
-def _vae_choices(env: Any) -> list[str]:
-    return env.folders.list_models("vae") if getattr(env, "folders", None) else []
 
 
 @node(
@@ -86,15 +42,16 @@ def _vae_choices(env: Any) -> list[str]:
     fingerprint=_checkpoint_identity,
 )
 def CheckpointLoaderSimple(
-    ckpt_name: str = Combo(_checkpoint_choices, tooltip="A checkpoint file in models/checkpoints."),
-    ctx: NodeContext = None,  # type: ignore[assignment]
+    ckpt_name: str = Combo(model_files("checkpoints"), tooltip="A checkpoint file in models/checkpoints."),
+    *,
+    ctx: NodeContext,
 ) -> tuple[Any, Any, Any]:
     """Load a Stable Diffusion checkpoint (SD 1.x, SD 2.x or SDXL, told apart by its tensors alone)."""
     from diffusion.loader import load_checkpoint
 
     path = model_file(ctx.env, "checkpoints", ckpt_name, "ckpt_name")
     try:
-        ckpt = load_checkpoint(path, model_manager(ctx.env), _embedding_dirs(ctx.env))
+        ckpt = load_checkpoint(path, model_manager(ctx.env), embedding_dirs(ctx.env))
     except Exception as exc:
         _raise_named("ckpt_name", exc)
     missing = [n for n, v in (("MODEL", ckpt.model), ("CLIP", ckpt.clip), ("VAE", ckpt.vae)) if v is None]
@@ -105,8 +62,9 @@ def CheckpointLoaderSimple(
 
 @node(category="loaders", outputs=["VAE"], display_name="Load VAE", fingerprint=_vae_identity)
 def VAELoader(
-    vae_name: str = Combo(_vae_choices, tooltip="A VAE file in models/vae."),
-    ctx: NodeContext = None,  # type: ignore[assignment]
+    vae_name: str = Combo(model_files("vae"), tooltip="A VAE file in models/vae."),
+    *,
+    ctx: NodeContext,
 ) -> Any:
     """Load a standalone VAE (LDM layout), e.g. to replace a checkpoint's own."""
     from diffusion.loader import load_vae_file
@@ -127,10 +85,10 @@ def CLIPSetLastLayer(
     return clip.with_layer(stop_at_clip_layer)
 
 
-def _diffusers_roots(env: Any) -> list[Path]:
-    folders = getattr(env, "folders", None)
-    if folders is None:
+def _diffusers_roots(env: NodeEnvironment | None) -> list[Path]:
+    if env is None:
         return []
+    folders = env.folders
     roots = list(folders.model_dirs("diffusers"))
     # models/diffusers next to each checkpoints folder, as the ecosystem lays it out
     roots += [d.parent / "diffusers" for d in folders.model_dirs("checkpoints")]
@@ -138,7 +96,7 @@ def _diffusers_roots(env: Any) -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
-def _diffusers_choices(env: Any) -> list[str]:
+def _diffusers_choices(env: NodeEnvironment | None) -> list[str]:
     """Pipeline folders (holding model_index.json) directly under models/diffusers or models/checkpoints."""
     names: dict[str, None] = {}
     for root in _diffusers_roots(env):
@@ -149,7 +107,7 @@ def _diffusers_choices(env: Any) -> list[str]:
     return list(names)
 
 
-def _diffusers_path(env: Any, name: str) -> Path:
+def _diffusers_path(env: NodeEnvironment | None, name: str) -> Path:
     from engine.folders import UnsafePath, confined
 
     for root in _diffusers_roots(env):
@@ -162,7 +120,7 @@ def _diffusers_path(env: Any, name: str) -> Path:
     raise FileNotFoundError(f"model_path: {name!r} is not a diffusers pipeline folder in models/diffusers")
 
 
-def _diffusers_identity(model_path: str, env: Any = None) -> Any:
+def _diffusers_identity(model_path: str, env: NodeEnvironment | None = None) -> Any:
     try:
         path = _diffusers_path(env, model_path)
     except (FileNotFoundError, ValueError):
@@ -171,21 +129,21 @@ def _diffusers_identity(model_path: str, env: Any = None) -> Any:
 
 
 @node(
-    category="advanced/loaders",
+    category="advanced/loaders/deprecated",
     outputs=["MODEL", "CLIP", "VAE"],
-    display_name="Diffusers Loader",
     fingerprint=_diffusers_identity,
 )
 def DiffusersLoader(
     model_path: str = Combo(_diffusers_choices, tooltip="A diffusers pipeline folder (unet/, vae/, text_encoder/)."),
-    ctx: NodeContext = None,  # type: ignore[assignment]
+    *,
+    ctx: NodeContext,
 ) -> tuple[Any, Any, Any]:
     """Load a diffusers-format pipeline folder from local files only."""
     from diffusion.loader import load_diffusers_folder
 
     path = _diffusers_path(ctx.env, model_path)
     try:
-        ckpt = load_diffusers_folder(path, model_manager(ctx.env), _embedding_dirs(ctx.env))
+        ckpt = load_diffusers_folder(path, model_manager(ctx.env), embedding_dirs(ctx.env))
     except Exception as exc:
         _raise_named("model_path", exc)
     return ckpt.model, ckpt.clip, ckpt.vae

@@ -7,30 +7,16 @@ does not re-patch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Out, Socket, node
-from nodes.loaders import file_identity, model_file
+from nodes.shared import file_input, model_file, model_files
 
 STRENGTH = {"min": -100.0, "max": 100.0, "step": 0.01}
 UNIT_NAMES = ("te1", "te2")
-
-
-def model_files(folder: str) -> Callable[[Any], list[str]]:
-    """Combo choices: the files of a model folder (none while no environment is attached, e.g. at import)."""
-    return lambda env: env.folders.list_models(folder) if env is not None else []
-
-
-def file_input(folder: str, input_name: str) -> Callable[..., Any]:
-    """A fingerprint hook keyed by the identity (path, size, mtime) of the model file an input names."""
-
-    def fingerprint(env: Any = None, **inputs: Any) -> Any:
-        return file_identity(env, folder, inputs.get(input_name))
-
-    return fingerprint
 
 
 def describe_unmapped(lora_name: str, unmapped: Mapping[str, str]) -> str:
@@ -43,18 +29,18 @@ def describe_unmapped(lora_name: str, unmapped: Mapping[str, str]) -> str:
 
 
 def apply_lora(
-    model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float, ctx: NodeContext | None
+    model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float, ctx: NodeContext
 ) -> tuple[Any, Any]:
     """`model` (a DiffusionModel) and `clip` (a TextEncoder, or None) with the LoRA applied as shared copies."""
     from diffusion.checkpoint import read_tensors
     from diffusion.lora import apply_patches, match_lora
 
-    path = model_file(ctx.env if ctx is not None else None, "loras", lora_name, "lora_name")
+    path = model_file(ctx.env, "loras", lora_name, "lora_name")
     components: dict[str, Any] = {"unet": model.unet}
     units = tuple(clip.units) if clip is not None else ()
     components.update({name: unit.module for name, unit in zip(UNIT_NAMES, units, strict=False)})
     match = match_lora(read_tensors(path), components)
-    if ctx is not None and match.unmapped:
+    if match.unmapped:
         ctx.warn(describe_unmapped(lora_name, match.unmapped))
     if not match.patches:
         raise ValueError(f"lora_name: no key of {lora_name!r} matches a layer of this model (wrong model family?)")
@@ -68,14 +54,20 @@ def apply_lora(
     return model, clip
 
 
-@node(category="loaders", outputs=[Out("MODEL"), Out("CLIP")], fingerprint=file_input("loras", "lora_name"))
+@node(
+    category="loaders",
+    outputs=[Out("MODEL"), Out("CLIP")],
+    display_name="Load LoRA",
+    fingerprint=file_input("loras", "lora_name"),
+)
 def LoraLoader(
     model: Any = Socket("MODEL"),
     clip: Any = Socket("CLIP"),
     lora_name: str = Combo(model_files("loras")),
     strength_model: float = Float(1.0, **STRENGTH),
     strength_clip: float = Float(1.0, **STRENGTH),
-    ctx: NodeContext = None,
+    *,
+    ctx: NodeContext,
 ) -> tuple:
     """Apply a LoRA to the diffusion model and the text encoder; keys that match no layer are named in a warning."""
     return apply_lora(model, clip, lora_name, strength_model, strength_clip, ctx)
@@ -86,7 +78,8 @@ def LoraLoaderModelOnly(
     model: Any = Socket("MODEL"),
     lora_name: str = Combo(model_files("loras")),
     strength_model: float = Float(1.0, **STRENGTH),
-    ctx: NodeContext = None,
+    *,
+    ctx: NodeContext,
 ) -> tuple:
     """Apply a LoRA to the diffusion model only."""
     return (apply_lora(model, None, lora_name, strength_model, 0.0, ctx)[0],)

@@ -26,7 +26,7 @@ SCHEDULER_NAMES = ("normal", "karras", "exponential", "sgm_uniform", "simple", "
 MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
 
 
-def _run(ctx: NodeContext | None, **request: Any) -> dict[str, Any]:
+def _run(ctx: NodeContext, **request: Any) -> dict[str, Any]:
     """Build the request, report each step (with a throttled latent preview), run it."""
     from diffusion.preview import jpeg_preview
     from diffusion.sampling import PreviewThrottle, SampleRequest, sample
@@ -36,12 +36,9 @@ def _run(ctx: NodeContext | None, **request: Any) -> dict[str, Any]:
         raise ValueError("model: the checkpoint has no diffusion model")
     req = SampleRequest(**request)
     throttle = PreviewThrottle()
-    env = ctx.env if ctx is not None else None
-    previews = getattr(env, "previews", True)
+    previews = ctx.env.previews if ctx.env is not None else True
 
     def report(done: int, total: int, denoised: Any) -> None:
-        if ctx is None:
-            return
         preview = None
         if previews and throttle.ready(final=False):
             data = jpeg_preview(denoised[0], model.latent_rgb_factors, model.latent_rgb_bias)
@@ -63,7 +60,8 @@ def KSampler(
     negative: Any = Socket("CONDITIONING"),
     latent_image: Any = Socket("LATENT"),
     denoise: float = Float(1.0, min=0.0, max=1.0, step=0.01, tooltip="Below 1: keep part of the input (img2img)."),
-    ctx: NodeContext = None,  # type: ignore[assignment]
+    *,
+    ctx: NodeContext,
 ) -> dict[str, Any]:
     """Denoise the latent; with denoise < 1 only the last part of the schedule runs, keeping the input's layout."""
     return _run(
@@ -96,7 +94,8 @@ def KSamplerAdvanced(
     start_at_step: int = Int(0, min=0, max=10000),
     end_at_step: int = Int(10000, min=0, max=10000),
     return_with_leftover_noise: str = Combo(("disable", "enable")),
-    ctx: NodeContext = None,  # type: ignore[assignment]
+    *,
+    ctx: NodeContext,
 ) -> dict[str, Any]:
     """Run steps start_at_step..end_at_step of a `steps`-step schedule, e.g. to hand over between models."""
     return _run(

@@ -6,15 +6,19 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Out, Socket, node
-from nodes.loaders import model_file
-from nodes.lora import file_input, model_files
+from nodes.shared import file_input, model_file, model_files
 
 TILE = 512
 MIN_TILE = 64
 
 
-@node(category="loaders", outputs=[Out("UPSCALE_MODEL")], fingerprint=file_input("upscale_models", "model_name"))
-def UpscaleModelLoader(model_name: str = Combo(model_files("upscale_models")), ctx: NodeContext = None) -> tuple:
+@node(
+    category="loaders",
+    outputs=[Out("UPSCALE_MODEL")],
+    display_name="Load Upscale Model",
+    fingerprint=file_input("upscale_models", "model_name"),
+)
+def UpscaleModelLoader(model_name: str = Combo(model_files("upscale_models")), *, ctx: NodeContext) -> tuple:
     """Load an ESRGAN / Real-ESRGAN (RRDBNet) upscale model; the architecture is read from the tensor shapes."""
     from diffusion.checkpoint import read_tensors
     from diffusion.esrgan import load_rrdb
@@ -27,7 +31,7 @@ def UpscaleModelLoader(model_name: str = Combo(model_files("upscale_models")), c
     return (load_rrdb(tensors),)
 
 
-def upscale_image(model: Any, image: Any, tile: int, ctx: NodeContext | None) -> Any:
+def upscale_image(model: Any, image: Any, tile: int, ctx: NodeContext) -> Any:
     """IMAGE [B, H, W, C] -> IMAGE upscaled by the model's factor, halving the tile on out-of-memory errors."""
     import torch
     import torch.nn.functional as F
@@ -40,14 +44,10 @@ def upscale_image(model: Any, image: Any, tile: int, ctx: NodeContext | None) ->
     fold = model.arch.unshuffle
     x = F.pad(x, (0, -w % fold, 0, -h % fold), mode="replicate") if (h % fold or w % fold) else x
 
-    def report(done: int, total: int) -> None:
-        if ctx is not None:
-            ctx.progress(done, total)
-
     while True:
         try:
             with torch.inference_mode():
-                out = upscale_tiled(model, x, model.scale, tile=max(tile, fold), progress=report)
+                out = upscale_tiled(model, x, model.scale, tile=max(tile, fold), progress=ctx.progress)
             break
         except torch.OutOfMemoryError:
             if tile <= MIN_TILE:
@@ -57,9 +57,9 @@ def upscale_image(model: Any, image: Any, tile: int, ctx: NodeContext | None) ->
     return out[:, :, : h * s, : w * s].clamp(0, 1).movedim(1, -1).float().cpu()
 
 
-@node(category="image/upscaling", outputs=[Out("IMAGE")])
+@node(category="image/upscaling", outputs=[Out("IMAGE")], display_name="Upscale Image (using Model)")
 def ImageUpscaleWithModel(
-    upscale_model: Any = Socket("UPSCALE_MODEL"), image: Any = Socket("IMAGE"), ctx: NodeContext = None
+    upscale_model: Any = Socket("UPSCALE_MODEL"), image: Any = Socket("IMAGE"), *, ctx: NodeContext
 ) -> tuple:
     """Upscale an image with an upscale model, tile by tile."""
     return (upscale_image(upscale_model, image, TILE, ctx),)

@@ -38,8 +38,11 @@ def VAEDecodeTiled(
     vae: Any = Socket("VAE"),
     tile_size: int = Int(512, min=64, max=4096, step=32),
     overlap: int = Int(64, min=0, max=4096, step=32),
+    temporal_size: int = Int(64, min=8, max=4096, step=4),
+    temporal_overlap: int = Int(8, min=4, max=4096, step=4),
 ) -> Any:
-    """Decode in overlapping tiles (sizes in pixels) so large images fit in memory."""
+    """Decode in overlapping tiles (sizes in pixels) so large images fit in memory. The temporal sizes tile the
+    frames of video latents; image latents have no time axis, so they do not apply."""
     v = _vae(vae)
     f = v.downscale
     return v.decode_tiled(_samples(samples), tile=max(8, tile_size // f), overlap=overlap // f)
@@ -51,8 +54,10 @@ def VAEEncodeTiled(
     vae: Any = Socket("VAE"),
     tile_size: int = Int(512, min=64, max=4096, step=64),
     overlap: int = Int(64, min=0, max=4096, step=32),
+    temporal_size: int = Int(64, min=8, max=4096, step=4),
+    temporal_overlap: int = Int(8, min=4, max=4096, step=4),
 ) -> dict[str, Any]:
-    """Encode in overlapping tiles (sizes in pixels)."""
+    """Encode in overlapping tiles (sizes in pixels); the temporal sizes tile video frames, as in VAEDecodeTiled."""
     return {"samples": _vae(vae).encode_tiled(pixels, tile=tile_size, overlap=overlap)}
 
 

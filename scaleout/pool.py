@@ -9,7 +9,6 @@ is handed back to the queue as lost (engine.jobs.WorkerLost), which runs it once
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import time
@@ -21,7 +20,6 @@ import ray
 from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from cli.runtime import ROOT
 from engine.context import RunControl
 from engine.events import EventSink, JobFailed, JobInterrupted, JobSucceeded, NodeExecuted, discard
 from engine.executor import RunOutcome
@@ -30,6 +28,7 @@ from engine.jobs import WorkerLost
 from engine.registry import NodeRegistry
 from engine.signature import Signature
 from engine.workflow import Workflow
+from runtime.settings import ROOT, RuntimeSettings
 from scaleout.affinity import Need, job_needs, pick
 from scaleout.transfer import OutputReceiver
 from scaleout.worker import LoomWorker, WorkerJob, WorkerResult
@@ -78,6 +77,17 @@ def code_runtime_env() -> dict[str, Any]:
     return {"working_dir": str(ROOT), "excludes": CODE_EXCLUDES}
 
 
+@dataclass(frozen=True)
+class PoolConfig:
+    """How the pool is laid out; `runtime` is what every worker builds its runtime from (its folders made its own)."""
+
+    runtime: RuntimeSettings
+    address: str | None = None  # a Ray cluster to join; None starts a local one
+    workers_per_node: int | None = None  # None: one per GPU, or one CPU worker
+    affinity: bool = True  # place jobs where their models are loaded (False: longest idle first)
+    max_restarts: int = -1  # Ray restarts of a dead worker (-1: unlimited)
+
+
 class PoolCache:
     """What the job queue's `POST /free` handling sees as the executor's cache: clearing it frees every worker."""
 
@@ -91,24 +101,10 @@ class PoolCache:
 class RayWorkerPool:
     """Ray actors running Loom workers; implements what engine.jobs.JobQueue needs of an executor."""
 
-    def __init__(
-        self,
-        args: argparse.Namespace,
-        registry: NodeRegistry,
-        folders: Folders,
-        *,
-        address: str | None = None,
-        workers_per_node: int | None = None,
-        affinity: bool = True,
-        max_restarts: int = -1,
-    ) -> None:
-        self.args = args
+    def __init__(self, config: PoolConfig, registry: NodeRegistry, folders: Folders) -> None:
+        self.config = config
         self.registry = registry
         self.receiver = OutputReceiver(folders)
-        self.address = address
-        self.workers_per_node = workers_per_node
-        self.affinity = affinity
-        self.max_restarts = max_restarts
         self.cache = PoolCache(self)
         self.slots: list[Slot] = []
         self._cond = threading.Condition()
@@ -121,12 +117,13 @@ class RayWorkerPool:
     def start(self) -> None:
         """Connect to the cluster (or start a local one), start the workers and wait until each has loaded."""
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, runtime_env=code_runtime_env())
+            ray.init(address=self.config.address, include_dashboard=False, runtime_env=code_runtime_env())
             self._started_ray = True
         remote = ray.remote(LoomWorker)
         for index, options in enumerate(self._placements()):
             name = f"worker-{index}"
-            actor = remote.options(max_restarts=self.max_restarts, max_concurrency=4, **options).remote(self.args, name)
+            options = dict(options, max_restarts=self.config.max_restarts, max_concurrency=4)
+            actor = remote.options(**options).remote(self.config.runtime, name)
             self.slots.append(Slot(index, name, actor))
         infos = ray.get([s.actor.info.remote() for s in self.slots], timeout=START_TIMEOUT)
         with self._cond:
@@ -138,14 +135,14 @@ class RayWorkerPool:
     def _placements(self) -> list[dict[str, Any]]:
         """Actor options per worker: on each live node, one per GPU (or `workers_per_node` sharing them), else
         `workers_per_node` CPU workers (one by default)."""
-        cpu_only = bool(getattr(self.args, "cpu", False))
+        cpu_only = self.config.runtime.cpu
         plans: list[dict[str, Any]] = []
         for node in ray.nodes():
             if not node.get("Alive"):
                 continue
             resources = node.get("Resources", {})
             gpus = 0 if cpu_only else int(resources.get("GPU", 0))
-            count = self.workers_per_node or gpus or 1
+            count = self.config.workers_per_node or gpus or 1
             if gpus:
                 options: dict[str, Any] = {"num_gpus": 1 if count <= gpus else gpus / count, "num_cpus": 0}
             else:
@@ -188,7 +185,7 @@ class RayWorkerPool:
         if slot is None:
             emit(JobInterrupted(prompt_id, None, None, ()))
             return RunOutcome("interrupted", {}, (), ())
-        job = WorkerJob(prompt_id, workflow.to_api(), list(outputs), dict(extra_data or {}))
+        job = WorkerJob(prompt_id, workflow, list(outputs), dict(extra_data or {}))
         result: WorkerResult | None = None
         # The job's last event waits until the worker is idle again: a client that queues its next job on seeing
         # it must find the warm worker free, or affinity would send that job elsewhere.
@@ -226,7 +223,9 @@ class RayWorkerPool:
                 )
                 candidates = others or ([] if patient else idle)
                 if candidates:
-                    slot = self.slots[pick(needs, [(s.index, s.held) for s in candidates], affinity=self.affinity)]
+                    slot = self.slots[
+                        pick(needs, [(s.index, s.held) for s in candidates], affinity=self.config.affinity)
+                    ]
                     slot.state, slot.job = "busy", prompt_id
                     self._avoid.pop(prompt_id, None)
                     self._remember(needs)

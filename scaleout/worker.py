@@ -8,8 +8,6 @@ from another, so events and previews reach the server as they happen. Output fil
 
 from __future__ import annotations
 
-import argparse
-import copy
 import os
 import shutil
 import sys
@@ -23,6 +21,8 @@ from typing import Any
 
 from engine.context import RunControl
 from engine.events import Event, NodeExecuted
+from engine.workflow import Workflow
+from runtime.settings import ROOT, RuntimeSettings
 from scaleout.transfer import OutputFile, collect_files
 
 MAX_HELD_REPORTED = 4096  # most recently used cache keys a worker reports after a job
@@ -31,7 +31,7 @@ MAX_HELD_REPORTED = 4096  # most recently used cache keys a worker reports after
 @dataclass(frozen=True, slots=True)
 class WorkerJob:
     prompt_id: str
-    prompt: dict[str, Any]
+    workflow: Workflow  # the admitted, converted workflow, as the queue stored it
     outputs: list[str]
     extra_data: dict[str, Any] = field(default_factory=dict)
 
@@ -49,34 +49,33 @@ class WorkerResult:
 Delivery = tuple[Event, list[OutputFile]]
 
 
-def worker_args(args: argparse.Namespace, scratch: Path, has_gpu: bool) -> argparse.Namespace:
-    """The server's flags as a worker uses them: its own output, temp and user folders (no shared disk), the
+def worker_settings(settings: RuntimeSettings, scratch: Path, has_gpu: bool) -> RuntimeSettings:
+    """The server's settings as a worker uses them: its own output, temp and user folders (no shared disk), the
     server's model and node-pack folders (configured per machine), and the CPU when it was given no GPU."""
-    mine = copy.copy(args)
-    mine.output_directory = scratch / "output"
-    mine.temp_directory = scratch / "temp"
-    mine.user_directory = scratch / "user"
-    if not Path(mine.base_directory).is_dir():  # another machine: the code Ray shipped is the base
-        mine.base_directory = Path(__file__).resolve().parent.parent
-    mine.cpu = bool(getattr(args, "cpu", False)) or not has_gpu
-    return mine
+    base = settings.base_directory
+    return replace(
+        settings,
+        output_directory=scratch / "output",
+        temp_directory=scratch / "temp",
+        user_directory=scratch / "user",
+        base_directory=base if Path(base).is_dir() else ROOT,  # another machine: the code Ray shipped is the base
+        cpu=settings.cpu or not has_gpu,
+    )
 
 
 class LoomWorker:
-    def __init__(self, args: argparse.Namespace, name: str) -> None:
+    def __init__(self, settings: RuntimeSettings, name: str) -> None:
         import ray
 
-        from cli.runtime import build_runtime
-        from cli.serve import output_cache
-        from engine.executor import Executor
+        from runtime.build import build_executor, build_runtime
 
         self.name = name
         self.gpu_ids = [str(g) for g in ray.get_gpu_ids()]
         self.scratch = Path(tempfile.mkdtemp(prefix=f"loom-{name}-"))
-        runtime = build_runtime(worker_args(args, self.scratch, bool(self.gpu_ids)))
+        runtime = build_runtime(worker_settings(settings, self.scratch, bool(self.gpu_ids)))
         self.folders = runtime.folders
         self.env = runtime.env
-        self.executor = Executor(runtime.registry, cache=output_cache(args), env=runtime.env)
+        self.executor = build_executor(runtime)
         self.node_ip = ray.util.get_node_ip_address()
         self._events: deque[Delivery] = deque()
         self._cond = threading.Condition()
@@ -87,14 +86,12 @@ class LoomWorker:
     # ---- the job ----
 
     def run(self, job: WorkerJob) -> WorkerResult:
-        from engine.workflow import parse_api
-
         with self._cond:
             self._events.clear()
             self._job, self._done, self._control = job.prompt_id, False, RunControl()
         try:
             outcome = self.executor.run(
-                parse_api(job.prompt),
+                job.workflow,
                 outputs=job.outputs,
                 prompt_id=job.prompt_id,
                 emit=self._emit,
@@ -159,11 +156,8 @@ class LoomWorker:
         """`POST /free` on this worker: drop cached outputs, and loaded models when asked."""
         if unload_models or free_memory:
             self.executor.cache.clear()
-        if not unload_models or "torch" not in sys.modules:  # no torch yet: no model was ever loaded here
-            return
-        models = getattr(self.env, "models", None)
-        if hasattr(models, "unload_all"):
-            models.unload_all()
+        if unload_models:
+            self.env.unload_models()
 
     def close(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)

@@ -1,11 +1,18 @@
-"""Small HTTP helpers shared by the route modules: JSON errors and size-limited JSON bodies."""
+"""Small HTTP helpers shared by the route modules: JSON errors, size-limited JSON bodies, and the one middleware
+that turns every failure into a JSON answer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import uuid
 from typing import Any
 
 from aiohttp import web
+
+log = logging.getLogger("loom.http")
+CHUNK = 256 * 1024
 
 
 class BadRequest(Exception):
@@ -19,19 +26,25 @@ class BadRequest(Exception):
         return json_error(self.message, self.type, self.status, self.details)
 
 
-def json_error(message: str, type: str = "invalid_prompt", status: int = 400, details: str = "") -> web.Response:
-    body = {"error": {"type": type, "message": message, "details": details, "extra_info": {}}, "node_errors": {}}
-    return web.json_response(body, status=status)
+def json_error(
+    message: str, type: str = "invalid_prompt", status: int = 400, details: str = "", **extra: Any
+) -> web.Response:
+    error = {"type": type, "message": message, "details": details, "extra_info": {}, **extra}
+    return web.json_response({"error": error, "node_errors": {}}, status=status)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The body, refusing (413) anything over `limit` bytes whether or not it declares its length."""
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(f"request body is larger than {limit} bytes", "payload_too_large", 413)
-    data = await request.content.read(limit + 1)
-    if len(data) > limit:
-        raise BadRequest(f"request body is larger than {limit} bytes", "payload_too_large", 413)
-    return data
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(CHUNK):  # one read returns only what has arrived so far
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"request body is larger than {limit} bytes", "payload_too_large", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def read_json(request: web.Request, limit: int, allow_empty: bool = False) -> dict[str, Any]:
@@ -43,6 +56,8 @@ async def read_json(request: web.Request, limit: int, allow_empty: bool = False)
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequest("the request body is JSON nested too deeply") from exc
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
     return data
@@ -50,12 +65,26 @@ async def read_json(request: web.Request, limit: int, allow_empty: bool = False)
 
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
-    """BadRequest -> its JSON error; aiohttp's own 4xx (413 from client_max_size, 404, 405) -> JSON too."""
+    """The outermost middleware: client mistakes -> 4xx JSON; anything else -> a 500 JSON naming an error id that
+    the log has with the traceback."""
     try:
         return await handler(request)
     except BadRequest as exc:
         return exc.response()
     except web.HTTPException as exc:
-        if exc.status >= 400 and exc.status != 500:
+        if exc.status < 400:
+            raise
+        if exc.status < 500:
             return json_error(exc.reason, "http_error", exc.status)
+        return server_fault(request, exc)
+    except (asyncio.CancelledError, ConnectionResetError):
         raise
+    except Exception as exc:
+        return server_fault(request, exc)
+
+
+def server_fault(request: web.Request, exc: BaseException) -> web.Response:
+    error_id = uuid.uuid4().hex[:12]
+    log.error("error %s answering %s %s", error_id, request.method, request.path, exc_info=exc)
+    message = f"internal error {error_id} ({type(exc).__name__}); the server log has the details"
+    return json_error(message, "server_error", 500, id=error_id)

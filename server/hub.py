@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from engine.events import Event, JobFailed, JobInterrupted, JobStarted, JobSucceeded
 from engine.jobs import JobQueue
-from server.messages import Frame, ProgressState, encode, executing_frame, status_frame, text
+from server.messages import PREVIEW, Frame, ProgressState, encode, executing_frame, status_frame, text
 
 log = logging.getLogger("loom.hub")
 
@@ -35,6 +35,7 @@ class Session:
         self.buffer: deque[Frame] = deque()
         self.dropped = 0
         self.features: dict[str, Any] = {}
+        self.previews = False  # binary previews: a front end asks for them in its feature_flags message
         self.closed = False
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -43,7 +44,7 @@ class Session:
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def push(self, frame: Frame) -> None:
-        if self.closed:
+        if self.closed or (frame.type == PREVIEW and not self.previews):
             return
         if len(self.buffer) >= self.limit:
             if frame.droppable:
@@ -99,9 +100,12 @@ class Session:
 class Hub:
     """Implements engine.jobs.JobListener for the server."""
 
-    def __init__(self, jobs: JobQueue, feature_flags: dict[str, Any]) -> None:
+    def __init__(self, jobs: JobQueue, feature_flags: dict[str, Any], previews_for_all: bool = False) -> None:
+        """`previews_for_all` (`--preview-method` given): every client gets binary previews, not only those that
+        ask; plain API clients that read every binary frame as an output image must not get them unasked."""
         self.jobs = jobs
         self.feature_flags = feature_flags
+        self.previews_for_all = previews_for_all
         self.sessions: dict[str, Session] = {}
         self._progress: dict[str, ProgressState] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,6 +165,7 @@ class Hub:
         if old is not None:
             old.close()
         session = Session(sid, ws)
+        session.previews = self.previews_for_all
         # registered before the handshake completes, so no event of a job queued right after connecting is lost
         self.sessions[sid] = session
         try:
@@ -189,6 +194,7 @@ class Hub:
         if isinstance(message, dict) and message.get("type") == "feature_flags":
             data = message.get("data")
             session.features = data if isinstance(data, dict) else {}
+            session.previews = True
             session.push(text("feature_flags", self.feature_flags))
 
     async def close(self) -> None:

@@ -10,6 +10,15 @@ from pathlib import Path
 from typing import Any
 
 WRITABLE = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WEBP", "BMP": "BMP", "GIF": "GIF", "TIFF": "TIFF"}
+# the file name endings of each written format; the first is given to a name that ends otherwise
+EXTENSIONS = {
+    "PNG": (".png",),
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "WEBP": (".webp",),
+    "BMP": (".bmp",),
+    "GIF": (".gif",),
+    "TIFF": (".tiff", ".tif"),
+}
 
 
 class ImageRejected(ValueError):
@@ -37,8 +46,18 @@ def open_image(source: bytes | Path, max_pixels: int) -> Any:
     return image
 
 
-def resave(data: bytes, max_pixels: int) -> bytes:
-    """Decode and re-encode an uploaded image in its own format, keeping PNG text (embedded workflows)."""
+def named_for(name: str, fmt: str) -> str:
+    """`name` ending as an image of format `fmt` must (an upload named x.html holding a PNG is kept as x.png)."""
+    endings = EXTENSIONS[fmt]
+    path = Path(name)
+    if path.suffix.lower() in endings:
+        return name
+    return (path.stem if path.suffix else path.name) + endings[0]
+
+
+def resave(data: bytes, max_pixels: int) -> tuple[bytes, str]:
+    """Decode and re-encode an uploaded image in its own format, keeping PNG text (embedded workflows); returns the
+    bytes and the format written."""
     from PIL import PngImagePlugin
 
     image = open_image(data, max_pixels)
@@ -58,7 +77,7 @@ def resave(data: bytes, max_pixels: int) -> bytes:
         if image.mode not in ("RGB", "L", "CMYK"):
             image = image.convert("RGB")
     image.save(out, format=fmt, **options)
-    return out.getvalue()
+    return out.getvalue(), fmt
 
 
 def preview(path: Path, spec: str, max_pixels: int) -> tuple[bytes, str]:

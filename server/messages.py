@@ -10,20 +10,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.events import (
-    Event,
-    JobFailed,
-    JobInterrupted,
-    JobStarted,
-    JobSucceeded,
-    NodeExecuted,
-    NodeExecuting,
-    NodeProgress,
-    NodesCached,
-)
-from engine.jobs import status_message
+from engine.events import Event
+from server.wire import WireMessage, executing, wire_messages
 
 PREVIEW_IMAGE = 1
+PROGRESS_TEXT = 3
+PREVIEW = "preview"  # the Frame.type of binary previews: only clients that ask for them get them (server.hub)
 IMAGE_FORMATS = {"JPEG": 1, "PNG": 2}
 
 
@@ -47,12 +39,12 @@ def status_frame(remaining: int, sid: str | None = None) -> Frame:
 
 
 def executing_frame(prompt_id: str, node: str | None, display_node: str | None = None) -> Frame:
-    return text("executing", {"node": node, "display_node": display_node or node, "prompt_id": prompt_id})
+    return _frame(executing(prompt_id, node, display_node))
 
 
 def preview_frame(format: str, data: bytes) -> Frame:
     header = struct.pack(">II", PREVIEW_IMAGE, IMAGE_FORMATS.get(format.upper(), IMAGE_FORMATS["JPEG"]))
-    return Frame(data=header + data, droppable=True)
+    return Frame(data=header + data, droppable=True, type=PREVIEW)
 
 
 @dataclass
@@ -83,29 +75,32 @@ class ProgressState:
         return frame
 
 
+def progress_text_frame(node: str, text: str) -> Frame:
+    """Binary `progress_text`: event type 3, then the node id's length, the node id and the text (UTF-8)."""
+    node_bytes = node.encode()
+    data = struct.pack(">II", PROGRESS_TEXT, len(node_bytes)) + node_bytes + text.encode()
+    return Frame(data=data, droppable=True, type="progress_text")
+
+
+def _frame(message: WireMessage) -> Frame:
+    if message.preview is not None:
+        return preview_frame(message.preview.format, message.preview.data)
+    if message.type == "progress_text":
+        return progress_text_frame(message.data["node"], message.data["text"])
+    return text(message.type, message.data, message.droppable)
+
+
 def encode(event: Event, progress: ProgressState) -> list[Frame]:
-    """The frames one event becomes, in order."""
-    pid = event.prompt_id
-    if isinstance(event, (JobStarted, NodesCached)):
-        name, data = status_message(event) or ("", {})
-        return [text(name, data)]
-    if isinstance(event, NodeExecuting):
-        return [
-            executing_frame(pid, event.node, event.display_node),
-            progress.update(event.node, event.display_node, "running"),
-        ]
-    if isinstance(event, NodeProgress):
-        frames = [
-            text("progress", {"value": event.value, "max": event.max, "node": event.node, "prompt_id": pid}, True),
-            progress.update(event.node, event.node, "running", event.value, event.max),
-        ]
-        if event.preview is not None:
-            frames.append(preview_frame(event.preview.format, event.preview.data))
-        return frames
-    if isinstance(event, NodeExecuted):
-        data = {"node": event.node, "display_node": event.display_node, "output": event.output, "prompt_id": pid}
-        return [text("executed", data), progress.update(event.node, event.display_node, "finished")]
-    if isinstance(event, (JobSucceeded, JobFailed, JobInterrupted)):
-        name, data = status_message(event) or ("", {})
-        return [text(name, data), executing_frame(pid, None)]
-    return []
+    """The frames one event becomes, in order: its wire messages, each followed by the `progress_state` update it
+    implies for newer clients."""
+    frames: list[Frame] = []
+    for message in wire_messages(event):
+        frames.append(_frame(message))
+        data = message.data
+        if message.type == "executing" and data["node"] is not None:
+            frames.append(progress.update(data["node"], data["display_node"], "running"))
+        elif message.type == "progress":
+            frames.append(progress.update(data["node"], data["node"], "running", data["value"], data["max"]))
+        elif message.type == "executed":
+            frames.append(progress.update(data["node"], data["display_node"], "finished"))
+    return frames

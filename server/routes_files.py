@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from engine.folders import Folders, UnsafePath, confined
+from engine.folders import Folders, UnsafePath, confined, write_atomic
 from server.http import BadRequest
-from server.images import ImageRejected, apply_mask, channel, preview, resave
+from server.images import ImageRejected, apply_mask, channel, named_for, preview, resave
 from server.state import STATE
 
 # A file served from output/ or input/ must never run as a page on Loom's own origin.
@@ -76,20 +75,16 @@ def _write(base: Path, path: Path, data: bytes, overwrite: bool) -> Path:
     path = _free_name(path, data, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     confined(base, str(path.relative_to(base.resolve())))  # the folders just made must not lead out either
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
     return path
 
 
 async def _upload(request: web.Request, mask: bool) -> web.Response:
     state = request.app[STATE]
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, HttpProcessingError) as exc:  # what aiohttp's multipart parser raises on a malformed form
+        raise BadRequest(f"the upload is not a valid multipart form: {exc}", "invalid_request") from exc
     field = form.get("image")
     if not isinstance(field, web.FileField):
         raise BadRequest("the form needs a file in 'image'", "invalid_request")
@@ -109,8 +104,9 @@ async def _upload(request: web.Request, mask: bool) -> web.Response:
     pixels = state.config.max_image_pixels
 
     def store() -> Path:
-        clean = apply_mask(original, data, pixels) if original is not None else resave(data, pixels)
-        return _write(state.folders.typed_dir(kind), target, clean, overwrite)
+        clean, fmt = (apply_mask(original, data, pixels), "PNG") if original is not None else resave(data, pixels)
+        path = target.with_name(named_for(target.name, fmt))
+        return _write(state.folders.typed_dir(kind), path, clean, overwrite)
 
     try:
         written = await asyncio.get_running_loop().run_in_executor(None, store)

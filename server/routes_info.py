@@ -16,6 +16,7 @@ from engine.folders import MODEL_FOLDERS
 from server.state import STATE
 
 LOOM_VERSION = "0.1.0"
+COMFYUI_VERSION = "0.3.64"  # the reference release whose API Loom's matches (it pins comfyui-frontend-package 1.27.10)
 
 
 async def object_info(request: web.Request) -> web.Response:
@@ -75,6 +76,7 @@ async def system_stats(request: web.Request) -> web.Response:
         "ram_total": memory.total,
         "ram_free": memory.available,
         "loom_version": LOOM_VERSION,
+        "comfyui_version": COMFYUI_VERSION,
         "python_version": sys.version,
         "pytorch_version": getattr(torch, "__version__", ""),
         "embedded_python": False,

@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.admit import Rejected
 from engine.store import DuplicateJob
-from engine.validate import validate
-from engine.workflow import WorkflowError, parse_api
+from engine.workflow import WorkflowError
 from server.http import BadRequest, read_json
 from server.state import STATE, ServerState
 
@@ -19,7 +19,8 @@ SMALL_BODY = 1024 * 1024
 
 
 def _queued(state: ServerState, body: dict[str, Any]) -> dict[str, Any] | web.Response:
-    """Parse, validate and commit one /prompt body (runs in a worker thread: validation may touch files)."""
+    """Check one /prompt body and hand it to the queue, which accepts it as one operation (parse, validate,
+    convert, store); runs in a worker thread, since validation may touch files."""
     prompt = body.get("prompt")
     if not isinstance(prompt, dict):
         raise BadRequest("no prompt given: the body needs 'prompt', the workflow in API format")
@@ -45,28 +46,25 @@ def _queued(state: ServerState, body: dict[str, Any]) -> dict[str, Any] | web.Re
     prompt_id = body.get("prompt_id")
     if prompt_id is not None and (not isinstance(prompt_id, str) or not prompt_id):
         raise BadRequest("'prompt_id' must be a non-empty string")
-    try:
-        workflow = parse_api(prompt)
-    except WorkflowError as exc:
-        raise BadRequest(str(exc), getattr(exc, "type", "invalid_prompt")) from exc
-    result = validate(workflow, state.registry, targets=targets)
-    if not result.ok:
-        return web.json_response(result.to_response(), status=400)
     if client_id is not None:
         extra_data = {**extra_data, "client_id": client_id}
     try:
-        job = state.jobs.submit(
+        job, admission = state.jobs.accept(
             prompt,
-            list(result.outputs),
+            targets=targets,
             prompt_id=prompt_id,
             client_id=client_id,
             extra_data=extra_data,
             front=bool(body.get("front")),
             number=number,
         )
+    except WorkflowError as exc:
+        raise BadRequest(str(exc), exc.type) from exc
+    except Rejected as rejected:
+        return web.json_response(rejected.result.to_response(), status=400)
     except DuplicateJob as exc:
         raise BadRequest(str(exc)) from exc
-    return {"prompt_id": job.prompt_id, "number": job.number, "node_errors": {}}
+    return {"prompt_id": job.prompt_id, "number": job.number, "node_errors": admission.node_errors()}
 
 
 async def post_prompt(request: web.Request) -> web.Response:

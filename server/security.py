@@ -98,27 +98,25 @@ def make_middleware(policy: SecurityPolicy) -> Callable[[web.Request, Handler], 
         changes_state = request.method not in SAFE_METHODS or _is_upgrade(request)
         if changes_state and origin is not None and not same_origin(origin, host_header):
             return forbidden(f"cross-site request from {origin!r} refused")
-        set_cookie = False
         if policy.token is not None:
-            given, from_query = _presented_token(request)
+            given = _presented_token(request)
             if given is None or not hmac.compare_digest(given.encode(), policy.token.encode()):
                 return forbidden("a valid access token is required (Authorization: Bearer TOKEN)", 401)
-            set_cookie = from_query and not _is_upgrade(request)
         response = await handler(request)
-        if set_cookie and isinstance(response, web.Response):
-            # the canvas opened with ?token=... keeps working for its own asset and API requests
-            response.set_cookie(TOKEN_COOKIE, policy.token or "", httponly=True, samesite="Strict", path="/")
+        if policy.token is not None and not response.prepared:
+            # every authenticated answer (files included) carries the cookie: the canvas opened with ?token=...
+            # keeps working for its own asset, API and socket requests
+            response.set_cookie(TOKEN_COOKIE, policy.token, httponly=True, samesite="Strict", path="/")
         return response
 
     return guard
 
 
-def _presented_token(request: web.Request) -> tuple[str | None, bool]:
+def _presented_token(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
-        return auth[7:].strip(), False
+        return auth[7:].strip()
     # query tokens only for reads and socket upgrades (image URLs, the WebSocket), never for state changes
     if request.method in SAFE_METHODS and "token" in request.query:
-        return request.query["token"], True
-    cookie = request.cookies.get(TOKEN_COOKIE)
-    return cookie, False
+        return request.query["token"]
+    return request.cookies.get(TOKEN_COOKIE)

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from catalog.index import ModelIndex
+from engine.environment import NodeEnvironment
 from engine.folders import Folders
 from engine.jobs import JobQueue
+from engine.packs import PackSummary
 from engine.registry import NodeRegistry
+from server.hub import Hub
+from server.logs import LogRing
+from server.users import UserFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,19 +32,41 @@ class ServerConfig:
     max_image_pixels: int = 8192 * 8192
     web_root: Path = ROOT / "web" / "dist"
     workflows_root: Path = ROOT / "workflows"
+    multi_user: bool = False  # `--multi-user`: the Comfy-User header picks the user folder
+    preview_method: str | None = None  # `--preview-method`; None: previews only to clients that ask for them
+
+
+class WorkerPool(Protocol):
+    """A pool that runs the jobs in other processes (scaleout.pool.RayWorkerPool with `--workers ray`)."""
+
+    def stats(self) -> list[dict[str, Any]]:
+        """One entry per worker, joined to `GET /system_stats`."""
+        ...
+
+    def close(self) -> None:
+        """Stop the workers when the server stops."""
+        ...
 
 
 @dataclass
 class ServerState:
+    """Built by the composition root's caller (cli/serve.py) from a runtime; the routes read it, never rebuild it."""
+
     config: ServerConfig
     registry: NodeRegistry
     folders: Folders
     jobs: JobQueue
-    env: Any = None
+    env: NodeEnvironment | None = None
     extensions: Mapping[str, Path] = field(default_factory=dict)  # pack name -> its front-end folder (WEB_DIRECTORY)
-    hub: Any = None  # server.hub.Hub, set by create_app
-    packs: Sequence[Any] | None = None  # engine.packs.PackSummary of each pack found; None: packs are disabled
-    workers: Any = None  # scaleout.pool.RayWorkerPool with `--workers ray`: its `stats()` joins /system_stats
+    packs: Sequence[PackSummary] | None = None  # each pack found; None: packs are disabled
+    workers: WorkerPool | None = None  # the Ray pool with `--workers ray`
+    models: ModelIndex | None = None  # the model index (/models/index); None in tests that need none
+    hub: Hub = field(init=False)  # set by server.app.create_app
+    users: UserFiles = field(init=False)
+    logs: LogRing = field(default_factory=LogRing)  # recent log lines while the app runs (server.app attaches it)
+
+    def __post_init__(self) -> None:
+        self.users = UserFiles(self.folders.user, multi_user=self.config.multi_user)
 
     def feature_flags(self) -> dict[str, Any]:
         return {"supports_preview_metadata": False, "max_upload_size": self.config.max_upload_bytes}

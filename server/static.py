@@ -37,8 +37,12 @@ async def canvas(request: web.Request) -> web.StreamResponse:
 
 
 async def extension_file(request: web.Request) -> web.StreamResponse:
-    root = request.app[STATE].extensions.get(request.match_info["pack"])
-    path = _file(root, request.match_info["path"]) if root is not None else None
+    """A pack's front-end file; for a name no pack has, the front end's own `extensions/` folder (ComfyUI's front
+    end keeps shims there that packs import, e.g. /extensions/core/groupNode.js)."""
+    state = request.app[STATE]
+    pack, rel = request.match_info["pack"], request.match_info["path"]
+    root = state.extensions.get(pack)
+    path = _file(root, rel) if root is not None else _file(state.config.web_root / "extensions", f"{pack}/{rel}")
     if path is None:
         return web.json_response({"error": "not found"}, status=404)
     return web.FileResponse(path)

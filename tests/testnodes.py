@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.context import NodeContext
 from engine.events import Preview
@@ -64,9 +65,32 @@ def TestWaitFile(
     return value
 
 
+@node(category="testing", outputs=["INT"], output_node=True)
+def TestWaitDeaf(value: int = Socket("INT"), path: str = String("")) -> dict:
+    """Waits until `path` exists without ever looking at the interrupt flag, as many nodes do; an output node, so
+    it can be the last one to run."""
+    while not Path(path).exists():
+        time.sleep(0.02)
+    return {"ui": {"text": [str(value)]}, "result": (value,)}
+
+
 @node(category="testing", outputs=["INT"])
 def TestFail(value: int = Socket("INT")) -> int:
     raise RuntimeError(f"failing on purpose with {value}")
+
+
+ABORTS = {"SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt}
+
+
+@node(category="testing", outputs=["INT"])
+def TestAbort(value: int = Socket("INT"), kind: str = String("SystemExit")) -> int:
+    """Raises a BaseException that is not an Exception (SystemExit, KeyboardInterrupt), as a careless node does."""
+    raise ABORTS[kind](f"aborting with {value}")
+
+
+@node(category="testing", outputs=["INT"])
+async def TestAbortAsync(value: int = Socket("INT"), kind: str = String("SystemExit")) -> int:
+    raise ABORTS[kind](f"aborting with {value}")
 
 
 @node(category="testing", output_node=True)
@@ -84,3 +108,48 @@ def TestSaveImage(ctx: NodeContext, value: int = Socket("INT"), prefix: str = St
 def TestShow(value: int = Socket("INT")) -> dict:
     """Shows `value` as text: an output node that needs no folders."""
     return {"ui": {"text": [str(value)]}}
+
+
+@node(category="testing", outputs=["INT"])
+def TestTalk(ctx: NodeContext, value: int = Socket("INT"), says: str = String("working")) -> int:
+    """Reports `says` as text on itself, then passes `value` on."""
+    ctx.text(f"{says} on {value}")
+    return value
+
+
+@node(category="testing", output_node=True)
+def TestBadUi(value: int = Socket("INT")) -> dict:
+    """Shows something JSON cannot hold (bytes): the history must still be written."""
+    return {"ui": {"blob": [str(value).encode()]}}
+
+
+@node(category="testing", output_node=True)
+def TestBigText(value: int = Socket("INT"), size: int = Int(1000, min=0, max=100_000_000)) -> dict:
+    """Shows `size` characters of text: a large history entry."""
+    return {"ui": {"text": [str(value) + "x" * size]}}
+
+
+@node(category="testing", output_node=True)
+def TestWriteOutput(
+    ctx: NodeContext, value: int = Socket("INT"), size: int = Int(1000, min=0, max=100_000_000)
+) -> dict:
+    """Writes `size` bytes into output/ through the output writer the image savers use."""
+    from nodes.files import OutputWriter
+
+    saved = OutputWriter(ctx.env.folders.output, "output", "blob").write(bytes([value % 256]) * size, "bin")
+    return {"ui": {"files": [saved]}}
+
+
+@node(category="testing", outputs=["MODEL"])
+def TestLoadBigModel(megabytes: int = Int(64, min=1, max=16384)) -> Any:
+    """A stand-in model: `megabytes` of float32 weights, touched so they are resident."""
+    import torch
+
+    module = torch.nn.Linear(1024, megabytes * 256, bias=False)
+    module.weight.data.fill_(0.5)
+    return module
+
+
+@node(category="testing", output_node=True)
+def TestUseModel(model: Any = Socket("MODEL")) -> dict:
+    return {"ui": {"text": [str(sum(p.numel() for p in model.parameters()))]}}

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from catalog.index import ModelIndex
 from cli import build_parser
 from cli.convert import convert_command
-from cli.runtime import ROOT, Runtime
 from cli.validate import validate_command
+from engine.environment import NodeEnvironment
 from engine.folders import Folders
+from runtime.build import Runtime
+from runtime.settings import ROOT, RuntimeSettings
 from tests.formats.canvas_nodes import registry
 from tests.formats.test_canvas import EXPECTED, cnode, pipeline
 
@@ -64,7 +67,8 @@ def test_convert_reports_every_problem_and_fails(tmp_path: Path, capsys: pytest.
 
 def runtime(tmp_path: Path) -> Runtime:
     folders = Folders.under(tmp_path)
-    return Runtime(folders, REG, None)
+    settings = RuntimeSettings(base_directory=tmp_path)
+    return Runtime(settings, folders, REG, NodeEnvironment(folders), ModelIndex(folders))
 
 
 def test_validate_ok_and_with_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,7 +24,13 @@ class Greeter:
     def run(self, name):
         return ("hello " + name,)
 
-NODE_CLASS_MAPPINGS = {"Greeter": Greeter}
+class Unreadable(Greeter):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"name": 42}}
+
+print("greetings pack says hello at import")
+NODE_CLASS_MAPPINGS = {"Greeter": Greeter, "Unreadable": Unreadable}
 """
 
 
@@ -43,6 +49,18 @@ def test_nodes_lists_pack_nodes_and_prints_the_summary(base: Path, capsys: pytes
     out, err = capsys.readouterr()
     assert any(line.split()[:2] == ["Greeter", "greetings"] for line in out.splitlines())
     assert "greetings" in err and "broken" in err and "FAILED" in err and "ValueError: nope" in err
+    assert "pack greetings: 1 of 2 nodes; rejected: Unreadable (node 'Unreadable', input 'name':" in out
+    assert "1 of 2" in err and "node 'Unreadable' is rejected" in err
+
+
+def test_pack_prints_at_import_stay_off_the_json_output(base: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nodes", "--base-directory", str(base), "--json"]) == 0
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert "greetings pack says hello at import" in err
+    [greetings] = [p for p in data["packs"] if p["name"] == "greetings"]
+    assert greetings["count"] == "1 of 2 nodes" and greetings["declared"] == 2
+    assert [r["class_type"] for r in greetings["rejected"]] == ["Unreadable"]
 
 
 def test_nodes_json_filters_by_pack_and_includes_summaries(base: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ import pytest
 from cli.commands import COMMANDS
 from cli.run import run_workflow
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.folders import Folders
 from engine.native import Int, Socket, String, node
 from engine.registry import NodeRegistry
@@ -27,8 +28,9 @@ def Number(value: int = Int(1, min=0, max=10)) -> int:
 
 
 @node(output_node=True)
-def WriteText(a: int = Socket("INT"), name: str = String("out.txt"), ctx: NodeContext = None) -> dict:  # type: ignore[assignment]
-    folders: Folders = ctx.env
+def WriteText(a: int = Socket("INT"), name: str = String("out.txt"), *, ctx: NodeContext) -> dict:
+    assert ctx.env is not None
+    folders = ctx.env.folders
     for step in range(4):
         ctx.progress(step + 1, 4)
     if a == 7:
@@ -64,7 +66,7 @@ def test_runs_a_workflow_and_says_where_outputs_went(tmp_path: Path) -> None:
     folders.ensure()
     wf = load_workflow_file(write(tmp_path, WORKFLOW), registry(), overrides=["count.value=5"])
     out, err = io.StringIO(), io.StringIO()
-    assert run_workflow(wf, registry(), folders, folders=folders, out=out, err=err) == 0
+    assert run_workflow(wf, registry(), NodeEnvironment(folders), folders=folders, out=out, err=err) == 0
     assert (folders.output / "n.txt").read_text() == "5"
     text = out.getvalue()
     assert "[1] 1 Number" in text and "2 WriteText: 4/4" in text
@@ -83,7 +85,7 @@ def test_a_failing_node_exits_non_zero(tmp_path: Path) -> None:
     folders.ensure()
     wf = load_workflow_file(write(tmp_path, WORKFLOW), registry(), overrides=["1.value=7"])
     err = io.StringIO()
-    assert run_workflow(wf, registry(), folders, out=io.StringIO(), err=err) == 1
+    assert run_workflow(wf, registry(), NodeEnvironment(folders), out=io.StringIO(), err=err) == 1
     assert "node 2 (WriteText) failed: RuntimeError: seven is not allowed" in err.getvalue()
 
 
@@ -127,5 +129,8 @@ def test_runs_a_canvas_file_with_overrides(tmp_path: Path) -> None:
     path = tmp_path / "canvas.json"
     path.write_text(json.dumps(api_to_canvas(WORKFLOW, registry())))
     wf = load_workflow_file(path, registry(), overrides=["count.value=6"])
-    assert run_workflow(wf, registry(), folders, folders=folders, out=io.StringIO(), err=io.StringIO()) == 0
+    assert (
+        run_workflow(wf, registry(), NodeEnvironment(folders), folders=folders, out=io.StringIO(), err=io.StringIO())
+        == 0
+    )
     assert (folders.output / "n.txt").read_text() == "6"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 import compat
 from compat.nodes import NodeClassView, host_attribute
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.native import Int, Out, node
 
 
@@ -79,7 +78,7 @@ def test_unbound_host_attribute_is_a_plain_attribute_error() -> None:
 def test_packs_can_read_and_call_builtin_nodes(host: compat.Host) -> None:
     import nodes
 
-    host.registry.env = SimpleNamespace(folders=host.folders)
+    host.registry.env = NodeEnvironment(host.folders)
     nodes.register_builtin(host.registry)
     cls = nodes.NODE_CLASS_MAPPINGS["EmptyLatentImage"]
     assert cls.INPUT_TYPES()["required"]["width"][1]["max"] == nodes.MAX_RESOLUTION

@@ -8,6 +8,8 @@ import pytest
 from aiohttp import web
 
 from compat.server import PromptServer
+from engine.context import NodeContext, RunControl, reset_current_context, set_current_context
+from engine.events import NodeText
 
 
 def test_routes_collect_pack_handlers() -> None:
@@ -35,3 +37,17 @@ def test_send_sync_goes_to_the_bound_sender_and_is_dropped_before() -> None:
 def test_unknown_attribute_names_itself() -> None:
     with pytest.raises(AttributeError, match=r"does not provide server\.PromptServer\.instance\.prompt_queue"):
         PromptServer.instance.prompt_queue  # noqa: B018
+
+
+def test_send_progress_text_reports_on_the_running_job() -> None:
+    events: list[Any] = []
+    ctx = NodeContext("p1", "7", "7", "PackNode", events.append, RunControl())
+    server = PromptServer()
+    server.send_progress_text("outside any node", "7")  # no job to tell: dropped
+    token = set_current_context(ctx)
+    try:
+        server.send_progress_text("step 2 of 5", 9)
+        server.send_progress_text(b"bytes too", "7", sid="ignored")
+    finally:
+        reset_current_context(token)
+    assert events == [NodeText("p1", "9", "step 2 of 5"), NodeText("p1", "7", "bytes too")]

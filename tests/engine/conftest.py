@@ -74,7 +74,7 @@ def build_lab() -> Lab:
         return v
 
     @node(outputs=["INT"])
-    def Slow(a: int = Socket("INT"), steps: int = Int(3), ctx: NodeContext = None) -> int:  # type: ignore[assignment]
+    def Slow(a: int = Socket("INT"), steps: int = Int(3), *, ctx: NodeContext) -> int:
         calls["Slow"] += 1
         for i in range(steps):
             if lab.gate is not None:

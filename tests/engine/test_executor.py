@@ -17,6 +17,7 @@ from engine.events import (
     JobSucceeded,
     NodeExecuted,
     NodeExecuting,
+    NodeFinished,
     NodeProgress,
     NodesCached,
     NodeWarning,
@@ -61,7 +62,9 @@ def test_runs_only_what_outputs_need_with_events_in_order(lab: Lab) -> None:
     assert kinds[:2] == [JobStarted, NodesCached] and kinds[-1] is JobSucceeded
     executing = [e.node for e in events if isinstance(e, NodeExecuting)]
     assert executing.index("1") < executing.index("2") < executing.index("4") < executing.index("5")
-    assert kinds[-2] is NodeExecuted and events[-2].output == {"value": [15]}
+    assert kinds[-3] is NodeExecuted and events[-3].output == {"value": [15]}
+    finished = [e.node for e in events if isinstance(e, NodeFinished)]
+    assert sorted(finished) == sorted(executing) and kinds[-2] is NodeFinished  # each node that ran, after its output
 
 
 def test_cached_rerun_and_one_changed_widget(lab: Lab) -> None:
@@ -138,7 +141,7 @@ def test_failing_node_then_fixed_reruns_only_it_and_downstream(lab: Lab) -> None
     assert err is not None and err.node_id == "2" and err.node_type == "Boom"
     assert err.exception_type == "ValueError" and err.exception_message == "boom bad"
     assert any("boom bad" in line for line in err.traceback) and err.executed == ("1",)
-    assert err.current_inputs == {"a": 4, "tag": "bad"} and err.current_outputs == {"1": [4]}
+    assert err.current_inputs == {"a": 4, "tag": "bad"} and err.current_outputs == ("1",)
     assert not any(isinstance(e, JobSucceeded) for e in events)
     lab.fail.clear()
     lab.calls.clear()
@@ -454,7 +457,7 @@ def test_interrupting_an_async_node(lab: Lab) -> None:
     control = RunControl()
 
     @node(outputs=["INT"])
-    async def Waiter(a: int = Socket("INT"), ctx: NodeContext = None) -> int:  # type: ignore[assignment]
+    async def Waiter(a: int = Socket("INT"), *, ctx: NodeContext) -> int:
         control.interrupt()
         await asyncio.sleep(0)
         ctx.check_interrupt()

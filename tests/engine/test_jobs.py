@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import tests.testnodes as testnodes
+from engine.environment import NodeEnvironment
 from engine.events import Event, JobSucceeded, NodeExecuted, NodeExecuting, NodesCached
 from engine.executor import Executor
 from engine.folders import Folders
 from engine.jobs import JobQueue
 from engine.registry import NodeRegistry
 from engine.store import Job, Store
+from engine.workflow import parse_api
+from server.wire import history_messages
 from tests.polling import wait_for
 
 
@@ -38,10 +40,10 @@ class Recorder:
 def make_queue(tmp: Path) -> tuple[JobQueue, Recorder]:
     folders = Folders.under(tmp)
     folders.ensure()
-    env = SimpleNamespace(folders=folders)
+    env = NodeEnvironment(folders)
     registry = NodeRegistry(env)
     registry.add_module(testnodes)
-    queue = JobQueue(Store(tmp / "jobs.db"), Executor(registry, env=env), env)
+    queue = JobQueue(Store(tmp / "jobs.db"), Executor(registry, env=env), history_messages, env)
     recorder = Recorder()
     queue.add_listener(recorder)
     return queue, recorder
@@ -66,7 +68,7 @@ def queue(tmp_path: Path) -> Any:
 
 def test_runs_records_history_and_tells_listeners(queue: Any) -> None:
     q, recorder = queue
-    job = q.submit(flow(4), ["3"], client_id="c1", extra_data={"extra_pnginfo": {"workflow": {}}})
+    job = q.submit(parse_api(flow(4)), ["3"], client_id="c1", extra_data={"extra_pnginfo": {"workflow": {}}})
     wait_for(lambda: q.store.history_entry(job.prompt_id) is not None)
     entry = q.store.history_entry(job.prompt_id)
     assert entry["prompt"] == [job.number, job.prompt_id, flow(4), {"extra_pnginfo": {"workflow": {}}}, ["3"]]
@@ -84,9 +86,9 @@ def test_runs_records_history_and_tells_listeners(queue: Any) -> None:
 def test_interrupt_delete_clear(queue: Any, tmp_path: Path) -> None:
     q, _ = queue
     gate = tmp_path / "gate"
-    first = q.submit(flow(1, gate), ["3"])
+    first = q.submit(parse_api(flow(1, gate)), ["3"])
     wait_for(lambda: q.running() is not None and q.running().node == "2")
-    others = [q.submit(flow(i), ["3"]) for i in (2, 3, 4)]
+    others = [q.submit(parse_api(flow(i)), ["3"]) for i in (2, 3, 4)]
     assert q.delete([others[0].prompt_id]) == [others[0].prompt_id]
     assert q.interrupt("not-this-one") is False
     assert q.clear() == 2
@@ -100,12 +102,12 @@ def test_interrupt_delete_clear(queue: Any, tmp_path: Path) -> None:
 def test_free_drops_cached_outputs(queue: Any) -> None:
     q, recorder = queue
     for expect_cached in (False, True):
-        job = q.submit(flow(9), ["3"])
+        job = q.submit(parse_api(flow(9)), ["3"])
         wait_for(lambda job=job: q.store.history_entry(job.prompt_id) is not None)
         cached = next(e for _, e in recorder.events if isinstance(e, NodesCached) and e.prompt_id == job.prompt_id)
         assert bool(cached.nodes) is expect_cached
     q.request_free(unload_models=False, free_memory=True)
-    job = q.submit(flow(9), ["3"])
+    job = q.submit(parse_api(flow(9)), ["3"])
     wait_for(lambda: q.store.history_entry(job.prompt_id) is not None)
     cached = next(e for _, e in recorder.events if isinstance(e, NodesCached) and e.prompt_id == job.prompt_id)
     assert cached.nodes == ()
@@ -117,7 +119,7 @@ def test_resume_runs_pending_in_order_and_retries_the_running_job(tmp_path: Path
     store = Store(tmp_path / "jobs.db")
     ids = []
     for i in range(4):
-        ids.append(store.add_job(Job(f"p{i}", 0, flow(i, log=log), outputs=["3"])).prompt_id)
+        ids.append(store.add_job(Job(f"p{i}", 0, parse_api(flow(i, log=log)), outputs=["3"])).prompt_id)
     store.start_next()  # p0 was running when the process died
     store.close()
 
@@ -135,7 +137,7 @@ def test_resume_runs_pending_in_order_and_retries_the_running_job(tmp_path: Path
 
 def test_second_death_while_retrying_is_an_error(tmp_path: Path) -> None:
     store = Store(tmp_path / "jobs.db")
-    store.add_job(Job("p0", 0, flow(0), outputs=["3"]))
+    store.add_job(Job("p0", 0, parse_api(flow(0)), outputs=["3"]))
     store.start_next()
     store.requeue("p0")
     store.start_next()  # died again during the retry
@@ -152,7 +154,7 @@ def test_second_death_while_retrying_is_an_error(tmp_path: Path) -> None:
 def test_stop_keeps_the_running_job_queued_without_counting_it(tmp_path: Path) -> None:
     q, _ = make_queue(tmp_path)
     q.start()
-    job = q.submit(flow(1, tmp_path / "never"), ["3"])
+    job = q.submit(parse_api(flow(1, tmp_path / "never")), ["3"])
     wait_for(lambda: q.running() is not None)
     q.stop()
     (kept,) = q.store.jobs()

@@ -145,11 +145,11 @@ def test_missing_dependency_points_at_the_requirements_file(roots: Path) -> None
         ("['x']", "INPUT_TYPES() must return a dict"),
         ("{'required': {'x': 5}}", "input 'x'"),
         ("{'required': ['x']}", "must be a dict"),
-        ("{'wanted': {}}", "unknown sections"),
+        ("1 / 0", "ZeroDivisionError"),
         ("{'required': {'x': ('INT', 'not options')}}", "options must be a dict"),
     ],
 )
-def test_bad_input_types_fail_the_pack_naming_the_node_and_register_nothing(
+def test_a_bad_node_is_rejected_with_its_reason_and_the_pack_keeps_its_other_nodes(
     roots: Path, input_types: str, detail: str
 ) -> None:
     write(
@@ -174,9 +174,14 @@ def test_bad_input_types_fail_the_pack_naming_the_node_and_register_nothing(
     )
     registry = NodeRegistry()
     [summary] = load_packs(registry, [roots])
-    assert summary.status == "failed" and summary.name == "shapes"
-    assert summary.error.startswith("SpecError") and "ShapesBad" in summary.error and detail in summary.error
-    assert "ShapesGood" not in registry
+    assert summary.status == "ok" and summary.nodes == ("ShapesGood",) and summary.declared == 2
+    [rejected] = summary.rejected
+    assert rejected.class_type == "ShapesBad" and detail in rejected.reason
+    assert "ShapesGood" in registry and "ShapesBad" not in registry
+    assert any(w.startswith("node 'ShapesBad' is rejected") and detail in w for w in summary.warnings)
+    assert summary.to_json()["rejected"] == [{"class_type": "ShapesBad", "reason": rejected.reason}]
+    table = format_summary([summary])
+    assert "1 of 2" in table and "ShapesBad" in table
 
 
 def test_name_clash_first_pack_by_folder_name_wins_and_is_reported(roots: Path) -> None:
@@ -344,10 +349,10 @@ def test_pack_using_host_module_shims_loads(roots: Path, shims: compat.Host) -> 
 
 
 def test_pack_reaching_into_host_internals_fails_with_a_clear_message(roots: Path, shims: compat.Host) -> None:
-    write(roots, {"deep/__init__.py": "import comfy.sd\n"})
+    write(roots, {"deep/__init__.py": "import comfy.no_such_module\n"})
     [summary] = load_packs(NodeRegistry(), [roots])
     assert summary.status == "failed"
-    assert "Loom's compatibility layer does not provide comfy.sd" in summary.error
+    assert "Loom does not provide comfy.no_such_module" in summary.error
 
 
 def test_example_pack_loads(shims: compat.Host) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from engine.store import Job, Store
+import pytest
+
+from engine.store import DatabaseFault, DatabaseInUse, DuplicateJob, Job, Store
+from engine.workflow import parse_api
 
 
 def job(pid: str) -> Job:
-    return Job(prompt_id=pid, number=0, prompt={"1": {"class_type": "X", "inputs": {}}}, outputs=["1"])
+    return Job(prompt_id=pid, number=0, workflow=parse_api({"1": {"class_type": "X", "inputs": {}}}), outputs=["1"])
 
 
 def test_numbers_front_and_explicit_order(tmp_path: Path) -> None:
@@ -74,3 +80,62 @@ def test_history_cap_paging_delete_clear(tmp_path: Path) -> None:
     assert list(store.history()) == ["p2", "p4"]
     store.clear_history()
     assert store.history() == {}
+
+
+def filled(path: Path, entries: int = 200) -> None:
+    store = Store(path)
+    for i in range(entries):
+        store.add_job(job(f"p{i}"))
+        store.start_next()
+        store.finish(f"p{i}", {"outputs": {"1": {"text": ["x" * 500]}}, "n": i})
+    store.close()
+
+
+def test_a_second_store_on_the_same_file_is_refused_naming_the_owner(tmp_path: Path) -> None:
+    first = Store(tmp_path / "q.db")
+    with pytest.raises(DatabaseInUse, match=rf"in use by another Loom server \(pid {os.getpid()}\).*--database"):
+        Store(tmp_path / "q.db")
+    first.close()
+    Store(tmp_path / "q.db").close()  # free again once the owner is gone
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(b"this is not a database at all" * 100),
+        lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+        lambda p: p.write_bytes(p.read_bytes()[:100] + b"\x00" * 50 + p.read_bytes()[150:]),
+    ],
+    ids=["garbage", "truncated", "header-overwritten"],
+)
+def test_a_damaged_database_is_refused_with_one_clear_line(tmp_path: Path, damage: Any) -> None:
+    path = tmp_path / "q.db"
+    filled(path)
+    damage(path)
+    with pytest.raises(DatabaseFault) as caught:
+        Store(path)
+    message = str(caught.value)
+    assert str(path) in message and "move it aside" in message and "--database" in message and "\n" not in message
+    with pytest.raises(DatabaseFault):  # refused again: the lock was released, the file left as it was
+        Store(path)
+
+
+def test_an_empty_file_is_a_new_database_only_without_a_wal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "q.db"
+    path.touch()
+    with caplog.at_level(logging.WARNING, logger="loom.store"):
+        Store(path).close()
+    assert any("empty file" in r.getMessage() for r in caplog.records)
+    path.write_bytes(b"")
+    path.with_name("q.db-wal").write_bytes(b"\x37\x7f\x06\x82" + b"\x00" * 60)
+    with pytest.raises(DatabaseFault, match="write-ahead log"):
+        Store(path)
+
+
+def test_a_finished_prompt_id_cannot_be_queued_again(tmp_path: Path) -> None:
+    store = Store(tmp_path / "q.db")
+    store.add_job(job("a"))
+    store.start_next()
+    store.finish("a", {"done": True})
+    with pytest.raises(DuplicateJob, match="already ran"):
+        store.add_job(job("a"))

@@ -4,7 +4,6 @@ executor does (through its NodeSpec's invoke, with a NodeContext)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +11,21 @@ import pytest
 
 import nodes
 from engine.context import NodeContext, RunControl
+from engine.environment import NodeEnvironment
 from engine.folders import Folders
 from engine.registry import NodeRegistry
-
-
-@dataclass
-class Env:
-    """The part of the host environment these nodes use."""
-
-    folders: Folders
+from nodes.shared import node_environment
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Env:
+def env(tmp_path: Path) -> NodeEnvironment:
     folders = Folders.under(tmp_path / "loom")
     folders.ensure()
-    return Env(folders)
+    return node_environment(folders)
 
 
 @pytest.fixture
-def registry(env: Env) -> NodeRegistry:
+def registry(env: NodeEnvironment) -> NodeRegistry:
     registry = NodeRegistry(env)
     nodes.register_builtin(registry)
     return registry
@@ -41,7 +35,7 @@ Run = Callable[..., Any]
 
 
 @pytest.fixture
-def run(registry: NodeRegistry, env: Env) -> Run:
+def run(registry: NodeRegistry, env: NodeEnvironment) -> Run:
     """`run("LatentFlip", samples=..., flip_method=...)` -> the node's raw return value."""
 
     def call(class_type: str, **inputs: Any) -> Any:

@@ -1,7 +1,13 @@
 import torch
 
+from engine.context import NodeContext, RunControl
+from engine.events import Event, NodeWarning
 from engine.registry import NodeRegistry
 from nodes import conditioning_ops as ops
+
+
+def _context(events: list[Event]) -> NodeContext:
+    return NodeContext("p", "1", "1", "Conditioning", events.append, RunControl())
 
 
 def _cond(value: float, tokens: int = 3, pooled: bool = True) -> list:
@@ -34,21 +40,26 @@ def test_combine_and_concat() -> None:
     a, b = _cond(1.0), _cond(2.0, tokens=2)
     (combined,) = ops.ConditioningCombine(a, b)
     assert len(combined) == 2 and combined[0][0] is a[0][0] and combined[1][0] is b[0][0]
-    (concat,) = ops.ConditioningConcat(a, b)
+    events: list[Event] = []
+    (concat,) = ops.ConditioningConcat(a, b, ctx=_context(events))
     assert concat[0][0].shape == (1, 5, 4)
     assert torch.equal(concat[0][0][:, 3:], b[0][0])
     assert concat[0][1] is not a[0][1]
+    assert events == []
+    ops.ConditioningConcat(a, a + b, ctx=_context(events))
+    assert [type(e) for e in events] == [NodeWarning] and "only the first is used" in events[0].message
 
 
 def test_average_pads_truncates_and_blends_pooled() -> None:
     to, src = _cond(1.0, tokens=3), _cond(3.0, tokens=2)
-    (out,) = ops.ConditioningAverage(to, src, 0.25)
+    ctx = _context([])
+    (out,) = ops.ConditioningAverage(to, src, 0.25, ctx=ctx)
     tensor, extras = out[0]
     assert tensor.shape == (1, 3, 4)
     assert torch.allclose(tensor[:, :2], torch.full((1, 2, 4), 0.25 + 2.25))
     assert torch.allclose(tensor[:, 2], torch.full((1, 4), 0.25))
     assert torch.allclose(extras["pooled_output"], torch.full((1, 4), 2.5))
-    (longer,) = ops.ConditioningAverage(_cond(1.0, tokens=2), _cond(3.0, tokens=5), 0.5)
+    (longer,) = ops.ConditioningAverage(_cond(1.0, tokens=2), _cond(3.0, tokens=5), 0.5, ctx=ctx)
     assert longer[0][0].shape == (1, 2, 4)
 
 

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
+from engine.environment import NodeEnvironment
 from engine.folders import UnsafePath
 from nodes.files import OutputWriter, expand_prefix, list_input_files, resolve_input
-from tests.nodes.conftest import Env
 
 
-def test_save_image_skips_a_name_taken_meanwhile(env: Env) -> None:
+def test_save_image_skips_a_name_taken_meanwhile(env: NodeEnvironment) -> None:
     writer = OutputWriter(env.folders.output, "output", "race")
     assert writer.write(b"a", "png")["filename"] == "race_00001_.png"
     (env.folders.output / "race_00002_.png").write_bytes(b"written by someone else")
@@ -19,7 +19,7 @@ def test_save_image_skips_a_name_taken_meanwhile(env: Env) -> None:
     assert (env.folders.output / "race_00002_.png").read_bytes() == b"written by someone else"
 
 
-def test_writers_of_one_prefix_never_share_a_name(env: Env) -> None:
+def test_writers_of_one_prefix_never_share_a_name(env: NodeEnvironment) -> None:
     first = OutputWriter(env.folders.output, "output", "same")
     second = OutputWriter(env.folders.output, "output", "same")
     names = {first.write(b"1", "png")["filename"], second.write(b"2", "png")["filename"]}
@@ -28,7 +28,7 @@ def test_writers_of_one_prefix_never_share_a_name(env: Env) -> None:
     assert sorted(p.read_bytes() for p in env.folders.output.iterdir()) == [b"1", b"2", b"3", b"4"]
 
 
-def test_resolve_input_annotations_and_escapes(env: Env) -> None:
+def test_resolve_input_annotations_and_escapes(env: NodeEnvironment) -> None:
     (env.folders.input / "a.png").write_bytes(b"i")
     (env.folders.temp / "t.png").write_bytes(b"t")
     assert resolve_input(env.folders, "a.png").read_bytes() == b"i"
@@ -59,7 +59,7 @@ def test_expand_prefix_dates_sizes_and_widget_references() -> None:
     assert expand_prefix("%KSampler.model%_%nope%_%batch_num%", prompt=prompt) == "%KSampler.model%_%nope%_%batch_num%"
 
 
-def test_writer_expands_the_prefix_before_confining_it(env: Env) -> None:
+def test_writer_expands_the_prefix_before_confining_it(env: NodeEnvironment) -> None:
     prompt = {"1": {"class_type": "Note", "inputs": {"text": ".."}}}
     with pytest.raises(UnsafePath):
         OutputWriter(env.folders.output, "output", "%Note.text%/x", prompt=prompt)

@@ -10,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.environment import NodeEnvironment
 from engine.folders import UnsafePath
 from nodes.imageio import read_png_text, read_png_workflow
-from tests.nodes.conftest import Env, Run
+from tests.nodes.conftest import Run
 
 PROMPT = {"3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["8", 0]}}}
 WORKFLOW = {"last_node_id": 9, "nodes": [{"id": 3, "type": "SaveImage", "widgets_values": ["x"]}]}
@@ -35,7 +36,7 @@ def save_rgba(path, alpha: np.ndarray) -> None:
 # --- SaveImage ---------------------------------------------------------------------------------------------
 
 
-def test_save_image_writes_numbered_pngs_and_reports_them(run: Run, env: Env) -> None:
+def test_save_image_writes_numbered_pngs_and_reports_them(run: Run, env: NodeEnvironment) -> None:
     out = run("SaveImage", images=ramp(b=2), filename_prefix="Loom", prompt=None, extra_pnginfo=None)
     assert out["ui"]["images"] == [
         {"filename": "Loom_00001_.png", "subfolder": "", "type": "output"},
@@ -46,7 +47,7 @@ def test_save_image_writes_numbered_pngs_and_reports_them(run: Run, env: Env) ->
         assert img.size == (12, 8) and img.mode == "RGB"
 
 
-def test_save_image_counters_never_overwrite(run: Run, env: Env) -> None:
+def test_save_image_counters_never_overwrite(run: Run, env: NodeEnvironment) -> None:
     existing = env.folders.output / "Loom_00007_.png"
     existing.write_bytes(b"keep me")
     (env.folders.output / "Loom_other_00099_.png").write_bytes(b"another prefix")
@@ -57,14 +58,14 @@ def test_save_image_counters_never_overwrite(run: Run, env: Env) -> None:
     assert existing.read_bytes() == b"keep me"
 
 
-def test_save_image_prefix_with_subfolders(run: Run, env: Env) -> None:
+def test_save_image_prefix_with_subfolders(run: Run, env: NodeEnvironment) -> None:
     out = run("SaveImage", images=ramp(), filename_prefix="sub/deeper/name", prompt=None, extra_pnginfo=None)
     assert out["ui"]["images"] == [{"filename": "name_00001_.png", "subfolder": "sub/deeper", "type": "output"}]
     assert (env.folders.output / "sub" / "deeper" / "name_00001_.png").is_file()
 
 
 @pytest.mark.parametrize("prefix", ["../escape", "sub/../../escape", "/tmp/abs", "sub/"])
-def test_save_image_refuses_prefixes_leaving_the_output_folder(run: Run, env: Env, prefix: str) -> None:
+def test_save_image_refuses_prefixes_leaving_the_output_folder(run: Run, env: NodeEnvironment, prefix: str) -> None:
     with pytest.raises(UnsafePath):
         run("SaveImage", images=ramp(), filename_prefix=prefix, prompt=None, extra_pnginfo=None)
     assert not list(env.folders.base.parent.glob("**/escape*"))
@@ -81,7 +82,7 @@ def test_save_image_expands_variables(run: Run) -> None:
     assert out["ui"]["images"][0]["filename"] == "img_12x8_0_00001_.png"
 
 
-def test_png_metadata_round_trip(run: Run, env: Env) -> None:
+def test_png_metadata_round_trip(run: Run, env: NodeEnvironment) -> None:
     out = run(
         "SaveImage",
         images=ramp(),
@@ -98,7 +99,7 @@ def test_png_metadata_round_trip(run: Run, env: Env) -> None:
         assert json.loads(img.text["prompt"]) == PROMPT
 
 
-def test_saved_pixels_load_back_exactly(run: Run, env: Env) -> None:
+def test_saved_pixels_load_back_exactly(run: Run, env: NodeEnvironment) -> None:
     image = ramp()
     run("SaveImage", images=image, filename_prefix="px", prompt=None, extra_pnginfo=None)
     (env.folders.input / "px.png").write_bytes((env.folders.output / "px_00001_.png").read_bytes())
@@ -106,7 +107,7 @@ def test_saved_pixels_load_back_exactly(run: Run, env: Env) -> None:
     assert torch.allclose(loaded, image, atol=1e-6)
 
 
-def test_preview_image_goes_to_temp(run: Run, env: Env) -> None:
+def test_preview_image_goes_to_temp(run: Run, env: NodeEnvironment) -> None:
     out = run("PreviewImage", images=ramp(), prompt=PROMPT, extra_pnginfo=None)
     entry = out["ui"]["images"][0]
     assert entry["type"] == "temp" and entry["subfolder"] == ""
@@ -117,7 +118,7 @@ def test_preview_image_goes_to_temp(run: Run, env: Env) -> None:
 # --- LoadImage ---------------------------------------------------------------------------------------------
 
 
-def test_load_image_alpha_becomes_inverted_mask(run: Run, env: Env) -> None:
+def test_load_image_alpha_becomes_inverted_mask(run: Run, env: NodeEnvironment) -> None:
     alpha = np.zeros((4, 6), dtype=np.uint8)
     alpha[:, 3:] = 255
     alpha[0, 0] = 51
@@ -130,14 +131,14 @@ def test_load_image_alpha_becomes_inverted_mask(run: Run, env: Env) -> None:
     assert mask[0, 0, 0].item() == pytest.approx(0.8)
 
 
-def test_load_image_without_alpha_gives_an_empty_mask(run: Run, env: Env) -> None:
+def test_load_image_without_alpha_gives_an_empty_mask(run: Run, env: NodeEnvironment) -> None:
     Image.new("RGB", (10, 7), (0, 255, 0)).save(env.folders.input / "rgb.jpg")
     image, mask = run("LoadImage", image="rgb.jpg")
     assert image.shape == (1, 7, 10, 3)
     assert mask.shape == (1, 64, 64) and not mask.any()
 
 
-def test_load_image_palette_transparency(run: Run, env: Env) -> None:
+def test_load_image_palette_transparency(run: Run, env: NodeEnvironment) -> None:
     img = Image.new("P", (4, 4), 1)
     img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
     img.paste(0, (0, 0, 2, 4))
@@ -146,7 +147,7 @@ def test_load_image_palette_transparency(run: Run, env: Env) -> None:
     assert mask[0, :, :2].eq(1).all() and mask[0, :, 2:].eq(0).all()
 
 
-def test_load_image_keeps_16_bit_grey_precision(run: Run, env: Env) -> None:
+def test_load_image_keeps_16_bit_grey_precision(run: Run, env: NodeEnvironment) -> None:
     grey = np.array([[0, 1000, 65535]], dtype=np.uint16)
     Image.fromarray(grey).save(env.folders.input / "deep.png")
     image, _ = run("LoadImage", image="deep.png")
@@ -156,13 +157,13 @@ def test_load_image_keeps_16_bit_grey_precision(run: Run, env: Env) -> None:
     assert run("LoadImageMask", image="deep.png", channel="green")[0, 0, 2] == 1.0
 
 
-def test_load_image_refuses_a_file_that_is_no_image(run: Run, env: Env) -> None:
+def test_load_image_refuses_a_file_that_is_no_image(run: Run, env: NodeEnvironment) -> None:
     (env.folders.input / "broken.png").write_bytes(b"not an image at all")
     with pytest.raises(ValueError, match=r"cannot read 'broken\.png' as an image"):
         run("LoadImage", image="broken.png")
 
 
-def test_load_image_frames_become_a_batch(run: Run, env: Env) -> None:
+def test_load_image_frames_become_a_batch(run: Run, env: NodeEnvironment) -> None:
     frames = [Image.new("RGB", (5, 3), (i * 80, 0, 0)) for i in range(3)]
     frames[0].save(env.folders.input / "anim.gif", save_all=True, append_images=frames[1:])
     image, mask = run("LoadImage", image="anim.gif")
@@ -170,7 +171,7 @@ def test_load_image_frames_become_a_batch(run: Run, env: Env) -> None:
     assert image[2, 0, 0, 0] > image[1, 0, 0, 0] > image[0, 0, 0, 0]
 
 
-def test_load_image_from_a_subfolder_and_from_output(run: Run, env: Env) -> None:
+def test_load_image_from_a_subfolder_and_from_output(run: Run, env: NodeEnvironment) -> None:
     (env.folders.input / "up").mkdir()
     Image.new("RGB", (3, 2)).save(env.folders.input / "up" / "a.png")
     Image.new("RGB", (4, 2)).save(env.folders.output / "b.png")
@@ -178,7 +179,7 @@ def test_load_image_from_a_subfolder_and_from_output(run: Run, env: Env) -> None
     assert run("LoadImage", image="b.png [output]")[0].shape == (1, 2, 4, 3)
 
 
-def test_load_image_lists_input_images_with_upload(registry, env: Env) -> None:
+def test_load_image_lists_input_images_with_upload(registry, env: NodeEnvironment) -> None:
     for name in ("b.png", "a.jpg", "notes.txt"):
         (env.folders.input / name).write_bytes(b"")
     (env.folders.input / "dir.png").mkdir()
@@ -189,7 +190,7 @@ def test_load_image_lists_input_images_with_upload(registry, env: Env) -> None:
     assert schema["output"] == ["IMAGE", "MASK"]
 
 
-def test_load_image_validation_names_the_missing_file(registry, env: Env) -> None:
+def test_load_image_validation_names_the_missing_file(registry, env: NodeEnvironment) -> None:
     spec = registry.get("LoadImage")
     assert spec.validate_inputs == frozenset({"image"})
     message = spec.validate({"image": "missing.png"})
@@ -200,7 +201,7 @@ def test_load_image_validation_names_the_missing_file(registry, env: Env) -> Non
     assert spec.validate({"image": "here.png"}) is True
 
 
-def test_load_image_fingerprint_follows_content(registry, env: Env) -> None:
+def test_load_image_fingerprint_follows_content(registry, env: NodeEnvironment) -> None:
     spec = registry.get("LoadImage")
     path = env.folders.input / "x.png"
     Image.new("RGB", (2, 2), (1, 2, 3)).save(path)
@@ -211,14 +212,14 @@ def test_load_image_fingerprint_follows_content(registry, env: Env) -> None:
 
 
 @pytest.mark.parametrize(("channel", "expected"), [("red", 200 / 255), ("green", 0.0), ("alpha", 0.8)])
-def test_load_image_mask_channels(run: Run, env: Env, channel: str, expected: float) -> None:
+def test_load_image_mask_channels(run: Run, env: NodeEnvironment, channel: str, expected: float) -> None:
     save_rgba(env.folders.input / "m.png", np.full((3, 3), 51, dtype=np.uint8))
     mask = run("LoadImageMask", image="m.png", channel=channel)
     assert mask.shape == (1, 3, 3)
     assert mask[0, 0, 0].item() == pytest.approx(expected)
 
 
-def test_load_image_mask_without_alpha_is_empty(run: Run, env: Env) -> None:
+def test_load_image_mask_without_alpha_is_empty(run: Run, env: NodeEnvironment) -> None:
     Image.new("RGB", (3, 3), (255, 255, 255)).save(env.folders.input / "rgb.png")
     assert run("LoadImageMask", image="rgb.png", channel="alpha").shape == (1, 64, 64)
     assert run("LoadImageMask", image="rgb.png", channel="blue").eq(1).all()

@@ -9,8 +9,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from engine.environment import NodeEnvironment
 from nodes.latent import SD_SCALE_FACTOR
-from tests.nodes.conftest import Env, Run
+from tests.nodes.conftest import Run
 
 
 def latent(b: int = 1, c: int = 4, h: int = 8, w: int = 8, seed: int = 0) -> dict:
@@ -217,7 +218,7 @@ def test_rotate_swaps_sides(run: Run) -> None:
     assert run("LatentRotate", samples=grid(2, 3), rotation="90 degrees")["samples"].shape == (1, 4, 3, 2)
 
 
-def test_save_and_load_latent_round_trip(run: Run, env: Env) -> None:
+def test_save_and_load_latent_round_trip(run: Run, env: NodeEnvironment) -> None:
     src = latent(b=2, seed=7)
     ui = run(
         "SaveLatent",
@@ -242,7 +243,7 @@ def test_save_and_load_latent_round_trip(run: Run, env: Env) -> None:
     assert from_output["samples"].equal(src["samples"])
 
 
-def test_load_latent_lists_and_validates_files(registry, env: Env) -> None:
+def test_load_latent_lists_and_validates_files(registry, env: NodeEnvironment) -> None:
     (env.folders.input / "a.latent").write_bytes(b"")
     (env.folders.input / "b.png").write_bytes(b"")
     spec = registry.get("LoadLatent")
@@ -253,20 +254,20 @@ def test_load_latent_lists_and_validates_files(registry, env: Env) -> None:
     assert "not allowed" in spec.validate({"latent": "../x.latent"})
 
 
-def test_load_latent_scales_files_of_the_old_format(run: Run, env: Env) -> None:
+def test_load_latent_scales_files_of_the_old_format(run: Run, env: NodeEnvironment) -> None:
     samples = torch.ones(1, 4, 2, 2)
     save_file({"latent_tensor": samples}, str(env.folders.input / "old.latent"))
     out = run("LoadLatent", latent="old.latent")["samples"]
     assert torch.allclose(out, samples / SD_SCALE_FACTOR)
 
 
-def test_load_latent_refuses_a_bad_file_clearly(run: Run, env: Env) -> None:
+def test_load_latent_refuses_a_bad_file_clearly(run: Run, env: NodeEnvironment) -> None:
     (env.folders.input / "bad.latent").write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match=r"bad\.latent"):
         run("LoadLatent", latent="bad.latent")
 
 
-def test_load_latent_fingerprint_follows_content(registry, env: Env) -> None:
+def test_load_latent_fingerprint_follows_content(registry, env: NodeEnvironment) -> None:
     path = env.folders.input / "f.latent"
     save_file({"latent_tensor": torch.zeros(1)}, str(path))
     spec = registry.get("LoadLatent")

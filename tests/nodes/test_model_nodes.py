@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,15 @@ import pytest
 import torch
 
 import nodes
-from cli.runtime import add_common_arguments, build_runtime
 from diffusion.demo import DEMO_NAME, write_demo_checkpoint
 from engine.context import NodeContext, RunControl
+from engine.environment import NodeEnvironment
 from engine.events import NodeProgress, NodeWarning
 from engine.folders import Folders
 from engine.registry import NodeRegistry
-from nodes.environment import NodeEnvironment
+from nodes.shared import node_environment
+from runtime.build import build_runtime
+from runtime.settings import RuntimeSettings
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def menv(tmp_path_factory: pytest.TempPathFactory) -> NodeEnvironment:
     folders = Folders.under(tmp_path_factory.mktemp("loom"))
     folders.ensure()
     write_demo_checkpoint(folders.model_dirs("checkpoints")[0])
-    return NodeEnvironment(folders, force_cpu=True)
+    return node_environment(folders, force_cpu=True)
 
 
 @pytest.fixture(scope="module")
@@ -182,15 +183,13 @@ def test_fingerprint_follows_the_file(mreg, menv) -> None:
 
 
 def test_build_runtime_writes_the_demo_only_into_an_empty_folder(tmp_path: Path) -> None:
-    parser = argparse.ArgumentParser()
-    add_common_arguments(parser)
-    runtime = build_runtime(parser.parse_args(["--base-directory", str(tmp_path), "--cpu"]))
+    runtime = build_runtime(RuntimeSettings(base_directory=tmp_path, cpu=True))
     assert runtime.folders.list_models("checkpoints") == [DEMO_NAME]
     assert "KSampler" in runtime.registry and runtime.env.force_cpu
     other = tmp_path / "b"
     (other / "models" / "checkpoints").mkdir(parents=True)
     (other / "models" / "checkpoints" / "mine.safetensors").write_bytes(b"x")
-    runtime = build_runtime(parser.parse_args(["--base-directory", str(other)]))
+    runtime = build_runtime(RuntimeSettings(base_directory=other))
     assert runtime.folders.list_models("checkpoints") == ["mine.safetensors"]
 
 
@@ -308,4 +307,4 @@ def test_sdxl_checkpoint_with_two_prompts(mreg, menv, loaded) -> None:
             text_l="b",
         )
     order = mreg.get("CLIPTextEncodeSDXL").schema()["input_order"]["required"]
-    assert order[-3:] == ["text_g", "clip", "text_l"]
+    assert order[0] == "clip" and order[-2:] == ["text_g", "text_l"]  # the reference's order

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.environment import NodeEnvironment
 from nodes.imageio import read_png_workflow
-from tests.nodes.conftest import Env
 
 executor_module = pytest.importorskip("engine.executor", reason="the executor has not landed on this branch yet")
 validate_module = pytest.importorskip("engine.validate")
@@ -48,11 +48,11 @@ def execute(registry, flow: dict[str, Any], executor=None, extra_data: dict | No
     return outcome
 
 
-def write_input(env: Env, colour: tuple[int, int, int]) -> None:
+def write_input(env: NodeEnvironment, colour: tuple[int, int, int]) -> None:
     Image.new("RGB", (4, 3), colour).save(env.folders.input / "in.png")
 
 
-def test_image_workflow_saves_with_the_workflow_embedded(registry, env: Env) -> None:
+def test_image_workflow_saves_with_the_workflow_embedded(registry, env: NodeEnvironment) -> None:
     write_input(env, (255, 0, 0))
     outcome = execute(registry, IMAGE_FLOW, extra_data={"extra_pnginfo": {"workflow": CANVAS}})
     assert outcome.outputs["4"]["images"] == [{"filename": "out_00001_.png", "subfolder": "flow", "type": "output"}]
@@ -66,7 +66,7 @@ def test_image_workflow_saves_with_the_workflow_embedded(registry, env: Env) -> 
     assert embedded["prompt"]["1"]["class_type"] == "LoadImage"
 
 
-def test_a_changed_input_file_reruns_the_loader(registry, env: Env) -> None:
+def test_a_changed_input_file_reruns_the_loader(registry, env: NodeEnvironment) -> None:
     executor = executor_module.Executor(registry)
     write_input(env, (255, 0, 0))
     execute(registry, IMAGE_FLOW, executor)
@@ -88,7 +88,7 @@ def test_a_missing_input_file_fails_validation_by_name(registry) -> None:
     assert "in.png" in errors[0]["message"]
 
 
-def test_latent_workflow_round_trips_through_a_file(registry, env: Env) -> None:
+def test_latent_workflow_round_trips_through_a_file(registry, env: NodeEnvironment) -> None:
     outcome = execute(registry, LATENT_FLOW)
     saved = outcome.outputs["5"]["latents"][0]
     assert saved == {"filename": "flow_00001_.latent", "subfolder": "latents", "type": "output"}

@@ -17,13 +17,14 @@ from safetensors.torch import load_file
 import nodes
 from diffusion.tiny import TinyModules, build_tiny, tiny_spec, write_checkpoint
 from engine.cache import OutputCache
+from engine.environment import NodeEnvironment
 from engine.executor import Executor, RunOutcome
 from engine.folders import Folders
 from engine.registry import NodeRegistry
 from engine.signature import Signer
 from engine.validate import validate
 from engine.workflow import parse_api
-from nodes.environment import NodeEnvironment
+from nodes.shared import node_environment
 
 CHECKPOINT = "tiny-sd1.safetensors"
 LOADER = "1"
@@ -120,7 +121,7 @@ class Flows:
         folders.ensure()
         modules = build_tiny(tiny_spec("sd1"), seed=7)
         write_checkpoint(folders.model_dirs("checkpoints")[0] / CHECKPOINT, modules)
-        env = NodeEnvironment(folders, force_cpu=True)
+        env = node_environment(folders, force_cpu=True)
         registry = NodeRegistry(env)
         nodes.register_builtin(registry)
         return cls(env, registry, modules)

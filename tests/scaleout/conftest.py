@@ -16,11 +16,13 @@ import yaml
 from aiohttp import web
 
 from cli import build_parser
-from cli.runtime import Runtime, build_runtime
+from cli.runtime import runtime_settings
 from engine.jobs import JobQueue
 from engine.store import Store
+from runtime.build import Runtime, build_runtime
 from server.app import create_app
 from server.state import ServerConfig, ServerState
+from server.wire import history_messages
 
 PACKS = Path(__file__).resolve().parent / "packs"
 CHECKPOINTS = ("a.safetensors", "b.safetensors", "c.safetensors")
@@ -95,7 +97,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=code_runtime_env())
     tmp = tmp_path_factory.mktemp("farm")
     args = farm_args(tmp)
-    runtime = build_runtime(args)
+    runtime = build_runtime(runtime_settings(args))
     pool = start_pool(args, runtime)
     try:
         yield Farm(tmp, runtime, pool)
@@ -109,7 +111,7 @@ async def server(farm: Farm, tmp_path: Path) -> AsyncIterator[Server]:
     """A real server on a loopback port; its queue runs two jobs at once on the farm's pool."""
     farm.pool.free(unload_models=True, free_memory=True)  # every test starts from cold workers
     runtime = farm.runtime
-    jobs = JobQueue(Store(tmp_path / "loom.db"), farm.pool, runtime.env, workers=farm.pool.size)
+    jobs = JobQueue(Store(tmp_path / "loom.db"), farm.pool, history_messages, runtime.env, workers=farm.pool.size)
     config = replace(ServerConfig(), web_root=tmp_path / "no-web")
     state = ServerState(config, runtime.registry, runtime.folders, jobs, runtime.env)
     state.workers = farm.pool

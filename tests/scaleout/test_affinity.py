@@ -3,8 +3,6 @@ hold (models above all), chosen only among idle workers, longest idle first on t
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from engine.cache import OutputCache
 from engine.executor import Executor
 from engine.native import Out, String, node
@@ -24,7 +22,7 @@ def AffUse(model: str = String(""), text: str = String("t")) -> dict:
 
 
 def registry() -> NodeRegistry:
-    reg = NodeRegistry(SimpleNamespace())
+    reg = NodeRegistry()
     reg.add_all([AffLoader, AffUse])
     return reg
 

@@ -21,7 +21,7 @@ args = build_parser().parse_args(sys.argv[1:])
 state = build_state(args)
 after_start = "ray" in sys.modules
 state.jobs.start()
-job = state.jobs.submit(tiny_workflow("a.safetensors", "solo", "solo"), ["4"])
+job, _ = state.jobs.accept(tiny_workflow("a.safetensors", "solo", "solo"))
 deadline = time.monotonic() + 60
 while state.jobs.remaining() and time.monotonic() < deadline:
     time.sleep(0.05)

@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -16,6 +15,7 @@ import websockets
 from aiohttp import web
 
 import tests.testnodes as testnodes
+from engine.environment import NodeEnvironment
 from engine.executor import Executor
 from engine.folders import Folders
 from engine.jobs import JobQueue
@@ -23,6 +23,7 @@ from engine.registry import NodeRegistry
 from engine.store import Store
 from server.app import create_app
 from server.state import ServerConfig, ServerState
+from server.wire import history_messages
 
 
 @dataclass
@@ -48,13 +49,13 @@ class Running:
 def build_state(tmp: Path, **config: Any) -> ServerState:
     folders = Folders.under(tmp)
     folders.ensure()
-    env = SimpleNamespace(folders=folders)
+    env = NodeEnvironment(folders)
     registry = NodeRegistry(env)
     registry.add_module(testnodes)
     store = Store(tmp / "user" / "loom.db")
     executor = Executor(registry, env=env)
-    cfg = replace(ServerConfig(), web_root=tmp / "no-web", **config)
-    return ServerState(cfg, registry, folders, JobQueue(store, executor, env), env)
+    cfg = replace(ServerConfig(), **{"web_root": tmp / "no-web", **config})
+    return ServerState(cfg, registry, folders, JobQueue(store, executor, history_messages, env), env)
 
 
 async def start(state: ServerState) -> tuple[web.AppRunner, str]:

@@ -37,6 +37,8 @@ async def test_round_trip_events_view_history_and_cache(server: Running) -> None
     async with connect(server, "alice") as ws:
         hello = json.loads(await ws.recv())
         assert hello == {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": "alice"}}
+        await ws.send(json.dumps({"type": "feature_flags", "data": {}}))  # a front end: it wants previews
+        assert json.loads(await ws.recv())["type"] == "feature_flags"
 
         status, body = await server.post_prompt(image_workflow(), client_id="alice")
         assert status == 200

@@ -32,13 +32,13 @@ def free_port() -> int:
 
 
 class Child:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *args: str) -> None:
         self.base = base
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log = open(base / "server.log", "ab")  # noqa: SIM115 (lives as long as the process)
         self.proc = subprocess.Popen(
-            [sys.executable, "main.py", "--port", str(self.port), "--base-directory", str(base)],
+            [sys.executable, "main.py", "--port", str(self.port), "--base-directory", str(base), *args],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -61,7 +61,8 @@ class Child:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         request = urllib.request.Request(self.url + path, json.dumps(body).encode(), method="POST")
         with urllib.request.urlopen(request, timeout=10) as r:
-            return json.loads(r.read())
+            data = r.read()
+        return json.loads(data) if data else None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         self.proc.send_signal(sig)

@@ -184,3 +184,26 @@ async def test_upload_mask_applies_alpha_to_original(server: Running) -> None:
     for bad in ("not json", json.dumps({"filename": "../user/loom.db"}), json.dumps({"filename": "none.png"})):
         status, _ = await upload(server, mask, name="m.png", path="/upload/mask", original_ref=bad)
         assert status in (400, 404)
+
+
+def jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (6, 4), (200, 10, 10)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kept"),
+    [
+        ("x.html", png(), "x.png"),
+        ("noext", png(), "noext.png"),
+        ("photo.png", jpeg(), "photo.jpg"),
+        ("photo.JPEG", jpeg(), "photo.JPEG"),
+        ("shot.svg", png(), "shot.png"),
+    ],
+)
+async def test_upload_name_ends_as_its_decoded_format(server: Running, name: str, data: bytes, kept: str) -> None:
+    status, body = await upload(server, data, name=name)
+    assert status == 200 and body["name"] == kept
+    assert (server.state.folders.input / kept).is_file()
+    assert kept == name or not (server.state.folders.input / name).exists()

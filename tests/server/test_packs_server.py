@@ -24,6 +24,7 @@ from engine.registry import NodeRegistry
 from engine.store import Store
 from server.app import create_app
 from server.state import ServerConfig, ServerState
+from server.wire import history_messages
 
 GOOD_PACK = """
 from aiohttp import web
@@ -83,7 +84,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     compat.install(compat.Host(folders, registry))
     summaries = load_packs(registry, [packs])
     extensions = {p.name: Path(p.web_directory) for p in summaries if p.web_directory}
-    jobs = JobQueue(Store(tmp_path / "loom.db"), Executor(registry))
+    jobs = JobQueue(Store(tmp_path / "loom.db"), Executor(registry), history_messages)
     config = ServerConfig(web_root=tmp_path / "no-web")
     state = ServerState(config, registry, folders, jobs, None, extensions, packs=summaries)
     runner = web.AppRunner(create_app(state))

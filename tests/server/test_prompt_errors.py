@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from tests.polling import wait_for
 from tests.server.conftest import Running
 
 
@@ -125,3 +127,6 @@ async def test_client_prompt_id_used_and_duplicates_refused(server: Running) -> 
     assert status == 400 and "already queued" in body["error"]["message"]
     async with server.http.post(server.url + "/interrupt") as r:
         assert r.status == 200
+    await asyncio.to_thread(wait_for, lambda: server.state.jobs.store.history_entry("mine-1") is not None)
+    status, body = await server.post_prompt(prompt, prompt_id="mine-1")  # finished: its history keeps the id
+    assert status == 400 and "already ran" in body["error"]["message"]

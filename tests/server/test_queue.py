@@ -211,6 +211,9 @@ async def test_slow_client_never_stalls_the_worker(server: Running) -> None:
         "3": {"class_type": "TestSaveImage", "inputs": {"value": ["2", 0]}},
     }
     async with connect(server, "sloth", max_size=None) as ws:
+        await ws.send(json.dumps({"type": "feature_flags", "data": {}}))  # it wants the previews it never reads
+        await ws.recv()  # status
+        assert json.loads(await ws.recv())["type"] == "feature_flags"
         ws.transport.pause_reading()  # stop reading from the socket: the server's sends back up
         _, job = await server.post_prompt(many, client_id="sloth")
         entry = await wait_history(server, job["prompt_id"])
@@ -224,6 +227,7 @@ async def test_slow_client_never_stalls_the_worker(server: Running) -> None:
 
 def test_buffer_drops_previews_first_never_final_messages() -> None:
     session = Session("s", web.WebSocketResponse(), limit=4)
+    session.previews = True
     for _ in range(4):
         session.push(preview_frame("JPEG", b"x"))
     for i in range(6):

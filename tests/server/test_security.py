@@ -123,3 +123,20 @@ async def test_prompt_body_limit(make_server) -> None:
 
     async with srv.http.post(srv.url + "/prompt", data=chunks()) as r:
         assert r.status == 413
+
+
+async def test_query_token_opens_a_built_canvas_and_its_assets(make_server, tmp_path) -> None:
+    web_root = tmp_path / "dist"
+    (web_root / "assets").mkdir(parents=True)
+    (web_root / "index.html").write_text('<html><script src="/assets/app.js"></script></html>')
+    (web_root / "assets" / "app.js").write_text("console.log('canvas')")
+    srv = await make_server(auth_token="s3cret", web_root=web_root)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with browser.get(srv.url + "/?token=s3cret") as r:  # index.html is a file response
+            assert r.status == 200 and "HttpOnly" in r.headers["Set-Cookie"]
+        async with browser.get(srv.url + "/assets/app.js") as r:  # the page's assets, with the cookie only
+            assert r.status == 200 and "canvas" in await r.text()
+        async with browser.get(srv.url + "/object_info") as r:
+            assert r.status == 200
+    async with aiohttp.ClientSession() as stranger, stranger.get(srv.url + "/assets/app.js") as r:
+        assert r.status == 401

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cli import build_parser
-from cli.serve import output_cache
+from cli.runtime import runtime_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,9 +41,9 @@ def test_serve_flags() -> None:
 
 
 def test_cache_flags() -> None:
-    assert output_cache(build_parser().parse_args(["serve", "--cache-lru", "5"])).max_entries == 5
-    assert output_cache(build_parser().parse_args(["serve", "--cache-none"])).max_bytes == 0
-    default = output_cache(build_parser().parse_args(["serve"]))
-    assert default.max_entries is None and default.max_bytes
+    assert runtime_settings(build_parser().parse_args(["serve", "--cache-lru", "5"])).cache_max_entries == 5
+    assert not runtime_settings(build_parser().parse_args(["serve", "--cache-none"])).cache_outputs
+    default = runtime_settings(build_parser().parse_args(["serve"]))
+    assert default.cache_max_entries is None and default.cache_outputs
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--cache-none", "--cache-lru", "3"])

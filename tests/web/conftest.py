@@ -26,13 +26,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_schema(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> dict:
+def wait_for_schema(url: str, proc: subprocess.Popen[bytes], timeout: float = 60, token: str | None = None) -> dict:
     deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the Loom server exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/object_info", timeout=2) as res:
+            with urllib.request.urlopen(
+                urllib.request.Request(f"{url}/object_info", headers=headers), timeout=2
+            ) as res:
                 return json.load(res)
         except OSError:
             time.sleep(0.2)
@@ -51,9 +54,11 @@ class Server:
 class ServerProcess:
     """Starts and stops `python main.py` on a fixed port and base directory (restartable)."""
 
-    def __init__(self, base: Path, port: int) -> None:
+    def __init__(self, base: Path, port: int, token: str | None = None) -> None:
+        """`token`: serve with --auth-token."""
         self.base = base
         self.port = port
+        self.token = token
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -64,13 +69,21 @@ class ServerProcess:
             pytest.fail("web/dist is not built: run `make web` (npm ci + npm run build in web/)")
         with (self.base / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "main.py", "--port", str(self.port), "--base-directory", str(self.base)],
+                [
+                    sys.executable,
+                    "main.py",
+                    "--port",
+                    str(self.port),
+                    "--base-directory",
+                    str(self.base),
+                    *(["--auth-token", self.token] if self.token else []),
+                ],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
             )
-        return wait_for_schema(self.url, self.proc)
+        return wait_for_schema(self.url, self.proc, token=self.token)
 
     def stop(self) -> None:
         if self.proc is None:
@@ -281,7 +294,7 @@ def open_canvas(playwright_instance, tmp_path: Path, request: pytest.FixtureRequ
     """Opens the canvas of the server at a URL in a fresh Chromium profile (closed after the test)."""
     contexts = []
 
-    def open_at(url: str) -> Canvas:
+    def open_at(url: str, path: str = "/") -> Canvas:
         context = playwright_instance.chromium.launch_persistent_context(
             str(tmp_path / f"chromium-profile-{len(contexts)}"),
             executable_path=CHROMIUM,
@@ -294,7 +307,7 @@ def open_canvas(playwright_instance, tmp_path: Path, request: pytest.FixtureRequ
         page = context.new_page()
         page.set_default_timeout(30_000)
         view = Canvas(page, request.node.name.removeprefix("test_"))
-        page.goto(url + "/")
+        page.goto(url + path)
         page.wait_for_function("() => window.loom && window.loom.app.timings.ready")
         return view
 

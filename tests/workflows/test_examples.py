@@ -11,6 +11,7 @@ from PIL import Image
 
 import nodes
 from diffusion.demo import DEMO_FILES
+from engine.environment import NodeEnvironment
 from engine.folders import Folders
 from engine.registry import NodeRegistry
 from formats.canvas import canvas_to_api, is_canvas
@@ -19,16 +20,11 @@ WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 EXAMPLES = sorted(p.name[: -len(".api.json")] for p in WORKFLOWS.glob("*.api.json"))
 
 
-class Env:
-    def __init__(self, folders: Folders) -> None:
-        self.folders = folders
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> NodeRegistry:
     folders = Folders.under(tmp_path_factory.mktemp("examples"))
     folders.ensure()
-    registry = NodeRegistry(Env(folders))
+    registry = NodeRegistry(NodeEnvironment(folders))
     nodes.register_builtin(registry)
     return registry
 

@@ -84,6 +84,11 @@ export class ExecutionView {
         this.setRunning(null);
         toast("Run interrupted");
         break;
+      case "node_warning": {
+        const node = this.node(data.node);
+        toast(`${node?.title ?? `Node ${data.node}`}: ${data.message}`);
+        break;
+      }
       default:
         return;
     }

@@ -12,7 +12,8 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Int, Out, Socket, String, node
-from nodes.files import OutputWriter, folders_of
+from nodes.files import OutputWriter
+from nodes.shared import folders_of
 
 WAIT_LIMIT = 120.0  # seconds a rendezvous waits before failing the node
 

@@ -1,0 +1,64 @@
+"""Loaders whose model families Loom does not run yet, declared with the reference's schemas so front ends that
+assume them (the stock front end's model library maps each model folder to one of these) and workflows naming
+them load; running one fails with a clear error naming what to use instead.
+
+Each is replaced here by the real loader when its model family lands (standalone diffusion models, CLIP vision
+image prompts and style models, GLIGEN).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from engine.native import Combo, Out, node
+from nodes.shared import model_files
+
+WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
+
+
+class LoaderNotAvailable(RuntimeError):
+    """A loader whose model family Loom cannot load yet."""
+
+
+def _not_yet(node_name: str, what: str, instead: str) -> NoReturn:
+    raise LoaderNotAvailable(f"{node_name}: Loom cannot load {what} yet; {instead}")
+
+
+@node(
+    category="loaders/video_models",
+    outputs=[Out("MODEL"), Out("CLIP_VISION"), Out("VAE")],
+    display_name="Image Only Checkpoint Loader (img2vid model)",
+    deprecated=True,
+)
+def ImageOnlyCheckpointLoader(ckpt_name: str = Combo(model_files("checkpoints"))) -> tuple[Any, Any, Any]:
+    """An image-to-video checkpoint (model, CLIP vision encoder, VAE): not supported yet."""
+    _not_yet(
+        "ImageOnlyCheckpointLoader",
+        f"image-to-video checkpoints such as {ckpt_name!r}",
+        "text-to-image checkpoints load with CheckpointLoaderSimple",
+    )
+
+
+@node(category="advanced/loaders", outputs=[Out("MODEL")], display_name="Load Diffusion Model", deprecated=True)
+def UNETLoader(
+    unet_name: str = Combo(model_files("diffusion_models")),
+    weight_dtype: str = Combo(WEIGHT_DTYPES, "default"),
+) -> Any:
+    """A standalone diffusion model file from models/diffusion_models: not supported yet."""
+    _not_yet(
+        "UNETLoader",
+        f"standalone diffusion model files such as {unet_name!r}",
+        "load a full checkpoint (model, text encoder and VAE in one file) with CheckpointLoaderSimple",
+    )
+
+
+@node(category="loaders", outputs=[Out("STYLE_MODEL")], display_name="Load Style Model", deprecated=True)
+def StyleModelLoader(style_model_name: str = Combo(model_files("style_models"))) -> Any:
+    """A style model (image prompt adapter) from models/style_models: not supported yet."""
+    _not_yet("StyleModelLoader", f"style models such as {style_model_name!r}", "remove the node to run the rest")
+
+
+@node(category="loaders", outputs=[Out("GLIGEN")], display_name="GLIGENLoader", deprecated=True)
+def GLIGENLoader(gligen_name: str = Combo(model_files("gligen"))) -> Any:
+    """A GLIGEN model from models/gligen: not supported yet."""
+    _not_yet("GLIGENLoader", f"GLIGEN models such as {gligen_name!r}", "remove the node to run the rest")

@@ -1,0 +1,81 @@
+"""Helpers the node modules share: the host's folders and model files, and the model manager.
+
+Node modules import helpers from here (or from the helper modules files, imageio and resize), never from each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.environment import NodeEnvironment
+from engine.folders import Folders
+
+if TYPE_CHECKING:
+    from diffusion.memory import ModelManager
+
+
+def create_model_manager(force_cpu: bool) -> ModelManager:
+    """The environment's model store factory: imports torch, so it runs on the first model load, not at start."""
+    from diffusion.memory import ModelManager
+
+    return ModelManager.create(force_cpu=force_cpu)
+
+
+def node_environment(folders: Folders, *, force_cpu: bool = False, preview_method: str = "auto") -> NodeEnvironment:
+    """The environment for Loom's built-in nodes: `folders`, and a model manager made on first use."""
+    return NodeEnvironment(folders, force_cpu, preview_method, model_store=create_model_manager)
+
+
+def folders_of(env: NodeEnvironment | None) -> Folders:
+    """The host's folders; a clear error when the node runs without an environment."""
+    if env is None:
+        raise RuntimeError("this node needs the host's folders (env.folders) and no environment was given")
+    return env.folders
+
+
+def model_manager(env: NodeEnvironment | None) -> ModelManager:
+    """The host's model manager; a CPU/GPU default one when the node runs without an environment."""
+    manager: ModelManager = env.models if env is not None else create_model_manager(False)
+    return manager
+
+
+def model_file(env: NodeEnvironment | None, folder: str, name: str, input_name: str) -> Path:
+    """The path of a listed model file; errors name the input and the folders searched."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{input_name}: no model file selected")
+    folders = folders_of(env)
+    path = folders.model_path(folder, name)
+    if path is None:
+        where = ", ".join(str(p) for p in folders.model_dirs(folder)) or "(no folders configured)"
+        raise FileNotFoundError(f"{input_name}: {name!r} is not a file in models/{folder} ({where})")
+    return path
+
+
+def file_identity(env: NodeEnvironment | None, folder: str, name: str) -> Any:
+    """Size and mtime of a model file (its cache identity); None when it cannot be found (validation says so)."""
+    path = env.folders.model_path(folder, name) if env is not None and isinstance(name, str) else None
+    if path is None:
+        return None
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def model_files(folder: str) -> Callable[[NodeEnvironment | None], list[str]]:
+    """Combo choices: the files of a model folder (none while no environment is attached, e.g. at import)."""
+    return lambda env: env.folders.list_models(folder) if env is not None else []
+
+
+def file_input(folder: str, input_name: str) -> Callable[..., Any]:
+    """A fingerprint hook keyed by the identity (path, size, mtime) of the model file an input names."""
+
+    def fingerprint(env: NodeEnvironment | None = None, **inputs: Any) -> Any:
+        return file_identity(env, folder, inputs.get(input_name))
+
+    return fingerprint
+
+
+def embedding_dirs(env: NodeEnvironment | None) -> list[Path]:
+    """The folders textual inversions are looked up in (`embedding:NAME` in a prompt)."""
+    return list(env.folders.model_dirs("embeddings")) if env is not None else []

@@ -1,0 +1,33 @@
+"""What a runtime is built from: plain, picklable data (the Ray pool ships it to every worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.packs import IMPORT_TIMEOUT
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout: the default base directory (models/, input/, output/, ...) and the code Ray ships to workers."""
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Folders, device, node packs, previews and output cache, with the defaults of `python main.py`."""
+
+    base_directory: Path = ROOT
+    output_directory: Path | None = None
+    input_directory: Path | None = None
+    temp_directory: Path | None = None
+    user_directory: Path | None = None
+    models_directory: Path | None = None
+    extra_model_paths_configs: tuple[Path, ...] = ()
+    cpu: bool = False
+    strict_model_names: bool = False  # model names exactly as written: no resolution rules (`--strict-model-names`)
+    load_packs: bool = True
+    disabled_packs: frozenset[str] = field(default_factory=frozenset)
+    pack_import_timeout: float | None = IMPORT_TIMEOUT  # None: no limit
+    preview_method: str = "auto"
+    demo_models: bool = False  # write the demo files even where real models exist (`--demo-models`)
+    cache_max_entries: int | None = None  # None: unbounded
+    cache_outputs: bool = True  # False: keep no node outputs between jobs (`--cache-none`)

@@ -1,0 +1,44 @@
+"""The composition root: the demo models written on first start, the registry, the environment, the cache."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from diffusion.demo import DEMO_FILES, DEMO_LORA, DEMO_NAME
+from runtime.build import build_executor, build_runtime, output_cache
+from runtime.settings import RuntimeSettings
+
+
+def settings(base: Path, **changes: Any) -> RuntimeSettings:
+    return replace(RuntimeSettings(base_directory=base, load_packs=False), **changes)
+
+
+def test_first_start_writes_the_demo_checkpoint_and_its_stand_ins(tmp_path: Path) -> None:
+    runtime = build_runtime(settings(tmp_path, cpu=True))
+    for folder, name in DEMO_FILES.items():
+        assert runtime.folders.list_models(folder) == [name], folder
+    assert "KSampler" in runtime.registry and runtime.registry.env is runtime.env
+    assert runtime.env.force_cpu and runtime.env.folders is runtime.folders
+    assert runtime.pack_summaries is None and runtime.packs == []
+
+
+def test_real_checkpoints_get_no_demo_files_unless_asked(tmp_path: Path) -> None:
+    (tmp_path / "models" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "models" / "checkpoints" / "mine.safetensors").write_bytes(b"x")
+    runtime = build_runtime(settings(tmp_path))
+    assert runtime.folders.list_models("checkpoints") == ["mine.safetensors"]
+    assert runtime.folders.list_models("loras") == []
+    runtime = build_runtime(settings(tmp_path, demo_models=True))
+    assert runtime.folders.list_models("checkpoints") == [DEMO_NAME, "mine.safetensors"]
+    assert runtime.folders.list_models("loras") == [DEMO_LORA]
+
+
+def test_output_cache_follows_the_settings(tmp_path: Path) -> None:
+    assert output_cache(settings(tmp_path, cache_max_entries=5)).max_entries == 5
+    assert output_cache(settings(tmp_path, cache_outputs=False)).max_bytes == 0
+    default = output_cache(settings(tmp_path))
+    assert default.max_entries is None and default.max_bytes
+    executor = build_executor(build_runtime(settings(tmp_path, cache_max_entries=3)))
+    assert executor.cache.max_entries == 3 and executor.env is not None

@@ -1,0 +1,167 @@
+// Workflows and images in and out of the canvas: the workflow kept from the last visit, the default one, files
+// picked or dropped (JSON in either format, Loom PNGs), the server's examples, the download, and images
+// uploaded to the input folder (a picker's button or a drop onto its node).
+
+import { LiteGraph } from "@comfyorg/litegraph";
+import type { Api } from "./api";
+import { buildDefaultWorkflow } from "./default_workflow";
+import type { ValidationPanel } from "./errors";
+import type { GraphState } from "./graph_state";
+import type { NodeTypes } from "./node_types";
+import type { LoomNode } from "./nodes";
+import { el, toast } from "./ui";
+import { classify, downloadJson, loadApiFormat, type Loaded, missingTypes, readWorkflowFile } from "./workflow_io";
+
+export class Files {
+  /** The hidden file input behind "Load" and Ctrl+O. */
+  readonly picker: HTMLInputElement;
+
+  constructor(
+    private readonly api: Api,
+    private readonly state: GraphState,
+    private readonly nodeTypes: NodeTypes,
+    private readonly validation: ValidationPanel,
+  ) {
+    this.picker = el("input", { type: "file", accept: ".json,.png,application/json,image/png", id: "file-input" });
+    this.picker.hidden = true;
+    this.picker.onchange = () => {
+      const file = this.picker.files?.[0];
+      if (file) void this.loadFile(file);
+      this.picker.value = "";
+    };
+  }
+
+  openPicker(): void {
+    this.picker.click();
+  }
+
+  /** The workflow from the last visit, else the default one (a corrupt stored workflow falls back too). */
+  loadInitial(): void {
+    try {
+      const loaded = classify(this.state.stored());
+      if (loaded) {
+        this.#apply(loaded);
+        return;
+      }
+    } catch {
+      // Unreadable storage: start from the default workflow.
+    }
+    buildDefaultWorkflow(this.state.graph);
+    this.state.fitView();
+  }
+
+  loadDefault(): void {
+    this.state.replace(() => {
+      buildDefaultWorkflow(this.state.graph);
+      this.state.fitView();
+    });
+  }
+
+  #apply(loaded: Loaded): void {
+    this.validation.clear();
+    if (loaded.kind === "api") {
+      const missing = loadApiFormat(this.state.graph, loaded.data);
+      if (missing.length) toast(`Unknown node types: ${[...new Set(missing)].join(", ")}`, "error", 8000);
+    } else {
+      const missing = missingTypes(loaded.data);
+      if (missing.length) toast(`Unknown node types (kept, but not runnable): ${missing.join(", ")}`, "error", 8000);
+      this.state.graph.configure(structuredClone(loaded.data));
+    }
+    this.state.fitView();
+  }
+
+  loadWorkflow(data: unknown): boolean {
+    const loaded = classify(data);
+    if (!loaded) {
+      toast("Not a workflow", "error");
+      return false;
+    }
+    this.state.replace(() => this.#apply(loaded));
+    void this.nodeTypes.checkModels();
+    return true;
+  }
+
+  async loadFile(file: File): Promise<void> {
+    try {
+      const loaded = await readWorkflowFile(file);
+      this.state.replace(() => this.#apply(loaded));
+      toast(`Loaded ${file.name}`);
+      void this.nodeTypes.checkModels();
+    } catch (e) {
+      toast((e as Error).message, "error");
+    }
+  }
+
+  save(): void {
+    downloadJson(this.state.graph.serialize(), "workflow.json");
+  }
+
+  /** Lists the server's example workflows in a menu (fetched on demand: a server may not have the route). */
+  async showExamples(event: MouseEvent): Promise<void> {
+    let names: string[];
+    try {
+      names = await this.api.workflows();
+    } catch {
+      toast("This server does not list example workflows", "error");
+      return;
+    }
+    if (!names.length) {
+      toast("No example workflows on this server");
+      return;
+    }
+    new LiteGraph.ContextMenu(names, {
+      event,
+      callback: (value: unknown) => void this.openExample(String(value)),
+    });
+  }
+
+  async openExample(name: string): Promise<void> {
+    try {
+      this.loadWorkflow(await this.api.workflow(name));
+    } catch (e) {
+      toast(`Could not open ${name}: ${(e as Error).message}`, "error");
+    }
+  }
+
+  async uploadImage(file: File): Promise<string | null> {
+    const form = new FormData();
+    form.append("image", file, file.name);
+    form.append("overwrite", "true");
+    try {
+      const res = await this.api.json<{ name: string; subfolder?: string }>("/upload/image", { method: "POST", body: form });
+      return res.subfolder ? `${res.subfolder}/${res.name}` : res.name;
+    } catch (e) {
+      toast(`Upload failed: ${(e as Error).message}`, "error");
+      return null;
+    }
+  }
+
+  /** An image dropped on a node with an image picker goes to the input folder and is selected there. */
+  async #uploadInto(node: LoomNode, comboName: string, file: File): Promise<void> {
+    const name = await this.uploadImage(file);
+    const combo = node.widgets?.find((w) => w.name === comboName);
+    if (!name || !combo) return;
+    const values = combo.options.values as string[];
+    if (!values.includes(name)) values.push(name);
+    combo.value = name;
+    combo.callback?.(name);
+    this.state.changed();
+  }
+
+  /** A file dropped anywhere opens as a workflow, or, an image dropped on an image picker node, is uploaded. */
+  bindDrop(): void {
+    const { canvas, graph } = this.state;
+    this.state.canvasEl.addEventListener("dragover", (e) => e.preventDefault());
+    document.addEventListener("dragover", (e) => e.preventDefault());
+    document.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const file = e.dataTransfer?.files?.[0];
+      if (!file) return;
+      const [x, y] = canvas.convertEventToCanvasOffset(e);
+      const node = graph.getNodeOnPos(x, y) as LoomNode | null;
+      const combo = node?.def?.inputs.find((i) => i.type === "COMBO" && i.options.image_upload);
+      if (node && combo && file.type.startsWith("image/")) void this.#uploadInto(node, combo.name, file);
+      else void this.loadFile(file);
+    });
+  }
+}

@@ -1,0 +1,136 @@
+// The graph being edited: the litegraph graph and canvas, undo/redo by snapshots, the copy kept in local
+// storage, and the edits every other part makes through it (add a node, group, replace the whole graph).
+
+import { LGraph, LGraphCanvas, LGraphGroup, type LGraphNode, LiteGraph } from "@comfyorg/litegraph";
+import { UndoStack } from "./undo";
+
+const STORAGE_KEY = "loom.workflow";
+
+export class GraphState {
+  readonly graph = new LGraph();
+  readonly canvas: LGraphCanvas;
+  /** Created once the first workflow is on the canvas (its snapshot is the first undo state). */
+  undo: UndoStack | null = null;
+  #saveTimer = 0;
+
+  constructor(readonly canvasEl: HTMLCanvasElement) {
+    LiteGraph.release_link_on_empty_shows_menu = true;
+    LiteGraph.middle_click_slot_add_default_node = true;
+    this.canvas = new LGraphCanvas(canvasEl, this.graph);
+    this.canvas.show_info = false;
+    this.canvas.render_canvas_border = false;
+  }
+
+  /** Starts undo history from the graph as it is now. */
+  startHistory(): void {
+    this.undo = new UndoStack(
+      () => this.#snapshot(),
+      (state) => this.#restore(state),
+    );
+  }
+
+  /** The workflow kept from the last visit, or null (none, or storage disabled). */
+  stored(): unknown {
+    const text = localStorage.getItem(STORAGE_KEY);
+    return text ? JSON.parse(text) : null;
+  }
+
+  /** Call after any edit: records an undo step and saves when the graph changed. */
+  changed(): void {
+    if (this.undo?.check()) this.#persist();
+  }
+
+  /**
+   * Runs a whole-graph replacement and makes it one undo step. Drawn before the snapshot: the first draw sizes
+   * nodes to their widgets, which would otherwise differ from the snapshot and break redo past this step.
+   */
+  replace(action: () => void): void {
+    action();
+    this.canvas.draw(true, true);
+    this.changed();
+  }
+
+  #snapshot(): string {
+    const data = this.graph.serialize() as any;
+    delete data.extra?.ds;
+    return JSON.stringify(data);
+  }
+
+  #restore(state: string): void {
+    this.graph.configure(JSON.parse(state));
+    this.canvas.setDirty(true, true);
+    this.#persist();
+  }
+
+  #persist(): void {
+    window.clearTimeout(this.#saveTimer);
+    this.#saveTimer = window.setTimeout(() => {
+      try {
+        localStorage.setItem(STORAGE_KEY, JSON.stringify(this.graph.serialize()));
+      } catch {
+        // Storage full or disabled: the canvas still works, it just will not survive a reload.
+      }
+    }, 300);
+  }
+
+  /** Sizes the canvas bitmap to its host element and the device pixel ratio. */
+  resize(): void {
+    const host = this.canvasEl.parentElement!;
+    const scale = Math.max(window.devicePixelRatio, 1);
+    const { width, height } = host.getBoundingClientRect();
+    this.canvasEl.style.width = `${width}px`;
+    this.canvasEl.style.height = `${height}px`;
+    this.canvas.resize(Math.round(width * scale), Math.round(height * scale));
+    this.canvasEl.getContext("2d")?.scale(scale, scale);
+    this.canvas.setDirty(true, true);
+  }
+
+  /** Zooms and pans so every node is in view (never zooming in past 1:1). */
+  fitView(): void {
+    const nodes = this.graph._nodes;
+    if (!nodes.length) return;
+    // Measured from pos/size: node bounding rects are only filled in by the first draw.
+    const title = LiteGraph.NODE_TITLE_HEIGHT;
+    const x0 = Math.min(...nodes.map((n) => n.pos[0])) - 40;
+    const y0 = Math.min(...nodes.map((n) => n.pos[1] - title)) - 40;
+    const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])) + 40;
+    const y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1])) + 40;
+    const ds = this.canvas.ds;
+    const width = this.canvasEl.width / Math.max(window.devicePixelRatio, 1);
+    const height = this.canvasEl.height / Math.max(window.devicePixelRatio, 1);
+    ds.scale = Math.min(1, width / (x1 - x0), height / (y1 - y0));
+    ds.offset = [-x0 + (width / ds.scale - (x1 - x0)) / 2, -y0 + (height / ds.scale - (y1 - y0)) / 2];
+    this.canvas.setDirty(true, true);
+  }
+
+  /** Adds a node of `type` at a point on the screen (client coordinates) and selects it. */
+  addNodeAt(type: string, screenPos: [number, number]): LGraphNode | null {
+    const node = LiteGraph.createNode(type);
+    if (!node) return null;
+    const rect = this.canvasEl.getBoundingClientRect();
+    const pos = this.canvas.convertCanvasToOffset([screenPos[0] - rect.left, screenPos[1] - rect.top]);
+    node.pos = [pos[0], pos[1]];
+    this.graph.beforeChange();
+    this.graph.add(node);
+    this.graph.afterChange();
+    this.canvas.selectNode(node);
+    this.changed();
+    return node;
+  }
+
+  forSelected(action: (node: LGraphNode) => void): void {
+    for (const node of Object.values(this.canvas.selected_nodes)) action(node);
+    this.changed();
+  }
+
+  groupSelected(): LGraphGroup | null {
+    const items = [...this.canvas.selectedItems];
+    if (!items.length) return null;
+    const group = new LGraphGroup("Group");
+    group.resizeTo(items, 10);
+    this.graph.add(group);
+    this.canvas.setDirty(true, true);
+    this.changed();
+    return group;
+  }
+}

@@ -1,0 +1,77 @@
+// Input that is not a button: keyboard shortcuts, the change tracking that turns gestures into undo steps,
+// and the hint shown when litegraph refuses a link between incompatible types.
+
+import type { GraphState } from "./graph_state";
+import { toggleMode, typesCompatible } from "./nodes";
+import { toast } from "./ui";
+
+export interface Shortcuts {
+  queue(): void;
+  save(): void;
+  open(): void;
+}
+
+/** Every gesture that may have changed the graph ends in one of these; the undo stack diffs snapshots. */
+export function trackChanges(state: GraphState): void {
+  // Capturing on window: litegraph stops some events at the canvas; the timeout lets it finish first.
+  for (const type of ["pointerup", "keyup", "change"]) {
+    window.addEventListener(type, () => window.setTimeout(() => state.changed(), 0), true);
+  }
+  const dialogObserver = new MutationObserver(() => window.setTimeout(() => state.changed(), 0));
+  dialogObserver.observe(document.body, { childList: true });
+}
+
+export function bindShortcuts(state: GraphState, shortcuts: Shortcuts): void {
+  window.addEventListener(
+    "keydown",
+    (e) => {
+      const target = e.target as HTMLElement;
+      if (["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) && target.id !== "graph-canvas") {
+        if (!(e.key === "Enter" && (e.ctrlKey || e.metaKey))) return;
+      }
+      const mod = e.ctrlKey || e.metaKey;
+      const key = e.key.toLowerCase();
+      let handled = true;
+      if (mod && key === "enter") shortcuts.queue();
+      else if (mod && key === "z" && !e.shiftKey) state.undo?.undo();
+      else if (mod && (key === "y" || (key === "z" && e.shiftKey))) state.undo?.redo();
+      else if (mod && key === "s") shortcuts.save();
+      else if (mod && key === "o") shortcuts.open();
+      else if (mod && key === "m") state.forSelected((n) => toggleMode(n, 2));
+      else if (mod && key === "b") state.forSelected((n) => toggleMode(n, 4));
+      else if (mod && key === "g") state.groupSelected();
+      else handled = false;
+      if (handled) {
+        e.preventDefault();
+        e.stopPropagation();
+      }
+    },
+    true,
+  );
+}
+
+/** litegraph silently refuses a link between incompatible types; say why (runs before it handles the drop). */
+export function bindLinkHints(state: GraphState): void {
+  const { canvas, canvasEl, graph } = state;
+  // On window, capturing: litegraph stops the event at the canvas before later listeners there see it.
+  window.addEventListener(
+    "pointerup",
+    (e) => {
+      if (e.target !== canvasEl) return;
+      const connector = canvas.linkConnector;
+      const from = connector.renderLinks[0]?.fromSlot;
+      if (!connector.isConnecting || !from) return;
+      const [x, y] = canvas.convertEventToCanvasOffset(e);
+      const node = graph.getNodeOnPos(x, y);
+      if (!node) return;
+      const toInput = connector.state.connectingTo === "input";
+      const slot = toInput ? node.getInputOnPos([x, y]) : node.getOutputOnPos([x, y]);
+      if (!slot) return;
+      const [outType, inType] = toInput ? [from.type, slot.type] : [slot.type, from.type];
+      if (!typesCompatible(String(outType), String(inType))) {
+        toast(`Cannot connect ${String(outType)} to ${slot.name} (${String(inType)})`, "error");
+      }
+    },
+    true,
+  );
+}
