@@ -26,12 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from diffusion import sampling  # noqa: E402
-from diffusion.loader import load_checkpoint  # noqa: E402
-from diffusion.memory import ModelManager  # noqa: E402
-from diffusion.names import SAMPLER_NAMES, SCHEDULER_NAMES  # noqa: E402
-from diffusion.samplers import SAMPLERS  # noqa: E402
-from diffusion.tiny import build_tiny, tiny_spec, write_checkpoint  # noqa: E402
+from diffusion import sampling
+from diffusion.loader import load_checkpoint
+from diffusion.memory import ModelManager
+from diffusion.names import SAMPLER_NAMES, SCHEDULER_NAMES
+from diffusion.samplers import SAMPLERS
+from diffusion.tiny import build_tiny, tiny_spec, write_checkpoint
 
 # DPM-Solver-fast/adaptive call the model on their own grid in log-sigma; every other sampler calls it at each
 # step's sigma (and at stage points between).

@@ -421,8 +421,8 @@ def SamplerSASolver(
     s_noise: float = _eta(),
     predictor_order: int = Int(3, min=1, max=6),
     corrector_order: int = Int(4, min=0, max=6),
-    use_pece: bool = Boolean(False),
-    simple_order_2: bool = Boolean(False),
+    use_pece: bool = Boolean(None),
+    simple_order_2: bool = Boolean(None),
 ) -> Any:
     """SA-Solver: stochastic between the two percentages of the model's schedule, an ODE outside."""
     schedule = _model(model).schedule
