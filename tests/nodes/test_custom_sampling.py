@@ -9,18 +9,15 @@ from typing import Any
 import pytest
 import torch
 
-import nodes
-from diffusion.demo import DEMO_NAME, write_demo_checkpoint
+from diffusion.demo import DEMO_NAME
 from diffusion.names import SAMPLER_NAMES, SCHEDULER_NAMES
 from diffusion.published_schedules import ALIGN_YOUR_STEPS
 from diffusion.samplers import SamplerChoice
 from diffusion.schedulers import DiscreteSchedule, sigmas_for
-from engine.context import NodeContext, RunControl
 from engine.environment import NodeEnvironment
 from engine.events import NodeProgress
-from engine.folders import Folders
 from engine.registry import NodeRegistry
-from nodes.shared import node_environment
+from tests.nodes.conftest import Runner
 
 SCHEDULE = DiscreteSchedule.scaled_linear(0.00085, 0.012, 1000)
 
@@ -31,46 +28,17 @@ class _Model:
     schedule = SCHEDULE
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> NodeEnvironment:
-    folders = Folders.under(tmp_path_factory.mktemp("loom"))
-    folders.ensure()
-    write_demo_checkpoint(folders.model_dirs("checkpoints")[0])
-    return node_environment(folders, force_cpu=True)
-
-
-@pytest.fixture(scope="module")
-def registry(env: NodeEnvironment) -> NodeRegistry:
-    reg = NodeRegistry(env)
-    nodes.register_builtin(reg)
-    return reg
-
-
-class Runner:
-    def __init__(self, registry: NodeRegistry, env: NodeEnvironment) -> None:
-        self.registry, self.env, self.events = registry, env, []
-
-    def __call__(self, class_type: str, **inputs: Any) -> Any:
-        spec = self.registry.get(class_type)
-        assert spec is not None, class_type
-        if spec.wants_context:
-            inputs["__context__"] = NodeContext(
-                "p", "1", "1", class_type, self.events.append, RunControl(), env=self.env
-            )
-        return spec.invoke(inputs)
-
-
 @pytest.fixture
-def run(registry: NodeRegistry, env: NodeEnvironment) -> Runner:
-    return Runner(registry, env)
+def run(mreg: NodeRegistry, menv: NodeEnvironment) -> Runner:
+    return Runner(mreg, menv)
 
 
-def test_combos_list_the_one_name_table(registry: NodeRegistry) -> None:
+def test_combos_list_the_one_name_table(mreg: NodeRegistry) -> None:
     for class_type in ("KSampler", "KSamplerAdvanced"):
-        required = registry.get(class_type).schema()["input"]["required"]
+        required = mreg.get(class_type).schema()["input"]["required"]
         assert tuple(required["sampler_name"][0]) == SAMPLER_NAMES
         assert tuple(required["scheduler"][0]) == SCHEDULER_NAMES
-    assert tuple(registry.get("KSamplerSelect").schema()["input"]["required"]["sampler_name"][0]) == SAMPLER_NAMES
+    assert tuple(mreg.get("KSamplerSelect").schema()["input"]["required"]["sampler_name"][0]) == SAMPLER_NAMES
 
 
 def test_range_schedulers(run: Runner) -> None:
@@ -182,8 +150,8 @@ def test_sampler_option_nodes(run: Runner) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(registry: NodeRegistry, env: NodeEnvironment) -> dict[str, Any]:
-    run = Runner(registry, env)
+def demo(mreg: NodeRegistry, menv: NodeEnvironment) -> dict[str, Any]:
+    run = Runner(mreg, menv)
     model, clip, _vae = run("CheckpointLoaderSimple", ckpt_name=DEMO_NAME)
     pos = run("CLIPTextEncode", text="a fox", clip=clip)
     neg = run("CLIPTextEncode", text="blurry", clip=clip)
