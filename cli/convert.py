@@ -11,7 +11,7 @@ from typing import Any
 from cli.runtime import add_common_arguments, runtime_settings
 from cli.workflow_args import add_file_argument, print_problems
 from engine.registry import NodeRegistry
-from formats.canvas import canvas_to_api
+from formats.canvas import convert_canvas
 from formats.canvas_export import api_to_canvas
 from formats.problems import WorkflowFileError
 from formats.workflow_files import read_document
@@ -33,7 +33,12 @@ def convert_document(args: argparse.Namespace, registry: NodeRegistry) -> dict[s
         if doc.api is not None:
             return doc.api
         assert doc.canvas is not None
-        return canvas_to_api(doc.canvas, registry)
+        conversion = convert_canvas(doc.canvas, registry)
+        if conversion.problems:
+            raise WorkflowFileError(conversion.problems)
+        for note in conversion.notes:
+            print(f"note: {note}", file=sys.stderr)
+        return conversion.api
     if doc.canvas is not None:
         return doc.canvas
     assert doc.api is not None

@@ -182,6 +182,7 @@ class ProgressPrinter:
             "executing": self._on_executing,
             "progress": self._on_progress,
             "node_warning": self._on_node_warning,
+            "progress_text": self._on_progress_text,
             "execution_interrupted": self._on_execution_interrupted,
         }
         self.current = ""
@@ -211,6 +212,9 @@ class ProgressPrinter:
 
     def _on_node_warning(self, data: dict[str, Any]) -> None:
         self._line(f"warning: node {data['node']}: {data['message']}")
+
+    def _on_progress_text(self, data: dict[str, Any]) -> None:
+        self._line(f"  node {data['node']}: {data['text']}")
 
     def _on_execution_interrupted(self, data: dict[str, Any]) -> None:
         self._line(f"interrupted at node {data['node_id']}" if data["node_id"] else "interrupted")

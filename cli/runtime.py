@@ -48,7 +48,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     # Flags of some commands only (serve: previews and cache; run/validate: --demo-models), with their defaults here
     # so that `runtime_settings` reads every namespace alike.
-    parser.set_defaults(preview_method="auto", demo_models=False, cache_lru=0, cache_none=False)
+    parser.set_defaults(preview_method="auto", demo_models=False, cache_lru=None, cache_none=False)
 
 
 def runtime_settings(args: argparse.Namespace) -> RuntimeSettings:
@@ -66,8 +66,9 @@ def runtime_settings(args: argparse.Namespace) -> RuntimeSettings:
         load_packs=not args.disable_custom_nodes,
         disabled_packs=frozenset(args.disable_pack),
         pack_import_timeout=args.pack_import_timeout or None,
-        preview_method=args.preview_method,
+        preview_method=args.preview_method or "auto",  # serve's unset flag: previews made, sent to who asks
         demo_models=args.demo_models,
         cache_max_entries=args.cache_lru or None,
+        cache_classic=args.cache_lru == 0,
         cache_outputs=not args.cache_none,
     )

@@ -41,7 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="require this token (Authorization: Bearer TOKEN, or ?token= for the socket and images)",
     )
     cache = parser.add_mutually_exclusive_group()
-    cache.add_argument("--cache-lru", type=int, default=0, metavar="N", help="keep at most N cached node outputs")
+    cache.add_argument(
+        "--cache-lru",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep at most N cached node outputs; 0: classic mode, only the last prompt's outputs are kept",
+    )
     cache.add_argument("--cache-none", action="store_true", help="cache no node outputs (least memory)")
     parser.add_argument(
         "--preview-method",

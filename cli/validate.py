@@ -48,9 +48,12 @@ def _print_node_errors(node_errors: dict[str, Any], workflow: Workflow, kind: st
     """One line per problem; `kind` says whether it stops the run ("error") or drops an output ("skipped")."""
     for node_id, entry in node_errors.items():
         label = workflow.nodes[node_id].label if node_id in workflow else node_id
+        where = f"node {label} ({entry['class_type']})"
         for error in entry["errors"]:
-            where = f"node {label} ({entry['class_type']})"
-            print(f"{kind} [{error['type']}]: {where}: {error['message']}", file=sys.stderr)
+            message = error["message"]
+            # engine messages often name their node already; say it once
+            text = message if message.startswith((where, f"node {label}:", f"node {label} ")) else f"{where}: {message}"
+            print(f"{kind} [{error['type']}]: {text}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

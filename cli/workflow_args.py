@@ -75,4 +75,6 @@ def load_from_args(args: argparse.Namespace, runtime: Runtime) -> LoadedWorkflow
     )
     for note in loaded.notes:
         print(f"resolved model: {note}", file=sys.stderr)
+    for note in loaded.left_out:
+        print(f"note: {note}", file=sys.stderr)
     return loaded

@@ -25,7 +25,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from compat import surface
 from compat.host import UNSUPPORTED, Host, bind, unbind
+from compat.nodes import host_attribute
+from nodes import bind_pack_attributes
 
 __all__ = ["PROVIDED", "Host", "install", "installed", "uninstall"]
 
@@ -38,10 +41,25 @@ PROVIDED: dict[str, Path] = {
     "comfy_execution": _HERE / "comfy_execution",
     "comfy_extras": _HERE / "comfy_extras",
     "comfy_api": _HERE / "comfy_api",
+    "latent_preview": _HERE / "latent_preview.py",
+    "node_helpers": _HERE / "node_helpers.py",
 }
 
 # Top-level names of the host's internals: a module under them that the shims lack is refused clearly.
-REFUSED_ROOTS = frozenset({*PROVIDED, "comfy_config"})
+REFUSED_ROOTS = frozenset({*PROVIDED, *surface.ROOTS, "comfy_config"})
+
+
+class SurfaceLoader(importlib.abc.Loader):
+    """Builds a module that exists only as names (compat.surface): placeholders, and node classes on demand."""
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        namespace = module.__dict__
+        namespace["__doc__"] = f"{module.__name__}: names only; Loom has no machinery behind them (compat.surface)."
+        surface.complete(namespace)
+        namespace["__getattr__"] = lambda name: surface.resolve(namespace, name)
 
 
 class HostModuleFinder(importlib.abc.MetaPathFinder):
@@ -61,6 +79,9 @@ class HostModuleFinder(importlib.abc.MetaPathFinder):
             spec = importlib.util.spec_from_file_location(fullname, source)
         elif root in PROVIDED and path is not None:
             spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        declared = surface.declared(fullname)
+        if spec is None and declared is not None:
+            spec = importlib.util.spec_from_loader(fullname, SurfaceLoader(), is_package=declared.package)
         if spec is None:
             # ImportError, not ModuleNotFoundError: `from comfy import sd` would swallow the latter and say less.
             raise ImportError(f"Loom does not provide {fullname} ({UNSUPPORTED})", name=fullname)
@@ -70,6 +91,7 @@ class HostModuleFinder(importlib.abc.MetaPathFinder):
 def install(host: Host) -> Host:
     """Bind `host` and make the shims importable under the ecosystem's names (idempotent; rebinding is allowed)."""
     bind(host)
+    bind_pack_attributes(host_attribute)
     if not installed():
         sys.meta_path.insert(0, HostModuleFinder())
     return host
@@ -81,10 +103,11 @@ def installed() -> bool:
 
 def uninstall() -> None:
     """Remove the shims and the binding (tests use this to leave the process as they found it)."""
-    for name in [n for n in sys.modules if n.partition(".")[0] in PROVIDED]:
+    for name in [n for n in sys.modules if n.partition(".")[0] in REFUSED_ROOTS]:
         del sys.modules[name]
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, HostModuleFinder)]
     unbind()
+    bind_pack_attributes(None)
     shim_server = sys.modules.get("compat.server")
     if shim_server is not None:  # forget the routes and sender of the packs loaded so far
         shim_server.PromptServer.instance = shim_server.PromptServer()

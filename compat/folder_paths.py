@@ -2,6 +2,10 @@
 
 Backed by the `Folders` of the running Loom (compat.host), so what a pack lists and resolves is what Loom's own
 loaders see. `models_dir`, `base_path`, `folder_names_and_paths` and the `*_directory` names are read live.
+
+Older packs find "the host's folder" as `os.path.dirname(folder_paths.__file__)` and copy their scripts into its
+`web/extensions/`. Here `__file__` names a file in the user folder (compat.host.host_root), so those copies land
+there, never in Loom's source tree, and Loom serves that `web/extensions/` like a pack's WEB_DIRECTORY.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from compat.host import current, refuse
+from compat.host import bound, current, host_root, refuse
 from engine.folders import MODEL_EXTENSIONS, UnsafePath, confined
 
 supported_pt_extensions: set[str] = {*MODEL_EXTENSIONS, ".pkl", ".pt2"}
+
+if (_host := bound()) is not None:
+    (host_root(_host.folders) / "web" / "extensions").mkdir(parents=True, exist_ok=True)
+    __file__ = str(host_root(_host.folders) / "folder_paths.py")
 
 _ANNOTATIONS = {"[output]": "output", "[input]": "input", "[temp]": "temp"}
 

@@ -11,6 +11,7 @@ import dis
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -36,11 +37,41 @@ class Host:
     env: NodeEnvironment | None = None
     cpu: bool = False
     extensions: dict[str, set[str]] = field(default_factory=dict)
-    interrupt: Callable[[], None] | None = None
+    interrupt: Callable[[], object] | None = None
     node_classes: Any = None
 
 
 _bound: list[Host] = []
+
+HOST_ROOT = "comfyui-compat"
+
+
+def host_root(folders: Folders) -> Path:
+    """Where packs see "the host's folder" (`dirname(folder_paths.__file__)`): inside the user folder."""
+    return folders.user / HOST_ROOT
+
+
+def redirect_legacy_web(folders: Folders) -> list[Path]:
+    """Older packs copy their scripts into `<their folder>/../../web/extensions` (the host's folder, seen from
+    custom_nodes/<pack>). Next to each custom_nodes folder that has no such folder yet, make it a link to the
+    user folder's one, so those copies never land in Loom's source tree; returns the links made."""
+    target = host_root(folders) / "web" / "extensions"
+    target.mkdir(parents=True, exist_ok=True)
+    made = []
+    for root in folders.custom_nodes:
+        link = Path(root).parent / "web" / "extensions"
+        if link.exists() or link.is_symlink():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target, target_is_directory=True)
+        made.append(link)
+    return made
+
+
+def legacy_extensions(folders: Folders) -> dict[str, Path]:
+    """The front-end folders older packs copied into `<host folder>/web/extensions/<name>`, by name."""
+    root = host_root(folders) / "web" / "extensions"
+    return {p.name: p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
 
 
 def bind(host: Host) -> Host:

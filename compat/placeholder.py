@@ -34,14 +34,61 @@ def function(qualname: str) -> Callable[..., NoReturn]:
     return missing
 
 
-def klass(qualname: str, bases: tuple[type, ...] = ()) -> type:
-    """A class packs can subclass and test with isinstance; making one (or a subclass's) instance fails."""
+class _Placeholder(type):
+    """Metaclass of placeholder classes: an attribute they lack is refused naming it (packs read constants off
+    the reference's classes, `WrappersMP.OUTER_SAMPLE`); with `__loom_like__`, instances of those Loom classes
+    count as instances of the placeholder itself (`isinstance(loom_vae, comfy.sd.VAE)`), not of a subclass."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        like = cls.__dict__.get("__loom_like__", ())
+        return type.__instancecheck__(cls, obj) or bool(like and isinstance(obj, like))
+
+    def __getattr__(cls, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        from compat.host import refuse
+
+        refuse(type.__getattribute__(cls, "__loom_qualname__"), name)
+
+
+def klass(qualname: str, bases: tuple[type, ...] = (), like: tuple[type, ...] = ()) -> type:
+    """A class packs can subclass and test with isinstance; making one (or a subclass's) instance fails. With
+    `like`, instances of those Loom classes count as instances of it."""
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         fail(qualname)
 
     module, _, name = qualname.rpartition(".")
-    return type(name, bases, {"__init__": __init__, "__module__": module, "__doc__": f"Placeholder for {qualname}."})
+    body = {"__init__": __init__, "__module__": module, "__doc__": f"Placeholder for {qualname}."}
+    body["__loom_qualname__"] = qualname
+    if like:
+        body["__loom_like__"] = like
+    meta = _Placeholder if all(isinstance(b, _Placeholder) or type(b) is type for b in bases) else type
+    return meta(name, bases, body)
+
+
+def node_class(qualname: str) -> type:
+    """A node class Loom lacks: a pack may subclass it, but the subclass is rejected at registration (its
+    INPUT_TYPES fails naming the class) and running one fails the same way."""
+
+    def input_types(cls: type) -> NoReturn:
+        fail(qualname)
+
+    cls = klass(qualname)
+    cls.INPUT_TYPES = classmethod(input_types)  # type: ignore[attr-defined]
+    return cls
+
+
+class Namespace:
+    """An object Loom lacks (the reference's prompt queue, user manager): each of its methods is a placeholder."""
+
+    def __init__(self, qualname: str) -> None:
+        self._qualname = qualname
+
+    def __getattr__(self, name: str) -> Callable[..., NoReturn]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return function(f"{self._qualname}.{name}")
 
 
 def fill(namespace: dict[str, Any], module: str, functions: Iterable[str] = (), classes: Iterable[str] = ()) -> None:

@@ -70,11 +70,16 @@ def estimate_nbytes(value: Any, _depth: int = 0) -> int:
 
 class OutputCache:
     """LRU over signatures. `max_bytes` bounds the estimated memory (0 keeps nothing between jobs) and `max_entries`
-    the entry count; entries pinned by the running job are never evicted, so a job may overshoot until it unpins."""
+    the entry count; entries pinned by the running job are never evicted, so a job may overshoot until it unpins.
+    `classic`: when a job ends, only what it pinned (the outputs of its own prompt) is kept, as the reference
+    engine's default cache does."""
 
-    def __init__(self, max_bytes: int | None = DEFAULT_MAX_BYTES, max_entries: int | None = None) -> None:
+    def __init__(
+        self, max_bytes: int | None = DEFAULT_MAX_BYTES, max_entries: int | None = None, classic: bool = False
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
+        self.classic = classic
         self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
         self._pinned: set[bytes] = set()
         self.hits = 0
@@ -114,8 +119,11 @@ class OutputCache:
             self._pinned.update(keys)
 
     def unpin_all(self) -> None:
-        """The job ended: its entries become evictable and the bounds apply again."""
+        """The job ended: its entries become evictable and the bounds apply again (in classic mode every entry it
+        did not pin is dropped first)."""
         with self._lock:
+            if self.classic:
+                self._drop_unpinned()
             self._pinned.clear()
             self._evict()
 
@@ -142,8 +150,11 @@ class OutputCache:
     def clear(self) -> None:
         """Drop every entry that the running job does not pin (POST /free)."""
         with self._lock:
-            for key in [k for k in self._entries if k not in self._pinned]:
-                self.bytes -= self._entries.pop(key).nbytes
+            self._drop_unpinned()
+
+    def _drop_unpinned(self) -> None:
+        for key in [k for k in self._entries if k not in self._pinned]:
+            self.bytes -= self._entries.pop(key).nbytes
 
     def keys(self) -> list[bytes]:
         """The signatures held, least recently used first (what a scale-out worker reports to the scheduler)."""

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from engine.blocker import ExecutionBlocker
 from engine.cache import OutputCache
 from engine.context import Interrupted, NodeContext, RunControl, reset_current_context, set_current_context
+from engine.dynprompt import DynamicPrompt
 from engine.environment import NodeEnvironment
 from engine.events import (
     EventSink,
@@ -27,11 +28,12 @@ from engine.events import (
     NodeWarning,
     discard,
 )
+from engine.hidden import ABSENT, HiddenValues
 from engine.plan import Plan, find_cycles
 from engine.registry import NodeRegistry
 from engine.results import ItemList, ResultError, normalise
 from engine.signature import Signer
-from engine.spec import HIDDEN_DYNPROMPT, HIDDEN_EXTRA_PNGINFO, HIDDEN_PROMPT, HIDDEN_UNIQUE_ID, NodeResult, NodeSpec
+from engine.spec import NodeResult, NodeSpec
 from engine.summary import summarise
 from engine.workflow import Link, Workflow, WorkflowError, WorkflowNode, decode_input, parse_api
 
@@ -79,6 +81,8 @@ class _ClassInfo:
 
     spec: NodeSpec
     lazy: frozenset[str]
+    declared: frozenset[str]  # every declared input, hidden ones included
+    raw_links: frozenset[str]  # inputs declared with {"rawLink": True}: they get `[node id, output]`
     hidden: tuple[tuple[str, str], ...]
     defaults: dict[str, Any]
     list_outputs: tuple[bool, ...]
@@ -110,8 +114,11 @@ class _Stopped(Exception):
 
 @dataclass(slots=True)
 class _Expansion:
-    outputs: tuple[Any, ...]
+    """A node waiting for its expansion: per call, its results (links into the grafted graphs where it expanded)."""
+
+    calls: list[tuple[Any, ...]]
     ui: dict[str, Any] | None
+    fanned: bool
 
 
 @dataclass
@@ -132,17 +139,18 @@ class _Job:
     cached: list[str] = field(default_factory=list)
     display: dict[str, str] = field(default_factory=dict)
     expansions: dict[str, _Expansion] = field(default_factory=dict)
+    grafted: list[WorkflowNode] = field(default_factory=list)
     tasks: dict[asyncio.Task[Any], _Pending] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None
-    started: bool = False
-    prompt_api: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # Expansion adds nodes; the caller's workflow stays as it was.
         self.nodes = dict(self.source.nodes)
         self.workflow = Workflow(self.nodes)
+        self.dynprompt = DynamicPrompt(self.source, self.nodes)
+        self.hidden = HiddenValues(self.source, self.extra_data, self.dynprompt)
         self.cache = self.executor.cache
-        self.signer = Signer(self.workflow, self.specs)
+        self.signer = Signer(self.workflow, self.specs, self._fingerprint_args)
         self.plan = Plan(self.workflow, self._is_lazy, self._resolve)
 
     # -- the run -------------------------------------------------------------------------------------------------
@@ -152,14 +160,8 @@ class _Job:
         emit(JobStarted(pid))
         try:
             self._load_specs(self.nodes.values())
+            emit(NodesCached(pid, self._cached_nodes()))
             self.plan.require(outputs)
-            self.cache.pin(self.signer.sigs.values())
-            self.started = True
-            emit(NodesCached(pid, tuple(self.cached)))
-            for node_id in self.cached:
-                ui = self.uis.get(node_id)
-                if ui is not None:
-                    emit(NodeExecuted(pid, node_id, self.display.get(node_id, node_id), ui, cached=True))
             self._drive()
             if self.control.interrupted:  # asked while the last node ran without looking: still an interrupt
                 raise _Stopped(None)
@@ -170,15 +172,30 @@ class _Job:
             emit(failed.event)
             return self._outcome("error", failed.event)
         except _Stopped as stopped:
-            node_id = stopped.node_id
-            node_type = self.nodes[node_id].class_type if node_id in self.nodes else None
-            emit(JobInterrupted(pid, node_id, node_type, tuple(self.executed)))
+            at = stopped.node_id
+            node_type = self.nodes[at].class_type if at is not None and at in self.nodes else None
+            emit(JobInterrupted(pid, at, node_type, tuple(self.executed)))
             return self._outcome("interrupted")
         finally:
             self._close_loop()
             self.cache.unpin_all()
         emit(JobSucceeded(pid, dict(self.uis)))
         return self._outcome("success")
+
+    def _cached_nodes(self) -> tuple[str, ...]:
+        """Every node of the prompt whose output the cache holds now, pinned there for the run: `execution_cached`
+        lists them all before anything runs, whether they are needed up front or only later (a lazy input, a
+        node an expansion links to)."""
+        hits = []
+        for node_id in self.nodes:
+            try:
+                sig = self.signer(node_id)
+            except ValueError:  # a cycle among nodes no valid output needs
+                continue
+            if sig in self.cache:
+                hits.append(node_id)
+        self.cache.pin(self.signer.sigs.values())
+        return tuple(hits)
 
     def _outcome(self, status: Status, error: JobFailed | None = None) -> RunOutcome:
         return RunOutcome(status, dict(self.uis), tuple(self.executed), tuple(self.cached), error)
@@ -212,10 +229,29 @@ class _Job:
         self.cached.append(node_id)
         if entry.ui is not None:
             self.uis[node_id] = entry.ui
-            if self.started:
-                display = self.display.get(node_id, node_id)
-                self.emit(NodeExecuted(self.prompt_id, node_id, display, entry.ui, cached=True))
+            self.emit(self._executed(node_id, entry.ui, cached=True))
         return True
+
+    def _executed(self, node_id: str, ui: dict[str, Any], cached: bool = False) -> NodeExecuted:
+        dyn = self.dynprompt
+        display = self.display.get(node_id, node_id)
+        parent, real = dyn.get_parent_node_id(node_id), dyn.get_real_node_id(node_id)
+        return NodeExecuted(self.prompt_id, node_id, display, ui, cached, parent, real)
+
+    def _fingerprint_args(self, node_id: str, spec: NodeSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """IS_CHANGED's arguments: the declared literal inputs, every linked input as None, the hidden values."""
+        info = self._info(spec.class_type)
+        args = {k: None if type(v) is Link else v for k, v in inputs.items() if type(v) is Link or k in info.declared}
+        self._add_hidden(node_id, info, inputs, args)
+        return args
+
+    def _add_hidden(self, node_id: str, info: _ClassInfo, given: Mapping[str, Any], kwargs: dict[str, Any]) -> None:
+        for name, kind in info.hidden:
+            value = self.hidden.value(node_id, name, kind, given)
+            if value is not ABSENT:
+                kwargs[name] = value
+            else:
+                kwargs.pop(name, None)
 
     # -- one node ------------------------------------------------------------------------------------------------
 
@@ -234,6 +270,9 @@ class _Job:
         fanned = False
         for name, value in node.inputs.items():
             if type(value) is Link:
+                if name in info.raw_links:  # the node wants the link itself; its source has still run first
+                    kwargs[name] = [value.node, value.output]
+                    continue
                 out = results.get(value.node)
                 if out is None:
                     if unevaluated is None:
@@ -247,12 +286,13 @@ class _Job:
                     fanned = True
                 elif kind is ExecutionBlocker and blocker is None:
                     blocker = value
+            elif name not in info.declared:  # an undeclared literal is dropped; an undeclared link is passed
+                continue
             kwargs[name] = value
         if info.defaults:
             for name, default in info.defaults.items():
                 kwargs.setdefault(name, default)
-        for name, kind in info.hidden:
-            kwargs[name] = self._hidden(node_id, kind)
+        self._add_hidden(node_id, info, node.inputs, kwargs)
         if spec.input_is_list:
             fanned = False
             if blocker is None:
@@ -268,23 +308,23 @@ class _Job:
             kwargs = {k: list(v) if type(v) is ItemList else [v] for k, v in kwargs.items()}
         self._call(node_id, node, info, kwargs, fanned)
 
-    def _call(self, node_id: str, node: WorkflowNode, info: _ClassInfo, kwargs: dict[str, Any], fanned: bool) -> None:
-        spec = info.spec
-        display = self.display.get(node_id, node_id)
-        if self.prompt_api is None:
-            self.prompt_api = self.source.to_api()
-        ctx = NodeContext(
+    def _context(self, node_id: str) -> NodeContext:
+        return NodeContext(
             self.prompt_id,
             node_id,
-            display,
-            node.class_type,
+            self.display.get(node_id, node_id),
+            self.nodes[node_id].class_type,
             self.emit,
             self.control,
             self.executor.env,
-            self.prompt_api,
+            self.hidden.prompt,
             self.extra_data.get("extra_pnginfo"),
         )
-        self.emit(NodeExecuting(self.prompt_id, node_id, display, node.class_type))
+
+    def _call(self, node_id: str, node: WorkflowNode, info: _ClassInfo, kwargs: dict[str, Any], fanned: bool) -> None:
+        spec = info.spec
+        ctx = self._context(node_id)
+        self.emit(NodeExecuting(self.prompt_id, node_id, ctx.display_node, node.class_type))
         token = set_current_context(ctx)
         try:
             if fanned:
@@ -328,11 +368,14 @@ class _Job:
                 return
         try:
             if fanned:
-                outputs, ui = self._merge(node_id, spec, info, raw)
+                merged = self._merge(node_id, spec, info, raw)
+                if merged is None:
+                    return
+                outputs, ui = merged
             else:
                 result = normalise(spec, raw, node_id)
                 if result.expand is not None:
-                    self._splice(node_id, spec, result)
+                    self._expand(node_id, [self._graft(node_id, spec, result, f"{node_id}:")], result.ui, False)
                     return
                 outputs, ui = result.outputs, result.ui
                 if info.any_list_output:
@@ -347,36 +390,39 @@ class _Job:
 
     def _merge(
         self, node_id: str, spec: NodeSpec, info: _ClassInfo, raws: list[Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
-        """One call per list item: each output collects the items (list outputs are concatenated)."""
+    ) -> tuple[tuple[Any, ...], dict[str, Any] | None] | None:
+        """One call per list item: each output collects the items (list outputs are concatenated). A call that
+        expands has its graph spliced under its own prefix ("12:0.5" for call 0); then the node waits for every
+        expansion and this returns None."""
         n = len(spec.outputs)
-        columns: list[list[Any]] = [[] for _ in range(n)]
+        calls: list[tuple[Any, ...]] = []
+        expanded = False
         ui: dict[str, Any] | None = None
-        for raw in raws:
+        for index, raw in enumerate(raws):
             if type(raw) is ExecutionBlocker:
-                for column in columns:
-                    column.append(raw)
+                calls.append((raw,) * n)
                 continue
             result = normalise(spec, raw, node_id)
             if result.expand is not None:
-                raise ResultError(f"node {node_id} ({spec.class_type}) cannot expand while running once per list item")
-            for column, value, is_list in zip(columns, result.outputs, info.list_outputs, strict=True):
-                if is_list:
-                    column.extend(_as_items(value))
-                else:
-                    column.append(value)
+                calls.append(self._graft(node_id, spec, result, f"{node_id}:{index}."))
+                expanded = True
+            else:
+                calls.append(result.outputs)
             if result.ui:
                 ui = ui or {}
                 for key, value in result.ui.items():
                     ui.setdefault(key, []).extend(value if isinstance(value, list | tuple) else [value])
-        return tuple(ItemList(c) for c in columns), ui
+        if expanded:
+            self._expand(node_id, calls, ui, True)
+            return None
+        return _columns(info, calls), ui
 
     def _store(self, node_id: str, outputs: tuple[Any, ...], ui: dict[str, Any] | None) -> None:
         self.results[node_id] = outputs
         self.executed.append(node_id)
         if ui is not None:
             self.uis[node_id] = ui
-            self.emit(NodeExecuted(self.prompt_id, node_id, self.display.get(node_id, node_id), ui))
+            self.emit(self._executed(node_id, ui))
         self.emit(NodeFinished(self.prompt_id, node_id))
         self.cache.put(self.signer.sigs[node_id], outputs, ui)
         self.plan.finish(node_id)
@@ -395,6 +441,7 @@ class _Job:
             wanted: set[str] = set(unevaluated)
         else:
             wanted = set()
+            token = set_current_context(self._context(node_id))  # the same node instance answers, as packs expect
             try:
                 items = [kwargs] if spec.input_is_list else list(_items(kwargs)) or [kwargs]
                 for item in items:
@@ -408,31 +455,22 @@ class _Job:
                 raise _Stopped(node_id) from None
             except BaseException as exc:
                 raise self._failure(node_id, exc, kwargs) from exc
+            finally:
+                reset_current_context(token)
         sources = [unevaluated[name] for name in wanted if name in unevaluated]
         return bool(sources) and self.plan.wait_on(node_id, sources)
 
-    def _hidden(self, node_id: str, kind: str) -> Any:
-        if kind == HIDDEN_UNIQUE_ID:
-            return node_id
-        if kind == HIDDEN_PROMPT:
-            if self.prompt_api is None:
-                self.prompt_api = self.source.to_api()
-            return self.prompt_api
-        if kind == HIDDEN_EXTRA_PNGINFO:
-            return self.extra_data.get("extra_pnginfo")
-        if kind == HIDDEN_DYNPROMPT:
-            return self.workflow
-        return None
-
     # -- node expansion ------------------------------------------------------------------------------------------
 
-    def _splice(self, node_id: str, spec: NodeSpec, result: NodeResult) -> None:
-        """Add the node's sub-workflow under composite ids ("12:5") and make the node wait for its result links."""
+    def _graft(self, node_id: str, spec: NodeSpec, result: NodeResult, prefix: str) -> tuple[Any, ...]:
+        """Add one expansion graph under composite ids (`prefix` + its id: "12:5") and return the node's results
+        with links into the graph. A node's `override_display_id` is what events show for it."""
         try:
             graph = parse_api(result.expand)
         except WorkflowError as exc:
             raise self._failure(node_id, exc) from exc
-        ids = {sub_id: f"{node_id}:{sub_id}" for sub_id in graph.nodes}
+        raw_graph = result.expand or {}
+        ids = {sub_id: prefix + sub_id for sub_id in graph.nodes}
         added: list[WorkflowNode] = []
         for sub_id, sub in graph.nodes.items():
             new_id = ids[sub_id]
@@ -450,14 +488,24 @@ class _Job:
                     f"{len(spec.outputs)}"
                 ),
             )
-        for sub in added:
+        for sub_id, sub in zip(graph.nodes, added, strict=True):
+            body = raw_graph.get(sub_id)
+            override = body.get("override_display_id") if isinstance(body, Mapping) else None
+            shown = str(override) if override is not None else node_id
             self.nodes[sub.id] = sub
-            self.display[sub.id] = self.display.get(node_id, node_id)
+            self.display[sub.id] = self.display.get(shown, shown)
+            self.dynprompt.link(sub.id, node_id, shown)
         self._check_expansion_cycles(node_id, added)
-        self.expansions[node_id] = _Expansion(outputs, result.ui)
-        sub_outputs = [sub.id for sub in added if self.specs[sub.class_type].output_node]
-        waits = self.plan.wait_on(node_id, [v.node for v in outputs if type(v) is Link])
-        self.plan.require(sub_outputs)
+        self.grafted.extend(added)
+        return outputs
+
+    def _expand(self, node_id: str, calls: list[tuple[Any, ...]], ui: dict[str, Any] | None, fanned: bool) -> None:
+        """Make the node wait for the results of the graphs just grafted (and run their output nodes)."""
+        added, self.grafted = self.grafted, []
+        self.expansions[node_id] = _Expansion(calls, ui, fanned)
+        links = [v.node for call in calls for v in call if type(v) is Link]
+        waits = self.plan.wait_on(node_id, links)
+        self.plan.require([sub.id for sub in added if self.specs[sub.class_type].output_node])
         self.cache.pin(self.signer.sigs[sub.id] for sub in added if sub.id in self.signer.sigs)
         if not waits:
             self._finish_expansion(node_id, self.expansions.pop(node_id))
@@ -495,8 +543,11 @@ class _Job:
 
     def _finish_expansion(self, node_id: str, expansion: _Expansion) -> None:
         results = self.results
-        outputs = tuple(results[v.node][v.output] if type(v) is Link else v for v in expansion.outputs)
-        self._store(node_id, outputs, expansion.ui)
+        calls = [tuple(results[v.node][v.output] if type(v) is Link else v for v in call) for call in expansion.calls]
+        if expansion.fanned:
+            self._store(node_id, _columns(self._info(self.nodes[node_id].class_type), calls), expansion.ui)
+        else:
+            self._store(node_id, calls[0], expansion.ui)
 
     # -- async ---------------------------------------------------------------------------------------------------
 
@@ -544,6 +595,8 @@ class _Job:
             info = self.infos[class_type] = _ClassInfo(
                 spec=spec,
                 lazy=frozenset(i.name for i in spec.inputs if i.lazy),
+                declared=frozenset(i.name for i in spec.inputs),
+                raw_links=frozenset(i.name for i in spec.inputs if i.options.get("rawLink")),
                 hidden=tuple((i.name, i.hidden or i.type) for i in spec.inputs if i.kind == "hidden"),
                 defaults={i.name: i.default for i in spec.inputs if i.kind == "required" and i.has_default},
                 list_outputs=tuple(o.is_list for o in spec.outputs),
@@ -585,6 +638,19 @@ def _items(kwargs: dict[str, Any]) -> Any:
     count = 0 if 0 in lengths else max(lengths, default=1)
     for i in range(count):
         yield {k: (v[min(i, len(v) - 1)] if type(v) is ItemList else v) for k, v in kwargs.items()}
+
+
+def _columns(info: _ClassInfo, calls: list[tuple[Any, ...]]) -> tuple[ItemList, ...]:
+    """The outputs of a node that ran once per item: each output lists the calls' values in call order (a list
+    output's values are concatenated)."""
+    columns: list[list[Any]] = [[] for _ in range(info.n_outputs)]
+    for call in calls:
+        for column, value, is_list in zip(columns, call, info.list_outputs, strict=True):
+            if is_list:
+                column.extend(_as_items(value))
+            else:
+                column.append(value)
+    return tuple(ItemList(c) for c in columns)
 
 
 def _as_items(value: Any) -> ItemList:

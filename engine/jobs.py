@@ -28,7 +28,6 @@ from engine.events import (
     NodeExecuted,
     NodeExecuting,
     NodeFinished,
-    NodesCached,
     NodeWarning,
 )
 from engine.reclaim import reclaim
@@ -352,6 +351,9 @@ class JobQueue:
             )
             status = outcome.status
             running.outputs.update(outcome.outputs)
+            at = now_ms()  # the nodes served from the cache (execution_cached lists every node the cache holds)
+            for node in outcome.cached:
+                running.nodes.setdefault(node, {"started": at, "ended": at, "cached": True})
         except WorkerLost as exc:
             with self._lock:
                 self._running.pop(job.prompt_id, None)
@@ -366,6 +368,7 @@ class JobQueue:
             self.store.requeue(job.prompt_id, undo_attempt=True)  # shutting down: it runs on the next start
             return
         self.history.write(job, self._entry(running, status, started=started))
+        log.info("job %s: %s in %.2f s", job.prompt_id, status, time.time() - started)  # shown in logs panels
         for event in endings:
             self._tell(job.client_id, event)
         self._queue_changed()
@@ -403,16 +406,13 @@ class JobQueue:
             running.nodes[event.node] = {"started": now_ms(), "ended": None, "cached": False}
         elif isinstance(event, NodeFinished) and event.node in running.nodes:
             running.nodes[event.node]["ended"] = now_ms()
-        elif isinstance(event, NodesCached):
-            at = now_ms()
-            running.nodes.update((node, {"started": at, "ended": at, "cached": True}) for node in event.nodes)
         elif isinstance(event, NodeExecuted):
             running.outputs[event.node] = dict(event.output)
             running.meta[event.node] = {
                 "node_id": event.node,
                 "display_node": event.display_node,
-                "parent_node": None,
-                "real_node_id": event.display_node,
+                "parent_node": event.parent_node,
+                "real_node_id": event.real_node or event.node,
             }
 
     def _entry(self, running: Running, status: str, started: float) -> dict[str, Any]:

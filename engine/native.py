@@ -15,7 +15,7 @@ the module is imported, naming the node and the parameter.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, get_type_hints
 
@@ -264,14 +264,21 @@ def _keyword_hook(
     hook: Callable[..., Any] | None, always: bool, env: NodeEnvironment | None
 ) -> Callable[[dict[str, Any]], Any] | None:
     """Hooks take the inputs by keyword; one that declares a parameter named `env` also gets the host environment,
-    since validation and fingerprints run outside any node context (a loader must find its file to hash it)."""
+    since validation and fingerprints run outside any node context (a loader must find its file to hash it).
+    Inputs the hook does not name are left out unless it takes **kwargs (the engine offers every input, linked ones
+    as None, as the protocol's hooks get them)."""
     if always:
         return lambda _inputs: ALWAYS
     if hook is None:
         return None
-    if "env" in inspect.signature(hook).parameters:
-        return lambda inputs: hook(**inputs, env=env)
-    return lambda inputs: hook(**inputs)
+    params = inspect.signature(hook).parameters
+    takes = None if any(p.kind == p.VAR_KEYWORD for p in params.values()) else frozenset(params) - {"env"}
+
+    def call(inputs: dict[str, Any]) -> Any:
+        given = inputs if takes is None else {k: v for k, v in inputs.items() if k in takes}
+        return hook(**given, env=env) if "env" in params else hook(**given)
+
+    return call
 
 
 def _hook_inputs(hook: Callable[..., Any] | None) -> frozenset[str] | None:
@@ -302,13 +309,21 @@ def node(
     not_idempotent: bool = False,
     deprecated: bool = False,
     experimental: bool = False,
+    inputs: Mapping[str, Input] | None = None,
 ) -> Any:
     """Declare a node. `outputs` lists socket types or `Out`s; the function returns a tuple in that order (a single
-    value when there is one output), or a NodeResult / protocol dict for display output and expansion."""
+    value when there is one output), or a NodeResult / protocol dict for display output and expansion.
+
+    `inputs` declares further inputs, after the parameters', by names that are not Python identifiers (a block
+    merge's `input_blocks.0.`); the function takes them through its `**kwargs`."""
 
     def wrap(fn: Callable[..., Any]) -> NativeNode:
         class_type = name or fn.__name__
-        declared, ctx_param = _declared_inputs(class_type, fn)
+        declared, ctx_param = _declared_inputs(class_type, fn, named=inputs is not None)
+        for input_name, declared_input in (inputs or {}).items():
+            if input_name in declared:
+                raise SpecError(f"node {class_type!r}: input {input_name!r} is declared twice")
+            declared[input_name] = declared_input
         outs = tuple(_output(class_type, o, i) for i, o in enumerate(outputs))
         names = [o.name for o in outs]
         if len(set(names)) != len(names):
@@ -345,7 +360,9 @@ def _output(class_type: str, out: Out | str, index: int) -> OutputSpec:
     return OutputSpec(type=out.type, name=out.name or out.type, is_list=out.is_list, tooltip=out.tooltip)
 
 
-def _declared_inputs(class_type: str, fn: Callable[..., Any]) -> tuple[dict[str, Input], str | None]:
+def _declared_inputs(
+    class_type: str, fn: Callable[..., Any], named: bool = False
+) -> tuple[dict[str, Input], str | None]:
     try:
         hints = get_type_hints(fn)
     except Exception as exc:  # an annotation naming something undefined
@@ -354,8 +371,10 @@ def _declared_inputs(class_type: str, fn: Callable[..., Any]) -> tuple[dict[str,
     ctx_param: str | None = None
     for param in inspect.signature(fn).parameters.values():
         where = f"node {class_type!r}, parameter {param.name!r}"
+        if param.kind == param.VAR_KEYWORD and named:
+            continue  # receives the inputs declared by name
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise SpecError(f"{where}: *args/**kwargs cannot be declared as inputs")
+            raise SpecError(f"{where}: *args/**kwargs cannot be declared as inputs (name them with `inputs=`)")
         hint = hints.get(param.name)
         if hint is NodeContext:
             ctx_param = param.name
@@ -368,7 +387,7 @@ def _declared_inputs(class_type: str, fn: Callable[..., Any]) -> tuple[dict[str,
             if default is param.empty:
                 declared[param.name] = widget(None)
             elif type(default) is not hint and not (hint is float and type(default) is int):
-                raise SpecError(f"{where}: default {default!r} does not match its annotation {hint.__name__}")
+                raise SpecError(f"{where}: default {default!r} does not match its annotation {_PLAIN_TYPES[hint]}")
             else:
                 declared[param.name] = widget(default)
         else:

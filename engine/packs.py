@@ -17,6 +17,7 @@ within a folder, so when two define the same node type the first keeps it, the s
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib.util
 import inspect
 import sys
@@ -167,7 +168,7 @@ def load_pack(
     module_name = f"{PACK_MODULE_PREFIX}.{entry.name.replace('.', '_')}"
     start = time.perf_counter()
 
-    def summary(status: str, **details: Any) -> PackSummary:
+    def summary(status: PackStatus, **details: Any) -> PackSummary:
         seconds = time.perf_counter() - start
         return PackSummary(
             entry.name,
@@ -316,9 +317,20 @@ def _entrypoint_nodes(module: ModuleType) -> list[Any]:
 
 
 def _settle(value: Any) -> Any:
-    """The value itself, or an awaitable's result, run on a private event loop."""
+    """The value itself, or an awaitable's result, run on a private event loop (in a helper thread when this
+    thread already runs one, as when packs load inside an async server start)."""
     if not inspect.isawaitable(value):
         return value
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run_private(value)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pack-entrypoint") as pool:
+        return pool.submit(_run_private, value).result()
+
+
+def _run_private(value: Any) -> Any:
+    """Run an awaitable on a new loop that is never made this thread's current one."""
     loop = asyncio.new_event_loop()
     try:
         return loop.run_until_complete(_await(value))

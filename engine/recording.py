@@ -29,6 +29,9 @@ ErrorMessages = Callable[[str, str, str], Sequence[list[Any]]]
 
 
 class HistoryWriter:
+    """The job queue's way into the history. `error_messages` gives the status messages of an error in the wire
+    protocol's shape (the queue's history_messages); `delays` and `wait` pace the retries."""
+
     def __init__(
         self,
         store: Store,
@@ -87,7 +90,10 @@ class HistoryWriter:
         for job in self.store.jobs("ran"):
             log.error("job %s ran before Loom stopped, but its history entry was never written", job.prompt_id)
             message = "the job ran before Loom stopped, but its history entry could not be written"
-            self.store.finish(job.prompt_id, self.minimal(job, message, "HistoryWriteFailed"))
+            minimal = json.dumps(self.minimal(job, message, "HistoryWriteFailed"))
+            if self._try(job.prompt_id, minimal) is not None:
+                with self._lock:
+                    self._unwritten[job.prompt_id] = minimal
 
     def minimal(self, job: Job, message: str, kind: str) -> dict[str, Any]:
         """An error entry small enough to fit where the real one did not: no outputs, no extra data."""

@@ -12,6 +12,13 @@ from engine.spec import HIDDEN_UNIQUE_ID, NodeSpec
 from engine.workflow import Link, Workflow
 
 Signature = bytes
+# (node id, spec, the node's inputs) -> the keyword arguments of its fingerprint (IS_CHANGED) call
+FingerprintArgs = Callable[[str, NodeSpec, Mapping[str, Any]], dict[str, Any]]
+
+
+def literal_args(node_id: str, spec: NodeSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs as IS_CHANGED gets them when no hidden values are at hand: literals, and linked inputs as None."""
+    return {name: None if type(value) is Link else value for name, value in inputs.items()}
 
 
 class Signer:
@@ -22,11 +29,14 @@ class Signer:
     means "always changed") and, for NOT_IDEMPOTENT nodes or nodes that read their own UNIQUE_ID, the node id.
     """
 
-    __slots__ = ("_binds_id", "_fresh", "_specs", "sigs", "volatile", "workflow")
+    __slots__ = ("_binds_id", "_fingerprint_args", "_fresh", "_specs", "sigs", "volatile", "workflow")
 
-    def __init__(self, workflow: Workflow, specs: Mapping[str, NodeSpec]) -> None:
+    def __init__(
+        self, workflow: Workflow, specs: Mapping[str, NodeSpec], fingerprint_args: FingerprintArgs | None = None
+    ) -> None:
         self.workflow = workflow
         self._specs = specs
+        self._fingerprint_args = fingerprint_args or literal_args
         self.sigs: dict[str, Signature] = {}
         self.volatile: set[str] = set()  # nodes whose fingerprint says "always changed"
         self._binds_id: dict[str, bool] = {}
@@ -68,17 +78,15 @@ class Signer:
         spec = self._specs[node.class_type]
         sigs = self.sigs
         parts: list[Any] = [spec.class_type, spec.version]
-        literal: dict[str, Any] | None = {} if spec.fingerprint is not None else None
         for name in sorted(inputs):
             value = inputs[name]
             if type(value) is Link:
                 parts.append((name, sigs.get(value.node, value.node), value.output))
             else:
                 parts.append((name, value))
-                if literal is not None:
-                    literal[name] = value
-        if literal is not None:
-            parts.append(("\x00fp", self._fingerprint(node_id, spec, literal)))
+        if spec.fingerprint is not None:
+            args = self._fingerprint_args(node_id, spec, inputs)
+            parts.append(("\x00fp", self._fingerprint(node_id, spec, args)))
         binds = self._binds_id.get(spec.class_type)
         if binds is None:
             binds = spec.not_idempotent or any(i.kind == "hidden" and i.hidden == HIDDEN_UNIQUE_ID for i in spec.inputs)
@@ -87,9 +95,9 @@ class Signer:
             parts.append(("\x00id", node_id))
         return blake2b(repr(parts).encode(), digest_size=16).digest()
 
-    def _fingerprint(self, node_id: str, spec: NodeSpec, literal: dict[str, Any]) -> Any:
+    def _fingerprint(self, node_id: str, spec: NodeSpec, args: dict[str, Any]) -> Any:
         try:
-            value = spec.fingerprint(literal)  # type: ignore[misc]
+            value = spec.fingerprint(args)  # type: ignore[misc]
         except Exception:
             value = float("nan")
         if value != value:  # NaN: always changed

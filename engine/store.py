@@ -2,7 +2,8 @@
 
 One file (WAL mode, synchronous=FULL): a job is committed before `/prompt` answers, and a job's move from the queue
 to the history is one transaction. One connection guarded by a lock: every statement is short, and the worker thread
-and the server's threads share it.
+and the server's threads share it. One process owns the file (an flock on `<file>.lock`, which holds its pid), and
+a damaged file is refused at opening, never replaced by an empty history.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from engine.workflow import Workflow, parse_api
 
 JobState = Literal["pending", "running", "ran"]  # ran: finished, its history entry not yet written
 log = logging.getLogger("loom.store")
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -92,7 +95,6 @@ class Store:
         self.path = str(path)
         self._owner = None
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._owner = _take_ownership(Path(self.path))
             try:
                 _check_file(Path(self.path))
@@ -113,8 +115,8 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self._release()
             raise DatabaseFault(
-                f"{self.path} is damaged ({exc}): move it aside to start with an empty queue and history, "
-                "or start Loom with --database pointing at another file"
+                f"{self.path} cannot be used as Loom's database ({exc}): move it aside to start with an empty "
+                "queue and history, or start Loom with --database pointing at another file"
             ) from exc
 
     def close(self) -> None:
@@ -127,7 +129,7 @@ class Store:
             self._owner.close()  # closing the file drops the lock
             self._owner = None
 
-    def _tx(self, fn: Any) -> Any:
+    def _tx(self, fn: Callable[[sqlite3.Cursor], T]) -> T:
         """Run `fn(cursor)` in one transaction under the lock."""
         with self._lock:
             cur = self._db.cursor()
@@ -195,7 +197,8 @@ class Store:
         return [_job(row) for row in rows]
 
     def count_jobs(self) -> int:
-        return self._query("SELECT COUNT(*) FROM jobs WHERE state != 'ran'")[0][0]
+        count: int = self._query("SELECT COUNT(*) FROM jobs WHERE state != 'ran'")[0][0]
+        return count
 
     def start_next(self) -> Job | None:
         """Mark the first pending job running (counting the attempt) and return it, or None when none waits."""
@@ -232,7 +235,7 @@ class Store:
         return self._tx(delete)
 
     def clear_pending(self) -> int:
-        return self._tx(lambda cur: cur.execute("DELETE FROM jobs WHERE state = 'pending'").rowcount)
+        return self._tx(lambda cur: int(cur.execute("DELETE FROM jobs WHERE state = 'pending'").rowcount))
 
     # ---- history ----
 
@@ -258,17 +261,18 @@ class Store:
 
         self._tx(move)
 
-    def history(self, max_items: int | None = None, offset: int = 0) -> dict[str, dict[str, Any]]:
-        """Entries oldest first; `max_items` takes the newest ones (after skipping `offset` newest)."""
-        if max_items is None:
-            rows = self._query("SELECT prompt_id, entry FROM history ORDER BY seq")
-            if offset:
-                rows = rows[: max(len(rows) - offset, 0)]
+    def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, dict[str, Any]]:
+        """Entries oldest first. `offset` skips that many of the oldest; `max_items` alone gives the newest ones,
+        with `offset` the first `max_items` from there."""
+        if offset is None:
+            if max_items is None:
+                rows = self._query("SELECT prompt_id, entry FROM history ORDER BY seq")
+            else:
+                rows = self._query("SELECT prompt_id, entry FROM history ORDER BY seq DESC LIMIT ?", (max_items,))
+                rows.reverse()
         else:
-            rows = self._query(
-                "SELECT prompt_id, entry FROM history ORDER BY seq DESC LIMIT ? OFFSET ?", (max_items, offset)
-            )
-            rows.reverse()
+            limit = -1 if max_items is None else max_items
+            rows = self._query("SELECT prompt_id, entry FROM history ORDER BY seq LIMIT ? OFFSET ?", (limit, offset))
         return {pid: json.loads(entry) for pid, entry in rows}
 
     def history_entry(self, prompt_id: str) -> dict[str, Any] | None:
@@ -302,7 +306,14 @@ def _take_ownership(path: Path) -> Any:
     """An exclusive lock on `<db>.lock`, which records the owner's pid: two servers on one database would run
     the same jobs. The lock goes with the process, however it ends."""
     lock_path = path.with_name(path.name + ".lock")
-    owner = open(lock_path, "a+")  # noqa: SIM115 (held open for the Store's life)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        owner = open(lock_path, "a+")  # noqa: SIM115 (held open for the Store's life)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot create {lock_path} ({exc.strerror}): Loom writes its database and a lock file there; "
+            "start it with --database pointing at a writable folder"
+        ) from None
     try:
         fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -321,16 +332,18 @@ def _take_ownership(path: Path) -> Any:
 
 
 def _check_file(path: Path) -> None:
-    """An empty file is a new database only when no write-ahead log holds its content."""
-    if not path.exists():
-        log.info("creating a new database at %s", path)
-        return
-    if path.stat().st_size:
+    """A missing or empty file is a new database only when no write-ahead log holds content of the old one."""
+    size = path.stat().st_size if path.exists() else None
+    if size:
         return
     wal = path.with_name(path.name + "-wal")
     if wal.exists() and wal.stat().st_size:
         raise DatabaseFault(
-            f"{path} is empty but its write-ahead log {wal.name} is not: the database is damaged; move both "
-            "aside to start with an empty queue and history, or start Loom with --database pointing at another file"
+            f"{path} is {'empty' if size == 0 else 'missing'} but its write-ahead log {wal.name} is not: the database "
+            "is damaged; move both aside to start with an empty queue and history, or start Loom with --database "
+            "pointing at another file"
         )
-    log.warning("%s is an empty file; starting a new database in it", path)
+    if size is None:
+        log.info("creating a new database at %s", path)
+    else:
+        log.warning("%s is an empty file; starting a new database in it", path)

@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import ErrorType
 from engine.registry import NodeRegistry
 from engine.spec import InputSpec, NodeSpec
 from engine.types import ANY, INT, split_union
-from formats.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
+from formats.problems import Problem, WorkflowFileError, unknown_node_type
 
 MODE_MUTED = 2
 MODE_BYPASS = 4
@@ -75,9 +76,14 @@ class Value:
     value: Any
 
 
-DROPPED = object()  # what a link from a muted node (or one that depends on it) resolves to
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """What a link from a muted node, or from a node left out because it depends on one, resolves to."""
 
-Resolved = Source | Value | None | object
+    muted: str  # the id of the muted node it comes down to
+
+
+Resolved = Source | Value | Dropped | None
 
 
 @dataclass(slots=True)
@@ -130,12 +136,12 @@ class _Flattener:
             try:
                 link = parse_link(raw)
             except (KeyError, TypeError, ValueError, IndexError):
-                self.problems.append(Problem(BAD_WORKFLOW, f"malformed link {raw!r}"))
+                self.problems.append(Problem(ErrorType.INVALID_PROMPT, f"malformed link {raw!r}"))
                 continue
             links[str(link.id)] = link
         for raw in graph.get("nodes") or []:
             if not isinstance(raw, Mapping) or "id" not in raw or not isinstance(raw.get("type"), str):
-                self.problems.append(Problem(BAD_WORKFLOW, f"malformed node entry {_short(raw)}"))
+                self.problems.append(Problem(ErrorType.INVALID_PROMPT, f"malformed node entry {_short(raw)}"))
                 continue
             self.node(raw, links, prefix, stack)
         return links
@@ -185,7 +191,9 @@ class _Flattener:
             return
         if sg_id in stack:
             self.problems.append(
-                Problem(BAD_WORKFLOW, f"node {flat.id}: subgraph {sg_id!r} contains itself", node_id=flat.id)
+                Problem(
+                    ErrorType.INVALID_PROMPT, f"node {flat.id}: subgraph {sg_id!r} contains itself", node_id=flat.id
+                )
             )
             return
         definition = self.subgraphs[sg_id]
@@ -245,7 +253,7 @@ class _Flattener:
             known = ", ".join(sorted(map(repr, self.group_nodes))) or "none"
             self.problems.append(
                 Problem(
-                    BAD_WORKFLOW,
+                    ErrorType.INVALID_PROMPT,
                     f"node {flat.id}: group node {flat.type!r} uses group {name!r}, which the file's "
                     f"extra.groupNodes does not define (it defines: {known})",
                     node_id=flat.id,
@@ -256,7 +264,7 @@ class _Flattener:
             return
         if flat.type in stack:
             self.problems.append(
-                Problem(BAD_WORKFLOW, f"node {flat.id}: group {name!r} contains itself", node_id=flat.id)
+                Problem(ErrorType.INVALID_PROMPT, f"node {flat.id}: group {name!r} contains itself", node_id=flat.id)
             )
             return
         GroupExpansion(self, flat, definition).expand(raw, (*stack, flat.type))
@@ -330,23 +338,38 @@ class GroupExpansion:
             inner = self.flattener.nodes[self.prefix + index]
             spec = self.flattener.registry.get(inner.type)
             fed = {inp.widget or inp.name for n, inp in enumerate(inner.inputs) if (index, n) in self.fed}
+            names: list[tuple[str, str, InputSpec | None]]  # (name the group shows, inner input, its declaration)
             if spec is not None:
                 declared = [i for i in spec.current_inputs() if i.kind == "required"]
                 declared += [i for i in spec.current_inputs() if i.kind == "optional"]
-                names = [(i.name, i) for i in declared]
+                names = [(i.name, i.name, i) for i in declared]
+            elif inner.kind == "reroute":
+                names = [(self.reroute_type(index, inner), inp.name, None) for inp in inner.inputs[:1]]
             else:
-                names = [(inp.name, None) for inp in inner.inputs]
-            for name, declared_input in names:
-                custom = self.node_config(index, "input", name)
+                names = [(inp.name, inp.name, None) for inp in inner.inputs]
+            for label, name, declared_input in names:
+                custom = self.node_config(index, "input", label)
                 if name in fed or custom.get("visible") is False:
                     continue
-                shown = custom.get("name") or name
+                shown = custom.get("name") or label
                 if shown in by_name:
-                    shown = f"{inner.title or inner.type} {name}"
+                    shown = f"{inner.title or inner.type} {label}"
                 by_name[str(shown)] = (inner, name)
                 if declared_input is not None and declared_input.is_widget:
                     widgets.append((inner, declared_input))
         return by_name, widgets
+
+    def reroute_type(self, index: str, inner: FlatNode) -> str:
+        """The type a reroute inside the group carries, which names its group input: that of the links leaving it,
+        else of the link entering it, else its own slots' type."""
+        for link in self.links.values():
+            if link.origin == index and link.type != ANY:
+                return link.type
+        for link in self.links.values():
+            if link.target == index and link.type != ANY:
+                return link.type
+        typed = [t for t in [*inner.output_types, *(i.type for i in inner.inputs)] if t != ANY]
+        return typed[0] if typed else ANY
 
     def wire_inputs(self, raw: Mapping[str, Any], input_node: str) -> None:
         by_name, widgets = self.shown_inputs()
@@ -360,7 +383,7 @@ class GroupExpansion:
             if target is None:
                 self.flattener.problems.append(
                     Problem(
-                        BAD_WORKFLOW,
+                        ErrorType.INVALID_PROMPT,
                         f"node {self.flat.id}: input {inp.widget or inp.name!r} of group node {self.flat.type!r} "
                         f"matches no input inside the group (it has: {', '.join(map(repr, by_name)) or 'none'})",
                         node_id=self.flat.id,
@@ -393,12 +416,12 @@ def _short(value: Any) -> str:
 
 
 class _Resolver:
-    """Follows links through front-end-only nodes to a real node's output, a literal, nothing, or DROPPED."""
+    """Follows links through front-end-only nodes to a real node's output, a literal, nothing, or Dropped."""
 
     def __init__(self, nodes: Mapping[str, FlatNode], registry: NodeRegistry) -> None:
         self.nodes = nodes
         self.registry = registry
-        self._dropped: dict[str, bool] = {}
+        self._dropped: dict[str, Dropped | None] = {}
 
     def resolve(self, source: Source | None, seen: frozenset[Source] = frozenset()) -> Resolved:
         if source is None or source in seen:
@@ -408,22 +431,24 @@ class _Resolver:
         node = self.nodes.get(node_id)
         if node is None:
             return None
-        if node.mode == MODE_MUTED:
-            return DROPPED
-        if node.kind == "subgraph_input":
-            return self.subgraph_input(node, slot, seen)
-        if node.mode == MODE_BYPASS:
-            return self.resolve(self.bypass_source(node, slot), seen)
+        # Reroutes and primitives never run, so their mode (muted or bypassed) changes nothing: the front end
+        # passes their value through all the same.
         if node.kind == "reroute":
             return self.resolve(node.inputs[0].source if node.inputs else None, seen)
         if node.kind == "primitive":
             values = node.widgets_values
             return Value(values[0]) if isinstance(values, list) and values else None
+        if node.mode == MODE_MUTED:
+            return Dropped(node.id)
+        if node.kind == "subgraph_input":
+            return self.subgraph_input(node, slot, seen)
+        if node.mode == MODE_BYPASS:
+            return self.resolve(self.bypass_source(node, slot), seen)
         if node.kind == "subgraph":
             return self.resolve(node.out_map[slot] if slot < len(node.out_map) else None, seen)
         if node.kind == "ignored":
             return None
-        return DROPPED if self.dropped(node) else source
+        return self.dropped(node) or source
 
     def subgraph_input(self, node: FlatNode, slot: int, seen: frozenset[Source]) -> Resolved:
         instance = self.nodes[node.instance or ""]
@@ -442,18 +467,20 @@ class _Resolver:
                 return inp.source
         return None
 
-    def dropped(self, node: FlatNode) -> bool:
-        """A node is dropped when a required input comes from a muted node (or from one dropped for that)."""
+    def dropped(self, node: FlatNode) -> Dropped | None:
+        """Set when a required input comes from a muted node (or from one dropped for that): the node is left out."""
         if node.id in self._dropped:
             return self._dropped[node.id]
-        self._dropped[node.id] = False  # cycles are the validator's business
+        self._dropped[node.id] = None  # cycles are the validator's business
         spec = self.registry.get(node.type)
-        result = False
+        result = None
         for inp in node.inputs:
             declared = spec.input(inp.widget or inp.name) if spec else None
-            if declared is not None and declared.kind == "required" and self.resolve(inp.source) is DROPPED:
-                result = True
-                break
+            if declared is not None and declared.kind == "required":
+                resolved = self.resolve(inp.source)
+                if isinstance(resolved, Dropped):
+                    result = resolved
+                    break
         self._dropped[node.id] = result
         return result
 
@@ -522,26 +549,48 @@ def api_literal(value: Any) -> Any:
     return {"__value__": value} if isinstance(value, list) else value
 
 
+@dataclass(slots=True)
+class Conversion:
+    """A canvas converted: the API format (nodes of unknown types left out), the problems that stop it from running,
+    and notes on what was left out on purpose (output nodes cut off by a muted node)."""
+
+    api: dict[str, Any]
+    problems: list[Problem]
+    notes: list[str] = field(default_factory=list)
+
+
 def canvas_to_api(canvas: Mapping[str, Any], registry: NodeRegistry) -> dict[str, Any]:
     """The API-format workflow of a canvas document; raises WorkflowFileError with every problem found."""
-    api, problems = convert_canvas(canvas, registry)
-    if problems:
-        raise WorkflowFileError(problems)
-    return api
+    conversion = convert_canvas(canvas, registry)
+    if conversion.problems:
+        raise WorkflowFileError(conversion.problems)
+    return conversion.api
 
 
-def convert_canvas(canvas: Mapping[str, Any], registry: NodeRegistry) -> tuple[dict[str, Any], list[Problem]]:
-    """What converts (nodes of unknown types left out) and the problems found, so callers can add their own."""
+def _label(node: FlatNode | None, node_id: str) -> str:
+    return f"{node_id} ({node.title or node.type})" if node is not None else node_id
+
+
+def convert_canvas(canvas: Mapping[str, Any], registry: NodeRegistry) -> Conversion:
+    """What converts and the problems found, so callers can add their own; see Conversion."""
     if not is_canvas(canvas):
-        return {}, [Problem(BAD_WORKFLOW, "not a canvas workflow: it has no 'nodes' list")]
+        return Conversion({}, [Problem(ErrorType.INVALID_PROMPT, "not a canvas workflow: it has no 'nodes' list")])
     flattener = _Flattener(canvas, registry)
     flattener.graph(canvas, "", ())
-    problems = flattener.problems
+    conversion = Conversion({}, flattener.problems)
     resolver = _Resolver(flattener.nodes, registry)
-    api: dict[str, Any] = {}
+    api = conversion.api
     for node in flattener.nodes.values():
         spec = registry.get(node.type)
-        if node.kind != "node" or spec is None or node.mode in (MODE_MUTED, MODE_BYPASS) or resolver.dropped(node):
+        if node.kind != "node" or spec is None or node.mode in (MODE_MUTED, MODE_BYPASS):
+            continue
+        dropped = resolver.dropped(node)
+        if dropped is not None:
+            if spec.output_node:
+                muted = _label(flattener.nodes.get(dropped.muted), dropped.muted)
+                conversion.notes.append(
+                    f"output node {_label(node, node.id)} is left out: it depends on muted node {muted}"
+                )
             continue
         widgets = widget_inputs(spec)
         values = map_widget_values(widgets, node.widgets_values)
@@ -562,4 +611,4 @@ def convert_canvas(canvas: Mapping[str, Any], registry: NodeRegistry) -> tuple[d
         if node.title:
             entry["_meta"] = {"title": node.title}
         api[node.id] = entry
-    return api, problems
+    return conversion

@@ -6,10 +6,12 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from engine.errors import ErrorType
 from engine.registry import NodeRegistry
+from engine.spec import InputSpec
 from engine.workflow import is_api_link
 from formats.canvas import CONTROL_VALUES, has_control, map_widget_values, socket_inputs, widget_inputs
-from formats.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
+from formats.problems import Problem, WorkflowFileError, unknown_node_type
 
 COLUMN_WIDTH = 420
 ROW_GAP = 40
@@ -22,6 +24,26 @@ def _unwrap(value: Any) -> Any:
     if isinstance(value, Mapping) and set(value) == {"__value__"}:
         return value["__value__"]
     return value
+
+
+def widget_slot(widget: InputSpec) -> dict[str, Any]:
+    """The input slot a canvas node lists for a widget (linked when the widget is converted to an input)."""
+    return {"name": widget.name, "type": widget.type, "widget": {"name": widget.name}, "link": None}
+
+
+def add_widget_slots(canvas: Mapping[str, Any], registry: NodeRegistry) -> dict[str, Any]:
+    """A copy of a canvas whose nodes of known types list a slot for each widget that has none yet (appended, so
+    the slots links point at keep their numbers)."""
+    out = copy.deepcopy(dict(canvas))
+    for node in out.get("nodes") or []:
+        kind = node.get("type") if isinstance(node, Mapping) else None
+        spec = registry.get(kind) if isinstance(kind, str) else None
+        if spec is None:
+            continue
+        inputs = node.setdefault("inputs", [])
+        listed = {(i.get("widget") or {}).get("name") or i.get("name") for i in inputs if isinstance(i, Mapping)}
+        inputs.extend(widget_slot(w) for w in widget_inputs(spec) if w.name not in listed)
+    return out
 
 
 def _canvas_ids(api: Mapping[str, Any]) -> dict[str, int]:
@@ -63,10 +85,10 @@ def api_to_canvas(api: Mapping[str, Any], registry: NodeRegistry) -> dict[str, A
     problems: list[Problem] = []
     nodes_in = {str(k): v for k, v in api.items()}
     for node_id, entry in nodes_in.items():
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("class_type"), str):
-            problems.append(Problem(BAD_WORKFLOW, f"node {node_id}: no class_type", node_id=node_id))
-        elif entry["class_type"] not in registry:
-            problems.append(unknown_node_type(node_id, entry["class_type"]))
+        if not isinstance(entry, Mapping):
+            problems.append(Problem(ErrorType.INVALID_PROMPT, f"node {node_id}: expected an object", node_id=node_id))
+        elif not isinstance(entry.get("class_type"), str) or entry["class_type"] not in registry:
+            problems.append(unknown_node_type(node_id, entry.get("class_type")))
     if problems:
         raise WorkflowFileError(problems)
 
@@ -84,10 +106,12 @@ def api_to_canvas(api: Mapping[str, Any], registry: NodeRegistry) -> dict[str, A
         widget_names = {w.name for w in widgets}
         inputs: list[dict[str, Any]] = [{"name": i.name, "type": i.type, "link": None} for i in socket_inputs(spec)]
         widgets_values: list[Any] = []
+        sockets = len(inputs)
         for w in widgets:
+            # Current front ends list every widget as an input slot too; client libraries read widget names there.
+            inputs.append(widget_slot(w))
             value = values.get(w.name, w.default)
             if is_api_link(value):
-                inputs.append({"name": w.name, "type": w.type, "widget": {"name": w.name}, "link": None})
                 value = w.default
             widgets_values.append(_unwrap(value))
             if has_control(w):
@@ -105,7 +129,7 @@ def api_to_canvas(api: Mapping[str, Any], registry: NodeRegistry) -> dict[str, A
             "id": ids[node_id],
             "type": spec.class_type,
             "pos": [0, 0],
-            "size": [NODE_WIDTH, 46 + SLOT_HEIGHT * (max(len(inputs), len(spec.outputs)) + len(widgets))],
+            "size": [NODE_WIDTH, 46 + SLOT_HEIGHT * (max(sockets, len(spec.outputs)) + len(widgets))],
             "flags": {},
             "order": index,
             "mode": 0,
@@ -128,7 +152,7 @@ def api_to_canvas(api: Mapping[str, Any], registry: NodeRegistry) -> dict[str, A
         if origin is None or out >= len(origin["outputs"]):
             problems.append(
                 Problem(
-                    BAD_WORKFLOW,
+                    ErrorType.INVALID_PROMPT,
                     f"node {target}: input {nodes[target]['inputs'][slot]['name']!r} links to missing "
                     f"output {out} of node {source}",
                     node_id=target,

@@ -33,11 +33,12 @@ def text_chunks(prompt: Any = None, extra_pnginfo: Any = None) -> dict[str, str]
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """One IMAGE item [H, W, C] in 0..1 as uint8 pixels (rounded, clipped)."""
+    """One IMAGE item [H, W, C] in 0..1 as uint8 pixels: `clip(255 * x)` truncated (0.5 -> 127), as the reference
+    engine saves them, so files and the tools that compare them agree with it byte for byte."""
     import numpy as np
 
     array = image.detach().float().cpu().numpy()
-    return np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
+    return np.clip(array * 255.0, 0, 255).astype(np.uint8)
 
 
 def encode_png(pixels: np.ndarray, text: Mapping[str, str] | None = None, compress_level: int = 4) -> bytes:

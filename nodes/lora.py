@@ -7,7 +7,7 @@ does not re-patch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -33,15 +33,29 @@ def apply_lora(
 ) -> tuple[Any, Any]:
     """`model` (a DiffusionModel) and `clip` (a TextEncoder, or None) with the LoRA applied as shared copies."""
     from diffusion.checkpoint import read_tensors
-    from diffusion.lora import apply_patches, match_lora
 
     path = model_file(ctx.env, "loras", lora_name, "lora_name")
+    return apply_lora_tensors(model, clip, read_tensors(path), lora_name, strength_model, strength_clip, ctx.warn)
+
+
+def apply_lora_tensors(
+    model: Any,
+    clip: Any,
+    tensors: Mapping[str, Any],
+    lora_name: str,
+    strength_model: float,
+    strength_clip: float,
+    warn: Callable[[str], None],
+) -> tuple[Any, Any]:
+    """The same from a LoRA's tensors already in memory (what packs hand `comfy.sd.load_lora_for_models`)."""
+    from diffusion.lora import apply_patches, match_lora
+
     components: dict[str, Any] = {"unet": model.unet}
     units = tuple(clip.units) if clip is not None else ()
     components.update({name: unit.module for name, unit in zip(UNIT_NAMES, units, strict=False)})
-    match = match_lora(read_tensors(path), components)
+    match = match_lora(tensors, components)
     if match.unmapped:
-        ctx.warn(describe_unmapped(lora_name, match.unmapped))
+        warn(describe_unmapped(lora_name, match.unmapped))
     if not match.patches:
         raise ValueError(f"lora_name: no key of {lora_name!r} matches a layer of this model (wrong model family?)")
     strengths = {"unet": strength_model} | dict.fromkeys(UNIT_NAMES, strength_clip if clip is not None else 0.0)

@@ -38,7 +38,13 @@ class Runtime:
     @property
     def extensions(self) -> dict[str, Path]:
         """Pack name -> its front-end folder (WEB_DIRECTORY), for the packs that loaded."""
-        return {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
+        from compat.host import legacy_extensions
+
+        found = {p.name: Path(p.web_directory) for p in self.packs if p.status == "ok" and p.web_directory}
+        if self.packs:  # folders older packs copied into the host folder's web/extensions (compat.host)
+            for name, folder in legacy_extensions(self.folders).items():
+                found.setdefault(name, folder)
+        return found
 
     @property
     def pack_summaries(self) -> list[PackSummary] | None:
@@ -97,8 +103,10 @@ def load_custom_nodes(
 ) -> list[PackSummary]:
     """Install the host-module shims packs import, load the packs, and print the summary table to stderr."""
     import compat
+    from compat.host import redirect_legacy_web
 
     compat.install(compat.Host(folders=folders, registry=registry, env=env, cpu=settings.cpu))
+    redirect_legacy_web(folders)
     packs = load_packs(
         registry, folders.custom_nodes, disabled=settings.disabled_packs, timeout=settings.pack_import_timeout
     )
@@ -108,9 +116,12 @@ def load_custom_nodes(
 
 
 def output_cache(settings: RuntimeSettings) -> OutputCache:
-    """No outputs kept between jobs (`--cache-none`), at most N (`--cache-lru N`), or all that fit."""
+    """No outputs kept between jobs (`--cache-none`), at most N (`--cache-lru N`), only the last prompt's
+    (`--cache-lru 0`, classic mode), or all that fit."""
     if not settings.cache_outputs:
         return OutputCache(max_bytes=0)
+    if settings.cache_classic:
+        return OutputCache(classic=True)
     return OutputCache(max_entries=settings.cache_max_entries)
 
 

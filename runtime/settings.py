@@ -30,4 +30,5 @@ class RuntimeSettings:
     preview_method: str = "auto"
     demo_models: bool = False  # write the demo files even where real models exist (`--demo-models`)
     cache_max_entries: int | None = None  # None: unbounded
+    cache_classic: bool = False  # keep only the last prompt's outputs (`--cache-lru 0`)
     cache_outputs: bool = True  # False: keep no node outputs between jobs (`--cache-none`)

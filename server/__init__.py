@@ -4,9 +4,10 @@ from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    """`server.PromptServer` for node packs that `import server` expecting the ecosystem's host module."""
-    if name == "PromptServer":
-        from compat.server import PromptServer
+    """`server.PromptServer` and `server.BinaryEventTypes` for node packs that `import server` expecting the
+    ecosystem's host module."""
+    if name in ("PromptServer", "BinaryEventTypes"):
+        import compat.server
 
-        return PromptServer
+        return getattr(compat.server, name)
     raise AttributeError(f"module 'server' has no attribute {name!r}")

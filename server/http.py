@@ -7,9 +7,12 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+
+from engine.errors import ErrorType
 
 log = logging.getLogger("loom.http")
 CHUNK = 256 * 1024
@@ -18,7 +21,9 @@ CHUNK = 256 * 1024
 class BadRequest(Exception):
     """A request the client got wrong; answered as a 400 (or `status`) JSON error, never a 500."""
 
-    def __init__(self, message: str, type: str = "invalid_prompt", status: int = 400, details: str = "") -> None:
+    def __init__(
+        self, message: str, type: str = ErrorType.INVALID_PROMPT, status: int = 400, details: str = ""
+    ) -> None:
         super().__init__(message)
         self.message, self.type, self.status, self.details = message, type, status, details
 
@@ -27,10 +32,16 @@ class BadRequest(Exception):
 
 
 def json_error(
-    message: str, type: str = "invalid_prompt", status: int = 400, details: str = "", **extra: Any
+    message: str,
+    type: str = ErrorType.INVALID_PROMPT,
+    status: int = 400,
+    details: str = "",
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> web.Response:
+    """The one shape of every error answer: `{"error": {type, message, details, extra_info, ...extra}}`."""
     error = {"type": type, "message": message, "details": details, "extra_info": {}, **extra}
-    return web.json_response({"error": error, "node_errors": {}}, status=status)
+    return web.json_response({"error": error, "node_errors": {}}, status=status, headers=headers)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

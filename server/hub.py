@@ -125,8 +125,12 @@ class Hub:
 
     def send(self, type_: str, data: Any, sid: str | None = None) -> None:
         """A message from outside the job flow (a node pack's `send_sync`): to client `sid`, or to everyone."""
+        self.send_frame(text(type_, data), sid)
+
+    def send_frame(self, frame: Frame, sid: str | None = None) -> None:
+        """A ready frame (a pack's preview image) from outside the job flow: to client `sid`, or to everyone."""
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._deliver, sid, text(type_, data))
+            self._loop.call_soon_threadsafe(self._deliver, sid, frame)
 
     # ---- on the event loop ----
 

@@ -2,16 +2,22 @@
 
 `GET /custom_nodes` answers `{"enabled": bool, "packs": [summary, ...], "clashes": [clash, ...]}` where a summary
 is engine.packs.PackSummary as JSON (`name`, `path`, `status` "ok"|"failed"|"disabled", `module`, `nodes`,
-`ignored`, `seconds`, `slow`, `error`, `traceback`, `web_directory`, `warnings`) in load order, and a clash is
+`ignored`, `rejected` [{class_type, reason}], `declared`, `count` ("N of M nodes"), `seconds`, `slow`, `error`,
+`traceback`, `web_directory`, `warnings`) in load order, and a clash is
 `{"class_type", "kept", "ignored"}` (the source that keeps the node type and the one that lost it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import struct
+from functools import partial
+from typing import Any
 
 from aiohttp import web
 
+from server.messages import PREVIEW, Frame, preview_frame
 from server.state import STATE, ServerState
 
 
@@ -23,6 +29,37 @@ async def custom_nodes(request: web.Request) -> web.Response:
 
 
 log = logging.getLogger("loom.packs")
+
+
+def _send(hub: Any, event: Any, data: Any, sid: str | None) -> None:
+    """A pack's message: a preview image event goes out as Loom's binary preview frame, anything else as JSON."""
+    from compat.server import BinaryEventTypes
+
+    if isinstance(data, bytes | bytearray) and isinstance(event, int):  # a binary event, framed as the reference
+        kind = PREVIEW if event in (BinaryEventTypes.PREVIEW_IMAGE, BinaryEventTypes.UNENCODED_PREVIEW_IMAGE) else ""
+        hub.send_frame(Frame(data=struct.pack(">I", event) + bytes(data), droppable=True, type=kind), sid)
+        return
+    if event in (BinaryEventTypes.PREVIEW_IMAGE, BinaryEventTypes.UNENCODED_PREVIEW_IMAGE):
+        if data is not None:
+            hub.send_frame(preview_frame(data.format, data.data), sid)
+        return
+    hub.send(event, data, sid)
+
+
+async def _bind_loop(app: web.Application) -> None:
+    from compat.server import PromptServer
+
+    PromptServer.instance.loop = asyncio.get_running_loop()
+
+
+def on_prompt(state: ServerState, body: Any) -> Any:
+    """The /prompt body after the packs' prompt handlers (`PromptServer.instance.add_on_prompt_handler`)."""
+    if state.packs is None or not isinstance(body, dict):
+        return body
+    from compat.server import PromptServer
+
+    return PromptServer.instance.trigger_on_prompt(body)
+
 
 ROUTES = [("GET", "/custom_nodes", custom_nodes)]
 
@@ -53,7 +90,9 @@ def attach(app: web.Application, state: ServerState) -> None:
                 route.register(app.router)
         except (RuntimeError, ValueError) as exc:
             log.warning("a node pack's route %s %s is not served: %s", key[0], key[1], exc)
-    server.bind_sender(state.hub.send)
+    server.bind_sender(partial(_send, state.hub))
+    server.bind_app(app, None)
+    app.on_startup.append(_bind_loop)
     host = bound()
     if host is not None:
         host.interrupt = state.jobs.interrupt

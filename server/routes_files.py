@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.folders import Folders, UnsafePath, confined, write_atomic
-from server.http import BadRequest
+from server.http import BadRequest, json_error
 from server.images import ImageRejected, apply_mask, channel, named_for, preview, resave
 from server.state import STATE
 
@@ -37,7 +37,7 @@ async def view(request: web.Request) -> web.StreamResponse:
     q = request.query
     path = _target(state.folders, q.get("type", "output") or "output", q.get("subfolder", ""), q.get("filename", ""))
     if not path.is_file():
-        return web.json_response({"error": "file not found"}, status=404, headers=VIEW_HEADERS)
+        return json_error("file not found", "not_found", 404, headers=VIEW_HEADERS)
     pixels = state.config.max_image_pixels
     loop = asyncio.get_running_loop()
     try:

@@ -13,6 +13,7 @@ import psutil
 from aiohttp import web
 
 from engine.folders import MODEL_FOLDERS
+from server.http import json_error
 from server.state import STATE
 
 LOOM_VERSION = "0.1.0"
@@ -104,7 +105,7 @@ async def models_in(request: web.Request) -> web.Response:
     folders = request.app[STATE].folders
     folder = request.match_info["folder"]
     if folders.canonical(folder) not in folders.models:
-        return web.json_response({"error": f"unknown model folder {folder!r}"}, status=404)
+        return json_error(f"unknown model folder {folder!r}", "not_found", 404)
     names = await asyncio.get_running_loop().run_in_executor(None, folders.list_models, folder)
     return web.json_response(names)
 

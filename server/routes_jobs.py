@@ -13,6 +13,7 @@ from engine.admit import Rejected
 from engine.store import DuplicateJob
 from engine.workflow import WorkflowError
 from server.http import BadRequest, read_json
+from server.packs import on_prompt
 from server.state import STATE, ServerState
 
 SMALL_BODY = 1024 * 1024
@@ -69,7 +70,7 @@ def _queued(state: ServerState, body: dict[str, Any]) -> dict[str, Any] | web.Re
 
 async def post_prompt(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = await read_json(request, state.config.max_prompt_bytes)
+    body = on_prompt(state, await read_json(request, state.config.max_prompt_bytes))
     answer = await asyncio.get_running_loop().run_in_executor(None, _queued, state, body)
     return answer if isinstance(answer, web.Response) else web.json_response(answer)
 
@@ -123,7 +124,7 @@ def _int_param(request: web.Request, name: str) -> int | None:
 
 async def get_history(request: web.Request) -> web.Response:
     store = request.app[STATE].jobs.store
-    max_items, offset = _int_param(request, "max_items"), _int_param(request, "offset") or 0
+    max_items, offset = _int_param(request, "max_items"), _int_param(request, "offset")
     entries = await asyncio.get_running_loop().run_in_executor(None, store.history, max_items, offset)
     return web.json_response(entries)
 

@@ -14,7 +14,7 @@ from engine.registry import NodeRegistry
 from formats.canvas import canvas_to_api
 from formats.problems import WorkflowFileError
 from formats.workflow_files import classify
-from server.http import read_json
+from server.http import json_error, read_json
 from server.state import STATE
 
 
@@ -34,9 +34,9 @@ async def get_workflow(request: web.Request) -> web.StreamResponse:
     try:
         path = confined(root, name)
     except UnsafePath:
-        return web.json_response({"error": f"no example workflow named {name!r}"}, status=404)
+        return json_error(f"no example workflow named {name!r}", "not_found", 404)
     if path.suffix != ".json" or not path.is_file():
-        return web.json_response({"error": f"no example workflow named {name!r}"}, status=404)
+        return json_error(f"no example workflow named {name!r}", "not_found", 404)
     return web.FileResponse(path, headers={"Content-Type": "application/json"})
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from engine.folders import UnsafePath, confined
+from server.http import json_error
 from server.state import STATE
 
 MISSING_CANVAS = """<!doctype html><html><head><meta charset="utf-8"><title>Loom</title></head>
@@ -28,11 +29,11 @@ async def canvas(request: web.Request) -> web.StreamResponse:
     index = root / "index.html"
     if not index.is_file():
         if rel:
-            return web.json_response({"error": "not found"}, status=404)
+            return json_error("not found", "not_found", 404)
         return web.Response(text=MISSING_CANVAS, content_type="text/html")
     path = _file(root, rel) if rel else index
     if path is None:
-        return web.json_response({"error": "not found"}, status=404)
+        return json_error("not found", "not_found", 404)
     return web.FileResponse(path, headers={"Cache-Control": "no-cache"} if path == index else None)
 
 
@@ -44,7 +45,7 @@ async def extension_file(request: web.Request) -> web.StreamResponse:
     root = state.extensions.get(pack)
     path = _file(root, rel) if root is not None else _file(state.config.web_root / "extensions", f"{pack}/{rel}")
     if path is None:
-        return web.json_response({"error": "not found"}, status=404)
+        return json_error("not found", "not_found", 404)
     return web.FileResponse(path)
 
 

@@ -1,13 +1,14 @@
-"""`comfy` for node packs: only `comfy.utils`, `comfy.model_management` and `comfy.comfy_types` exist.
-
-Anything else under `comfy` (`comfy.sd`, `comfy.samplers`, ...) is ComfyUI's own machinery; importing it fails
-with an error that names the module, so a pack that needs it is reported clearly instead of half working.
+"""`comfy` for node packs: the host's modules packs import, real where Loom has the machinery (samplers' name
+lists, checkpoint loading, sampling, devices, progress) and by name only where it does not (compat.surface).
+A submodule is also reached as an attribute (`import comfy; comfy.samplers`), as after the reference's start-up.
 """
 
 from typing import Any
 
-from compat.host import refuse
+from compat.surface import complete, resolve
+
+complete(globals())
 
 
 def __getattr__(name: str) -> Any:
-    refuse("comfy", name)
+    return resolve(globals(), name)

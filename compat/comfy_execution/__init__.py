@@ -1,9 +1,12 @@
-"""`comfy_execution` for node packs: `graph_utils` (GraphBuilder for node expansion) and `graph` (ExecutionBlocker)."""
+"""`comfy_execution` for node packs: `graph_utils` (GraphBuilder for node expansion), `graph` (ExecutionBlocker)
+and, by name only, the reference's caching and validation modules (compat.surface)."""
 
 from typing import Any
 
-from compat.host import refuse
+from compat.surface import complete, resolve
+
+complete(globals())
 
 
 def __getattr__(name: str) -> Any:
-    refuse("comfy_execution", name)
+    return resolve(globals(), name)

@@ -1,9 +1,12 @@
-"""`comfy_extras` for node packs: the reference's extra node modules that packs import classes and helpers from."""
+"""`comfy_extras` for node packs: the reference's extra node modules, whose node classes are Loom's built-ins where
+Loom has them and placeholders otherwise (compat.surface)."""
 
 from typing import Any
 
-from compat.host import refuse
+from compat.surface import complete, resolve
+
+complete(globals())
 
 
 def __getattr__(name: str) -> Any:
-    refuse("comfy_extras", name)
+    return resolve(globals(), name)

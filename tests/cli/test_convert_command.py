@@ -84,7 +84,7 @@ def test_validate_ok_and_with_problems(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2
     assert "[missing_node_type]" in err[0] and "node 40" in err[0]
-    assert "[missing_model]" in err[1] and "'v1-5-pruned-emaonly.safetensors'" in err[1]
+    assert "[value_not_in_list]" in err[1] and "'v1-5-pruned-emaonly.safetensors'" in err[1]
 
     argv = [
         "validate",
@@ -95,7 +95,7 @@ def test_validate_ok_and_with_problems(tmp_path: Path, capsys: pytest.CaptureFix
         "Sample.seed=1",
     ]
     assert validate_command(build_parser().parse_args(argv), runtime(tmp_path)) == 1
-    assert "[missing_model]" not in capsys.readouterr().err
+    assert "[value_not_in_list]" not in capsys.readouterr().err
 
 
 def test_main_py_exit_codes(tmp_path: Path) -> None:
@@ -119,4 +119,15 @@ def test_validate_reports_the_validators_errors_per_node(tmp_path: Path, capsys:
     assert validate_command(build_parser().parse_args(argv), runtime(tmp_path)) == 1
     err = capsys.readouterr().err
     assert "[value_smaller_than_min]: node 3 (Sample)" in err
+    assert "node 3 (Sample): node 3" not in err  # the node is named once
     assert "node 4 (Scale)" in err and "factor" in err
+
+
+def test_convert_and_validate_say_which_outputs_a_muted_node_cuts_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canvas = pipeline()
+    next(n for n in canvas["nodes"] if n["id"] == 4)["mode"] = 2
+    path = write(tmp_path / "muted.json", canvas)
+    assert convert_command(build_parser().parse_args(["convert", str(path), "--to", "api"]), REG) == 0
+    assert "note: output node 5 (Save) is left out: it depends on muted node 4 (Scale)" in capsys.readouterr().err

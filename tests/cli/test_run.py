@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from cli.commands import COMMANDS
-from cli.run import run_workflow
+from cli.run import ProgressPrinter, run_workflow
 from engine.context import NodeContext
 from engine.environment import NodeEnvironment
+from engine.events import NodeText
 from engine.folders import Folders
 from engine.native import Int, Socket, String, node
 from engine.registry import NodeRegistry
@@ -134,3 +135,9 @@ def test_runs_a_canvas_file_with_overrides(tmp_path: Path) -> None:
         == 0
     )
     assert (folders.output / "n.txt").read_text() == "6"
+
+
+def test_progress_printer_shows_node_text() -> None:
+    out = io.StringIO()
+    ProgressPrinter(out, tty=False)(NodeText("p", "3", "step 2: denoising"))
+    assert out.getvalue() == "  node 3: step 2: denoising\n"

@@ -35,8 +35,15 @@ def test_send_sync_goes_to_the_bound_sender_and_is_dropped_before() -> None:
 
 
 def test_unknown_attribute_names_itself() -> None:
-    with pytest.raises(AttributeError, match=r"does not provide server\.PromptServer\.instance\.prompt_queue"):
-        PromptServer.instance.prompt_queue  # noqa: B018
+    with pytest.raises(AttributeError, match=r"does not provide server\.PromptServer\.instance\.no_such_thing"):
+        PromptServer.instance.no_such_thing  # noqa: B018
+
+
+def test_the_queue_object_exists_by_name_and_fails_when_used() -> None:
+    from compat.placeholder import HostFeatureMissing
+
+    with pytest.raises(HostFeatureMissing, match=r"does not provide server\.PromptServer\.instance\.prompt_queue\.put"):
+        PromptServer.instance.prompt_queue.put(object())
 
 
 def test_send_progress_text_reports_on_the_running_job() -> None:

@@ -43,5 +43,5 @@ def test_device_honours_cpu_and_cache_freeing_is_safe(host: compat.Host) -> None
     host.cpu = True
     assert str(mm.get_torch_device()) == "cpu"
     mm.soft_empty_cache()
-    with pytest.raises(AttributeError, match=r"does not provide comfy\.model_management\.load_models_gpu"):
-        mm.load_models_gpu  # noqa: B018
+    with pytest.raises(AttributeError, match=r"does not provide comfy\.model_management\.no_such_function"):
+        mm.no_such_function  # noqa: B018

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.store import DatabaseFault, DatabaseInUse, DuplicateJob, Job, Store
+from engine.store import DatabaseFault, DatabaseInUse, DuplicateJob, Job, Store, StoreUnavailable
 from engine.workflow import parse_api
 
 
@@ -74,7 +74,8 @@ def test_history_cap_paging_delete_clear(tmp_path: Path) -> None:
     assert store.count_jobs() == 0
     assert list(store.history()) == ["p2", "p3", "p4"]  # oldest pruned, newest last
     assert list(store.history(max_items=2)) == ["p3", "p4"]
-    assert list(store.history(max_items=1, offset=1)) == ["p3"]
+    assert list(store.history(max_items=1, offset=1)) == ["p3"]  # offset counts from the oldest
+    assert list(store.history(offset=1)) == ["p3", "p4"]
     assert store.history_entry("p3") == {"n": 3} and store.history_entry("p0") is None
     store.delete_history(["p3"])
     assert list(store.history()) == ["p2", "p4"]
@@ -128,8 +129,17 @@ def test_an_empty_file_is_a_new_database_only_without_a_wal(tmp_path: Path, capl
     assert any("empty file" in r.getMessage() for r in caplog.records)
     path.write_bytes(b"")
     path.with_name("q.db-wal").write_bytes(b"\x37\x7f\x06\x82" + b"\x00" * 60)
-    with pytest.raises(DatabaseFault, match="write-ahead log"):
+    with pytest.raises(DatabaseFault, match="empty but its write-ahead log"):
         Store(path)
+    path.unlink()  # gone, but its log is still there: not a new database either
+    with pytest.raises(DatabaseFault, match="missing but its write-ahead log"):
+        Store(path)
+
+
+def test_a_database_that_cannot_be_created_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "plain-file").write_text("")
+    with pytest.raises(StoreUnavailable, match=r"cannot create .*plain-file/q.db.lock.*--database"):
+        Store(tmp_path / "plain-file" / "q.db")
 
 
 def test_a_finished_prompt_id_cannot_be_queued_again(tmp_path: Path) -> None:

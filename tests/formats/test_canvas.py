@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from formats.canvas import canvas_to_api, is_canvas, map_widget_values, widget_inputs
-from formats.problems import MISSING_NODE_TYPE, WorkflowFileError
+from engine.errors import ErrorType
+from formats.canvas import canvas_to_api, convert_canvas, is_canvas, map_widget_values, widget_inputs
+from formats.problems import WorkflowFileError
 from tests.formats.canvas_nodes import registry
 
 REG = registry()
@@ -201,6 +202,38 @@ def test_reroutes_are_followed_through() -> None:
     assert "20" not in api and "21" not in api
 
 
+@pytest.mark.parametrize("mode", [2, 4])
+def test_muted_or_bypassed_reroute_still_passes_through(mode: int) -> None:
+    canvas = pipeline()
+    canvas["nodes"].append(cnode(20, "Reroute", [inp("", "*", 1)], [out("", "MODEL", [20])], mode=mode))
+    canvas["links"][0] = [1, 1, 0, 20, 0, "MODEL"]
+    canvas["links"].append([20, 20, 0, 3, 0, "MODEL"])
+    node_of(canvas, 3)["inputs"][0]["link"] = 20
+    conversion = convert_canvas(canvas, REG)
+    assert conversion.api == EXPECTED and conversion.notes == [] and conversion.problems == []
+
+
+def test_muted_primitive_still_gives_its_value() -> None:
+    canvas = pipeline()
+    prim = cnode(9, "PrimitiveNode", [], [{"name": "INT", "type": "INT", "links": [9], "widget": {"name": "seed"}}])
+    prim["widgets_values"] = [42, "fixed"]
+    prim["mode"] = 2
+    canvas["nodes"].append(prim)
+    node_of(canvas, 3)["inputs"].append(inp("seed", "INT", 9, widget="seed"))
+    canvas["links"].append([9, 9, 0, 3, 3, "INT"])
+    api = canvas_to_api(canvas, REG)
+    assert api["3"]["inputs"]["seed"] == 42 and set(api) == set(EXPECTED)
+
+
+def test_output_node_cut_off_by_a_muted_node_is_named_in_the_notes() -> None:
+    canvas = pipeline()
+    node_of(canvas, 3)["mode"] = 2
+    node_of(canvas, 3)["title"] = "Main sampler"
+    conversion = convert_canvas(canvas, REG)
+    assert set(conversion.api) == {"1", "2"} and conversion.problems == []
+    assert conversion.notes == ["output node 5 (Save) is left out: it depends on muted node 3 (Main sampler)"]
+
+
 def test_muted_node_is_dropped_with_what_depends_only_on_it() -> None:
     canvas = pipeline()
     node_of(canvas, 4)["mode"] = 2
@@ -268,8 +301,9 @@ def test_unknown_node_types_are_reported_together_by_name() -> None:
         canvas_to_api(canvas, REG)
     assert err.value.missing_node_types == ["FancyUpscaler", "MagicLoRA"]
     body = err.value.to_response()
+    assert body["error"]["type"] == "missing_node_type" and body["error"]["extra_info"]["node_id"] == "40"
     assert body["error"]["extra_info"]["missing_node_types"] == ["FancyUpscaler", "MagicLoRA"]
-    assert body["node_errors"]["40"]["errors"][0]["type"] == MISSING_NODE_TYPE
+    assert body["node_errors"]["40"]["errors"][0]["type"] == ErrorType.MISSING_NODE_TYPE
     assert body["node_errors"]["41"]["class_type"] == "MagicLoRA"
 
 
@@ -559,3 +593,15 @@ def test_group_definition_without_input_lists_uses_the_declared_socket_order() -
     for inner in canvas["extra"]["groupNodes"]["Sampler"]["nodes"]:
         del inner["inputs"]
     assert canvas_to_api(canvas, REG) == GROUPED
+
+
+def test_group_node_input_into_a_reroute_is_named_after_its_type() -> None:
+    canvas = grouped()
+    group = canvas["extra"]["groupNodes"]["Sampler"]
+    group["nodes"].append({**cnode(2, "Reroute", [inp("", "*", None)], [out("", "*", [])]), "index": 2})
+    group["links"].append([2, 0, 1, 0, 2, "MODEL"])  # reroute -> Sample.model, inside the group
+    node_of(canvas, 10)["inputs"][1] = inp("MODEL", "MODEL", 1)
+    conversion = convert_canvas(canvas, REG)
+    assert conversion.problems == []
+    assert conversion.api["10:1"]["inputs"]["model"] == ["1", 0]
+    assert "10:2" not in conversion.api

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from formats.canvas import canvas_to_api
-from formats.canvas_export import COLUMN_WIDTH, api_to_canvas, update_canvas_widgets
+from formats.canvas_export import COLUMN_WIDTH, add_widget_slots, api_to_canvas, update_canvas_widgets
 from formats.problems import WorkflowFileError
 from tests.formats.canvas_nodes import registry
 from tests.formats.test_canvas import EXPECTED, pipeline
@@ -24,7 +24,10 @@ def test_canvas_nodes_are_laid_out_in_columns_by_depth() -> None:
     assert x == {1: 0, 2: COLUMN_WIDTH, 3: 2 * COLUMN_WIDTH, 4: 3 * COLUMN_WIDTH, 5: 4 * COLUMN_WIDTH}
     sample = next(n for n in canvas["nodes"] if n["type"] == "Sample")
     assert sample["widgets_values"] == [5, "fixed", 4, 7.0, "euler", 1.0]
-    assert [i["name"] for i in sample["inputs"]] == ["model", "positive", "latent"]
+    names = [i["name"] for i in sample["inputs"]]
+    assert names == ["model", "positive", "latent", "seed", "steps", "cfg", "sampler_name", "denoise"]
+    # every widget has its slot, as current front ends write them (client libraries read widget names there)
+    assert all(i["widget"] == {"name": i["name"]} and i["link"] is None for i in sample["inputs"][3:])
     assert canvas["links"][0][5] in ("MODEL", "CLIP")
     assert canvas["last_link_id"] == len(canvas["links"]) == 5
 
@@ -67,3 +70,15 @@ def test_update_canvas_widgets_writes_api_values_back_and_keeps_the_rest() -> No
     assert updated["nodes"][2]["properties"]["mine"] == 1
     assert canvas_to_api(updated, REG)["3"]["inputs"]["seed"] == 7
     assert canvas["nodes"][2]["widgets_values"][0] == 5  # the original is untouched
+
+
+def test_add_widget_slots_appends_the_missing_ones_only() -> None:
+    canvas = pipeline()
+    sample = next(n for n in canvas["nodes"] if n["type"] == "Sample")
+    sample["inputs"].append({"name": "steps", "type": "INT", "widget": {"name": "steps"}, "link": None})
+    before = [dict(i) for i in sample["inputs"]]
+    out = add_widget_slots(canvas, REG)
+    slots = next(n for n in out["nodes"] if n["type"] == "Sample")["inputs"]
+    assert slots[: len(before)] == before  # linked slots keep their numbers
+    assert [i["name"] for i in slots[len(before) :]] == ["seed", "cfg", "sampler_name", "denoise"]
+    assert canvas_to_api(out, REG) == canvas_to_api(canvas, REG)

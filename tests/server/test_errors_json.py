@@ -114,3 +114,14 @@ async def test_server_fault_is_500_json_with_an_id_in_the_log(
     error = body["error"]
     assert error["type"] == "server_error" and error["id"] in error["message"]
     assert any(error["id"] in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/view?filename=nothing.png", "/no/such/page.js", "/extensions/nopack/x.js", "/experiment/models/nofolder"],
+)
+async def test_not_found_is_the_same_json_error(server: Running, path: str) -> None:
+    async with server.http.get(server.url + path) as r:
+        assert r.status == 404
+        error = (await r.json())["error"]
+    assert error["type"] == "not_found" and error["message"]

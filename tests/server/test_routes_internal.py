@@ -112,3 +112,15 @@ async def test_token_mode(make_server) -> None:
     headers = {"Authorization": "Bearer s3cret", "Origin": "http://evil.example"}
     async with srv.http.patch(srv.url + "/internal/logs/subscribe", json={}, headers=headers) as r:
         assert r.status == 403
+
+
+async def test_a_finished_job_is_a_log_line(server: Running, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="loom.jobs")  # `serve` logs at INFO
+    prompt = {
+        "1": {"class_type": "TestNumber", "inputs": {"value": 3}},
+        "2": {"class_type": "TestShow", "inputs": {"value": ["1", 0]}},
+    }
+    _, body = await server.post_prompt(prompt)
+    async with asyncio.timeout(20):
+        while not any(f"job {body['prompt_id']}: success in" in e["m"] for e in server.state.logs.entries()):
+            await asyncio.sleep(0.05)

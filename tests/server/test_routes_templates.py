@@ -83,3 +83,13 @@ async def test_no_packs(server: Running) -> None:
         assert await r.json() == {}
     async with server.http.get(server.url + "/i18n") as r:
         assert await r.json() == {}
+
+
+async def test_token_mode(make_server) -> None:
+    srv = await make_server(auth_token="s3cret", workflows_root=ROOT / "workflows")
+    paths = ("/templates/index.json", "/templates/txt2img.json", "/workflow_templates", "/api/i18n")
+    for path in paths:
+        async with srv.http.get(srv.url + path) as r:
+            assert r.status == 401, path
+        async with srv.http.get(srv.url + path, headers={"Authorization": "Bearer s3cret"}) as r:
+            assert r.status == 200, path

@@ -85,3 +85,15 @@ async def test_convert_errors_are_json(server: Running) -> None:
         server.url + "/workflow/convert", json=CANVAS, headers={"Origin": "http://evil.example"}
     ) as r:
         assert r.status == 403
+
+
+async def test_convert_needs_the_token(make_server) -> None:
+    srv: Running = await make_server(auth_token="s3cret")
+    async with srv.http.post(srv.url + "/workflow/convert", json=CANVAS) as r:
+        assert r.status == 401
+    async with srv.http.post(srv.url + "/workflow/convert?token=s3cret", json=CANVAS) as r:
+        assert r.status == 401  # a query token never authorises a state-changing request
+    async with srv.http.post(
+        srv.url + "/workflow/convert", json=CANVAS, headers={"Authorization": "Bearer s3cret"}
+    ) as r:
+        assert r.status == 200 and (await r.json())["1"]["class_type"] == "TestNumber"

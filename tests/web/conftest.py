@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -54,18 +54,19 @@ class Server:
 class ServerProcess:
     """Starts and stops `python main.py` on a fixed port and base directory (restartable)."""
 
-    def __init__(self, base: Path, port: int, token: str | None = None) -> None:
-        """`token`: serve with --auth-token."""
+    def __init__(self, base: Path, port: int, token: str | None = None, args: Sequence[str] = ()) -> None:
+        """`token`: serve with --auth-token; `args`: more `main.py` flags (`--front-end comfyui`...)."""
         self.base = base
         self.port = port
         self.token = token
+        self.args = tuple(args)
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> dict:
         if not (ROOT / "server" / "app.py").exists():
             pytest.skip("the HTTP server (server/) is not on this branch yet")
-        if not (ROOT / "web" / "dist" / "index.html").exists():
+        if "--front-end" not in self.args and not (ROOT / "web" / "dist" / "index.html").exists():
             pytest.fail("web/dist is not built: run `make web` (npm ci + npm run build in web/)")
         with (self.base / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
@@ -77,6 +78,7 @@ class ServerProcess:
                     "--base-directory",
                     str(self.base),
                     *(["--auth-token", self.token] if self.token else []),
+                    *self.args,
                 ],
                 cwd=ROOT,
                 stdout=log,

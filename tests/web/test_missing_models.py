@@ -4,7 +4,9 @@ server has only Loom's demo stand-ins, which the panel offers and applies everyw
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -19,8 +21,14 @@ DEMO_LORA = "loom-demo-tiny-lora.safetensors"
 
 
 def open_example(canvas, name: str) -> None:
+    """Opens an example: canvas files from the Examples dialog, API-format twins as a file would be loaded."""
+    if name.endswith(".api.json"):
+        canvas.js(
+            "return fetch(`${app.api.base}/workflows/${arg}`).then(r => r.json()).then(d => app.loadWorkflow(d));", name
+        )
+        return
     canvas.page.click("#examples-button")
-    canvas.page.locator(".litecontextmenu .litemenu-entry").get_by_text(name, exact=True).click()
+    canvas.page.locator(f'.loom-examples [data-example="{name.removesuffix(".json")}"]').click()
 
 
 def models_of(canvas) -> dict[str, str]:
@@ -94,3 +102,54 @@ def test_value_not_in_list_from_queueing_opens_the_panel(canvas) -> None:
     assert canvas.widget_value(loader, "ckpt_name") == DEMO_CHECKPOINT
     assert canvas.page.locator(".loom-validation").is_hidden()
     assert canvas.js("return app.graph.getNodeById(arg).has_errors;", loader) is False
+
+
+def wait_hashed(url: str) -> list[dict]:
+    """The server's model index once its background hasher is done."""
+    for _ in range(200):
+        with urllib.request.urlopen(f"{url}/models/index") as res:
+            index = json.load(res)
+        if index["pending"] == 0:
+            return index["files"]
+        time.sleep(0.1)
+    raise TimeoutError("the model index was not hashed")
+
+
+def test_saved_workflow_records_hashes_and_a_renamed_copy_is_proposed_first(open_canvas, own_server) -> None:
+    checkpoints = own_server.base / "models" / "checkpoints"
+    (checkpoints / "team").mkdir(parents=True)
+    (checkpoints / "team" / "house-style-v3.safetensors").write_bytes(b"house style weights")
+    own_server.start()
+    files = wait_hashed(own_server.url)
+    house = next(f for f in files if f["name"] == "team/house-style-v3.safetensors")
+    canvas = open_canvas(own_server.url)
+    loader = canvas.node_id("CheckpointLoaderSimple")
+    canvas.js("const w = app.graph.getNodeById(arg).widgets[0]; w.value = 'team/house-style-v3.safetensors';", loader)
+    with canvas.page.expect_download() as download:
+        canvas.page.click("#save-button")
+    saved = json.loads(Path(download.value.path()).read_text())
+    [node] = [n for n in saved["nodes"] if n["type"] == "CheckpointLoaderSimple"]
+    assert node["properties"]["models"] == [
+        {
+            "name": "team/house-style-v3.safetensors",
+            "directory": "checkpoints",
+            "hash": house["sha256"],
+            "hash_type": "SHA256",
+        }
+    ]
+
+    # The reader has the same file under another name: the panel offers it first, found by its hash.
+    (checkpoints / "team" / "house-style-v3.safetensors").rename(checkpoints / "house.safetensors")
+    (checkpoints / "other.safetensors").write_bytes(b"something else")
+    wait_hashed(own_server.url)
+    canvas.js("app.loadWorkflow(arg);", saved)
+    panel = canvas.page.locator(".loom-missing-models")
+    panel.wait_for(state="visible")
+    select = panel.locator('select[data-missing="team/house-style-v3.safetensors"]')
+    assert select.input_value() == "house.safetensors"
+    labels = select.locator("option").evaluate_all("options => options.map(o => o.textContent)")
+    assert "house.safetensors (same file, by hash)" in labels
+    assert "loom-demo-tiny-sd15.safetensors" in labels or "other.safetensors" in labels
+    canvas.shot("proposed-by-hash")
+    panel.locator("button.apply").click()
+    assert canvas.widget_value(canvas.node_id("CheckpointLoaderSimple"), "ckpt_name") == "house.safetensors"

@@ -14,7 +14,7 @@ from diffusion.demo import DEMO_FILES
 from engine.environment import NodeEnvironment
 from engine.folders import Folders
 from engine.registry import NodeRegistry
-from formats.canvas import canvas_to_api, is_canvas
+from formats.canvas import canvas_to_api, is_canvas, widget_inputs
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 EXAMPLES = sorted(p.name[: -len(".api.json")] for p in WORKFLOWS.glob("*.api.json"))
@@ -54,6 +54,19 @@ def test_canvas_example_converts_to_its_api_twin(name: str, registry: NodeRegist
     skip_unless_nodes_exist(name, registry)
     canvas = json.loads((WORKFLOWS / f"{name}.json").read_text())
     assert canvas_to_api(canvas, registry) == api_of(name)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_canvas_example_lists_a_slot_per_widget(name: str, registry: NodeRegistry) -> None:
+    """Client libraries that convert canvas files read widget names from these slots, as current front ends
+    write them."""
+    skip_unless_nodes_exist(name, registry)
+    for node in json.loads((WORKFLOWS / f"{name}.json").read_text())["nodes"]:
+        spec = registry.get(node["type"])
+        if spec is None:
+            continue
+        slots = {i["widget"]["name"] for i in node["inputs"] if "widget" in i}
+        assert slots == {w.name for w in widget_inputs(spec)}, (name, node["id"])
 
 
 SMALL = ["KSampler.steps=2", "Empty Latent.width=64", "Empty Latent.height=64"]

@@ -44,6 +44,28 @@ export interface ImageRef {
   type?: string;
 }
 
+/** One model file of the server's index (`GET /models/index`): its hash once the background hasher reached it. */
+export interface IndexedModel {
+  folder: string;
+  name: string;
+  size: number;
+  modified: number;
+  sha256: string | null;
+  autov2: string | null;
+}
+
+/** A missing model name, and what the server proposes for it, best first (`POST /models/resolve`). */
+export interface ModelQuery {
+  name: string;
+  choices: string[];
+  folder?: string;
+  hash?: string;
+}
+export interface ModelProposal {
+  name: string;
+  rule: "hash" | "separators" | "subfolder" | "extension" | "demo";
+}
+
 export type QueueItem = [number, string, ApiPrompt, Record<string, unknown>, string[]];
 
 export interface QueueState {
@@ -66,6 +88,18 @@ export interface NodeErrorDetail {
 
 export interface NodeErrors {
   [nodeId: string]: { errors: NodeErrorDetail[]; dependent_outputs?: string[]; class_type?: string };
+}
+
+export interface TemplateInfo {
+  name: string;
+  title: string;
+  description: string;
+}
+
+export interface TemplateGroup {
+  moduleName: string;
+  title: string;
+  templates: TemplateInfo[];
 }
 
 /** Raised for a non-2xx answer; `body` holds the server's JSON (e.g. the 400 validation body). */
@@ -161,13 +195,21 @@ export class Api {
     return this.json("/extensions");
   }
 
-  /** Example workflows shipped in workflows/: names, then one file by name. */
-  workflows(): Promise<string[]> {
-    return this.json("/workflows");
+  /** The server's example workflows, grouped (`/templates/index.json`), then one by name. */
+  templates(): Promise<TemplateGroup[]> {
+    return this.json("/templates/index.json");
   }
 
-  workflow(name: string): Promise<unknown> {
-    return this.json(`/workflows/${encodeURIComponent(name)}`);
+  template(name: string): Promise<unknown> {
+    return this.json(`/templates/${encodeURIComponent(name)}.json`);
+  }
+
+  modelIndex(): Promise<{ files: IndexedModel[]; pending: number }> {
+    return this.json("/models/index");
+  }
+
+  resolveModels(models: ModelQuery[]): Promise<{ models: { name: string; proposals: ModelProposal[] }[] }> {
+    return this.post("/models/resolve", { models });
   }
 
   viewUrl(image: ImageRef, extra: Record<string, string> = {}): string {

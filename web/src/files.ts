@@ -2,19 +2,29 @@
 // picked or dropped (JSON in either format, Loom PNGs), the server's examples, the download, and images
 // uploaded to the input folder (a picker's button or a drop onto its node).
 
-import { LiteGraph } from "@comfyorg/litegraph";
 import type { Api } from "./api";
 import { buildDefaultWorkflow } from "./default_workflow";
 import type { ValidationPanel } from "./errors";
+import { ExamplesDialog } from "./examples";
 import type { GraphState } from "./graph_state";
+import { recordModelHashes } from "./model_hashes";
 import type { NodeTypes } from "./node_types";
 import type { LoomNode } from "./nodes";
 import { el, toast } from "./ui";
-import { classify, downloadJson, loadApiFormat, type Loaded, missingTypes, readWorkflowFile } from "./workflow_io";
+import {
+  classify,
+  downloadJson,
+  loadApiFormat,
+  type Loaded,
+  missingTypes,
+  readWorkflowFile,
+  serializeWorkflow,
+} from "./workflow_io";
 
 export class Files {
   /** The hidden file input behind "Load" and Ctrl+O. */
   readonly picker: HTMLInputElement;
+  readonly examples: ExamplesDialog;
 
   constructor(
     private readonly api: Api,
@@ -24,6 +34,7 @@ export class Files {
   ) {
     this.picker = el("input", { type: "file", accept: ".json,.png,application/json,image/png", id: "file-input" });
     this.picker.hidden = true;
+    this.examples = new ExamplesDialog(api, (workflow) => this.loadWorkflow(workflow));
     this.picker.onchange = () => {
       const file = this.picker.files?.[0];
       if (file) void this.loadFile(file);
@@ -92,35 +103,16 @@ export class Files {
     }
   }
 
-  save(): void {
-    downloadJson(this.state.graph.serialize(), "workflow.json");
+  /** Downloads the workflow, with each model file's hash recorded for whoever opens it next. */
+  async save(): Promise<void> {
+    const data = serializeWorkflow(this.state.graph);
+    await recordModelHashes(this.state.graph, data as { nodes?: { id: number }[] }, this.api);
+    downloadJson(data, "workflow.json");
   }
 
-  /** Lists the server's example workflows in a menu (fetched on demand: a server may not have the route). */
-  async showExamples(event: MouseEvent): Promise<void> {
-    let names: string[];
-    try {
-      names = await this.api.workflows();
-    } catch {
-      toast("This server does not list example workflows", "error");
-      return;
-    }
-    if (!names.length) {
-      toast("No example workflows on this server");
-      return;
-    }
-    new LiteGraph.ContextMenu(names, {
-      event,
-      callback: (value: unknown) => void this.openExample(String(value)),
-    });
-  }
-
-  async openExample(name: string): Promise<void> {
-    try {
-      this.loadWorkflow(await this.api.workflow(name));
-    } catch (e) {
-      toast(`Could not open ${name}: ${(e as Error).message}`, "error");
-    }
+  /** The server's examples, one card each; the one picked replaces the canvas. */
+  showExamples(): Promise<void> {
+    return this.examples.show();
   }
 
   async uploadImage(file: File): Promise<string | null> {

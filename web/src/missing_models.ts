@@ -3,7 +3,7 @@
 // are available for that input, and replaces every use of a missing name with the chosen file in one step.
 
 import type { LGraphNode } from "@comfyorg/litegraph";
-import type { NodeErrors } from "./api";
+import type { ModelProposal, NodeErrors } from "./api";
 import { inputSlotFor, isControlWidget } from "./nodes";
 import type { NodeDef } from "./schema";
 import { el } from "./ui";
@@ -19,14 +19,38 @@ export interface MissingUse {
   input: string;
 }
 
-/** A missing file name, where it is used, and the files that could replace it. */
+/** A missing file name, where it is used, the files that could replace it, and the hash the file recorded. */
 export interface MissingModel {
   name: string;
   choices: string[];
   uses: MissingUse[];
+  hash?: string;
+  folder?: string;
 }
 
-function isModelFile(value: string): boolean {
+/** A model entry as canvas files record them in a node's `properties.models` (name, folder, content hash). */
+export interface RecordedModel {
+  name: string;
+  directory?: string;
+  hash?: string;
+  hash_type?: string;
+}
+
+/** What the panel says of each kind of proposal the server makes. */
+const RULE_LABELS: Record<ModelProposal["rule"], string> = {
+  hash: "same file, by hash",
+  separators: "same path",
+  subfolder: "same file name",
+  extension: "same name",
+  demo: "demo stand-in",
+};
+
+export function recordedModels(node: LGraphNode): RecordedModel[] {
+  const models = (node.properties as { models?: unknown } | undefined)?.models;
+  return Array.isArray(models) ? models.filter((m): m is RecordedModel => typeof m?.name === "string") : [];
+}
+
+export function isModelFile(value: string): boolean {
   const lower = value.toLowerCase();
   return MODEL_EXTENSIONS.some((ext) => lower.endsWith(ext));
 }
@@ -51,7 +75,10 @@ export function findMissingModels(
       const choices = (input.choices ?? []).map(String);
       if (choices.includes(value)) continue;
       const key = JSON.stringify([value, choices]);
-      const entry = found.get(key) ?? { name: value, choices, uses: [] };
+      const entry: MissingModel = found.get(key) ?? { name: value, choices, uses: [] };
+      const recorded = recordedModels(node).find((m) => m.name === value);
+      entry.hash ??= recorded?.hash;
+      entry.folder ??= recorded?.directory;
       entry.uses.push({ node, input: input.name });
       found.set(key, entry);
     }
@@ -95,12 +122,17 @@ export class MissingModelsPanel {
     return !this.element.hidden;
   }
 
-  show(missing: MissingModel[]): void {
+  /** `proposals`: for a missing name, the server's proposals best first (`POST /models/resolve`), when it made any. */
+  show(missing: MissingModel[], proposals: Map<string, ModelProposal[]> = new Map()): void {
     const rows = missing.map((model) => {
       const select = el("select", { "data-missing": model.name });
       select.append(el("option", { value: "", text: model.choices.length ? "— keep —" : "no files available" }));
-      for (const choice of model.choices) select.append(el("option", { value: choice, text: choice }));
-      select.value = preselect(model.choices);
+      const proposed = proposals.get(model.name) ?? [];
+      for (const choice of model.choices) {
+        const rule = proposed.find((p) => p.name === choice)?.rule;
+        select.append(el("option", { value: choice, text: rule ? `${choice} (${RULE_LABELS[rule]})` : choice }));
+      }
+      select.value = proposed.find((p) => model.choices.includes(p.name))?.name ?? preselect(model.choices);
       select.disabled = !model.choices.length;
       const where = model.uses.map((u) => `${u.node.title} #${u.node.id} · ${u.input}`).join(", ");
       const row = el("tr", {}, el("td", { class: "name", text: model.name }), el("td", { class: "where", text: where }), el("td", {}, select));

@@ -1,11 +1,12 @@
 // The node types the server offers: /object_info read and registered as litegraph classes, re-read when the
 // model folders change (combos refreshed on the canvas), and the missing-model check that follows a load.
 
-import type { Api, ObjectInfo } from "./api";
+import type { Api, ModelProposal, ObjectInfo } from "./api";
 import type { GraphState } from "./graph_state";
-import { findMissingModels, type MissingUse, MissingModelsPanel } from "./missing_models";
+import { findMissingModels, type MissingModel, type MissingUse, MissingModelsPanel } from "./missing_models";
 import { type NodeHooks, refreshCombos, registerNodes } from "./nodes";
 import type { NodeDef } from "./schema";
+import { registerExistingSubgraphTypes } from "./subgraphs";
 import { toast } from "./ui";
 
 export class NodeTypes {
@@ -28,6 +29,7 @@ export class NodeTypes {
 
   register(): void {
     this.defs = registerNodes(this.objectInfo, this.state.canvas, this.hooks);
+    registerExistingSubgraphTypes(this.state.graph);
   }
 
   async refreshModels(): Promise<void> {
@@ -59,9 +61,21 @@ export class NodeTypes {
       // The lists already loaded still tell what is missing.
     }
     const missing = findMissingModels(this.state.graph._nodes, this.defs, only);
-    if (missing.length) this.missingModels.show(missing);
+    if (missing.length) this.missingModels.show(missing, await this.#proposals(missing));
     this.timings.modelsChecked = performance.now();
     return missing.length;
+  }
+
+  /** The server's proposals for each missing name (hash match, name matches, demo stand-in); none when it has no
+   * model index. */
+  async #proposals(missing: MissingModel[]): Promise<Map<string, ModelProposal[]>> {
+    const queries = missing.map((m) => ({ name: m.name, choices: m.choices, folder: m.folder, hash: m.hash }));
+    try {
+      const answer = await this.api.resolveModels(queries);
+      return new Map(answer.models.map((m) => [m.name, m.proposals]));
+    } catch {
+      return new Map();
+    }
   }
 
   #replaceModels(changes: { uses: MissingUse[]; file: string }[]): void {

@@ -14,6 +14,7 @@ import type { Gallery, QueuePanel } from "./panels";
 import { CONTROL_WIDGET, nextControlledValue } from "./schema";
 import { type ServerMessage, Socket } from "./socket";
 import { el, toast } from "./ui";
+import { serializeWorkflow } from "./workflow_io";
 
 const CLIENT_KEY = "loom.clientId";
 
@@ -69,7 +70,7 @@ export class Runner {
     validation.clear();
     for (let i = 0; i < Math.max(1, batch); i++) {
       const prompt = this.prompt();
-      const workflow = state.graph.serialize();
+      const workflow = serializeWorkflow(state.graph);
       try {
         const res = await api.queuePrompt({
           prompt,
@@ -90,7 +91,7 @@ export class Runner {
 
   #applyControlAfterGenerate(): void {
     const { state, nodeTypes } = this.parts;
-    for (const node of state.graph._nodes) {
+    for (const node of [state.graph, ...state.graph.subgraphs.values()].flatMap((g) => g._nodes)) {
       const inputs = node instanceof PrimitiveNode ? [node.adopted] : nodeTypes.defs.get(node.type)?.inputs;
       if (!inputs || !node.widgets) continue;
       for (const control of node.widgets.filter((w) => w.name === CONTROL_WIDGET)) {

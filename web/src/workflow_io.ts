@@ -117,3 +117,24 @@ export function missingTypes(data: any): string[] {
   }
   return [...types];
 }
+
+/**
+ * The canvas document of a graph, each node listing a slot for every widget input (unlinked ones appended, so
+ * linked slots keep their numbers), as current front ends write them: client libraries that convert canvas
+ * files read widget names from these slots.
+ */
+export function serializeWorkflow(graph: LGraph): any {
+  const data = graph.serialize() as any;
+  for (const saved of data.nodes ?? []) {
+    const def = (graph.getNodeById(saved.id) as any)?.def as { inputs: { name: string; type: string; widget: boolean }[] };
+    if (!def) continue;
+    saved.inputs ??= [];
+    const listed = new Set(saved.inputs.map((slot: any) => slot.widget?.name ?? slot.name));
+    for (const input of def.inputs) {
+      if (input.widget && !listed.has(input.name)) {
+        saved.inputs.push({ name: input.name, type: input.type, widget: { name: input.name }, link: null });
+      }
+    }
+  }
+  return data;
+}
