@@ -17,6 +17,11 @@ Estimates = Sequence[torch.Tensor | None]
 
 
 class Rule(Protocol):
+    """`scale` is the guidance scale the model's post-guidance functions (RescaleCFG, ...) are told."""
+
+    @property
+    def scale(self) -> float: ...
+
     def needs(self, index: int, keep_uncond: bool) -> bool:
         """Whether set `index` (> 0) must be evaluated this run; `keep_uncond` asks for the unguided estimate."""
         ...
@@ -52,6 +57,10 @@ class DualCFG:
     cfg_cond2_negative: float = 8.0
     nested: bool = False
 
+    @property
+    def scale(self) -> float:
+        return self.cfg_conds
+
     def needs(self, index: int, keep_uncond: bool) -> bool:
         if self.nested or keep_uncond:
             return True
@@ -79,6 +88,10 @@ class PerpNeg:
 
     cfg: float = 8.0
     neg_scale: float = 1.0
+
+    @property
+    def scale(self) -> float:
+        return self.cfg
 
     def needs(self, index: int, keep_uncond: bool) -> bool:
         if keep_uncond:

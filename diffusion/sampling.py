@@ -17,7 +17,7 @@ import torch
 
 from diffusion.controlnet import Crop, chain_residuals
 from diffusion.guidance import CFG, Guider, Rule
-from diffusion.model import DiffusionModel
+from diffusion.model import DiffusionModel, GuidanceStep
 from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
 from diffusion.samplers import SAMPLERS, Sampler, SamplerChoice
@@ -157,6 +157,10 @@ class Guided:
             estimates.append(self._combine(x, group, chunk) if group else None)
             start += len(group)
         guided, self.last_uncond = self.rule(estimates)
+        cond = estimates[0]
+        if self.model.post_guidance and cond is not None:  # model options (RescaleCFG, CFGZeroStar, ...)
+            step = GuidanceStep(x, sigma, cond, self.last_uncond, guided, self.rule.scale)
+            guided = self.model.guide(step)
         return guided
 
     def _predict(

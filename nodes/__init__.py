@@ -27,6 +27,7 @@ BUILTIN_MODULES = (
     "nodes.preprocess",
     "nodes.upscale",
     "nodes.model_merging",
+    "nodes.model_patches",
     "nodes.pending_loaders",
     "nodes.rebatch",
 )
