@@ -10,6 +10,7 @@ BUILTIN_MODULES = (
     "nodes.loaders",
     "nodes.conditioning",
     "nodes.sampling",
+    "nodes.custom_sampling",
     "nodes.vae",
     "nodes.latent",
     "nodes.image",
