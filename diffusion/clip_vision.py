@@ -66,9 +66,13 @@ class CLIPVision:
 
     def encode(self, image: torch.Tensor, crop: str = "center") -> CLIPVisionOutput:
         """Encode IMAGE [B, H, W, C] (0..1) after the training preprocessing (see `preprocess`)."""
+        return self.encode_pixels(preprocess(image, self.arch.image_size, crop))
+
+    def encode_pixels(self, pixels: torch.Tensor) -> CLIPVisionOutput:
+        """Encode already normalised pixels [B, 3, S, S] (S = the encoder's image size)."""
         manager = self.manager
         manager.load([self.module])
-        pixels = preprocess(image, self.arch.image_size, crop).to(manager.device, manager.dtype)
+        pixels = pixels.to(manager.device, manager.dtype)
         with torch.no_grad():
             out = self.module(pixel_values=pixels, output_hidden_states=True)
         return CLIPVisionOutput(

@@ -22,6 +22,7 @@ from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seede
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
 from diffusion.samplers import SAMPLERS, Sampler, SamplerChoice
 from diffusion.schedulers import sigmas_for
+from diffusion.step import StepInfo, unet_step
 
 Conditioning = Sequence[Sequence[Any]]  # [[tensor [1, T, C], {"pooled_output": ..., ...}], ...]
 StepReport = Callable[[int, int, torch.Tensor], None]  # (step done, steps, current x0 estimate)
@@ -97,10 +98,16 @@ def schedule_sigmas(
     return sigmas
 
 
+# Conditioning sets that stand for "no prompt": layers that prompt per row (IP-Adapter) give these rows their
+# unconditional input.
+UNCONDITIONAL_SETS = frozenset({"negative", "empty_conditioning"})
+
+
 @dataclass
 class _Entry:
     cond: torch.Tensor
     opts: dict[str, Any]
+    negative: bool = False
 
 
 def _as_entries(conditioning: Conditioning, name: str) -> list[_Entry]:
@@ -108,7 +115,7 @@ def _as_entries(conditioning: Conditioning, name: str) -> list[_Entry]:
     for i, pair in enumerate(conditioning or ()):
         if not isinstance(pair, list | tuple) or len(pair) < 2 or not isinstance(pair[0], torch.Tensor):
             raise SamplingError(f"{name}: item {i} is not a [tensor, dict] conditioning pair")
-        entries.append(_Entry(pair[0], dict(pair[1] or {})))
+        entries.append(_Entry(pair[0], dict(pair[1] or {}), name in UNCONDITIONAL_SETS))
     return entries
 
 
@@ -196,7 +203,9 @@ class Guided:
         context = context.to(self.device)
         added = self._added(entries)
         down, mid = self._control(entries, x_in, t, context, added, percent, area)
-        out = self.model.unet_forward(x_in, t, context, added, down, mid)
+        negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
+        with unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]))):
+            out = self.model.unet_forward(x_in, t, context, added, down, mid)
         return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
 
     def _combine(

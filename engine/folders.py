@@ -22,6 +22,7 @@ MODEL_FOLDERS = (
     "clip",
     "diffusion_models",
     "clip_vision",
+    "ipadapter",
     "style_models",
     "gligen",
 )

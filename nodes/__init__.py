@@ -25,6 +25,7 @@ BUILTIN_MODULES = (
     "nodes.lora",
     "nodes.controlnet",
     "nodes.clip_vision",
+    "nodes.ip_adapter",
     "nodes.preprocess",
     "nodes.upscale",
     "nodes.model_merging",

@@ -50,3 +50,30 @@ def to_openclip(state: dict[str, torch.Tensor], layers: int) -> dict[str, torch.
             for ours, theirs in names.items():
                 out[f"{block}{theirs}.{kind}"] = state[f"{e}{i}.{ours}.{kind}"]
     return out
+
+
+def tiny_ip_adapter(unet: torch.nn.Module, variant: str, clip_dim: int, seed: int = 0) -> dict[str, dict]:
+    """The two dicts of an IP-Adapter file for `unet`, in the public layout: `image_proj` (linear, resampler or
+    MLP projection) and `ip_adapter` (`N.to_k_ip.weight` / `N.to_v_ip.weight` per cross-attention layer N)."""
+    from diffusion.ip_adapter import LinearProjection, MLPProjection, Resampler, cross_attention_layers
+
+    cross = int(unet.config.cross_attention_dim)
+    if variant == "linear":
+        proj: torch.nn.Module = LinearProjection(clip_dim, cross, tokens=4)
+    elif variant == "resampler":
+        proj = Resampler(64, depth=2, heads=1, head_dim=64, queries=4, clip_dim=clip_dim, cross_dim=cross, ff_mult=4)
+    else:
+        proj = MLPProjection(clip_dim, cross)
+    gen = torch.Generator().manual_seed(seed)
+    image_proj = {k: torch.randn(v.shape, generator=gen) * 0.2 for k, v in proj.state_dict().items()}
+    layers = {}
+    for index, name in cross_attention_layers(unet):
+        shape = unet.get_submodule(name).to_k.weight.shape
+        for part in ("k", "v"):
+            layers[f"{index}.to_{part}_ip.weight"] = torch.randn(shape, generator=gen) / shape[1] ** 0.5
+    return {"image_proj": image_proj, "ip_adapter": layers}
+
+
+def flat(adapter: dict[str, dict]) -> dict[str, torch.Tensor]:
+    """The .safetensors form: `image_proj.*` and `ip_adapter.*` names."""
+    return {f"{group}.{k}": v.contiguous() for group, tensors in adapter.items() for k, v in tensors.items()}
