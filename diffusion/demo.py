@@ -1,5 +1,6 @@
 """The embedded demo models: a tiny random-weight SD 1.x-architecture checkpoint and stand-ins for the other model
-kinds the example workflows load (a LoRA, a ControlNet, an ESRGAN upscaler), all in the real file formats.
+kinds the example workflows load (a LoRA, a ControlNet, an ESRGAN upscaler, a CLIP vision encoder, an IP-Adapter),
+all in the real file formats.
 
 On a fresh machine there are no weights and nothing can be downloaded; Loom writes these files into empty model
 folders so that every example workflow runs end to end in seconds on a CPU, through the same loaders real files go
@@ -20,11 +21,15 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 LAYOUT_FILE = CONFIGS / "demo_layout.json"
 CONTROLNET_LAYOUT_FILE = CONFIGS / "demo_controlnet_layout.json"
 UPSCALER_LAYOUT_FILE = CONFIGS / "demo_upscaler_layout.json"
+CLIP_VISION_LAYOUT_FILE = CONFIGS / "demo_clip_vision_layout.json"
+IP_ADAPTER_LAYOUT_FILE = CONFIGS / "demo_ip_adapter_layout.json"
 
 DEMO_NAME = "loom-demo-tiny-sd15.safetensors"
 DEMO_LORA = "loom-demo-tiny-lora.safetensors"
 DEMO_CONTROLNET = "loom-demo-tiny-controlnet.safetensors"
 DEMO_UPSCALER = "loom-demo-tiny-esrgan.safetensors"
+DEMO_CLIP_VISION = "loom-demo-tiny-clip-vision.safetensors"
+DEMO_IP_ADAPTER = "loom-demo-tiny-ip-adapter.safetensors"
 LORA_RANK = 4
 
 Layout = dict[str, list[int]]
@@ -118,6 +123,20 @@ DEMO_MODELS: tuple[DemoModel, ...] = (
     ),
     DemoModel(
         "upscale_models", DEMO_UPSCALER, lambda: read_layout(UPSCALER_LAYOUT_FILE), 3, "tiny random-weight x4 ESRGAN"
+    ),
+    DemoModel(
+        "clip_vision",
+        DEMO_CLIP_VISION,
+        lambda: read_layout(CLIP_VISION_LAYOUT_FILE),
+        4,
+        "tiny random-weight CLIP vision encoder (transformers layout)",
+    ),
+    DemoModel(
+        "ipadapter",
+        DEMO_IP_ADAPTER,
+        lambda: read_layout(IP_ADAPTER_LAYOUT_FILE),
+        5,
+        "tiny random-weight IP-Adapter (base variant) for the demo checkpoint and CLIP vision encoder",
     ),
 )
 # Model folder -> the demo file standing in for any model of that folder.

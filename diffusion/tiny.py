@@ -187,3 +187,27 @@ def demo_upscaler_layout() -> dict[str, list[int]]:
     with torch.device("meta"):
         model = RRDBNet(RRDBArch(in_channels=3, out_channels=3, features=8, growth=4, blocks=1, upsamplers=2))
     return {k: list(v.shape) for k, v in sorted(model.state_dict().items())}
+
+
+def demo_clip_vision_layout() -> dict[str, list[int]]:
+    """transformers name -> shape of a two-layer CLIP vision encoder (28 px input, 24-wide projection)."""
+    from diffusion.clip_vision import VisionArch, build_vision
+
+    arch = VisionArch("ViT (32 wide)", 32, 2, 64, 1, 14, 28, 24, "gelu")
+    return {k: list(v.shape) for k, v in sorted(build_vision(arch).state_dict().items())}
+
+
+def demo_ip_adapter_layout() -> dict[str, list[int]]:
+    """Name -> shape of a base-variant IP-Adapter (4 tokens) for the demo checkpoint's UNet and the demo encoder."""
+    from diffusion.ip_adapter import LinearProjection, cross_attention_layers
+    from diffusion.loader import build_unet
+
+    spec = tiny_spec("sd1")
+    unet = build_unet(spec.unet, "sd1")
+    with torch.device("meta"):
+        projection = LinearProjection(24, spec.unet.context_dim, tokens=4)
+    layout = {f"image_proj.{k}": list(v.shape) for k, v in projection.state_dict().items()}
+    for index, name in cross_attention_layers(unet):
+        shape = list(unet.get_submodule(name).to_k.weight.shape)
+        layout |= {f"ip_adapter.{index}.to_k_ip.weight": shape, f"ip_adapter.{index}.to_v_ip.weight": shape}
+    return dict(sorted(layout.items()))

@@ -20,11 +20,19 @@ def write_all(folder: Path) -> dict[str, Path]:
 
 @pytest.mark.slow
 def test_bundled_layouts_are_what_the_tiny_builders_make() -> None:
-    from diffusion.tiny import demo_controlnet_layout, demo_layout, demo_upscaler_layout
+    from diffusion.tiny import (
+        demo_clip_vision_layout,
+        demo_controlnet_layout,
+        demo_ip_adapter_layout,
+        demo_layout,
+        demo_upscaler_layout,
+    )
 
     assert demo.checkpoint_layout() == demo_layout()
     assert demo.read_layout(demo.CONTROLNET_LAYOUT_FILE) == demo_controlnet_layout()
     assert demo.read_layout(demo.UPSCALER_LAYOUT_FILE) == demo_upscaler_layout()
+    assert demo.read_layout(demo.CLIP_VISION_LAYOUT_FILE) == demo_clip_vision_layout()
+    assert demo.read_layout(demo.IP_ADAPTER_LAYOUT_FILE) == demo_ip_adapter_layout()
 
 
 @pytest.mark.slow
@@ -33,9 +41,12 @@ def test_the_real_loaders_read_every_demo_file(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     from diffusion.checkpoint import read_tensors
+    from diffusion.clip_vision import load_clip_vision
     from diffusion.controlnet import load_controlnet
     from diffusion.esrgan import load_rrdb
+    from diffusion.ip_adapter import apply_ip_adapter, image_tokens, load_ip_adapter
     from diffusion.lora import match_lora
+    from diffusion.memory import ModelManager
     from diffusion.tiny import build_tiny, tiny_spec
 
     paths = write_all(tmp_path)
@@ -50,6 +61,12 @@ def test_the_real_loaders_read_every_demo_file(tmp_path: Path) -> None:
     down, mid = net(x, torch.tensor([10]), torch.zeros(1, 77, 32), torch.zeros(1, 3, 64, 64), return_dict=False)
     unet_down = modules.unet(x, 10, torch.zeros(1, 77, 32), return_dict=False)  # the residuals fit this UNet
     assert len(down) == 4 and mid.shape == (1, 64, 4, 4) and unet_down[0].shape == x.shape
+
+    vision = load_clip_vision(paths["clip_vision"], ModelManager.create(force_cpu=True))
+    adapter = load_ip_adapter(paths["ipadapter"])
+    tokens = image_tokens(adapter, vision, [(torch.rand(1, 30, 30, 3), 1.0)])
+    assert adapter.arch.variant == "base" and tokens.positive.shape == (1, 4, 32)
+    assert apply_ip_adapter(modules.unet, adapter, tokens, 1.0) is not modules.unet
 
     upscaler = load_rrdb(load_file(str(paths["upscale_models"])))
     assert upscaler.scale == 4
