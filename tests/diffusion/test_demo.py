@@ -101,9 +101,9 @@ def folders_of(root: Path, listing: dict[str, list[str]]) -> dict[str, tuple[Pat
 
 def test_stand_ins_accompany_the_demo_checkpoint_into_empty_folders_only(tmp_path: Path) -> None:
     written = demo.ensure_demo_models(folders_of(tmp_path, {"loras": ["mine.safetensors"]}))
-    assert sorted(p.name for p in written) == sorted(
-        [demo.DEMO_NAME, demo.DEMO_CONTROLNET, demo.DEMO_UPSCALER]
-    )  # the loras folder has a model: no demo LoRA beside it
+    stand_ins = [demo.DEMO_CONTROLNET, demo.DEMO_UPSCALER, demo.DEMO_CLIP_VISION, demo.DEMO_IP_ADAPTER]
+    # the loras folder has a model: no demo LoRA beside it
+    assert sorted(p.name for p in written) == sorted([demo.DEMO_NAME, *stand_ins])
     real = folders_of(tmp_path / "real", {"checkpoints": ["sd15.safetensors"]})
     assert demo.ensure_demo_models(real) == []  # real models: no demo files at all
 
@@ -111,5 +111,6 @@ def test_stand_ins_accompany_the_demo_checkpoint_into_empty_folders_only(tmp_pat
 def test_always_writes_every_missing_demo_file(tmp_path: Path) -> None:
     listing = {"checkpoints": ["sd15.safetensors"], "loras": [demo.DEMO_LORA]}
     written = demo.ensure_demo_models(folders_of(tmp_path, listing), always=True)
-    assert sorted(p.name for p in written) == sorted([demo.DEMO_NAME, demo.DEMO_CONTROLNET, demo.DEMO_UPSCALER])
+    stand_ins = [demo.DEMO_CONTROLNET, demo.DEMO_UPSCALER, demo.DEMO_CLIP_VISION, demo.DEMO_IP_ADAPTER]
+    assert sorted(p.name for p in written) == sorted([demo.DEMO_NAME, *stand_ins])
     assert all(p.is_file() for p in written)
