@@ -92,8 +92,9 @@ def main() -> None:
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_checkpoint(Path(tmp) / "tiny-sd1.safetensors", build_tiny(tiny_spec("sd1"), seed=7))
-        model = load_checkpoint(path, ModelManager.create(force_cpu=True))
-    pos, neg = model.clip.encode("a cat"), model.clip.encode("")
+        checkpoint = load_checkpoint(path, ModelManager.create(force_cpu=True))
+    model = checkpoint.model
+    pos, neg = checkpoint.clip.encode("a cat"), checkpoint.clip.encode("")
     cond = [[pos.cond, {"pooled_output": pos.pooled}]], [[neg.cond, {"pooled_output": neg.pooled}]]
     sig = training_sigmas()
     handed: dict[str, torch.Tensor] = {}
