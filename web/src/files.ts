@@ -2,7 +2,7 @@
 // picked or dropped (JSON in either format, Loom PNGs), the server's examples, the download, and images
 // uploaded to the input folder (a picker's button or a drop onto its node).
 
-import type { Api } from "./api";
+import type { Api, ApiPrompt } from "./api";
 import { buildDefaultWorkflow } from "./default_workflow";
 import type { ValidationPanel } from "./errors";
 import { ExamplesDialog } from "./examples";
@@ -25,6 +25,8 @@ export class Files {
   /** The hidden file input behind "Load" and Ctrl+O. */
   readonly picker: HTMLInputElement;
   readonly examples: ExamplesDialog;
+  /** Called after a load replaced the canvas (the saved-workflows panel forgets which one was open). */
+  onLoaded: () => void = () => {};
 
   constructor(
     private readonly api: Api,
@@ -62,6 +64,7 @@ export class Files {
   }
 
   loadDefault(): void {
+    this.onLoaded();
     this.state.replace(() => {
       buildDefaultWorkflow(this.state.graph);
       this.state.fitView();
@@ -69,6 +72,7 @@ export class Files {
   }
 
   #apply(loaded: Loaded): void {
+    this.onLoaded();
     this.validation.clear();
     if (loaded.kind === "api") {
       const missing = loadApiFormat(this.state.graph, loaded.data);
@@ -108,6 +112,11 @@ export class Files {
     const data = serializeWorkflow(this.state.graph);
     await recordModelHashes(this.state.graph, data as { nodes?: { id: number }[] }, this.api);
     downloadJson(data, "workflow.json");
+  }
+
+  /** Downloads the canvas in the API format (what `POST /prompt` and `main.py run` take). */
+  exportApi(prompt: ApiPrompt): void {
+    downloadJson(prompt, "workflow.api.json");
   }
 
   /** The server's examples, one card each; the one picked replaces the canvas. */
