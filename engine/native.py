@@ -114,8 +114,12 @@ def Float(
     tooltip: str | None = None,
     force_input: bool = False,
     lazy: bool = False,
+    display: str | None = None,
 ) -> Input:
-    options = {"round": round} if round is not None else {}
+    """`display="number"` asks for a plain number box rather than a slider."""
+    options: dict[str, Any] = {"round": round} if round is not None else {}
+    if display is not None:
+        options["display"] = display
     value = float(default) if default is not None else None
     return _Number(FLOAT, value, optional, tooltip, lazy, force_input, options, min, max, step)
 

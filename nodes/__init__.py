@@ -26,6 +26,7 @@ BUILTIN_MODULES = (
     "nodes.preprocess",
     "nodes.upscale",
     "nodes.model_merging",
+    "nodes.model_patches",
     "nodes.pending_loaders",
     "nodes.rebatch",
 )

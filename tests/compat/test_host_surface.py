@@ -454,3 +454,76 @@ def test_a_constant_read_off_a_placeholder_class_is_refused_by_name(host: compat
     with pytest.raises(AttributeError, match=r"^Loom does not provide comfy\.patcher_extension\.WrappersMP\.OUTER"):
         WrappersMP.OUTER_SAMPLE  # noqa: B018
     assert not hasattr(KSampler, "SOMETHING_ELSE") and KSampler.SCHEDULERS
+
+
+BROAD_IMPORTS_PACK = '''
+import comfy
+import comfy.model_management as mm
+import comfy.sample
+import comfy.samplers
+import comfy.sd
+import comfy.utils
+import folder_paths
+import latent_preview
+import node_helpers
+import nodes
+import server
+from comfy import latent_formats, model_base
+from comfy.cli_args import args
+from comfy.clip_vision import Output, clip_preprocess
+from comfy.controlnet import ControlBase, broadcast_image_to
+from comfy.k_diffusion import sampling as k_sampling
+from comfy.k_diffusion.utils import FolderOfImages
+from comfy.ldm.modules.attention import optimized_attention, wrap_attn
+from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
+from comfy.model_patcher import ModelPatcher
+from comfy.sample import np
+from comfy.samplers import KSamplerX0Inpaint
+from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
+from comfy_extras.nodes_mask import composite
+from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel
+from nodes import MAX_RESOLUTION, CLIPTextEncode, KSampler, VAEDecode
+from server import BinaryEventTypes, PromptServer
+
+SCHEDULERS = comfy.samplers.KSampler.SCHEDULERS + ["extra"]
+folder_paths.folder_names_and_paths["my_models"] = ([folder_paths.models_dir + "/my_models"], {".pt"})
+PromptServer.instance.add_on_prompt_handler(lambda body: body)
+preview_method = args.preview_method
+
+
+class MyPatcher(ModelPatcher):
+    pass
+
+
+class Sched:
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"scheduler": (SCHEDULERS,), "size": ("INT", {"default": 64, "max": MAX_RESOLUTION})}}
+
+    def run(self, scheduler, size):
+        return (scheduler,)
+
+
+NODE_CLASS_MAPPINGS = {"BroadSched": Sched}
+'''
+
+
+def test_a_pack_importing_the_common_load_time_surface_loads(host: compat.Host, tmp_path: Path) -> None:
+    root = tmp_path / "custom_nodes"
+    (root / "broad_pack").mkdir(parents=True)
+    (root / "broad_pack" / "__init__.py").write_text(textwrap.dedent(BROAD_IMPORTS_PACK))
+    registry = host.registry
+    [summary] = load_packs(registry, [root])
+    try:
+        assert summary.status == "ok", summary.error
+        assert summary.count == "1 of 1 nodes"
+        assert registry.get("BroadSched").input("scheduler").choices[-1] == "extra"
+    finally:
+        registry._specs.pop("BroadSched", None)
+        sys.modules.pop("custom_nodes.broad_pack", None)
+        from compat.server import PromptServer
+
+        PromptServer.instance.on_prompt_handlers.clear()
