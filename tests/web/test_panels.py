@@ -137,3 +137,22 @@ def test_export_api_downloads_the_queued_prompt(canvas, tmp_path) -> None:
     download.value.save_as(path)
     assert download.value.suggested_filename == "workflow.api.json"
     assert json.loads(path.read_text()) == canvas.js("return app.prompt();")
+
+
+def test_libraries_drag_a_node_and_a_model_onto_the_canvas(canvas, loom_server) -> None:
+    page = canvas.page
+    page.click("#clear-button")
+    page.click("#tab-nodes")
+    page.locator('.node-library details[data-category="latent"] > summary').click()
+    target = page.locator("#graph-canvas")
+    page.locator('.node-library li[data-type="EmptyLatentImage"]').drag_to(target, target_position={"x": 200, "y": 200})
+    assert [n["type"] for n in canvas.nodes()] == ["EmptyLatentImage"]
+
+    page.click("#tab-models")
+    checkpoint = loom_server.schema["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0][0]
+    page.locator(f'.model-library details[data-folder="checkpoints"] li[data-model="{checkpoint}"]').drag_to(
+        target, target_position={"x": 500, "y": 300}
+    )
+    canvas.shot("dropped")
+    loader = canvas.node_id("CheckpointLoaderSimple")
+    assert canvas.widget_value(loader, "ckpt_name") == checkpoint

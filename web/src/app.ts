@@ -12,6 +12,7 @@ import { GraphState } from "./graph_state";
 import { bindLinkHints, bindShortcuts, trackChanges } from "./input";
 import { NodeTypes } from "./node_types";
 import { Gallery, QueuePanel } from "./panels";
+import { dropFromLibrary, ModelLibrary, NodeLibrary } from "./library";
 import { Runner } from "./run";
 import { Settings, SettingsDialog } from "./settings";
 import { buildSidebar } from "./sidebar";
@@ -44,6 +45,7 @@ export class App implements LoomApp {
   readonly settingsDialog: SettingsDialog;
   readonly history: HistoryPanel;
   readonly workflows: WorkflowsPanel;
+  readonly nodeLibrary: NodeLibrary;
 
   constructor(root: HTMLElement) {
     const canvasEl = el("canvas", { id: "graph-canvas", tabindex: "0" });
@@ -102,6 +104,9 @@ export class App implements LoomApp {
     }
     this.state.onChange.push(() => this.workflows.markModified());
     const runTab = el("div", { class: "run-tab" }, this.queuePanel.element, this.gallery.element);
+    const nodeLibrary = (this.nodeLibrary = new NodeLibrary(() => this.nodeTypes.defs));
+    const modelLibrary = new ModelLibrary(this.api);
+    this.files.libraryDrop = (e) => dropFromLibrary(e, this.state, this.nodeTypes.defs);
     root.append(
       this.#toolbar(),
       el("div", { class: "global-progress" }, progress),
@@ -109,6 +114,8 @@ export class App implements LoomApp {
         { id: "run", label: "Queue", element: runTab },
         { id: "history", label: "History", element: this.history.element, shown: () => void this.history.refresh() },
         { id: "workflows", label: "Workflows", element: this.workflows.element, shown: () => void this.workflows.refresh() },
+        { id: "nodes", label: "Nodes", element: nodeLibrary.element, shown: () => nodeLibrary.render() },
+        { id: "models", label: "Models", element: modelLibrary.element, shown: () => void modelLibrary.refresh() },
       ])),
       this.validation.element,
       this.nodeTypes.missingModels.element,
@@ -162,12 +169,13 @@ export class App implements LoomApp {
     if (failed.length) toast(`${failed.length} extension(s) failed to load`, "error");
     this.extensions.call("init", this.compat.app);
     this.nodeTypes.register();
+    this.nodeLibrary.render();
     this.files.loadInitial();
     this.state.startHistory();
     this.#bindInput();
     this.socket.connect();
     this.extensions.call("setup", this);
-    await Promise.all([this.queuePanel.refresh(), this.gallery.loadHistory(), this.history.refresh(), this.workflows.refresh()]);
+    await Promise.all([this.queuePanel.refresh(), this.gallery.loadHistory(), this.history.refresh()]);
     this.timings.ready = performance.now();
   }
 

@@ -25,6 +25,8 @@ export class Files {
   /** The hidden file input behind "Load" and Ctrl+O. */
   readonly picker: HTMLInputElement;
   readonly examples: ExamplesDialog;
+  /** A drop from the node or model library, handled (true) before files are looked at. */
+  libraryDrop: (e: DragEvent) => boolean = () => false;
   /** Called after a load replaced the canvas (the saved-workflows panel forgets which one was open). */
   onLoaded: () => void = () => {};
 
@@ -156,6 +158,7 @@ export class Files {
     document.addEventListener("dragover", (e) => e.preventDefault());
     document.addEventListener("drop", (e) => {
       e.preventDefault();
+      if (this.libraryDrop(e)) return;
       const file = e.dataTransfer?.files?.[0];
       if (!file) return;
       const [x, y] = canvas.convertEventToCanvasOffset(e);
