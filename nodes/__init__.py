@@ -22,6 +22,7 @@ BUILTIN_MODULES = (
     "nodes.strings",
     "nodes.primitive",
     "nodes.conditioning_ops",
+    "nodes.conditioning_models",
     "nodes.lora",
     "nodes.controlnet",
     "nodes.clip_vision",
