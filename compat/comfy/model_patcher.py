@@ -137,6 +137,12 @@ class ModelPatcher:
         block = (block_name, number) if transformer_index is None else (block_name, number, transformer_index)
         to.setdefault("patches_replace", {}).setdefault(name, {})[block] = patch
 
+    def set_model_attn1_replace(self, patch: Any, block_name: str, number: int, transformer_index: Any = None):
+        self.set_model_patch_replace(patch, "attn1", block_name, number, transformer_index)
+
+    def set_model_attn2_replace(self, patch: Any, block_name: str, number: int, transformer_index: Any = None):
+        self.set_model_patch_replace(patch, "attn2", block_name, number, transformer_index)
+
     def set_model_attn1_patch(self, patch: Any) -> None:
         self.set_model_patch(patch, "attn1_patch")
 
