@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.schedulers import DiscreteSchedule
@@ -30,17 +31,25 @@ class GuidanceStep:
 PostGuidance = Callable[[GuidanceStep], torch.Tensor]
 
 
+class UnetPatch(Protocol):
+    """A model option that changes features inside the UNet (FreeU): `attach` registers forward hooks on the
+    module and returns their handles; `unet_forward` removes them after each call."""
+
+    def attach(self, unet: nn.Module) -> list[RemovableHandle]: ...
+
+
 @dataclass(eq=False)
 class DiffusionModel:
     unet: nn.Module  # diffusers UNet2DConditionModel
     family: str
-    prediction: str  # "eps" or "v"
+    prediction: str  # "eps", "v" or "x0"
     schedule: DiscreteSchedule
     manager: ModelManager
     latent_rgb_factors: tuple[tuple[float, float, float], ...]
     latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
     extra: dict[str, Any] = field(default_factory=dict)
     post_guidance: tuple[PostGuidance, ...] = ()
+    unet_patches: tuple[UnetPatch, ...] = ()
 
     def loom_nbytes(self) -> int:
         return module_nbytes(self.unet)
@@ -52,6 +61,10 @@ class DiffusionModel:
     def with_post_guidance(self, function: PostGuidance) -> DiffusionModel:
         """A copy whose sampling passes each step's guided estimate through `function` too (after those it has)."""
         return replace(self, post_guidance=(*self.post_guidance, function))
+
+    def with_unet_patch(self, patch: UnetPatch) -> DiffusionModel:
+        """A copy whose UNet calls run with `patch` attached (after those it has); the module is shared."""
+        return replace(self, unet_patches=(*self.unet_patches, patch))
 
     def guide(self, step: GuidanceStep) -> torch.Tensor:
         """The guided estimate after the post-guidance functions, each seeing the previous one's result."""
@@ -69,6 +82,8 @@ class DiffusionModel:
         c_in = 1 / (s**2 + 1) ** 0.5
         if self.prediction == "v":
             return 1 / (s**2 + 1), -s / (s**2 + 1) ** 0.5, c_in
+        if self.prediction == "x0":  # the UNet predicts the clean latent itself
+            return torch.zeros_like(s), torch.ones_like(s), c_in
         return torch.ones_like(s), -s, c_in
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
@@ -91,5 +106,11 @@ class DiffusionModel:
             kwargs["down_block_additional_residuals"] = [r.to(dtype) for r in down_residuals]
         if mid_residual is not None:
             kwargs["mid_block_additional_residual"] = mid_residual.to(dtype)
-        out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+        # The patches' hooks live for this call only: copies of a model share its module.
+        handles = [handle for patch in self.unet_patches for handle in patch.attach(self.unet)]
+        try:
+            out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
         return out.sample.float()

@@ -1,13 +1,14 @@
-"""Model options that change how each sampling step's estimate is guided: RescaleCFG, CFGZeroStar, CFGNorm,
-Epsilon Scaling, Adaptive Projected Guidance, and a latent operation on the guidance direction. Each returns a copy
-of the model carrying the option (diffusion.model.DiffusionModel.with_post_guidance); the input model is unchanged.
+"""Model options. How each sampling step's estimate is guided: RescaleCFG, CFGZeroStar, CFGNorm, Epsilon Scaling,
+Adaptive Projected Guidance, a latent operation on the guidance direction (DiffusionModel.with_post_guidance); and
+FreeU inside the UNet (DiffusionModel.with_unet_patch); and what the model predicts (ModelSamplingDiscrete). Each
+returns a patched copy; the input model is unchanged.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.native import Float, Out, Socket, node
+from engine.native import Boolean, Combo, Float, Out, Socket, node
 
 MODEL = Socket("MODEL")
 
@@ -71,3 +72,60 @@ def LatentApplyOperationCFG(model: Any = MODEL, operation: Any = Socket("LATENT_
     from diffusion.post_guidance import OperationOnGuidance
 
     return _patched(model, OperationOnGuidance(operation))
+
+
+def _freeu(model: Any, b1: float, b2: float, s1: float, s2: float, adaptive: bool) -> Any:
+    from diffusion.unet_patches import FreeU as Patch
+
+    if model is None:
+        raise ValueError("model: the checkpoint has no diffusion model")
+    return model.with_unet_patch(Patch(b1, b2, s1, s2, adaptive))
+
+
+FREEU = {"min": 0.0, "max": 10.0, "step": 0.01}
+
+
+@node(category="model_patches/unet", outputs=["MODEL"])
+def FreeU(
+    model: Any = MODEL,
+    b1: float = Float(1.1, **FREEU),
+    b2: float = Float(1.2, **FREEU),
+    s1: float = Float(0.9, **FREEU),
+    s2: float = Float(0.2, **FREEU),
+) -> Any:
+    """FreeU: amplify the decoder's backbone features (b1, b2) and damp the low frequencies of its skip features
+    (s1, s2), for more detail at no cost."""
+    return _freeu(model, b1, b2, s1, s2, adaptive=False)
+
+
+@node(category="model_patches/unet", outputs=["MODEL"])
+def FreeU_V2(
+    model: Any = MODEL,
+    b1: float = Float(1.3, **FREEU),
+    b2: float = Float(1.4, **FREEU),
+    s1: float = Float(0.9, **FREEU),
+    s2: float = Float(0.2, **FREEU),
+) -> Any:
+    """FreeU's second version: the backbone amplification follows each position's mean activation."""
+    return _freeu(model, b1, b2, s1, s2, adaptive=True)
+
+
+SAMPLING_PREDICTIONS = {"eps": "eps", "v_prediction": "v", "x0": "x0"}
+SAMPLING_TYPES = ("eps", "v_prediction", "lcm", "x0", "img_to_img")
+
+
+@node(category="advanced/model", outputs=["MODEL"])
+def ModelSamplingDiscrete(
+    model: Any = MODEL, sampling: str = Combo(SAMPLING_TYPES), zsnr: bool = Boolean(False)
+) -> Any:
+    """Tell Loom what the model predicts (noise, v or the clean latent), e.g. for a v-prediction checkpoint that
+    its tensors do not reveal, and optionally rescale its schedule to zero terminal SNR (for models trained so)."""
+    from dataclasses import replace
+
+    if model is None:
+        raise ValueError("model: the checkpoint has no diffusion model")
+    if sampling not in SAMPLING_PREDICTIONS:
+        supported = ", ".join(SAMPLING_PREDICTIONS)
+        raise ValueError(f"sampling: Loom's models do not support {sampling!r} yet; choose one of {supported}")
+    schedule = model.schedule.zero_terminal_snr() if zsnr else model.schedule
+    return replace(model, prediction=SAMPLING_PREDICTIONS[sampling], schedule=schedule)
