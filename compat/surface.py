@@ -137,6 +137,13 @@ MODULES: dict[str, Surface] = {
         _names("load_controlnet load_t2i_adapter broadcast_image_to load_controlnet_state_dict controlnet_config"),
         _names("ControlBase ControlNet ControlLora T2IAdapter ControlLoraOps StrengthType"),
     ),
+    "comfy.t2i_adapter": S(package=True),
+    "comfy.t2i_adapter.adapter": S(classes=_names("Adapter Adapter_light StyleAdapter")),
+    "comfy.cldm": S(package=True),
+    "comfy.cldm.cldm": S(classes=_names("ControlNet ControlledUnetModel")),
+    "comfy.cldm.mmdit": S(classes=_names("ControlNet")),
+    "comfy.ldm.cascade": S(package=True),
+    "comfy.ldm.cascade.controlnet": S(classes=_names("ControlNet")),
     "comfy.lora": S(
         _names(
             "load_lora model_lora_keys_clip model_lora_keys_unet calculate_weight weight_decompose pad_tensor_to_shape"

@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.schedulers import DiscreteSchedule
+
+
+@dataclass(frozen=True)
+class GuidanceStep:
+    """One sampling step's x0 estimates around guidance, as a post-guidance function sees them."""
+
+    x: torch.Tensor  # the noisy latent the model saw
+    sigma: torch.Tensor  # [B]
+    cond: torch.Tensor  # the positive conditioning's estimate
+    uncond: torch.Tensor | None  # the negative's, when guidance evaluated it
+    guided: torch.Tensor  # the guided estimate so far
+    scale: float  # the guidance scale (cfg)
+
+
+# A model option that reworks the guided estimate of every step (RescaleCFG, CFGZeroStar, APG, ...). Samplers call
+# `DiffusionModel.guide` after combining the conditionings; the functions run in the order they were added.
+PostGuidance = Callable[[GuidanceStep], torch.Tensor]
+
+
+class UnetPatch(Protocol):
+    """A model option that changes features inside the UNet (FreeU): `attach` registers forward hooks on the
+    module and returns their handles; `unet_forward` removes them after each call."""
+
+    def attach(self, unet: nn.Module) -> list[RemovableHandle]: ...
 
 
 @dataclass(eq=False)
@@ -22,6 +48,8 @@ class DiffusionModel:
     latent_rgb_factors: tuple[tuple[float, float, float], ...]
     latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
     extra: dict[str, Any] = field(default_factory=dict)
+    post_guidance: tuple[PostGuidance, ...] = ()
+    unet_patches: tuple[UnetPatch, ...] = ()
 
     def loom_nbytes(self) -> int:
         return module_nbytes(self.unet)
@@ -29,6 +57,20 @@ class DiffusionModel:
     def with_unet(self, unet: nn.Module) -> DiffusionModel:
         """A copy around another UNet (e.g. one with LoRA deltas applied); this one stays untouched."""
         return replace(self, unet=unet)
+
+    def with_post_guidance(self, function: PostGuidance) -> DiffusionModel:
+        """A copy whose sampling passes each step's guided estimate through `function` too (after those it has)."""
+        return replace(self, post_guidance=(*self.post_guidance, function))
+
+    def with_unet_patch(self, patch: UnetPatch) -> DiffusionModel:
+        """A copy whose UNet calls run with `patch` attached (after those it has); the module is shared."""
+        return replace(self, unet_patches=(*self.unet_patches, patch))
+
+    def guide(self, step: GuidanceStep) -> torch.Tensor:
+        """The guided estimate after the post-guidance functions, each seeing the previous one's result."""
+        for function in self.post_guidance:
+            step = replace(step, guided=function(step))
+        return step.guided
 
     @property
     def latent_channels(self) -> int:
@@ -62,5 +104,11 @@ class DiffusionModel:
             kwargs["down_block_additional_residuals"] = [r.to(dtype) for r in down_residuals]
         if mid_residual is not None:
             kwargs["mid_block_additional_residual"] = mid_residual.to(dtype)
-        out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+        # The patches' hooks live for this call only: copies of a model share its module.
+        handles = [handle for patch in self.unet_patches for handle in patch.attach(self.unet)]
+        try:
+            out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
         return out.sample.float()

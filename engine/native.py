@@ -114,8 +114,12 @@ def Float(
     tooltip: str | None = None,
     force_input: bool = False,
     lazy: bool = False,
+    display: str | None = None,
 ) -> Input:
-    options = {"round": round} if round is not None else {}
+    """`display="number"` asks for a plain number box rather than a slider."""
+    options: dict[str, Any] = {"round": round} if round is not None else {}
+    if display is not None:
+        options["display"] = display
     value = float(default) if default is not None else None
     return _Number(FLOAT, value, optional, tooltip, lazy, force_input, options, min, max, step)
 
@@ -387,7 +391,7 @@ def _declared_inputs(
             if default is param.empty:
                 declared[param.name] = widget(None)
             elif type(default) is not hint and not (hint is float and type(default) is int):
-                raise SpecError(f"{where}: default {default!r} does not match its annotation {hint.__name__}")
+                raise SpecError(f"{where}: default {default!r} does not match its annotation {_PLAIN_TYPES[hint]}")
             else:
                 declared[param.name] = widget(default)
         else:

@@ -10,11 +10,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.context import NodeContext
 from engine.environment import NodeEnvironment
+from engine.events import Preview
 from engine.folders import Folders
 
 if TYPE_CHECKING:
     from diffusion.memory import ModelManager
+
+MAX_RESOLUTION = 16384
+"""The largest width, height or offset a node accepts (packs read it as `nodes.MAX_RESOLUTION`)."""
+
+Latent = dict[str, Any]
+"""A LATENT value: {"samples": tensor [B, C, H, W], optional "noise_mask", "batch_index"}."""
 
 
 def create_model_manager(force_cpu: bool, precision: str = "auto") -> ModelManager:
@@ -58,7 +66,7 @@ def model_file(env: NodeEnvironment | None, folder: str, name: str, input_name: 
     return path
 
 
-def file_identity(env: NodeEnvironment | None, folder: str, name: str) -> Any:
+def file_identity(env: NodeEnvironment | None, folder: str, name: Any) -> Any:
     """Size and mtime of a model file (its cache identity); None when it cannot be found (validation says so)."""
     path = env.folders.model_path(folder, name) if env is not None and isinstance(name, str) else None
     if path is None:
@@ -84,3 +92,21 @@ def file_input(folder: str, input_name: str) -> Callable[..., Any]:
 def embedding_dirs(env: NodeEnvironment | None) -> list[Path]:
     """The folders textual inversions are looked up in (`embedding:NAME` in a prompt)."""
     return list(env.folders.model_dirs("embeddings")) if env is not None else []
+
+
+def step_reporter(ctx: NodeContext, model: Any) -> Callable[[int, int, Any], None]:
+    """A sampler's progress report for `ctx`: each step done, with a throttled JPEG preview of the x0 estimate."""
+    from diffusion.preview import jpeg_preview
+    from diffusion.sampling import PreviewThrottle
+
+    throttle = PreviewThrottle()
+    previews = ctx.env.previews if ctx.env is not None else True
+
+    def report(done: int, total: int, denoised: Any) -> None:
+        preview = None
+        if previews and throttle.ready(final=False):
+            data = jpeg_preview(denoised[0], model.latent_rgb_factors, model.latent_rgb_bias)
+            preview = Preview("JPEG", data)
+        ctx.progress(done, total, preview)
+
+    return report

@@ -126,7 +126,7 @@ PACK = """
 import torch
 import comfy.samplers
 from comfy.sd import load_clip
-from comfy_extras.nodes_custom_sampler import SamplerCustom
+from comfy_extras.nodes_model_advanced import ModelSamplingAuraFlow
 from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel
 
 
@@ -155,7 +155,7 @@ class NeedsClip:
         return (load_clip(ckpt_paths=[path]),)
 
 
-class MySamplerCustom(SamplerCustom):
+class MyAuraFlow(ModelSamplingAuraFlow):
     pass
 
 
@@ -173,7 +173,7 @@ class Show:
 
 
 NODE_CLASS_MAPPINGS = {
-    "PackPure": Pure, "PackNeedsClip": NeedsClip, "PackSamplerCustom": MySamplerCustom, "PackShow": Show,
+    "PackPure": Pure, "PackNeedsClip": NeedsClip, "PackAuraFlow": MyAuraFlow, "PackShow": Show,
     "PackUpscale": ImageUpscaleWithModel,
 }
 """
@@ -191,8 +191,8 @@ def test_a_pack_on_missing_machinery_loads_its_pure_nodes_run_and_one_fails_by_n
         assert summary.status == "ok", summary.traceback
         assert summary.count == "4 of 5 nodes"
         [rejected] = summary.rejected
-        assert rejected.class_type == "PackSamplerCustom"
-        assert "Loom does not provide comfy_extras.nodes_custom_sampler.SamplerCustom" in rejected.reason
+        assert rejected.class_type == "PackAuraFlow"
+        assert "Loom does not provide comfy_extras.nodes_model_advanced.ModelSamplingAuraFlow" in rejected.reason
         assert registry.get("PackUpscale").schema()["input"] == registry.get("ImageUpscaleWithModel").schema()["input"]
         executor = Executor(registry)
         ok = parse_api(
@@ -306,10 +306,18 @@ def test_model_patcher_patches_are_honoured_and_unhonoured_options_refused(
     plain = comfy.sample.sample(patcher, None, 1, 1.0, "euler", "normal", positive, negative, latent, seed=1)
     changed = comfy.sample.sample(clone, None, 1, 1.0, "euler", "normal", positive, negative, latent, seed=1)
     assert not torch.equal(plain, changed)
-    hooked = patcher.clone()
-    hooked.set_model_sampler_cfg_function(lambda args: args["cond"])
-    with pytest.raises(HostFeatureMissing, match="sampler_cfg_function"):
-        comfy.sample.sample(hooked, None, 1, 1.0, "euler", "normal", positive, negative, latent, seed=1)
+    no_guidance = comfy.sample.sample(patcher, None, 2, 1.0, "euler", "normal", positive, negative, latent, seed=1)
+    cfg_hooked = patcher.clone()
+    cfg_hooked.set_model_sampler_cfg_function(lambda args: args["cond"])  # the positive alone: no guidance
+    post_hooked = patcher.clone()
+    post_hooked.set_model_sampler_post_cfg_function(lambda args: args["cond_denoised"])
+    for hooked in (cfg_hooked, post_hooked):
+        guided = comfy.sample.sample(hooked, None, 2, 7.0, "euler", "normal", positive, negative, latent, seed=1)
+        assert torch.allclose(guided, no_guidance, atol=1e-4)
+    wrapped = patcher.clone()
+    wrapped.set_model_unet_function_wrapper(lambda apply, args: apply(args["input"], args["timestep"]))
+    with pytest.raises(HostFeatureMissing, match="model_function_wrapper"):
+        comfy.sample.sample(wrapped, None, 1, 1.0, "euler", "normal", positive, negative, latent, seed=1)
 
 
 def test_k_diffusion_schedules_and_samplers(host: compat.Host) -> None:
@@ -445,3 +453,139 @@ def test_save_image_save_images_writes_through_looms_saver(host: compat.Host) ->
     assert [(i["subfolder"], i["type"]) for i in saved] == [("pack", "output")] * 2
     assert all((host.folders.output / "pack" / i["filename"]).is_file() for i in saved)
     assert {i["type"] for i in preview["ui"]["images"]} == {"temp"}
+
+
+def test_a_constant_read_off_a_placeholder_class_is_refused_by_name(host: compat.Host) -> None:
+    from comfy.patcher_extension import WrappersMP
+    from comfy.samplers import KSampler
+
+    with pytest.raises(AttributeError, match=r"^Loom does not provide comfy\.patcher_extension\.WrappersMP\.OUTER"):
+        WrappersMP.OUTER_SAMPLE  # noqa: B018
+    assert not hasattr(KSampler, "SOMETHING_ELSE") and KSampler.SCHEDULERS
+
+
+BROAD_IMPORTS_PACK = """
+import comfy
+import comfy.model_management as mm
+import comfy.sample
+import comfy.samplers
+import comfy.sd
+import comfy.utils
+import folder_paths
+import latent_preview
+import node_helpers
+import nodes
+import server
+from comfy import latent_formats, model_base
+from comfy.cli_args import args
+from comfy.clip_vision import Output, clip_preprocess
+from comfy.controlnet import ControlBase, broadcast_image_to
+from comfy.k_diffusion import sampling as k_sampling
+from comfy.k_diffusion.utils import FolderOfImages
+from comfy.ldm.modules.attention import optimized_attention, wrap_attn
+from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
+from comfy.model_patcher import ModelPatcher
+from comfy.sample import np
+from comfy.samplers import KSamplerX0Inpaint
+from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
+from comfy_extras.nodes_mask import composite
+from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel
+from nodes import MAX_RESOLUTION, CLIPTextEncode, KSampler, VAEDecode
+from server import BinaryEventTypes, PromptServer
+
+SCHEDULERS = comfy.samplers.KSampler.SCHEDULERS + ["extra"]
+folder_paths.folder_names_and_paths["my_models"] = ([folder_paths.models_dir + "/my_models"], {".pt"})
+PromptServer.instance.add_on_prompt_handler(lambda body: body)
+preview_method = args.preview_method
+
+
+class MyPatcher(ModelPatcher):
+    pass
+
+
+class Sched:
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"scheduler": (SCHEDULERS,), "size": ("INT", {"default": 64, "max": MAX_RESOLUTION})}}
+
+    def run(self, scheduler, size):
+        return (scheduler,)
+
+
+NODE_CLASS_MAPPINGS = {"BroadSched": Sched}
+"""
+
+
+def test_a_pack_importing_the_common_load_time_surface_loads(host: compat.Host, tmp_path: Path) -> None:
+    root = tmp_path / "custom_nodes"
+    (root / "broad_pack").mkdir(parents=True)
+    (root / "broad_pack" / "__init__.py").write_text(textwrap.dedent(BROAD_IMPORTS_PACK))
+    registry = host.registry
+    [summary] = load_packs(registry, [root])
+    try:
+        assert summary.status == "ok", summary.error
+        assert summary.count == "1 of 1 nodes"
+        assert registry.get("BroadSched").input("scheduler").choices[-1] == "extra"
+    finally:
+        registry._specs.pop("BroadSched", None)
+        sys.modules.pop("custom_nodes.broad_pack", None)
+        from compat.server import PromptServer
+
+        PromptServer.instance.on_prompt_handlers.clear()
+
+
+MODEL_PACK = """
+class CloneModel:
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "with_cfg_hook": ("BOOLEAN", {"default": False})}}
+
+    def run(self, model, with_cfg_hook):
+        twin = model.clone()
+        twin.model_options["transformer_options"]["seen_by_pack"] = True
+        if with_cfg_hook:
+            twin.set_model_sampler_cfg_function(lambda args: args["cond"])
+        return (twin,)
+
+
+NODE_CLASS_MAPPINGS = {"PackCloneModel": CloneModel}
+"""
+
+
+def test_pack_nodes_get_looms_model_as_a_model_patcher_that_looms_sampler_runs(
+    host: compat.Host, loaded: tuple[Any, Any, Any], tmp_path: Path
+) -> None:
+    from comfy.model_patcher import ModelPatcher
+
+    from compat.adapt import adapt
+
+    root = tmp_path / "custom_nodes"
+    (root / "model_pack").mkdir(parents=True)
+    (root / "model_pack" / "__init__.py").write_text(textwrap.dedent(MODEL_PACK))
+    registry = host.registry
+    [summary] = load_packs(registry, [root], adapt=adapt)
+    model, clip, _ = loaded
+    try:
+        assert summary.status == "ok", summary.error
+        (twin,) = registry.get("PackCloneModel").invoke({"model": model, "with_cfg_hook": False})
+        assert isinstance(twin, ModelPatcher) and twin.model is model
+        positive, negative = conditioning(host, clip, "x"), conditioning(host, clip, "")
+        latent = {"samples": torch.zeros(1, 4, 8, 8)}
+        with Context(host.env):
+            (by_patcher,) = nodes.KSampler().sample(twin, 3, 1, 5.0, "euler", "normal", positive, negative, latent)
+            (by_model,) = nodes.KSampler().sample(model, 3, 1, 5.0, "euler", "normal", positive, negative, latent)
+        assert torch.equal(by_patcher["samples"], by_model["samples"])
+        (hooked,) = registry.get("PackCloneModel").invoke({"model": model, "with_cfg_hook": True})
+        with Context(host.env):
+            (by_hook,) = nodes.KSampler().sample(hooked, 3, 1, 5.0, "euler", "normal", positive, negative, latent)
+            (unguided,) = nodes.KSampler().sample(model, 3, 1, 1.0, "euler", "normal", positive, negative, latent)
+        assert torch.allclose(by_hook["samples"], unguided["samples"], atol=1e-4)
+    finally:
+        registry._specs.pop("PackCloneModel", None)
+        sys.modules.pop("custom_nodes.model_pack", None)

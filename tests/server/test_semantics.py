@@ -302,12 +302,14 @@ async def test_save_image_truncates_like_the_reference(sem: Running) -> None:
     prompt = {
         "1": {"class_type": "SemGray", "inputs": {"level": 0.5, "sizes": "1"}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "trunc"}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
     }
     done = await run_prompt(sem, prompt)
-    image = done.ui("2")["images"][0]
-    async with sem.http.get(sem.url + "/view", params=image) as r:
-        pixels = Image.open(io.BytesIO(await r.read())).convert("RGB")
-    assert pixels.getpixel((0, 0)) == (127, 127, 127)
+    for node in ("2", "3"):
+        image = done.ui(node)["images"][0]
+        async with sem.http.get(sem.url + "/view", params=image) as r:
+            pixels = Image.open(io.BytesIO(await r.read())).convert("RGB")
+        assert pixels.getpixel((0, 0)) == (127, 127, 127), node
 
 
 async def test_rebatch_images_and_latents(sem: Running) -> None:
