@@ -42,7 +42,7 @@ class UnetPatch(Protocol):
 class DiffusionModel:
     unet: nn.Module  # diffusers UNet2DConditionModel
     family: str
-    prediction: str  # "eps" or "v"
+    prediction: str  # "eps", "v" or "x0"
     schedule: DiscreteSchedule
     manager: ModelManager
     latent_rgb_factors: tuple[tuple[float, float, float], ...]
@@ -82,6 +82,8 @@ class DiffusionModel:
         c_in = 1 / (s**2 + 1) ** 0.5
         if self.prediction == "v":
             return 1 / (s**2 + 1), -s / (s**2 + 1) ** 0.5, c_in
+        if self.prediction == "x0":  # the UNet predicts the clean latent itself
+            return torch.zeros_like(s), torch.ones_like(s), c_in
         return torch.ones_like(s), -s, c_in
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:

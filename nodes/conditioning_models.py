@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from engine.native import Boolean, Float, Out, Socket, node
-from nodes.conditioning_ops import COND, with_values
+from nodes.shared import with_values
 
+COND = Socket("CONDITIONING")
 COND_OUTS = [Out("CONDITIONING", "positive"), Out("CONDITIONING", "negative")]
 
 

@@ -12,16 +12,10 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Int, Out, Socket, node
-from nodes.shared import MAX_RESOLUTION
+from nodes.shared import MAX_RESOLUTION, with_values
 
-Conditioning = list[list[Any]]
 COND = Socket("CONDITIONING")
 CATEGORY = "conditioning"
-
-
-def with_values(conditioning: Conditioning, **values: Any) -> Conditioning:
-    """A copy of every pair with `values` set in its dict."""
-    return [[tensor, {**extras, **values}] for tensor, extras in conditioning]
 
 
 @node(category=CATEGORY, outputs=[Out("CONDITIONING")], display_name="Conditioning (Combine)")

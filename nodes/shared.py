@@ -24,6 +24,9 @@ MAX_RESOLUTION = 16384
 Latent = dict[str, Any]
 """A LATENT value: {"samples": tensor [B, C, H, W], optional "noise_mask", "batch_index"}."""
 
+Conditioning = list[list[Any]]
+"""A CONDITIONING value: [[tensor, {"pooled_output": ..., other keys}], ...]."""
+
 
 def create_model_manager(force_cpu: bool, precision: str = "auto") -> ModelManager:
     """The environment's model store factory: imports torch, so it runs on the first model load, not at start."""
@@ -110,3 +113,8 @@ def step_reporter(ctx: NodeContext, model: Any) -> Callable[[int, int, Any], Non
         ctx.progress(done, total, preview)
 
     return report
+
+
+def with_values(conditioning: Conditioning, **values: Any) -> Conditioning:
+    """A copy of every pair with `values` set in its dict."""
+    return [[tensor, {**extras, **values}] for tensor, extras in conditioning]
