@@ -6,6 +6,7 @@ Under device-memory pressure the least recently used other models go back to the
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -41,6 +42,18 @@ def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
     if device.type == "mps":
         return torch.float16
     return torch.float32
+
+
+def available_ram() -> int:
+    """RAM the OS can still give this process without swapping (MemAvailable), or free pages where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 def module_nbytes(module: nn.Module) -> int:
@@ -103,6 +116,13 @@ class ModelManager:
             module.to(self.offload_device)
             free += freed
         torch.cuda.empty_cache()
+
+    def free_bytes(self) -> int:
+        """Memory a computation may still take on the compute device: free VRAM on a GPU, available RAM otherwise."""
+        if self.device.type == "cuda":
+            free, _total = torch.cuda.mem_get_info(self.device)
+            return int(free)
+        return available_ram()
 
     def unload_all(self) -> None:
         """Move every resident module back to the CPU (the `/free` request, or before a big allocation)."""
