@@ -187,6 +187,9 @@ class Guided:
 
     def _added(self, entries: list[_Entry]) -> dict[str, torch.Tensor] | None:
         """SDXL's extra inputs: the pooled text embedding and the six size/crop numbers per row."""
+        model_inputs = getattr(self.model, "conditioning_inputs", None)
+        if model_inputs is not None:  # the model's own per-row inputs (flow transformers: pooled, guidance)
+            return {k: v.to(self.device) for k, v in model_inputs([e.opts for e in entries], self.batch).items()}
         if getattr(self.model.unet.config, "addition_embed_type", None) != "text_time":
             return None
         pooled, ids = [], []
@@ -246,12 +249,20 @@ class Guided:
 class Inpaint:
     """Keeps the unmasked area on the original latent's noising path and in the output (mask 1 = repaint)."""
 
-    def __init__(self, inner: Callable, latent: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor) -> None:
+    def __init__(
+        self,
+        inner: Callable,
+        latent: torch.Tensor,
+        noise: torch.Tensor,
+        mask: torch.Tensor,
+        noise_scaling: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.inner, self.latent, self.noise, self.mask = inner, latent, noise, mask
+        self.noise_scaling = noise_scaling or (lambda s, n, x0: x0 + n * s)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         s = sigma[:, None, None, None]
-        x = x * self.mask + (self.latent + self.noise * s) * (1 - self.mask)
+        x = x * self.mask + self.noise_scaling(s, self.noise, self.latent) * (1 - self.mask)
         return self.inner(x, sigma) * self.mask + self.latent * (1 - self.mask)
 
 
@@ -300,14 +311,13 @@ def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, An
         else torch.zeros(samples.shape, dtype=torch.float32)
     ).to(device)
     sigmas = sigmas.to(device)
-    first = sigmas[0]
-    scale = (first**2 + 1) ** 0.5 if math.isclose(float(first), model.schedule.sigma_max, rel_tol=1e-5) else first
-    x = latent + noise * scale
+    x = model.noise_scaling(sigmas[0], noise, latent)
     denoiser: Callable = Guided(model, req.positive, req.negative, req.cfg, latent, device, sigmas)
     mask = req.latent.get("noise_mask")
     m = latent_mask(mask, latent).to(device) if isinstance(mask, torch.Tensor) else None
     if m is not None:
-        denoiser = Inpaint(denoiser, latent, noise, m)
+        flow = model.noise_scaling if model.prediction == "flow" else None
+        denoiser = Inpaint(denoiser, latent, noise, m, flow)
     step_noise: NoiseSource = (
         BrownianTreeNoise.for_sigmas(x, sigmas, req.seed, req.latent.get("batch_index"))
         if req.sampler in SDE

@@ -138,11 +138,7 @@ def ldm_state(modules: TinyModules) -> dict[str, torch.Tensor]:
 
     spec = modules.spec
     state = dict(to_ldm(modules.unet.state_dict(), unet_table(spec.unet), UNET_PREFIX))
-    vae_sd = dict(modules.vae.state_dict())
-    for key, tensor in vae_sd.items():
-        if ".mid_block.attentions.0." in key and key.endswith(".weight") and "group_norm" not in key:
-            vae_sd[key] = tensor[:, :, None, None]
-    state.update(to_ldm(vae_sd, vae_table(spec.vae), VAE_PREFIX))
+    state.update(vae_ldm_state(modules.vae, spec.vae, VAE_PREFIX))
     for arch, module in zip(spec.text, modules.text, strict=True):
         sd = canonical_text_keys(module)
         if arch.layout == "openclip":
@@ -150,6 +146,15 @@ def ldm_state(modules: TinyModules) -> dict[str, torch.Tensor]:
         else:
             state.update(to_ldm(sd, text_table(arch), arch.prefix))
     return {k: v.contiguous() for k, v in state.items()}
+
+
+def vae_ldm_state(vae: nn.Module, arch: VAEArch, prefix: str) -> dict[str, torch.Tensor]:
+    """A diffusers AutoencoderKL's tensors under LDM names (mid-block attention as 1x1 convs) below `prefix`."""
+    vae_sd = dict(vae.state_dict())
+    for key, tensor in vae_sd.items():
+        if ".mid_block.attentions.0." in key and key.endswith(".weight") and "group_norm" not in key:
+            vae_sd[key] = tensor[:, :, None, None]
+    return {k: v.contiguous() for k, v in to_ldm(vae_sd, vae_table(arch), prefix)}
 
 
 def write_checkpoint(path: Path, modules: TinyModules) -> Path:

@@ -24,6 +24,7 @@ BUILTIN_MODULES = (
     "nodes.controlnet",
     "nodes.preprocess",
     "nodes.upscale",
+    "nodes.dit",
     "nodes.pending_loaders",
     "nodes.rebatch",
 )
