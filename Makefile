@@ -30,11 +30,13 @@ run: setup
 test: setup
 	$(PY) tests/ensure_browser.py
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	@if [ -f web/package.json ]; then cd web && npm run --silent typecheck; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: setup
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

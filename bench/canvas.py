@@ -65,7 +65,7 @@ LOAD = """(text) => {
 
 REDRAW = """([frames, fit]) => {
   const app = window.loom.app;
-  if (fit) app.fitView(); else { app.canvas.ds.scale = 1; app.canvas.ds.offset = [0, 0]; }
+  if (fit) app.fitView({ readable: false }); else { app.canvas.ds.scale = 1; app.canvas.ds.offset = [0, 0]; }
   app.canvas.draw(true, true);
   const t0 = performance.now();
   for (let i = 0; i < frames; i++) app.canvas.draw(true, true);

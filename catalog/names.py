@@ -11,11 +11,12 @@ from typing import Any
 from catalog.index import ModelIndex
 from catalog.resolve import AmbiguousModelName, Resolved, resolve_model_name
 from engine.admit import NameCheck, NameResolver, ResolvedName
+from engine.errors import ErrorType
 from engine.folders import MODEL_EXTENSIONS
 from engine.registry import NodeRegistry
 from engine.types import COMBO
 from formats.model_hashes import hashes_from_canvas
-from formats.problems import MISSING_MODEL, Problem
+from formats.problems import Problem
 from formats.workflow_files import ModelResolver, model_folder
 
 
@@ -119,12 +120,13 @@ def file_resolver(registry: NodeRegistry, index: ModelIndex | None) -> ModelReso
         notes = [f"{describe(r.node_id, r.class_type, r.input_name)}: {r.message()}" for r in result.renames]
         problems = [
             Problem(
-                MISSING_MODEL,
+                ErrorType.VALUE_NOT_IN_LIST,
                 f"{describe(a.node_id, a.class_type, a.input_name)}: {a.error}",
                 node_id=a.node_id,
                 class_type=a.class_type,
                 input_name=a.input_name,
                 value=a.error.original,
+                model_file=True,
             )
             for a in result.ambiguous
         ]

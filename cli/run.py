@@ -200,7 +200,7 @@ class ProgressPrinter:
 
     def _on_execution_cached(self, data: dict[str, Any]) -> None:
         if data["nodes"]:
-            self._line(f"{len(data['nodes'])} node(s) served from cache")
+            self._line(f"{len(data['nodes'])} node(s) already in the cache")
 
     def _on_executing(self, data: dict[str, Any]) -> None:
         if data["node"] is None:

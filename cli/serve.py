@@ -90,8 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_state(args: argparse.Namespace) -> ServerState:
-    """Runtime, store, runner and queue from the flags; the web UI and packs are served as they are found."""
+def build_state(args: argparse.Namespace, logs: LogRing | None = None) -> ServerState:
+    """Runtime, store, runner and queue from the flags; the web UI and packs are served as they are found. `logs`:
+    the ring already collecting this process's log lines (a fresh one when None)."""
     web_root = front_end_root(args.front_end, args.front_end_root)  # before anything loads: a wrong flag fails fast
     runtime = build_runtime(runtime_settings(args))
     store = Store(args.database or runtime.folders.user / "loom.db", history_cap=args.history_size)
@@ -116,6 +117,7 @@ def build_state(args: argparse.Namespace) -> ServerState:
         packs=runtime.pack_summaries,
         workers=pool,
         models=runtime.models,
+        logs=logs or LogRing(),
     )
 
 
@@ -151,11 +153,10 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         log.warning(warning)
     try:
-        state = build_state(args)
+        state = build_state(args, logs)
     except (StoreUnavailable, FrontEndError) as exc:
         print(f"Loom: {exc}", file=sys.stderr, flush=True)
         return 2
-    state.logs = logs
     if state.config.web_root != LOOM_CANVAS:
         log.info("serving the front end in %s", state.config.web_root)
     hosts = listen_hosts(args.listen)

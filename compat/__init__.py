@@ -27,6 +27,8 @@ from typing import Any
 
 from compat import surface
 from compat.host import UNSUPPORTED, Host, bind, unbind
+from compat.nodes import host_attribute
+from nodes import bind_pack_attributes
 
 __all__ = ["PROVIDED", "Host", "install", "installed", "uninstall"]
 
@@ -89,6 +91,7 @@ class HostModuleFinder(importlib.abc.MetaPathFinder):
 def install(host: Host) -> Host:
     """Bind `host` and make the shims importable under the ecosystem's names (idempotent; rebinding is allowed)."""
     bind(host)
+    bind_pack_attributes(host_attribute)
     if not installed():
         sys.meta_path.insert(0, HostModuleFinder())
     return host
@@ -104,6 +107,7 @@ def uninstall() -> None:
         del sys.modules[name]
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, HostModuleFinder)]
     unbind()
+    bind_pack_attributes(None)
     shim_server = sys.modules.get("compat.server")
     if shim_server is not None:  # forget the routes and sender of the packs loaded so far
         shim_server.PromptServer.instance = shim_server.PromptServer()

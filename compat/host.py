@@ -37,7 +37,7 @@ class Host:
     env: NodeEnvironment | None = None
     cpu: bool = False
     extensions: dict[str, set[str]] = field(default_factory=dict)
-    interrupt: Callable[[], None] | None = None
+    interrupt: Callable[[], object] | None = None
     node_classes: Any = None
 
 

@@ -202,6 +202,9 @@ def _as_protocol_result(spec: NodeSpec, raw: Any) -> Any:
 def host_attribute(name: str) -> Any:
     """`nodes.NAME` for packs: the mappings, or a registered node class by its type name."""
     host = bound()
+    if name == "__all__" and host is not None:  # `from nodes import *` in a pack: the reference's public names
+        builtins = [spec.class_type for spec in host.registry if host.registry.source(spec.class_type) == "builtin"]
+        return ["MAX_RESOLUTION", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "common_ksampler", *builtins]
     if host is None or name.startswith("__"):
         # Unbound (packs disabled) it must stay a plain AttributeError: `from nodes import latent` probes with it.
         raise AttributeError(f"module 'nodes' has no attribute {name!r}")

@@ -34,13 +34,21 @@ def function(qualname: str) -> Callable[..., NoReturn]:
     return missing
 
 
-class _Standing(type):
-    """Metaclass of a placeholder class that stands for one of Loom's: `isinstance(loom_vae, comfy.sd.VAE)` holds
-    (only for the placeholder itself, not for a pack's subclass of it)."""
+class _Placeholder(type):
+    """Metaclass of placeholder classes: an attribute they lack is refused naming it (packs read constants off
+    the reference's classes, `WrappersMP.OUTER_SAMPLE`); with `__loom_like__`, instances of those Loom classes
+    count as instances of the placeholder itself (`isinstance(loom_vae, comfy.sd.VAE)`), not of a subclass."""
 
     def __instancecheck__(cls, obj: Any) -> bool:
         like = cls.__dict__.get("__loom_like__", ())
         return type.__instancecheck__(cls, obj) or bool(like and isinstance(obj, like))
+
+    def __getattr__(cls, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        from compat.host import refuse
+
+        refuse(type.__getattribute__(cls, "__loom_qualname__"), name)
 
 
 def klass(qualname: str, bases: tuple[type, ...] = (), like: tuple[type, ...] = ()) -> type:
@@ -52,9 +60,11 @@ def klass(qualname: str, bases: tuple[type, ...] = (), like: tuple[type, ...] = 
 
     module, _, name = qualname.rpartition(".")
     body = {"__init__": __init__, "__module__": module, "__doc__": f"Placeholder for {qualname}."}
+    body["__loom_qualname__"] = qualname
     if like:
-        return _Standing(name, bases, {**body, "__loom_like__": like})
-    return type(name, bases, body)
+        body["__loom_like__"] = like
+    meta = _Placeholder if all(isinstance(b, _Placeholder) or type(b) is type for b in bases) else type
+    return meta(name, bases, body)
 
 
 def node_class(qualname: str) -> type:

@@ -4,8 +4,9 @@ Packs use `PromptServer.instance` at import to:
 - add HTTP routes (`routes`, an aiohttp RouteTableDef Loom's server mounts when it starts, also under /api);
 - reach the aiohttp app (`app`): until Loom's server exists, a recorder whose `add_routes`, `router.add_static`,
   `router.add_get/post/route` and `middlewares.append` calls Loom replays onto its app when it starts;
-- push WebSocket messages (`send_sync(event, data, sid)`; a BinaryEventTypes preview event sends the image as
-  Loom's binary preview frame), dropped while no server runs (headless runs);
+- push WebSocket messages (`send_sync(event, data, sid)`: a BinaryEventTypes preview event with an image sends
+  it as Loom's binary preview frame, one with bytes sends them after the event type as the reference does),
+  dropped while no server runs (headless runs);
 - rewrite incoming prompts (`add_on_prompt_handler`: each handler gets the /prompt body and returns it, in order).
 - show text on a running node (`send_progress_text(text, node_id)`).
 `supports` lists the optional features Loom has. The queue object (`prompt_queue`) and user manager are the
@@ -22,7 +23,6 @@ from compat import placeholder
 from compat.host import refuse
 from compat.previews import encode_preview
 from engine.context import current_context
-from engine.events import Preview
 
 Sender = Callable[[Any, Any, str | None], None]
 log = logging.getLogger("loom.packs")
@@ -121,9 +121,8 @@ class PromptServer:
     def send_sync(self, event: Any, data: Any, sid: str | None = None) -> None:
         if self._sender is None:
             return
-        if event in _PREVIEW_EVENTS:
-            preview = Preview("JPEG", bytes(data)) if isinstance(data, bytes | bytearray) else None
-            self._sender(event, preview or encode_preview(tuple(data) if isinstance(data, list) else data), sid)
+        if event in _PREVIEW_EVENTS and not isinstance(data, bytes | bytearray):  # bytes are sent as they are
+            self._sender(event, encode_preview(tuple(data) if isinstance(data, list) else data), sid)
             return
         self._sender(event, data, sid)
 

@@ -82,19 +82,17 @@ MODULES: dict[str, Surface] = {
     "comfy.k_diffusion.external": S(
         classes=_names("DiscreteSchedule DiscreteEpsDDPMDenoiser CompVisDenoiser CompVisVDenoiser")
     ),
-    "comfy.ldm": S(package=True),
     "comfy.ldm.util": S(_names("instantiate_from_config get_obj_from_str default exists count_params")),
-    "comfy.ldm.modules": S(package=True),
     "comfy.ldm.modules.attention": S(
-        _names(
-            "optimized_attention optimized_attention_masked optimized_attention_for_device attention_basic "
-            "attention_pytorch attention_split attention_sub_quad attention_xformers default exists"
-        ),
+        _names("attention_xformers attention_sage attention_flash get_attention_function Normalize"),
         _names("CrossAttention BasicTransformerBlock SpatialTransformer SpatialVideoTransformer FeedForward GEGLU"),
     ),
+    "comfy.ldm.common_dit": S(_names("pad_to_patch_size rms_norm")),
+    "comfy.quant_ops": S(classes=_names("QuantizedTensor")),
+    "comfy.ldm.modules.diffusionmodules.mmdit": S(classes=_names("MMDiT JointBlock PatchEmbed TimestepEmbedder")),
     "comfy.ldm.modules.diffusionmodules": S(package=True),
     "comfy.ldm.modules.diffusionmodules.openaimodel": S(
-        _names("forward_timestep_embed apply_control"),
+        _names("forward_timestep_embed apply_control timestep_embedding"),
         _names("UNetModel TimestepBlock TimestepEmbedSequential ResBlock Downsample Upsample VideoResBlock"),
     ),
     "comfy.ldm.modules.diffusionmodules.util": S(
@@ -139,6 +137,13 @@ MODULES: dict[str, Surface] = {
         _names("load_controlnet load_t2i_adapter broadcast_image_to load_controlnet_state_dict controlnet_config"),
         _names("ControlBase ControlNet ControlLora T2IAdapter ControlLoraOps StrengthType"),
     ),
+    "comfy.t2i_adapter": S(package=True),
+    "comfy.t2i_adapter.adapter": S(classes=_names("Adapter Adapter_light StyleAdapter")),
+    "comfy.cldm": S(package=True),
+    "comfy.cldm.cldm": S(classes=_names("ControlNet ControlledUnetModel")),
+    "comfy.cldm.mmdit": S(classes=_names("ControlNet")),
+    "comfy.ldm.cascade": S(package=True),
+    "comfy.ldm.cascade.controlnet": S(classes=_names("ControlNet")),
     "comfy.lora": S(
         _names(
             "load_lora model_lora_keys_clip model_lora_keys_unet calculate_weight weight_decompose pad_tensor_to_shape"
@@ -273,6 +278,24 @@ MODULES: dict[str, Surface] = {
     "comfy_extras.nodes_wan": S(nodes=_names("WanImageToVideo WanFunControlToVideo")),
     "comfy_extras.nodes_slg": S(nodes=_names("SkipLayerGuidanceDiT SkipLayerGuidanceSD3")),
     "comfy_extras.nodes_apg": S(nodes=_names("APG")),
+    "comfy_extras.nodes_qwen": S(nodes=_names("TextEncodeQwenImageEdit TextEncodeQwenImageEditPlus")),
+    "comfy_extras.nodes_edit_model": S(nodes=_names("ReferenceLatent")),
+    "comfy_extras.nodes_context_windows": S(nodes=_names("ContextWindowsManual WanContextWindowsManual")),
+    "comfy_extras.nodes_string": S(nodes=_names("StringConcatenate StringSubstring StringLength StringReplace")),
+    "comfy_extras.nodes_model_downscale": S(nodes=_names("PatchModelAddDownscale")),
+    "comfy_extras.nodes_torch_compile": S(nodes=_names("TorchCompileModel")),
+    "comfy_extras.nodes_video": S(nodes=_names("SaveVideo SaveWEBM CreateVideo GetVideoComponents LoadVideo")),
+    "comfy_extras.nodes_preview_any": S(nodes=_names("PreviewAny")),
+    "comfy_extras.nodes_lora_extract": S(nodes=_names("LoraSave")),
+    "comfy_extras.nodes_train": S(nodes=_names("TrainLoraNode LoraModelLoader")),
+    "comfy_extras.nodes_mochi": S(nodes=_names("EmptyMochiLatentVideo")),
+    "comfy_extras.nodes_cosmos": S(nodes=_names("EmptyCosmosLatentVideo CosmosImageToVideoLatent")),
+    "comfy_extras.nodes_hidream": S(nodes=_names("QuadrupleCLIPLoader CLIPTextEncodeHiDream")),
+    "comfy_extras.nodes_lumina2": S(nodes=_names("RenormCFG CLIPTextEncodeLumina2")),
+    "comfy_extras.nodes_pixart": S(nodes=_names("CLIPTextEncodePixArtAlpha")),
+    "comfy_extras.nodes_tcfg": S(nodes=_names("TCFG")),
+    "comfy_extras.nodes_fresca": S(nodes=_names("FreSca")),
+    "comfy_extras.nodes_mahiro": S(nodes=_names("Mahiro")),
     # -- the rest of the host ------------------------------------------------------------------------------------
     "execution": S(
         _names(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -11,6 +12,23 @@ from torch import nn
 
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.schedulers import DiscreteSchedule
+
+
+@dataclass(frozen=True)
+class GuidanceStep:
+    """One sampling step's x0 estimates around guidance, as a post-guidance function sees them."""
+
+    x: torch.Tensor  # the noisy latent the model saw
+    sigma: torch.Tensor  # [B]
+    cond: torch.Tensor  # the positive conditioning's estimate
+    uncond: torch.Tensor | None  # the negative's, when guidance evaluated it
+    guided: torch.Tensor  # the guided estimate so far
+    scale: float  # the guidance scale (cfg)
+
+
+# A model option that reworks the guided estimate of every step (RescaleCFG, CFGZeroStar, APG, ...). Samplers call
+# `DiffusionModel.guide` after combining the conditionings; the functions run in the order they were added.
+PostGuidance = Callable[[GuidanceStep], torch.Tensor]
 
 
 @dataclass(eq=False)
@@ -23,6 +41,7 @@ class DiffusionModel:
     latent_rgb_factors: tuple[tuple[float, float, float], ...]
     latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
     extra: dict[str, Any] = field(default_factory=dict)
+    post_guidance: tuple[PostGuidance, ...] = ()
 
     def loom_nbytes(self) -> int:
         return module_nbytes(self.unet)
@@ -30,6 +49,16 @@ class DiffusionModel:
     def with_unet(self, unet: nn.Module) -> DiffusionModel:
         """A copy around another UNet (e.g. one with LoRA deltas applied); this one stays untouched."""
         return replace(self, unet=unet)
+
+    def with_post_guidance(self, function: PostGuidance) -> DiffusionModel:
+        """A copy whose sampling passes each step's guided estimate through `function` too (after those it has)."""
+        return replace(self, post_guidance=(*self.post_guidance, function))
+
+    def guide(self, step: GuidanceStep) -> torch.Tensor:
+        """The guided estimate after the post-guidance functions, each seeing the previous one's result."""
+        for function in self.post_guidance:
+            step = replace(step, guided=function(step))
+        return step.guided
 
     @property
     def latent_channels(self) -> int:

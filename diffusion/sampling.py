@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from diffusion.controlnet import Crop, chain_residuals
-from diffusion.model import DiffusionModel
+from diffusion.model import DiffusionModel, GuidanceStep
 from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
 from diffusion.samplers import SAMPLERS, SDE
@@ -125,10 +125,11 @@ class Guided:
         neg = self._active(self.neg, percent) if self.cfg != 1.0 else []
         preds = self._predict(pos + neg, x, sigma, percent)
         cond = self._combine(x, pos, preds[: len(pos)])
-        if not neg:
-            return cond
-        uncond = self._combine(x, neg, preds[len(pos) :])
-        return uncond + (cond - uncond) * self.cfg
+        uncond = self._combine(x, neg, preds[len(pos) :]) if neg else None
+        guided = cond if uncond is None else uncond + (cond - uncond) * self.cfg
+        if self.model.post_guidance:  # model options (RescaleCFG, CFGZeroStar, ...)
+            guided = self.model.guide(GuidanceStep(x, sigma, cond, uncond, guided, self.cfg))
+        return guided
 
     def _predict(
         self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float

@@ -14,11 +14,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from diffusion.convert import hf_to_openclip, text_table, to_ldm, unet_table, vae_table
+from diffusion.convert import to_ldm, unet_table
 from diffusion.detect import (
     TEXT_PREFIXES,
     UNET_PREFIX,
-    VAE_PREFIX,
     TextArch,
     UNetArch,
     VAEArch,
@@ -134,27 +133,14 @@ def build_tiny(spec: TinySpec, seed: int = 0) -> TinyModules:
 
 def ldm_state(modules: TinyModules) -> dict[str, torch.Tensor]:
     """The modules' tensors under their LDM single-file names (the inverse of the loader's conversion)."""
-    from diffusion.loader import canonical_text_keys
+    from diffusion.save import text_state, vae_state
 
     spec = modules.spec
     state = dict(to_ldm(modules.unet.state_dict(), unet_table(spec.unet), UNET_PREFIX))
-    state.update(vae_ldm_state(modules.vae, spec.vae, VAE_PREFIX))
+    state.update(vae_state(modules.vae, spec.vae))
     for arch, module in zip(spec.text, modules.text, strict=True):
-        sd = canonical_text_keys(module)
-        if arch.layout == "openclip":
-            state.update({arch.prefix + k: v for k, v in hf_to_openclip(sd, arch).items()})
-        else:
-            state.update(to_ldm(sd, text_table(arch), arch.prefix))
+        state.update(text_state(module, arch))
     return {k: v.contiguous() for k, v in state.items()}
-
-
-def vae_ldm_state(vae: nn.Module, arch: VAEArch, prefix: str) -> dict[str, torch.Tensor]:
-    """A diffusers AutoencoderKL's tensors under LDM names (mid-block attention as 1x1 convs) below `prefix`."""
-    vae_sd = dict(vae.state_dict())
-    for key, tensor in vae_sd.items():
-        if ".mid_block.attentions.0." in key and key.endswith(".weight") and "group_norm" not in key:
-            vae_sd[key] = tensor[:, :, None, None]
-    return {k: v.contiguous() for k, v in to_ldm(vae_sd, vae_table(arch), prefix)}
 
 
 def write_checkpoint(path: Path, modules: TinyModules) -> Path:

@@ -13,8 +13,9 @@ from diffusion.checkpoint import assign_weights
 from diffusion.detect import VAEArch, detect_text, family_defaults
 from diffusion.flux import FluxArch
 from diffusion.flux import to_reference as flux_to_reference
+from diffusion.save import vae_state
 from diffusion.t5 import T5Arch
-from diffusion.tiny import random_weights, vae_ldm_state
+from diffusion.tiny import random_weights
 
 TEXT_WIDTH = 32
 T5_VOCAB = 128
@@ -88,7 +89,7 @@ def vae_file_state(seed: int = 0) -> dict[str, torch.Tensor]:
 
     arch = tiny_vae_arch()
     module = _filled(build_vae(arch), seed)
-    return vae_ldm_state(module, arch, "")
+    return {k: v.contiguous() for k, v in vae_state(module, arch, "").items()}
 
 
 def dit_demo_layouts() -> dict[str, dict[str, list[int]]]:

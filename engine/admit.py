@@ -59,7 +59,8 @@ class Admission:
     resolved: tuple[ResolvedName, ...] = ()
 
     def node_errors(self) -> dict[str, Any]:
-        return self.result.to_response()["node_errors"]
+        errors: dict[str, Any] = self.result.to_response()["node_errors"]
+        return errors
 
 
 def admit(

@@ -52,6 +52,8 @@ class NodeExecuted:
     display_node: str
     output: Mapping[str, Any]
     cached: bool = False
+    parent_node: str | None = None  # the node whose expansion created this one
+    real_node: str | None = None  # the prompt node it descends from (itself for a prompt node)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from engine.events import (
     NodeWarning,
     discard,
 )
-from engine.hidden import ABSENT, HiddenValues
+from engine.hidden import ABSENT, HiddenValues, fingerprint_args
 from engine.plan import Plan, find_cycles
 from engine.registry import NodeRegistry
 from engine.results import ItemList, ResultError, normalise
@@ -172,9 +172,9 @@ class _Job:
             emit(failed.event)
             return self._outcome("error", failed.event)
         except _Stopped as stopped:
-            node_id = stopped.node_id
-            node_type = self.nodes[node_id].class_type if node_id in self.nodes else None
-            emit(JobInterrupted(pid, node_id, node_type, tuple(self.executed)))
+            at = stopped.node_id
+            node_type = self.nodes[at].class_type if at is not None and at in self.nodes else None
+            emit(JobInterrupted(pid, at, node_type, tuple(self.executed)))
             return self._outcome("interrupted")
         finally:
             self._close_loop()
@@ -229,16 +229,17 @@ class _Job:
         self.cached.append(node_id)
         if entry.ui is not None:
             self.uis[node_id] = entry.ui
-            display = self.display.get(node_id, node_id)
-            self.emit(NodeExecuted(self.prompt_id, node_id, display, entry.ui, cached=True))
+            self.emit(self._executed(node_id, entry.ui, cached=True))
         return True
 
+    def _executed(self, node_id: str, ui: dict[str, Any], cached: bool = False) -> NodeExecuted:
+        dyn = self.dynprompt
+        display = self.display.get(node_id, node_id)
+        parent, real = dyn.get_parent_node_id(node_id), dyn.get_real_node_id(node_id)
+        return NodeExecuted(self.prompt_id, node_id, display, ui, cached, parent, real)
+
     def _fingerprint_args(self, node_id: str, spec: NodeSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """IS_CHANGED's arguments: the declared literal inputs, every linked input as None, the hidden values."""
-        info = self._info(spec.class_type)
-        args = {k: None if type(v) is Link else v for k, v in inputs.items() if type(v) is Link or k in info.declared}
-        self._add_hidden(node_id, info, inputs, args)
-        return args
+        return fingerprint_args(node_id, spec, inputs, self.hidden)
 
     def _add_hidden(self, node_id: str, info: _ClassInfo, given: Mapping[str, Any], kwargs: dict[str, Any]) -> None:
         for name, kind in info.hidden:
@@ -417,7 +418,7 @@ class _Job:
         self.executed.append(node_id)
         if ui is not None:
             self.uis[node_id] = ui
-            self.emit(NodeExecuted(self.prompt_id, node_id, self.display.get(node_id, node_id), ui))
+            self.emit(self._executed(node_id, ui))
         self.emit(NodeFinished(self.prompt_id, node_id))
         self.cache.put(self.signer.sigs[node_id], outputs, ui)
         self.plan.finish(node_id)

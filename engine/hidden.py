@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.dynprompt import DynamicPrompt
-from engine.spec import HIDDEN_DYNPROMPT, HIDDEN_EXTRA_PNGINFO, HIDDEN_PROMPT, HIDDEN_UNIQUE_ID
-from engine.workflow import Workflow
+from engine.spec import HIDDEN_DYNPROMPT, HIDDEN_EXTRA_PNGINFO, HIDDEN_PROMPT, HIDDEN_UNIQUE_ID, NodeSpec
+from engine.workflow import Link, Workflow
 
 HIDDEN_AUTH_TOKEN = "AUTH_TOKEN_COMFY_ORG"
 HIDDEN_API_KEY = "API_KEY_COMFY_ORG"
@@ -58,3 +58,16 @@ class HiddenValues:
         if key is not None:
             return self.extra_data.get(key)
         return given.get(name, ABSENT)
+
+
+def fingerprint_args(node_id: str, spec: NodeSpec, inputs: Mapping[str, Any], hidden: HiddenValues) -> dict[str, Any]:
+    """IS_CHANGED's keyword arguments: the declared literal inputs, every linked input as None, the hidden values.
+    The executor and the scale-out scheduler both sign nodes with these, so their cache keys agree."""
+    declared = {i.name for i in spec.inputs}
+    args = {k: None if type(v) is Link else v for k, v in inputs.items() if type(v) is Link or k in declared}
+    for inp in spec.inputs:
+        if inp.kind == "hidden":
+            value = hidden.value(node_id, inp.name, inp.hidden or inp.type, inputs)
+            if value is not ABSENT:
+                args[inp.name] = value
+    return args

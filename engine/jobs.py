@@ -411,8 +411,8 @@ class JobQueue:
             running.meta[event.node] = {
                 "node_id": event.node,
                 "display_node": event.display_node,
-                "parent_node": None,
-                "real_node_id": event.display_node,
+                "parent_node": event.parent_node,
+                "real_node_id": event.real_node or event.node,
             }
 
     def _entry(self, running: Running, status: str, started: float) -> dict[str, Any]:

@@ -15,7 +15,7 @@ the module is imported, naming the node and the parameter.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, get_type_hints
 
@@ -114,8 +114,12 @@ def Float(
     tooltip: str | None = None,
     force_input: bool = False,
     lazy: bool = False,
+    display: str | None = None,
 ) -> Input:
-    options = {"round": round} if round is not None else {}
+    """`display="number"` asks for a plain number box rather than a slider."""
+    options: dict[str, Any] = {"round": round} if round is not None else {}
+    if display is not None:
+        options["display"] = display
     value = float(default) if default is not None else None
     return _Number(FLOAT, value, optional, tooltip, lazy, force_input, options, min, max, step)
 
@@ -309,13 +313,21 @@ def node(
     not_idempotent: bool = False,
     deprecated: bool = False,
     experimental: bool = False,
+    inputs: Mapping[str, Input] | None = None,
 ) -> Any:
     """Declare a node. `outputs` lists socket types or `Out`s; the function returns a tuple in that order (a single
-    value when there is one output), or a NodeResult / protocol dict for display output and expansion."""
+    value when there is one output), or a NodeResult / protocol dict for display output and expansion.
+
+    `inputs` declares further inputs, after the parameters', by names that are not Python identifiers (a block
+    merge's `input_blocks.0.`); the function takes them through its `**kwargs`."""
 
     def wrap(fn: Callable[..., Any]) -> NativeNode:
         class_type = name or fn.__name__
-        declared, ctx_param = _declared_inputs(class_type, fn)
+        declared, ctx_param = _declared_inputs(class_type, fn, named=inputs is not None)
+        for input_name, declared_input in (inputs or {}).items():
+            if input_name in declared:
+                raise SpecError(f"node {class_type!r}: input {input_name!r} is declared twice")
+            declared[input_name] = declared_input
         outs = tuple(_output(class_type, o, i) for i, o in enumerate(outputs))
         names = [o.name for o in outs]
         if len(set(names)) != len(names):
@@ -352,7 +364,9 @@ def _output(class_type: str, out: Out | str, index: int) -> OutputSpec:
     return OutputSpec(type=out.type, name=out.name or out.type, is_list=out.is_list, tooltip=out.tooltip)
 
 
-def _declared_inputs(class_type: str, fn: Callable[..., Any]) -> tuple[dict[str, Input], str | None]:
+def _declared_inputs(
+    class_type: str, fn: Callable[..., Any], named: bool = False
+) -> tuple[dict[str, Input], str | None]:
     try:
         hints = get_type_hints(fn)
     except Exception as exc:  # an annotation naming something undefined
@@ -361,8 +375,10 @@ def _declared_inputs(class_type: str, fn: Callable[..., Any]) -> tuple[dict[str,
     ctx_param: str | None = None
     for param in inspect.signature(fn).parameters.values():
         where = f"node {class_type!r}, parameter {param.name!r}"
+        if param.kind == param.VAR_KEYWORD and named:
+            continue  # receives the inputs declared by name
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise SpecError(f"{where}: *args/**kwargs cannot be declared as inputs")
+            raise SpecError(f"{where}: *args/**kwargs cannot be declared as inputs (name them with `inputs=`)")
         hint = hints.get(param.name)
         if hint is NodeContext:
             ctx_param = param.name
@@ -375,7 +391,7 @@ def _declared_inputs(class_type: str, fn: Callable[..., Any]) -> tuple[dict[str,
             if default is param.empty:
                 declared[param.name] = widget(None)
             elif type(default) is not hint and not (hint is float and type(default) is int):
-                raise SpecError(f"{where}: default {default!r} does not match its annotation {hint.__name__}")
+                raise SpecError(f"{where}: default {default!r} does not match its annotation {_PLAIN_TYPES[hint]}")
             else:
                 declared[param.name] = widget(default)
         else:

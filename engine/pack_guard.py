@@ -22,8 +22,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from collections.abc import Iterator
+from typing import Any, NoReturn, TextIO
 
 log = logging.getLogger("loom.packs")
 
@@ -56,13 +56,13 @@ def _say(out: TextIO, line: str) -> None:
 
 @contextlib.contextmanager
 def _report_exit(name: str, out: TextIO) -> Iterator[None]:
-    real_exit: Callable[[int], Any] = os._exit
+    real_exit = os._exit
 
-    def reporting_exit(code: int) -> None:
-        message = f"node pack {name!r} called os._exit({code}) while importing; Loom exits now"
+    def reporting_exit(status: int) -> NoReturn:
+        message = f"node pack {name!r} called os._exit({status}) while importing; Loom exits now"
         log.critical(message)
         _say(out, message)
-        real_exit(code)
+        real_exit(status)
 
     os._exit = reporting_exit
     try:

@@ -17,12 +17,13 @@ within a folder, so when two define the same node type the first keeps it, the s
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib.util
 import inspect
 import sys
 import time
 import traceback
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
@@ -32,7 +33,7 @@ from engine.native import NativeNode
 from engine.pack_guard import PackImportTimeout, guarded
 from engine.protocol import spec_from_class
 from engine.registry import NodeRegistry
-from engine.spec import NodeSpec, SpecError
+from engine.spec import Invoke, NodeSpec, SpecError
 
 PACK_MODULE_PREFIX = "custom_nodes"
 DISABLED_SUFFIX = ".disabled"
@@ -40,6 +41,7 @@ SLOW_SECONDS = 3.0
 IMPORT_TIMEOUT = 60.0
 
 PackStatus = Literal["ok", "failed", "disabled"]
+Adapt = Callable[[NodeSpec], Invoke]
 PackKind = Literal["package", "module"]
 
 
@@ -136,9 +138,12 @@ def load_packs(
     disabled: Collection[str] = (),
     slow_seconds: float = SLOW_SECONDS,
     timeout: float | None = IMPORT_TIMEOUT,
+    adapt: Adapt | None = None,
 ) -> list[PackSummary]:
     """Import and register every pack under `roots` into `registry`; returns one summary per pack found.
-    Each import may take `timeout` seconds (None: no limit); past it the pack is reported failed."""
+    Each import may take `timeout` seconds (None: no limit); past it the pack is reported failed. `adapt`, when
+    given, may wrap each pack node's invoke (the host uses it to hand pack nodes its values in the shapes packs
+    expect)."""
     summaries: list[PackSummary] = []
     loaded: dict[str, Path] = {}
     for entry in discover(roots, disabled):
@@ -150,7 +155,7 @@ def load_packs(
             summaries.append(PackSummary(entry.name, str(entry.path), "failed", error=error))
             continue
         _on_sys_path(entry.path.parent)
-        summary = load_pack(registry, entry, slow_seconds, timeout)
+        summary = load_pack(registry, entry, slow_seconds, timeout, adapt)
         if summary.status == "ok":
             loaded[entry.name] = entry.path
         summaries.append(summary)
@@ -162,12 +167,13 @@ def load_pack(
     entry: PackEntry,
     slow_seconds: float = SLOW_SECONDS,
     timeout: float | None = IMPORT_TIMEOUT,
+    adapt: Adapt | None = None,
 ) -> PackSummary:
     """Import one pack and register its nodes one by one: a class Loom cannot read is rejected, the rest load."""
     module_name = f"{PACK_MODULE_PREFIX}.{entry.name.replace('.', '_')}"
     start = time.perf_counter()
 
-    def summary(status: str, **details: Any) -> PackSummary:
+    def summary(status: PackStatus, **details: Any) -> PackSummary:
         seconds = time.perf_counter() - start
         return PackSummary(
             entry.name,
@@ -182,7 +188,7 @@ def load_pack(
     try:
         with guarded(entry.name, timeout, slow_seconds):
             module = _import(entry, module_name)
-            registration = _register(registry, module, entry)
+            registration = _register(registry, module, entry, adapt)
         web_dir, web_warnings = _web_directory(module, entry)
     except PackImportTimeout as exc:
         _forget(module_name)
@@ -238,7 +244,7 @@ class _Registration:
     warnings: tuple[str, ...]
 
 
-def _register(registry: NodeRegistry, module: ModuleType, entry: PackEntry) -> _Registration:
+def _register(registry: NodeRegistry, module: ModuleType, entry: PackEntry, adapt: Adapt | None) -> _Registration:
     """Read each node class of the pack on its own and add the ones that read, in declaration order."""
     declared = _declared_classes(module, registry.env)
     rejected: list[Rejected] = []
@@ -253,6 +259,8 @@ def _register(registry: NodeRegistry, module: ModuleType, entry: PackEntry) -> _
             warnings.append(f"node {class_type!r} is rejected: {reason}")
             continue
         warnings.extend(spec.warnings)
+        if adapt is not None:
+            spec.invoke = adapt(spec)
         specs.append(spec)
     nodes: list[str] = []
     ignored: list[str] = []
@@ -316,9 +324,20 @@ def _entrypoint_nodes(module: ModuleType) -> list[Any]:
 
 
 def _settle(value: Any) -> Any:
-    """The value itself, or an awaitable's result, run on a private event loop."""
+    """The value itself, or an awaitable's result, run on a private event loop (in a helper thread when this
+    thread already runs one, as when packs load inside an async server start)."""
     if not inspect.isawaitable(value):
         return value
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run_private(value)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pack-entrypoint") as pool:
+        return pool.submit(_run_private, value).result()
+
+
+def _run_private(value: Any) -> Any:
+    """Run an awaitable on a new loop that is never made this thread's current one."""
     loop = asyncio.new_event_loop()
     try:
         return loop.run_until_complete(_await(value))

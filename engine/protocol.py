@@ -39,7 +39,10 @@ def spec_from_class(
     `class_type` None then means "the id the class declares"."""
     build = getattr(cls, "__loom_spec__", None) if inspect.isclass(cls) else None
     if callable(build):
-        return build(class_type, display_name, python_module, pack)
+        built = build(class_type, display_name, python_module, pack)
+        if not isinstance(built, NodeSpec):
+            raise SpecError(f"{cls!r}: __loom_spec__ returned {type(built).__name__}, not a NodeSpec")
+        return built
     where = f"node {class_type!r}"
     if not inspect.isclass(cls):
         raise SpecError(f"{where}: expected a class, got {type(cls).__name__}")
@@ -50,7 +53,8 @@ def spec_from_class(
         raise SpecError(f"{where}: has no INPUT_TYPES classmethod")
     warnings: list[str] = []
     function_name = getattr(cls, "FUNCTION", None)
-    runnable = isinstance(function_name, str) and callable(getattr(cls, function_name, None))
+    method = function_name if isinstance(function_name, str) else ""
+    runnable = bool(method) and callable(getattr(cls, method, None))
     if not runnable:
         warnings.append(f"{where}: FUNCTION {function_name!r} names no method, so the node cannot run")
 
@@ -63,7 +67,7 @@ def spec_from_class(
 
     inputs = read_inputs(warnings)
     outputs = parse_outputs(where, cls)
-    function = getattr(cls, function_name, None) if runnable else None
+    function = getattr(cls, method, None) if runnable else None
     is_changed = getattr(cls, "IS_CHANGED", None)
     validate = getattr(cls, "VALIDATE_INPUTS", None)
     validate_params = param_names(validate) if callable(validate) else None
@@ -86,7 +90,7 @@ def spec_from_class(
         kwargs.pop("__context__", None)
         if not runnable:
             raise SpecError(f"{where} cannot run: its FUNCTION {function_name!r} names no method of the class")
-        return getattr(instance(), function_name)(**kwargs)
+        return getattr(instance(), method)(**kwargs)
 
     def check_lazy(kwargs: dict[str, Any]) -> Any:
         return instance().check_lazy_status(**kwargs)

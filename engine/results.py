@@ -62,7 +62,7 @@ def _kind(value: Any) -> str:
     return "None" if value is None else f"a {type(value).__name__}"
 
 
-class ItemList(tuple):
+class ItemList(tuple[Any, ...]):
     """An output holding one item per call: a list output (OUTPUT_IS_LIST) or the outputs of a node that ran once
     per item of a list input. Downstream nodes run once per item unless they take whole lists (INPUT_IS_LIST)."""
 

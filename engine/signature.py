@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from hashlib import blake2b
 from typing import Any
 
+from engine.hidden import HiddenValues, fingerprint_args
 from engine.spec import HIDDEN_UNIQUE_ID, NodeSpec
 from engine.workflow import Link, Workflow
 
@@ -16,9 +17,14 @@ Signature = bytes
 FingerprintArgs = Callable[[str, NodeSpec, Mapping[str, Any]], dict[str, Any]]
 
 
-def literal_args(node_id: str, spec: NodeSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The inputs as IS_CHANGED gets them when no hidden values are at hand: literals, and linked inputs as None."""
-    return {name: None if type(value) is Link else value for name, value in inputs.items()}
+def _standalone_args(workflow: Workflow) -> FingerprintArgs:
+    """Fingerprint arguments outside a run (the scale-out scheduler): hidden values from the workflow alone."""
+    hidden = HiddenValues(workflow, {})
+
+    def args(node_id: str, spec: NodeSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return fingerprint_args(node_id, spec, inputs, hidden)
+
+    return args
 
 
 class Signer:
@@ -36,7 +42,7 @@ class Signer:
     ) -> None:
         self.workflow = workflow
         self._specs = specs
-        self._fingerprint_args = fingerprint_args or literal_args
+        self._fingerprint_args = fingerprint_args or _standalone_args(workflow)
         self.sigs: dict[str, Signature] = {}
         self.volatile: set[str] = set()  # nodes whose fingerprint says "always changed"
         self._binds_id: dict[str, bool] = {}

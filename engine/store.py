@@ -15,15 +15,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from engine.workflow import Workflow, parse_api
 
 JobState = Literal["pending", "running", "ran"]  # ran: finished, its history entry not yet written
 log = logging.getLogger("loom.store")
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -127,7 +129,7 @@ class Store:
             self._owner.close()  # closing the file drops the lock
             self._owner = None
 
-    def _tx(self, fn: Any) -> Any:
+    def _tx(self, fn: Callable[[sqlite3.Cursor], T]) -> T:
         """Run `fn(cursor)` in one transaction under the lock."""
         with self._lock:
             cur = self._db.cursor()
@@ -195,7 +197,8 @@ class Store:
         return [_job(row) for row in rows]
 
     def count_jobs(self) -> int:
-        return self._query("SELECT COUNT(*) FROM jobs WHERE state != 'ran'")[0][0]
+        count: int = self._query("SELECT COUNT(*) FROM jobs WHERE state != 'ran'")[0][0]
+        return count
 
     def start_next(self) -> Job | None:
         """Mark the first pending job running (counting the attempt) and return it, or None when none waits."""
@@ -232,7 +235,7 @@ class Store:
         return self._tx(delete)
 
     def clear_pending(self) -> int:
-        return self._tx(lambda cur: cur.execute("DELETE FROM jobs WHERE state = 'pending'").rowcount)
+        return self._tx(lambda cur: int(cur.execute("DELETE FROM jobs WHERE state = 'pending'").rowcount))
 
     # ---- history ----
 

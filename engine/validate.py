@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import ErrorType, UnknownNode, missing_node_type_error
 from engine.hidden import ABSENT, HiddenValues
 from engine.plan import find_cycles, link_sources
 from engine.registry import NodeRegistry
@@ -26,7 +27,7 @@ _NO_VALUE = object()
 
 @dataclass(slots=True)
 class InputError:
-    type: str
+    type: ErrorType
     message: str
     details: str = ""
     input_name: str | None = None
@@ -102,7 +103,7 @@ def validate(
             unknown.append(node)
             node_errors[node.id] = NodeErrors(
                 node.class_type,
-                [InputError("invalid_prompt", f"node {node.label}: unknown node type {node.class_type!r}")],
+                [InputError(ErrorType.MISSING_NODE_TYPE, f"node {node.label}: unknown node type {node.class_type!r}")],
             )
         else:
             specs[node.class_type] = spec
@@ -131,24 +132,23 @@ def validate(
             for node_id in cycle:
                 message = f"node {nodes[node_id].label} is part of a dependency cycle: {path}"
                 node_errors.setdefault(node_id, NodeErrors(nodes[node_id].class_type)).errors.append(
-                    InputError("dependency_cycle", message, path)
+                    InputError(ErrorType.DEPENDENCY_CYCLE, message, path)
                 )
-        valid = _mark_dependents(workflow, requested, node_errors)
+        valid = _mark_dependents(workflow, requested, node_errors) if node_errors else requested
 
     error: dict[str, Any] | None = None
     if unknown:
-        names = ", ".join(f"{n.class_type} (node {n.label})" for n in unknown)
-        error = _error("invalid_prompt", f"Cannot execute because a node type is unknown: {names}", names)
+        error = missing_node_type_error([UnknownNode(n.id, n.class_type, n.title) for n in unknown])
     elif not requested:
-        error = _error("prompt_no_outputs", "Prompt has no outputs", "the workflow has no output node to run")
+        error = _error(ErrorType.NO_OUTPUTS, "Prompt has no outputs", "the workflow has no output node to run")
     elif not valid:
         details = "; ".join(f"{m}" for m in (e.message for ne in node_errors.values() for e in ne.errors))
-        error = _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
+        error = _error(ErrorType.OUTPUTS_FAILED_VALIDATION, "Prompt outputs failed validation", details)
     return ValidationResult(error is None, valid, node_errors, error)
 
 
-def _error(kind: str, message: str, details: str) -> dict[str, Any]:
-    return {"type": kind, "message": message, "details": details, "extra_info": {}}
+def _error(kind: ErrorType, message: str, details: str, **extra_info: Any) -> dict[str, Any]:
+    return {"type": kind, "message": message, "details": details, "extra_info": extra_info}
 
 
 def _closure(workflow: Workflow, roots: Sequence[str]) -> list[str]:
@@ -169,7 +169,7 @@ def _current_inputs(spec: NodeSpec) -> _ClassInputs:
         return _ClassInputs(spec.current_inputs())
     except Exception as exc:
         message = f"reading the inputs of {spec.class_type} failed: {type(exc).__name__}: {exc}"
-        return _ClassInputs((), InputError("exception_during_validation", message, traceback.format_exc()))
+        return _ClassInputs((), InputError(ErrorType.EXCEPTION_DURING_VALIDATION, message, traceback.format_exc()))
 
 
 def _check_node(
@@ -198,7 +198,7 @@ def _check_node(
             if inp.kind == "required":
                 errors.append(
                     InputError(
-                        "required_input_missing",
+                        ErrorType.REQUIRED_INPUT_MISSING,
                         f"{where}: required input {name!r} is missing",
                         name,
                         name,
@@ -212,7 +212,7 @@ def _check_node(
                 out_type = linked_types[name]
                 if not types_compatible(out_type, inp.type):
                     problem = InputError(
-                        "return_type_mismatch",
+                        ErrorType.RETURN_TYPE_MISMATCH,
                         f"{where}: input {name!r} expects {inp.type} but node {value.node} output {value.output} "
                         f"gives {out_type}",
                         f"{name}, received_type({out_type}) mismatch input_type({inp.type})",
@@ -257,7 +257,12 @@ def _check_link(
             linked_types[name] = outputs[link.output].type
             return None
     return InputError(
-        "bad_linked_input", f"{where}: input {name!r} {problem}", f"{name}: {problem}", name, inp.schema(), list(link)
+        ErrorType.BAD_LINKED_INPUT,
+        f"{where}: input {name!r} {problem}",
+        f"{name}: {problem}",
+        name,
+        inp.schema(),
+        list(link),
     )
 
 
@@ -266,7 +271,7 @@ def _check_literal(where: str, inp: InputSpec, value: Any, limits: bool) -> tupl
     kind = inp.type
     name = inp.name
 
-    def fail(error_type: str, message: str) -> tuple[Any, InputError]:
+    def fail(error_type: ErrorType, message: str) -> tuple[Any, InputError]:
         return value, InputError(
             error_type, f"{where}: input {name!r} {message}", f"{name}: {message}", name, inp.schema(), value
         )
@@ -274,19 +279,19 @@ def _check_literal(where: str, inp: InputSpec, value: Any, limits: bool) -> tupl
     if kind in (INT, FLOAT):
         number = _as_number(value, kind == INT)
         if number is None:
-            return fail("invalid_input_type", f"expects {kind} but got {value!r}")
+            return fail(ErrorType.INVALID_INPUT_TYPE, f"expects {kind} but got {value!r}")
         if limits and not (isinstance(number, float) and math.isnan(number)):
             if inp.min is not None and number < inp.min:
-                return fail("value_smaller_than_min", f"value {number} is smaller than the minimum {inp.min}")
+                return fail(ErrorType.VALUE_SMALLER_THAN_MIN, f"value {number} is smaller than the minimum {inp.min}")
             if inp.max is not None and number > inp.max:
-                return fail("value_bigger_than_max", f"value {number} is bigger than the maximum {inp.max}")
+                return fail(ErrorType.VALUE_BIGGER_THAN_MAX, f"value {number} is bigger than the maximum {inp.max}")
         return (value if number == value and type(number) is type(value) else number), None
     if kind == STRING:
         if isinstance(value, str):
             return value, None
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value), None
-        return fail("invalid_input_type", f"expects a STRING but got {value!r}")
+        return fail(ErrorType.INVALID_INPUT_TYPE, f"expects a STRING but got {value!r}")
     if kind == BOOLEAN:
         if isinstance(value, bool):
             return value, None
@@ -294,7 +299,7 @@ def _check_literal(where: str, inp: InputSpec, value: Any, limits: bool) -> tupl
             return bool(value), None
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true", None
-        return fail("invalid_input_type", f"expects a BOOLEAN but got {value!r}")
+        return fail(ErrorType.INVALID_INPUT_TYPE, f"expects a BOOLEAN but got {value!r}")
     if kind == COMBO and limits:
         choices = inp.choices or ()
         try:
@@ -303,7 +308,7 @@ def _check_literal(where: str, inp: InputSpec, value: Any, limits: bool) -> tupl
             present = False
         if not present:
             shown = ", ".join(repr(c) for c in choices[:20]) + (", ..." if len(choices) > 20 else "")
-            return fail("value_not_in_list", f"value {value!r} is not among the choices [{shown}]")
+            return fail(ErrorType.VALUE_NOT_IN_LIST, f"value {value!r} is not among the choices [{shown}]")
     return value, None
 
 
@@ -359,7 +364,7 @@ def _custom_validation(
             verdict = asyncio.run(_awaited(verdict))
     except Exception as exc:
         return InputError(
-            "exception_during_validation",
+            ErrorType.EXCEPTION_DURING_VALIDATION,
             f"{where}: validating the inputs raised {type(exc).__name__}: {exc}",
             traceback.format_exc(),
         )
@@ -368,7 +373,7 @@ def _custom_validation(
     checked = [i for i in inputs if i.kind != "hidden" and (takes is None or i.name in takes)]
     first = checked[0] if checked else None
     return InputError(
-        "custom_validation_failed",
+        ErrorType.CUSTOM_VALIDATION_FAILED,
         f"{where}: {verdict}",
         f"{first.name} - {verdict}" if first else str(verdict),
         first.name if first else None,

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from engine.errors import ErrorType
+
 
 class Link(NamedTuple):
     """An input fed by output `output` of node `node`."""
@@ -15,14 +17,13 @@ class Link(NamedTuple):
 
 
 class WorkflowError(ValueError):
-    """A body that is not a workflow at all; answered as `invalid_prompt`."""
+    """A body that is not a workflow at all (`invalid_prompt`), or a node without a type (`missing_node_type`)."""
 
-    type = "invalid_prompt"
-
-    def __init__(self, message: str, node_id: str | None = None) -> None:
+    def __init__(self, message: str, node_id: str | None = None, type: ErrorType = ErrorType.INVALID_PROMPT) -> None:
         super().__init__(message)
         self.message = message
         self.node_id = node_id
+        self.type = type
 
 
 @dataclass(slots=True)
@@ -108,7 +109,7 @@ def parse_api(data: Any) -> Workflow:
             raise WorkflowError(f"node {node_id}: expected an object, got {type(body).__name__}", node_id)
         class_type = body.get("class_type")
         if not isinstance(class_type, str) or not class_type:
-            raise WorkflowError(f"node {node_id}: missing or invalid class_type", node_id)
+            raise WorkflowError(f"node {node_id}: missing or invalid class_type", node_id, ErrorType.MISSING_NODE_TYPE)
         inputs = body.get("inputs", {})
         if inputs is None:
             inputs = {}

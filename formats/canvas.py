@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import ErrorType
 from engine.registry import NodeRegistry
 from engine.spec import InputSpec, NodeSpec
 from engine.types import ANY, INT, split_union
-from formats.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
+from formats.problems import Problem, WorkflowFileError, unknown_node_type
 
 MODE_MUTED = 2
 MODE_BYPASS = 4
@@ -135,12 +136,12 @@ class _Flattener:
             try:
                 link = parse_link(raw)
             except (KeyError, TypeError, ValueError, IndexError):
-                self.problems.append(Problem(BAD_WORKFLOW, f"malformed link {raw!r}"))
+                self.problems.append(Problem(ErrorType.INVALID_PROMPT, f"malformed link {raw!r}"))
                 continue
             links[str(link.id)] = link
         for raw in graph.get("nodes") or []:
             if not isinstance(raw, Mapping) or "id" not in raw or not isinstance(raw.get("type"), str):
-                self.problems.append(Problem(BAD_WORKFLOW, f"malformed node entry {_short(raw)}"))
+                self.problems.append(Problem(ErrorType.INVALID_PROMPT, f"malformed node entry {_short(raw)}"))
                 continue
             self.node(raw, links, prefix, stack)
         return links
@@ -190,7 +191,9 @@ class _Flattener:
             return
         if sg_id in stack:
             self.problems.append(
-                Problem(BAD_WORKFLOW, f"node {flat.id}: subgraph {sg_id!r} contains itself", node_id=flat.id)
+                Problem(
+                    ErrorType.INVALID_PROMPT, f"node {flat.id}: subgraph {sg_id!r} contains itself", node_id=flat.id
+                )
             )
             return
         definition = self.subgraphs[sg_id]
@@ -250,7 +253,7 @@ class _Flattener:
             known = ", ".join(sorted(map(repr, self.group_nodes))) or "none"
             self.problems.append(
                 Problem(
-                    BAD_WORKFLOW,
+                    ErrorType.INVALID_PROMPT,
                     f"node {flat.id}: group node {flat.type!r} uses group {name!r}, which the file's "
                     f"extra.groupNodes does not define (it defines: {known})",
                     node_id=flat.id,
@@ -261,7 +264,7 @@ class _Flattener:
             return
         if flat.type in stack:
             self.problems.append(
-                Problem(BAD_WORKFLOW, f"node {flat.id}: group {name!r} contains itself", node_id=flat.id)
+                Problem(ErrorType.INVALID_PROMPT, f"node {flat.id}: group {name!r} contains itself", node_id=flat.id)
             )
             return
         GroupExpansion(self, flat, definition).expand(raw, (*stack, flat.type))
@@ -380,7 +383,7 @@ class GroupExpansion:
             if target is None:
                 self.flattener.problems.append(
                     Problem(
-                        BAD_WORKFLOW,
+                        ErrorType.INVALID_PROMPT,
                         f"node {self.flat.id}: input {inp.widget or inp.name!r} of group node {self.flat.type!r} "
                         f"matches no input inside the group (it has: {', '.join(map(repr, by_name)) or 'none'})",
                         node_id=self.flat.id,
@@ -571,7 +574,7 @@ def _label(node: FlatNode | None, node_id: str) -> str:
 def convert_canvas(canvas: Mapping[str, Any], registry: NodeRegistry) -> Conversion:
     """What converts and the problems found, so callers can add their own; see Conversion."""
     if not is_canvas(canvas):
-        return Conversion({}, [Problem(BAD_WORKFLOW, "not a canvas workflow: it has no 'nodes' list")])
+        return Conversion({}, [Problem(ErrorType.INVALID_PROMPT, "not a canvas workflow: it has no 'nodes' list")])
     flattener = _Flattener(canvas, registry)
     flattener.graph(canvas, "", ())
     conversion = Conversion({}, flattener.problems)

@@ -6,11 +6,12 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from engine.errors import ErrorType
 from engine.registry import NodeRegistry
 from engine.spec import InputSpec
 from engine.workflow import is_api_link
 from formats.canvas import CONTROL_VALUES, has_control, map_widget_values, socket_inputs, widget_inputs
-from formats.problems import BAD_WORKFLOW, Problem, WorkflowFileError, unknown_node_type
+from formats.problems import Problem, WorkflowFileError, unknown_node_type
 
 COLUMN_WIDTH = 420
 ROW_GAP = 40
@@ -35,7 +36,8 @@ def add_widget_slots(canvas: Mapping[str, Any], registry: NodeRegistry) -> dict[
     the slots links point at keep their numbers)."""
     out = copy.deepcopy(dict(canvas))
     for node in out.get("nodes") or []:
-        spec = registry.get(node.get("type")) if isinstance(node, Mapping) else None
+        kind = node.get("type") if isinstance(node, Mapping) else None
+        spec = registry.get(kind) if isinstance(kind, str) else None
         if spec is None:
             continue
         inputs = node.setdefault("inputs", [])
@@ -83,10 +85,10 @@ def api_to_canvas(api: Mapping[str, Any], registry: NodeRegistry) -> dict[str, A
     problems: list[Problem] = []
     nodes_in = {str(k): v for k, v in api.items()}
     for node_id, entry in nodes_in.items():
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("class_type"), str):
-            problems.append(Problem(BAD_WORKFLOW, f"node {node_id}: no class_type", node_id=node_id))
-        elif entry["class_type"] not in registry:
-            problems.append(unknown_node_type(node_id, entry["class_type"]))
+        if not isinstance(entry, Mapping):
+            problems.append(Problem(ErrorType.INVALID_PROMPT, f"node {node_id}: expected an object", node_id=node_id))
+        elif not isinstance(entry.get("class_type"), str) or entry["class_type"] not in registry:
+            problems.append(unknown_node_type(node_id, entry.get("class_type")))
     if problems:
         raise WorkflowFileError(problems)
 
@@ -150,7 +152,7 @@ def api_to_canvas(api: Mapping[str, Any], registry: NodeRegistry) -> dict[str, A
         if origin is None or out >= len(origin["outputs"]):
             problems.append(
                 Problem(
-                    BAD_WORKFLOW,
+                    ErrorType.INVALID_PROMPT,
                     f"node {target}: input {nodes[target]['inputs'][slot]['name']!r} links to missing "
                     f"output {out} of node {source}",
                     node_id=target,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.errors import ErrorType
 from engine.folders import MODEL_EXTENSIONS, Folders
 from engine.registry import NodeRegistry
 from engine.types import COMBO
@@ -17,14 +18,7 @@ from formats.canvas import Conversion, convert_canvas, is_canvas
 from formats.canvas_export import api_to_canvas, update_canvas_widgets
 from formats.model_hashes import hashes_from_canvas, hashes_from_parameters
 from formats.pngmeta import ImageMetaError, read_embedded_workflow
-from formats.problems import (
-    BAD_OVERRIDE,
-    BAD_WORKFLOW,
-    MISSING_MODEL,
-    Problem,
-    WorkflowFileError,
-    unknown_node_type,
-)
+from formats.problems import Problem, WorkflowFileError, unknown_node_type
 
 IMAGE_SUFFIXES = frozenset({".png", ".webp", ".jpg", ".jpeg"})
 
@@ -52,7 +46,9 @@ def classify(data: Any, where: str) -> WorkflowDocument:
         return WorkflowDocument(dict(data), None, "api")
     if isinstance(data, Mapping) and isinstance(data.get("prompt"), Mapping):
         return classify(data["prompt"], where)
-    raise WorkflowFileError([Problem(BAD_WORKFLOW, f"{where}: neither an API-format nor a canvas-format workflow")])
+    raise WorkflowFileError(
+        [Problem(ErrorType.INVALID_PROMPT, f"{where}: neither an API-format nor a canvas-format workflow")]
+    )
 
 
 def read_document(path: Path) -> WorkflowDocument:
@@ -61,19 +57,21 @@ def read_document(path: Path) -> WorkflowDocument:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise WorkflowFileError([Problem(BAD_WORKFLOW, f"{path}: cannot read: {exc.strerror or exc}")]) from exc
+        raise WorkflowFileError(
+            [Problem(ErrorType.INVALID_PROMPT, f"{path}: cannot read: {exc.strerror or exc}")]
+        ) from exc
     if path.suffix.lower() in IMAGE_SUFFIXES or raw[:4] in (b"\x89PNG", b"RIFF") or raw[:2] == b"\xff\xd8":
         try:
             embedded = read_embedded_workflow(raw)
         except ImageMetaError as exc:
-            raise WorkflowFileError([Problem(BAD_WORKFLOW, f"{path}: {exc}")]) from exc
+            raise WorkflowFileError([Problem(ErrorType.INVALID_PROMPT, f"{path}: {exc}")]) from exc
         if embedded.prompt is None and embedded.workflow is None:
-            raise WorkflowFileError([Problem(BAD_WORKFLOW, f"{path}: the image carries no workflow")])
+            raise WorkflowFileError([Problem(ErrorType.INVALID_PROMPT, f"{path}: the image carries no workflow")])
         return WorkflowDocument(embedded.prompt, embedded.workflow, "image", embedded.parameters)
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WorkflowFileError([Problem(BAD_WORKFLOW, f"{path}: not valid JSON: {exc}")]) from exc
+        raise WorkflowFileError([Problem(ErrorType.INVALID_PROMPT, f"{path}: not valid JSON: {exc}")]) from exc
     return classify(data, str(path))
 
 
@@ -93,7 +91,7 @@ def parse_model_map(entries: Iterable[str]) -> dict[str, str]:
     for entry in entries:
         name, sep, file = entry.partition("=")
         if not sep or not name.strip() or not file.strip():
-            problems.append(Problem(BAD_OVERRIDE, f"--model-map {entry!r}: expected NAME=FILE"))
+            problems.append(Problem(ErrorType.BAD_OVERRIDE, f"--model-map {entry!r}: expected NAME=FILE"))
             continue
         mapping[name.strip()] = file.strip()
     if problems:
@@ -134,15 +132,18 @@ def apply_overrides(api: Mapping[str, Any], overrides: Sequence[str], registry: 
         target, sep, value = text.partition("=")
         ref, dot, name = target.rpartition(".")
         if not sep or not dot or not ref or not name:
-            problems.append(Problem(BAD_OVERRIDE, f"--set {text!r}: expected NODE.INPUT=VALUE"))
+            problems.append(Problem(ErrorType.BAD_OVERRIDE, f"--set {text!r}: expected NODE.INPUT=VALUE"))
             continue
         matches = find_nodes(out, ref)
         if not matches:
-            problems.append(Problem(BAD_OVERRIDE, f"--set {text!r}: no node has id, title or type {ref!r}"))
+            problems.append(Problem(ErrorType.BAD_OVERRIDE, f"--set {text!r}: no node has id, title or type {ref!r}"))
             continue
         if len(matches) > 1:
             problems.append(
-                Problem(BAD_OVERRIDE, f"--set {text!r}: {ref!r} names several nodes ({', '.join(matches)}); use an id")
+                Problem(
+                    ErrorType.BAD_OVERRIDE,
+                    f"--set {text!r}: {ref!r} names several nodes ({', '.join(matches)}); use an id",
+                )
             )
             continue
         node_id = matches[0]
@@ -151,7 +152,7 @@ def apply_overrides(api: Mapping[str, Any], overrides: Sequence[str], registry: 
             known = ", ".join(i.name for i in spec.inputs if i.kind != "hidden")
             problems.append(
                 Problem(
-                    BAD_OVERRIDE,
+                    ErrorType.BAD_OVERRIDE,
                     f"--set {text!r}: node {node_id} ({spec.class_type}) has no input {name!r}; it has {known}",
                     node_id=node_id,
                     class_type=spec.class_type,
@@ -245,13 +246,14 @@ def find_problems(api: Mapping[str, Any], registry: NodeRegistry, folders: Folde
             where = " (looked in " + ", ".join(str(p) for p in folders.model_dirs(miss.folder)) + ")"
         problems.append(
             Problem(
-                MISSING_MODEL,
+                ErrorType.VALUE_NOT_IN_LIST,
                 f"node {miss.node_id} ({miss.class_type}): model file {miss.value!r} for input {miss.input_name!r} "
                 f"is not in {miss.folder}/{where}",
                 node_id=miss.node_id,
                 class_type=miss.class_type,
                 input_name=miss.input_name,
                 value=miss.value,
+                model_file=True,
             )
         )
     return problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 BUILTIN_MODULES = (
@@ -24,6 +25,8 @@ BUILTIN_MODULES = (
     "nodes.controlnet",
     "nodes.preprocess",
     "nodes.upscale",
+    "nodes.model_merging",
+    "nodes.model_patches",
     "nodes.dit",
     "nodes.pending_loaders",
     "nodes.rebatch",
@@ -36,12 +39,21 @@ def register_builtin(registry: Any) -> None:
         registry.add_module(importlib.import_module(name))
 
 
+_pack_attributes: list[Callable[[str], Any]] = []
+
+
+def bind_pack_attributes(lookup: Callable[[str], Any] | None) -> None:
+    """Node packs import this package as ComfyUI's `nodes` module; compat.install binds what they read from it
+    beyond MAX_RESOLUTION (NODE_CLASS_MAPPINGS, node classes by name), and None unbinds it."""
+    _pack_attributes[:] = [lookup] if lookup is not None else []
+
+
 def __getattr__(name: str) -> Any:
-    """What node packs expect of the host's `nodes` module: MAX_RESOLUTION, NODE_CLASS_MAPPINGS (compat.nodes)."""
+    """What node packs expect of the host's `nodes` module (see `bind_pack_attributes`)."""
     if name == "MAX_RESOLUTION":
-        from nodes.latent import MAX_RESOLUTION
+        from nodes.shared import MAX_RESOLUTION
 
         return MAX_RESOLUTION
-    from compat.nodes import host_attribute
-
-    return host_attribute(name)
+    if not _pack_attributes:
+        raise AttributeError(f"module 'nodes' has no attribute {name!r}")
+    return _pack_attributes[0](name)

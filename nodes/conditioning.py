@@ -6,8 +6,7 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Int, Out, Socket, String, node
-
-MAX_RESOLUTION = 16384
+from nodes.shared import MAX_RESOLUTION
 
 
 @node(

@@ -12,11 +12,11 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Int, Out, Socket, node
+from nodes.shared import MAX_RESOLUTION
 
 Conditioning = list[list[Any]]
 COND = Socket("CONDITIONING")
 CATEGORY = "conditioning"
-MAX_RESOLUTION = 16384
 
 
 def _with(conditioning: Conditioning, **values: Any) -> Conditioning:

@@ -10,13 +10,17 @@ import hashlib
 import os
 import posixpath
 import re
+import secrets
+import string
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.context import NodeContext
 from engine.environment import NodeEnvironment
 from engine.folders import Folders, UnsafePath, confined
+from nodes.imageio import encode_png, text_chunks, to_uint8
 from nodes.shared import folders_of
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -203,3 +207,26 @@ class OutputWriter:
             break
         self._next[stem] = counter + 1
         return {"filename": name, "subfolder": self.subfolder, "type": self.kind}
+
+
+def save_images(
+    ctx: NodeContext, images: Any, prefix: str, kind: str, prompt: Any, extra_pnginfo: Any, compress_level: int
+) -> dict[str, Any]:
+    """Write an IMAGE batch as numbered PNGs into the `kind` folder ("output" or "temp"); the node's ui result
+    (also what packs' save helpers return, through compat)."""
+    folders = folders_of(ctx.env)
+    h, w = images.shape[1], images.shape[2]
+    writer = OutputWriter(folders.typed_dir(kind), kind, prefix, width=w, height=h, prompt=prompt)
+    text = text_chunks(prompt, extra_pnginfo)
+    saved = []
+    for number, image in enumerate(images):
+        ctx.check_interrupt()
+        data = encode_png(to_uint8(image), text, compress_level=compress_level)
+        saved.append(writer.write(data, "png", batch_number=number))
+    return {"ui": {"images": saved}, "result": ()}
+
+
+def preview_images(ctx: NodeContext, images: Any, prompt: Any, extra_pnginfo: Any) -> dict[str, Any]:
+    """Write `images` to the temp folder under a random prefix and report them for display."""
+    suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
+    return save_images(ctx, images, f"Loom_temp_{suffix}", "temp", prompt, extra_pnginfo, compress_level=1)

@@ -7,19 +7,22 @@ IMAGE is float32 [B, H, W, C] in 0..1; MASK is [B, H, W] (1 = selected / transpa
 from __future__ import annotations
 
 import math
-import secrets
-import string
 from typing import Any
 
 from engine.context import NodeContext
 from engine.environment import NodeEnvironment
 from engine.native import Combo, Float, Hidden, Int, Out, Socket, String, node
-from nodes.files import OutputWriter, check_input_file, input_fingerprint, list_input_files, resolve_input
-from nodes.imageio import CHANNELS, encode_png, load_image, load_mask, text_chunks, to_uint8
+from nodes.files import (
+    check_input_file,
+    input_fingerprint,
+    list_input_files,
+    preview_images,
+    resolve_input,
+    save_images,
+)
+from nodes.imageio import CHANNELS, load_image, load_mask
 from nodes.resize import CROP_MODES, IMAGE_METHODS, upscale_image
-from nodes.shared import folders_of
-
-MAX_RESOLUTION = 16384
+from nodes.shared import MAX_RESOLUTION, folders_of
 
 
 def _image_path(image: str, env: NodeEnvironment | None) -> Any:
@@ -63,23 +66,6 @@ def LoadImageMask(
     return load_mask(_image_path(image, ctx.env), channel)
 
 
-def save_images(
-    ctx: NodeContext, images: Any, prefix: str, kind: str, prompt: Any, extra_pnginfo: Any, compress_level: int
-) -> dict[str, Any]:
-    """Write an IMAGE batch as numbered PNGs into the `kind` folder ("output" or "temp"); the node's ui result
-    (also what packs' save helpers return, through compat)."""
-    folders = folders_of(ctx.env)
-    h, w = images.shape[1], images.shape[2]
-    writer = OutputWriter(folders.typed_dir(kind), kind, prefix, width=w, height=h, prompt=prompt)
-    text = text_chunks(prompt, extra_pnginfo)
-    saved = []
-    for number, image in enumerate(images):
-        ctx.check_interrupt()
-        data = encode_png(to_uint8(image), text, compress_level=compress_level)
-        saved.append(writer.write(data, "png", batch_number=number))
-    return {"ui": {"images": saved}, "result": ()}
-
-
 @node(category="image", outputs=[], output_node=True, display_name="Save Image")
 def SaveImage(
     ctx: NodeContext,
@@ -105,12 +91,6 @@ def PreviewImage(
 ) -> dict[str, Any]:
     """Show images without keeping them: written to the temp folder, not the output folder."""
     return preview_images(ctx, images, prompt, extra_pnginfo)
-
-
-def preview_images(ctx: NodeContext, images: Any, prompt: Any, extra_pnginfo: Any) -> dict[str, Any]:
-    """Write `images` to the temp folder under a random prefix and report them for display."""
-    suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
-    return save_images(ctx, images, f"Loom_temp_{suffix}", "temp", prompt, extra_pnginfo, compress_level=1)
 
 
 @node(category="image/upscaling", outputs=["IMAGE"], display_name="Upscale Image")

@@ -7,8 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from engine.native import Combo, Float, Int, Out, Socket, node
-from nodes.image_transform import match_channels
-from nodes.resize import repeat_to_batch, upscale_image
+from nodes.resize import gaussian_kernel, match_channels, repeat_to_batch, upscale_image
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,16 +54,6 @@ def ImageBlend(
     image2 = repeat_to_batch(image2, image1.shape[0])
     mixed = image1 * (1 - blend_factor) + blend(image1, image2, blend_mode) * blend_factor
     return mixed.clamp(0, 1)
-
-
-def gaussian_kernel(size: int, sigma: float, device: Any = None) -> torch.Tensor:
-    """A size x size Gaussian over the grid [-1, 1]^2 (so `sigma` is relative to the radius), summing to 1."""
-    import torch
-
-    axis = torch.linspace(-1, 1, size, device=device)
-    y, x = torch.meshgrid(axis, axis, indexing="ij")
-    kernel = torch.exp(-(x * x + y * y) / (2.0 * sigma * sigma))
-    return kernel / kernel.sum()
 
 
 def convolve(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:

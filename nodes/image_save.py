@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.context import NodeContext
+from engine.environment import NodeEnvironment
 from engine.events import Preview
 from engine.folders import UnsafePath, confined
 from engine.native import Boolean, Combo, Float, Hidden, Int, Socket, String, node
@@ -107,12 +108,11 @@ def SaveImageWebsocket(ctx: NodeContext, images: Any = IMAGE) -> dict[str, Any]:
     return {"ui": {}, "result": ()}
 
 
-def _output_images(env: Any) -> list[str]:
+def _output_images(env: NodeEnvironment | None) -> list[str]:
     """Images anywhere under the output folder, newest first, as `sub/name.png [output]`."""
-    folders = getattr(env, "folders", None)
-    if folders is None or not folders.output.is_dir():
+    if env is None or not env.folders.output.is_dir():
         return []
-    root = folders.output
+    root = env.folders.output
     found = [
         path
         for path in root.rglob("*")
@@ -122,11 +122,11 @@ def _output_images(env: Any) -> list[str]:
     return [f"{p.relative_to(root).as_posix()} [output]" for p in found]
 
 
-def _output_fingerprint(image: str, env: Any) -> str:
+def _output_fingerprint(image: str, env: NodeEnvironment | None) -> str:
     return input_fingerprint(env, image)
 
 
-def _output_validate(image: str, env: Any) -> bool | str:
+def _output_validate(image: str, env: NodeEnvironment | None) -> bool | str:
     return check_input_file(env, image, "image")
 
 
@@ -147,11 +147,10 @@ def LoadImageOutput(
     return load_image(resolve_input(folders_of(ctx.env), image))
 
 
-def _input_subfolders(env: Any) -> list[str]:
-    folders = getattr(env, "folders", None)
-    if folders is None or not folders.input.is_dir():
+def _input_subfolders(env: NodeEnvironment | None) -> list[str]:
+    if env is None or not env.folders.input.is_dir():
         return []
-    root = folders.input
+    root = env.folders.input
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir() and not p.name.startswith("."))
 
 

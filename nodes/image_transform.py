@@ -6,65 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.native import Boolean, Combo, Float, Hidden, Int, Out, Socket, node
-from nodes.image import MAX_RESOLUTION
-from nodes.resize import repeat_to_batch, upscale, upscale_image
+from nodes.resize import match_channels, paste, upscale_image
+from nodes.shared import MAX_RESOLUTION
 
 if TYPE_CHECKING:
     import torch
 
 IMAGE = Socket("IMAGE")
 MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
-
-
-def paste(
-    destination: torch.Tensor,
-    source: torch.Tensor,
-    x: int,
-    y: int,
-    mask: torch.Tensor | None,
-    unit: int,
-    resize_source: bool,
-) -> torch.Tensor:
-    """Blend `source` into a copy of `destination` ([B, C, H, W]) at (x, y) given in units of 1/`unit` of a cell
-    (8 for latents, 1 for pixels), weighted by `mask` (resized to the source; absent: 1)."""
-    import torch
-
-    out = destination.clone()
-    src = source.to(out)
-    if resize_source:
-        src = upscale(src, out.shape[3], out.shape[2], "bilinear")
-    src = repeat_to_batch(src, out.shape[0])
-    left = max(-src.shape[3], min(x // unit, out.shape[3]))
-    top = max(-src.shape[2], min(y // unit, out.shape[2]))
-    if mask is None:
-        weight = torch.ones_like(src)
-    else:
-        m = mask.to(out).reshape((-1, 1, mask.shape[-2], mask.shape[-1]))
-        weight = repeat_to_batch(upscale(m, src.shape[3], src.shape[2], "bilinear"), src.shape[0])
-    # the part of the source that lands inside the destination
-    sy0, sx0 = max(0, -top), max(0, -left)
-    dy0, dx0 = max(0, top), max(0, left)
-    h = min(src.shape[2] - sy0, out.shape[2] - dy0)
-    w = min(src.shape[3] - sx0, out.shape[3] - dx0)
-    if h <= 0 or w <= 0:
-        return out
-    s = src[:, :, sy0 : sy0 + h, sx0 : sx0 + w]
-    m = weight[:, :, sy0 : sy0 + h, sx0 : sx0 + w]
-    region = out[:, :, dy0 : dy0 + h, dx0 : dx0 + w]
-    out[:, :, dy0 : dy0 + h, dx0 : dx0 + w] = s * m + region * (1 - m)
-    return out
-
-
-def match_channels(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Give the image with fewer channels an opaque alpha (ones), so RGB and RGBA images can be combined."""
-    import torch
-
-    def pad(image: torch.Tensor, channels: int) -> torch.Tensor:
-        extra = torch.ones(*image.shape[:-1], channels - image.shape[-1], dtype=image.dtype, device=image.device)
-        return torch.cat((image, extra), dim=-1)
-
-    channels = max(a.shape[-1], b.shape[-1])
-    return (pad(a, channels) if a.shape[-1] < channels else a), (pad(b, channels) if b.shape[-1] < channels else b)
 
 
 @node(category="image", outputs=["IMAGE"])

@@ -15,18 +15,15 @@ from engine.native import Combo, Float, Hidden, Int, Socket, String, node
 from nodes.files import OutputWriter, check_input_file, input_fingerprint, list_input_files, resolve_input
 from nodes.imageio import text_chunks
 from nodes.resize import CROP_MODES, LATENT_METHODS, match_shape, repeat_to_batch, upscale
-from nodes.shared import folders_of
+from nodes.shared import MAX_RESOLUTION, Latent, folders_of
 
 if TYPE_CHECKING:
     import torch
 
-MAX_RESOLUTION = 16384
 LATENT_EXTENSIONS = frozenset({".latent"})
 # SD 1.x latents were once saved unscaled; files without this key hold those and are scaled on load.
 FORMAT_VERSION_KEY = "latent_format_version_0"
 SD_SCALE_FACTOR = 0.18215
-
-Latent = dict[str, Any]
 
 
 def _with(latent: Latent, **changes: Any) -> Latent:

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.native import Boolean, Combo, Float, Int, Socket, node
-from nodes.image_transform import paste
-from nodes.latent import MAX_RESOLUTION, Latent
-from nodes.resize import repeat_to_batch, upscale
+from nodes.resize import gaussian_kernel, paste, repeat_to_batch, upscale
+from nodes.shared import MAX_RESOLUTION, Latent
 
 if TYPE_CHECKING:
     import torch
@@ -144,8 +143,6 @@ def LatentOperationTonemapReinhard(multiplier: float = Float(1.0, min=0.0, max=1
 def sharpen_operation(radius: int, sigma: float, alpha: float) -> LatentOperation:
     """Sharpen the directions of the channel vectors with an unsharp-mask kernel, keeping their lengths."""
     import torch.nn.functional as F
-
-    from nodes.image_filters import gaussian_kernel
 
     def operation(latent: torch.Tensor, **_: Any) -> torch.Tensor:
         luminance = _channel_norm(latent, 1e-6)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from engine.context import NodeContext
 from engine.native import Boolean, Combo, Float, Hidden, Int, Out, Socket, node
-from nodes.image import MAX_RESOLUTION, preview_images
+from nodes.files import preview_images
 from nodes.resize import repeat_to_batch, upscale
+from nodes.shared import MAX_RESOLUTION
 
 if TYPE_CHECKING:
     import torch

@@ -15,6 +15,12 @@ from engine.folders import Folders
 if TYPE_CHECKING:
     from diffusion.memory import ModelManager
 
+MAX_RESOLUTION = 16384
+"""The largest width, height or offset a node accepts (packs read it as `nodes.MAX_RESOLUTION`)."""
+
+Latent = dict[str, Any]
+"""A LATENT value: {"samples": tensor [B, C, H, W], optional "noise_mask", "batch_index"}."""
+
 
 def create_model_manager(force_cpu: bool) -> ModelManager:
     """The environment's model store factory: imports torch, so it runs on the first model load, not at start."""
@@ -53,7 +59,7 @@ def model_file(env: NodeEnvironment | None, folder: str, name: str, input_name: 
     return path
 
 
-def file_identity(env: NodeEnvironment | None, folder: str, name: str) -> Any:
+def file_identity(env: NodeEnvironment | None, folder: str, name: Any) -> Any:
     """Size and mtime of a model file (its cache identity); None when it cannot be found (validation says so)."""
     path = env.folders.model_path(folder, name) if env is not None and isinstance(name, str) else None
     if path is None:

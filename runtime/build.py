@@ -110,12 +110,17 @@ def load_custom_nodes(
 ) -> list[PackSummary]:
     """Install the host-module shims packs import, load the packs, and print the summary table to stderr."""
     import compat
+    from compat.adapt import adapt
     from compat.host import redirect_legacy_web
 
     compat.install(compat.Host(folders=folders, registry=registry, env=env, cpu=settings.cpu))
     redirect_legacy_web(folders)
     packs = load_packs(
-        registry, folders.custom_nodes, disabled=settings.disabled_packs, timeout=settings.pack_import_timeout
+        registry,
+        folders.custom_nodes,
+        disabled=settings.disabled_packs,
+        timeout=settings.pack_import_timeout,
+        adapt=adapt,
     )
     if packs:
         print(format_summary(packs), file=sys.stderr)

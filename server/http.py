@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.errors import ErrorType
+
 log = logging.getLogger("loom.http")
 CHUNK = 256 * 1024
 
@@ -19,7 +21,9 @@ CHUNK = 256 * 1024
 class BadRequest(Exception):
     """A request the client got wrong; answered as a 400 (or `status`) JSON error, never a 500."""
 
-    def __init__(self, message: str, type: str = "invalid_prompt", status: int = 400, details: str = "") -> None:
+    def __init__(
+        self, message: str, type: str = ErrorType.INVALID_PROMPT, status: int = 400, details: str = ""
+    ) -> None:
         super().__init__(message)
         self.message, self.type, self.status, self.details = message, type, status, details
 
@@ -29,7 +33,7 @@ class BadRequest(Exception):
 
 def json_error(
     message: str,
-    type: str = "invalid_prompt",
+    type: str = ErrorType.INVALID_PROMPT,
     status: int = 400,
     details: str = "",
     headers: Mapping[str, str] | None = None,

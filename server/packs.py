@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from server.messages import preview_frame
+from server.messages import PREVIEW, Frame, preview_frame
 from server.state import STATE, ServerState
 
 
@@ -34,6 +35,10 @@ def _send(hub: Any, event: Any, data: Any, sid: str | None) -> None:
     """A pack's message: a preview image event goes out as Loom's binary preview frame, anything else as JSON."""
     from compat.server import BinaryEventTypes
 
+    if isinstance(data, bytes | bytearray) and isinstance(event, int):  # a binary event, framed as the reference
+        kind = PREVIEW if event in (BinaryEventTypes.PREVIEW_IMAGE, BinaryEventTypes.UNENCODED_PREVIEW_IMAGE) else ""
+        hub.send_frame(Frame(data=struct.pack(">I", event) + bytes(data), droppable=True, type=kind), sid)
+        return
     if event in (BinaryEventTypes.PREVIEW_IMAGE, BinaryEventTypes.UNENCODED_PREVIEW_IMAGE):
         if data is not None:
             hub.send_frame(preview_frame(data.format, data.data), sid)
@@ -54,6 +59,7 @@ def on_prompt(state: ServerState, body: Any) -> Any:
     from compat.server import PromptServer
 
     return PromptServer.instance.trigger_on_prompt(body)
+
 
 ROUTES = [("GET", "/custom_nodes", custom_nodes)]
 

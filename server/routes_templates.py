@@ -137,10 +137,10 @@ async def workflow_templates(request: web.Request) -> web.Response:
 
 async def workflow_template(request: web.Request) -> web.StreamResponse:
     pack, name = request.match_info["pack"], request.match_info["name"]
-    root = _pack_roots(request.app[STATE].packs).get(pack)
-    for folder in PACK_EXAMPLE_FOLDERS if root is not None else ():
+    roots = _pack_roots(request.app[STATE].packs)
+    for folder in PACK_EXAMPLE_FOLDERS if pack in roots else ():
         try:
-            path = confined(root, folder, name)
+            path = confined(roots[pack], folder, name)
         except UnsafePath as exc:
             raise BadRequest(str(exc), "invalid_path") from exc
         if path.suffix == ".json" and path.is_file():

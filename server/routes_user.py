@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from server.http import BadRequest, read_body, read_json
+from server.routes_files import VIEW_HEADERS
 from server.state import STATE
 from server.users import UserFiles, file_info
 
@@ -105,7 +106,8 @@ async def list_userdata_v2(request: web.Request) -> web.Response:
 async def get_userdata(request: web.Request) -> web.StreamResponse:
     users, user = _users(request)
     path = await _off_loop(users.read, user, request.match_info["file"])
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    # a stored file is data: never a page running on Loom's origin (an .html a pack or user saved)
+    return web.FileResponse(path, headers={**VIEW_HEADERS, "Cache-Control": "no-cache"})
 
 
 def _written(request: web.Request, users: UserFiles, user: str, path: Any) -> web.Response:

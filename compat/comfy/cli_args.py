@@ -87,7 +87,7 @@ _FLAGS: dict[str, Any] = {
     "default_hashing_function": "sha256",
     "disable_smart_memory": False,
     "deterministic": False,
-    "fast": [],
+    "fast": set(),
     "dont_print_server": False,
     "quick_test_for_ci": False,
     "windows_standalone_build": False,

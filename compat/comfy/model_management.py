@@ -275,9 +275,47 @@ def cleanup_models(keep_clone_weights_loaded: bool = False) -> None:
 complete(globals())
 
 
-def __getattr__(name: str) -> Any:
-    if name == "OOM_EXCEPTION":
-        import torch
+def is_nvidia() -> bool:
+    import torch
 
+    return bool(torch.version.cuda) and torch.cuda.is_available() and is_device_cuda(get_torch_device())
+
+
+def is_amd() -> bool:
+    import torch
+
+    return bool(getattr(torch.version, "hip", None)) and is_device_cuda(get_torch_device())
+
+
+def is_intel_xpu() -> bool:
+    return getattr(get_torch_device(), "type", None) == "xpu"
+
+
+def directml_enabled() -> bool:
+    return False
+
+
+def _live(name: str) -> Any:
+    """Module values the reference sets at start-up, computed here on first read (they need torch)."""
+    import torch
+
+    if name == "OOM_EXCEPTION":
         return torch.cuda.OutOfMemoryError
+    device = get_torch_device()
+    if name == "vram_state":
+        return VRAMState.DISABLED if is_device_cpu(device) else VRAMState.NORMAL_VRAM
+    if name == "cpu_state":
+        return CPUState.CPU if is_device_cpu(device) else CPUState.MPS if is_device_mps(device) else CPUState.GPU
+    if name == "total_vram":
+        return get_total_memory(device) / (1024 * 1024)
+    if name == "total_ram":
+        import psutil
+
+        return psutil.virtual_memory().total / (1024 * 1024)
+    raise AttributeError(name)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("OOM_EXCEPTION", "vram_state", "cpu_state", "total_vram", "total_ram"):
+        return _live(name)
     return resolve(globals(), name)

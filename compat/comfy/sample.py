@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np  # noqa: F401 - packs import it from here (`from comfy.sample import np`), as the reference has it
+
 from compat.surface import complete, resolve
 from engine.context import current_context
 

@@ -84,7 +84,7 @@ def test_validate_ok_and_with_problems(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2
     assert "[missing_node_type]" in err[0] and "node 40" in err[0]
-    assert "[missing_model]" in err[1] and "'v1-5-pruned-emaonly.safetensors'" in err[1]
+    assert "[value_not_in_list]" in err[1] and "'v1-5-pruned-emaonly.safetensors'" in err[1]
 
     argv = [
         "validate",
@@ -95,7 +95,7 @@ def test_validate_ok_and_with_problems(tmp_path: Path, capsys: pytest.CaptureFix
         "Sample.seed=1",
     ]
     assert validate_command(build_parser().parse_args(argv), runtime(tmp_path)) == 1
-    assert "[missing_model]" not in capsys.readouterr().err
+    assert "[value_not_in_list]" not in capsys.readouterr().err
 
 
 def test_main_py_exit_codes(tmp_path: Path) -> None:

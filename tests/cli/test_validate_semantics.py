@@ -103,3 +103,14 @@ def test_main_py_validate_loads_the_pack_and_drops_invalid_outputs(tmp_path: Pat
     )
     assert proc.returncode == 0, proc.stderr
     assert "outputs 2, 3, 4" in proc.stdout and "skipped [return_type_mismatch]: node 5" in proc.stderr
+
+
+def test_main_py_run_runs_the_converted_workflow(runtime: Runtime, capsys: Any) -> None:
+    """`main.py run` accepts a workflow as the server does: the node gets the converted literals."""
+    from cli.run import run_workflow
+    from engine.workflow import parse_api
+
+    workflow = parse_api({"1": {"class_type": "SemTyped", "inputs": {"i": "5", "f": 2, "s": 7, "b": "true"}}})
+    assert run_workflow(workflow, runtime.registry, runtime.env, folders=runtime.folders) == 0
+    out = capsys.readouterr().out
+    assert "node 1: types: 'int'" in out and "node 1: types: 'float'" in out and "node 1: values: 2.0" in out

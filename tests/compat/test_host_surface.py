@@ -427,3 +427,156 @@ def test_older_packs_copying_into_the_host_web_folder_write_into_the_user_folder
     (copied / "ui.js").write_text("console.log('old style');\n")
     assert (host_root(folders) / "web" / "extensions" / "old_style" / "ui.js").is_file()
     assert list(legacy_extensions(folders)) == ["old_style"]
+
+
+def test_star_import_of_nodes_gives_the_reference_names(host: compat.Host) -> None:
+    namespace: dict[str, Any] = {}
+    exec("from nodes import *", namespace)
+    assert namespace["MAX_RESOLUTION"] == nodes.MAX_RESOLUTION and namespace["KSampler"].FUNCTION == "sample"
+    assert callable(namespace["common_ksampler"]) and "register_builtin" not in namespace
+
+
+def test_save_image_save_images_writes_through_looms_saver(host: compat.Host) -> None:
+    images = torch.rand(2, 8, 8, 3)
+    with Context(host.env):
+        result = nodes.SaveImage().save_images(images, "pack/shot")
+        preview = nodes.PreviewImage().save_images(images, "ignored-prefix")
+    saved = result["ui"]["images"]
+    assert [(i["subfolder"], i["type"]) for i in saved] == [("pack", "output")] * 2
+    assert all((host.folders.output / "pack" / i["filename"]).is_file() for i in saved)
+    assert {i["type"] for i in preview["ui"]["images"]} == {"temp"}
+
+
+def test_a_constant_read_off_a_placeholder_class_is_refused_by_name(host: compat.Host) -> None:
+    from comfy.patcher_extension import WrappersMP
+    from comfy.samplers import KSampler
+
+    with pytest.raises(AttributeError, match=r"^Loom does not provide comfy\.patcher_extension\.WrappersMP\.OUTER"):
+        WrappersMP.OUTER_SAMPLE  # noqa: B018
+    assert not hasattr(KSampler, "SOMETHING_ELSE") and KSampler.SCHEDULERS
+
+
+BROAD_IMPORTS_PACK = """
+import comfy
+import comfy.model_management as mm
+import comfy.sample
+import comfy.samplers
+import comfy.sd
+import comfy.utils
+import folder_paths
+import latent_preview
+import node_helpers
+import nodes
+import server
+from comfy import latent_formats, model_base
+from comfy.cli_args import args
+from comfy.clip_vision import Output, clip_preprocess
+from comfy.controlnet import ControlBase, broadcast_image_to
+from comfy.k_diffusion import sampling as k_sampling
+from comfy.k_diffusion.utils import FolderOfImages
+from comfy.ldm.modules.attention import optimized_attention, wrap_attn
+from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
+from comfy.model_patcher import ModelPatcher
+from comfy.sample import np
+from comfy.samplers import KSamplerX0Inpaint
+from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
+from comfy_extras.nodes_mask import composite
+from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel
+from nodes import MAX_RESOLUTION, CLIPTextEncode, KSampler, VAEDecode
+from server import BinaryEventTypes, PromptServer
+
+SCHEDULERS = comfy.samplers.KSampler.SCHEDULERS + ["extra"]
+folder_paths.folder_names_and_paths["my_models"] = ([folder_paths.models_dir + "/my_models"], {".pt"})
+PromptServer.instance.add_on_prompt_handler(lambda body: body)
+preview_method = args.preview_method
+
+
+class MyPatcher(ModelPatcher):
+    pass
+
+
+class Sched:
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"scheduler": (SCHEDULERS,), "size": ("INT", {"default": 64, "max": MAX_RESOLUTION})}}
+
+    def run(self, scheduler, size):
+        return (scheduler,)
+
+
+NODE_CLASS_MAPPINGS = {"BroadSched": Sched}
+"""
+
+
+def test_a_pack_importing_the_common_load_time_surface_loads(host: compat.Host, tmp_path: Path) -> None:
+    root = tmp_path / "custom_nodes"
+    (root / "broad_pack").mkdir(parents=True)
+    (root / "broad_pack" / "__init__.py").write_text(textwrap.dedent(BROAD_IMPORTS_PACK))
+    registry = host.registry
+    [summary] = load_packs(registry, [root])
+    try:
+        assert summary.status == "ok", summary.error
+        assert summary.count == "1 of 1 nodes"
+        assert registry.get("BroadSched").input("scheduler").choices[-1] == "extra"
+    finally:
+        registry._specs.pop("BroadSched", None)
+        sys.modules.pop("custom_nodes.broad_pack", None)
+        from compat.server import PromptServer
+
+        PromptServer.instance.on_prompt_handlers.clear()
+
+
+MODEL_PACK = """
+class CloneModel:
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "with_cfg_hook": ("BOOLEAN", {"default": False})}}
+
+    def run(self, model, with_cfg_hook):
+        twin = model.clone()
+        twin.model_options["transformer_options"]["seen_by_pack"] = True
+        if with_cfg_hook:
+            twin.set_model_sampler_cfg_function(lambda args: args["cond"])
+        return (twin,)
+
+
+NODE_CLASS_MAPPINGS = {"PackCloneModel": CloneModel}
+"""
+
+
+def test_pack_nodes_get_looms_model_as_a_model_patcher_that_looms_sampler_runs(
+    host: compat.Host, loaded: tuple[Any, Any, Any], tmp_path: Path
+) -> None:
+    from comfy.model_patcher import ModelPatcher
+
+    from compat.adapt import adapt
+    from compat.placeholder import HostFeatureMissing
+
+    root = tmp_path / "custom_nodes"
+    (root / "model_pack").mkdir(parents=True)
+    (root / "model_pack" / "__init__.py").write_text(textwrap.dedent(MODEL_PACK))
+    registry = host.registry
+    [summary] = load_packs(registry, [root], adapt=adapt)
+    model, clip, _ = loaded
+    try:
+        assert summary.status == "ok", summary.error
+        (twin,) = registry.get("PackCloneModel").invoke({"model": model, "with_cfg_hook": False})
+        assert isinstance(twin, ModelPatcher) and twin.model is model
+        positive, negative = conditioning(host, clip, "x"), conditioning(host, clip, "")
+        latent = {"samples": torch.zeros(1, 4, 8, 8)}
+        with Context(host.env):
+            (by_patcher,) = nodes.KSampler().sample(twin, 3, 1, 5.0, "euler", "normal", positive, negative, latent)
+            (by_model,) = nodes.KSampler().sample(model, 3, 1, 5.0, "euler", "normal", positive, negative, latent)
+        assert torch.equal(by_patcher["samples"], by_model["samples"])
+        (hooked,) = registry.get("PackCloneModel").invoke({"model": model, "with_cfg_hook": True})
+        with Context(host.env), pytest.raises(HostFeatureMissing, match="sampler_cfg_function"):
+            nodes.KSampler().sample(hooked, 3, 1, 5.0, "euler", "normal", positive, negative, latent)
+    finally:
+        registry._specs.pop("PackCloneModel", None)
+        sys.modules.pop("custom_nodes.model_pack", None)

@@ -74,3 +74,16 @@ def test_trivial_entries_are_estimated_small() -> None:
     cache = OutputCache()
     cache.put(b"k" * 16, (5,))
     assert cache.bytes < 2048
+
+
+def test_classic_mode_keeps_only_what_the_last_job_pinned() -> None:
+    cache = OutputCache(classic=True)
+    for key in (b"a", b"b", b"c"):
+        cache.put(key, (1,))
+    cache.pin([b"b", b"new"])
+    cache.put(b"new", (2,))
+    assert cache.get(b"a") is not None  # nothing is dropped while the job runs
+    cache.unpin_all()
+    assert set(cache.keys()) == {b"b", b"new"}
+    cache.unpin_all()  # a job that pinned nothing (an empty prompt) leaves nothing behind
+    assert len(cache) == 0

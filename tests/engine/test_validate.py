@@ -30,12 +30,13 @@ def test_valid_workflow_coerces_numeric_strings(lab: Any) -> None:
     assert validate(wf, lab.registry).ok
 
 
-def test_unknown_class_is_invalid_prompt(lab: Any) -> None:
+def test_unknown_class_is_missing_node_type(lab: Any) -> None:
     result = check(lab, {"1": {"class_type": "Nope", "inputs": {}}, "2": {"class_type": "Sink", "inputs": {}}})
     assert not result.ok
     response = result.to_response()
-    assert response["error"]["type"] == "invalid_prompt" and "Nope" in response["error"]["message"]
-    assert only_error(result, "1")["type"] == "invalid_prompt"
+    assert response["error"]["type"] == "missing_node_type" and "Nope" in response["error"]["message"]
+    assert response["error"]["extra_info"]["node_id"] == "1"
+    assert only_error(result, "1")["type"] == "missing_node_type"
 
 
 def test_no_outputs(lab: Any) -> None:

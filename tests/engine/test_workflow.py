@@ -28,16 +28,16 @@ def test_to_api_round_trips() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "needle"),
+    ("body", "needle", "error_type"),
     [
-        ([], "object of nodes"),
-        ({"1": 5}, "node 1"),
-        ({"1": {"inputs": {}}}, "class_type"),
-        ({"1": {"class_type": "A", "inputs": [1]}}, "inputs must be an object"),
+        ([], "object of nodes", "invalid_prompt"),
+        ({"1": 5}, "node 1", "invalid_prompt"),
+        ({"1": {"inputs": {}}}, "class_type", "missing_node_type"),
+        ({"1": {"class_type": "A", "inputs": [1]}}, "inputs must be an object", "invalid_prompt"),
     ],
 )
-def test_malformed_bodies(body: object, needle: str) -> None:
+def test_malformed_bodies(body: object, needle: str, error_type: str) -> None:
     with pytest.raises(WorkflowError) as info:
         parse_api(body)
-    assert info.value.type == "invalid_prompt"
+    assert info.value.type == error_type
     assert needle in str(info.value)

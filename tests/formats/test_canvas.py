@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from engine.errors import ErrorType
 from formats.canvas import canvas_to_api, convert_canvas, is_canvas, map_widget_values, widget_inputs
-from formats.problems import MISSING_NODE_TYPE, WorkflowFileError
+from formats.problems import WorkflowFileError
 from tests.formats.canvas_nodes import registry
 
 REG = registry()
@@ -300,8 +301,9 @@ def test_unknown_node_types_are_reported_together_by_name() -> None:
         canvas_to_api(canvas, REG)
     assert err.value.missing_node_types == ["FancyUpscaler", "MagicLoRA"]
     body = err.value.to_response()
+    assert body["error"]["type"] == "missing_node_type" and body["error"]["extra_info"]["node_id"] == "40"
     assert body["error"]["extra_info"]["missing_node_types"] == ["FancyUpscaler", "MagicLoRA"]
-    assert body["node_errors"]["40"]["errors"][0]["type"] == MISSING_NODE_TYPE
+    assert body["node_errors"]["40"]["errors"][0]["type"] == ErrorType.MISSING_NODE_TYPE
     assert body["node_errors"]["41"]["class_type"] == "MagicLoRA"
 
 

@@ -11,7 +11,10 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from formats.problems import BAD_OVERRIDE, MISSING_MODEL, MISSING_NODE_TYPE, WorkflowFileError
+from engine.errors import ErrorType
+from engine.validate import validate
+from engine.workflow import parse_api
+from formats.problems import WorkflowFileError
 from formats.workflow_files import apply_overrides, load_workflow, model_folder, parse_model_map, read_document
 from tests.formats.canvas_nodes import registry
 from tests.formats.test_canvas import EXPECTED, cnode, pipeline
@@ -74,7 +77,7 @@ def test_unknown_nodes_and_missing_models_are_reported_all_at_once(tmp_path: Pat
         load_workflow(write_json(tmp_path / "w.json", canvas), REG)
     assert err.value.missing_node_types == ["FancyUpscaler", "MagicLoRA"]
     assert err.value.missing_models == ["v1-5-pruned-emaonly.safetensors"]
-    model_problem = next(p for p in err.value.problems if p.type == MISSING_MODEL)
+    model_problem = next(p for p in err.value.problems if p.type == ErrorType.VALUE_NOT_IN_LIST)
     assert model_problem.node_id == "1" and model_problem.input_name == "ckpt_name"
     assert "checkpoints/" in model_problem.message
 
@@ -83,7 +86,33 @@ def test_api_format_unknown_node_is_reported(tmp_path: Path) -> None:
     api = {**EXPECTED, "9": {"class_type": "Nope", "inputs": {}}}
     with pytest.raises(WorkflowFileError) as err:
         load_workflow(write_json(tmp_path / "w.json", api), REG)
-    assert [p.type for p in err.value.problems] == [MISSING_NODE_TYPE]
+    assert [p.type for p in err.value.problems] == [ErrorType.MISSING_NODE_TYPE]
+
+
+@pytest.mark.parametrize(
+    ("change", "error_type", "node_error_type"),
+    [
+        ({"9": {"class_type": "Nope", "inputs": {}}}, "missing_node_type", "missing_node_type"),
+        (
+            {"1": {"class_type": "Loader", "inputs": {"ckpt_name": "gone.safetensors"}}},
+            "prompt_outputs_failed_validation",
+            "value_not_in_list",
+        ),
+    ],
+)
+def test_a_file_and_the_api_name_the_same_mistake_alike(
+    tmp_path: Path, change: dict[str, Any], error_type: str, node_error_type: str
+) -> None:
+    """The same workflow mistake has the same error types from a file as from POST /prompt (engine.validate)."""
+    api = {**EXPECTED, **change}
+    with pytest.raises(WorkflowFileError) as err:
+        load_workflow(write_json(tmp_path / "w.json", api), REG)
+    from_file = err.value.to_response()
+    from_api = validate(parse_api(api), REG).to_response()
+    node_id = next(iter(change))
+    for body in (from_file, from_api):
+        assert body["error"]["type"] == error_type
+        assert body["node_errors"][node_id]["errors"][0]["type"] == node_error_type
 
 
 def test_model_map_substitutes_the_named_file(tmp_path: Path) -> None:
@@ -148,7 +177,7 @@ def test_bad_overrides_are_all_reported() -> None:
     with pytest.raises(WorkflowFileError) as err:
         apply_overrides(api, ["Save.filename_prefix=a", "Sample.nope=1", "Ghost.x=1", "noequals"], REG)
     messages = [p.message for p in err.value.problems]
-    assert all(p.type == BAD_OVERRIDE for p in err.value.problems)
+    assert all(p.type == ErrorType.BAD_OVERRIDE for p in err.value.problems)
     assert "names several nodes (5, 6)" in messages[0]
     assert "has no input 'nope'" in messages[1]
     assert "no node has id, title or type 'Ghost'" in messages[2]

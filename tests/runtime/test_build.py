@@ -40,5 +40,6 @@ def test_output_cache_follows_the_settings(tmp_path: Path) -> None:
     assert output_cache(settings(tmp_path, cache_outputs=False)).max_bytes == 0
     default = output_cache(settings(tmp_path))
     assert default.max_entries is None and default.max_bytes
+    assert output_cache(settings(tmp_path, cache_classic=True)).classic and not default.classic
     executor = build_executor(build_runtime(settings(tmp_path, cache_max_entries=3)))
     assert executor.cache.max_entries == 3 and executor.env is not None

@@ -48,3 +48,16 @@ async def test_history_times_every_node(server: Running) -> None:
     nodes = (await wait_history(server, second["prompt_id"]))["timings"]["nodes"]
     assert nodes["1"]["cached"] is True and nodes["1"]["started"] == nodes["1"]["ended"]
     assert nodes["3"]["cached"] is False and "2" not in nodes
+
+
+async def test_history_times_a_failed_node_without_an_end(server: Running) -> None:
+    failing = {
+        "1": {"class_type": "TestNumber", "inputs": {"value": 6}},
+        "2": {"class_type": "TestFail", "inputs": {"value": ["1", 0]}},
+        "3": {"class_type": "TestShow", "inputs": {"value": ["2", 0]}},
+    }
+    _, body = await server.post_prompt(failing)
+    entry = await wait_history(server, body["prompt_id"])
+    nodes = entry["timings"]["nodes"]
+    assert entry["status"]["status_str"] == "error"
+    assert nodes["1"]["ended"] is not None and nodes["2"]["ended"] is None and "3" not in nodes

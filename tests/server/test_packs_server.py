@@ -103,10 +103,40 @@ class Painter:
     def run(self, size):
         image = Image.new("RGB", (size, size), (255, 0, 0))
         server.send_sync(BinaryEventTypes.UNENCODED_PREVIEW_IMAGE, ["JPEG", image, None], server.client_id)
+        server.send_sync(BinaryEventTypes.PREVIEW_IMAGE, b"\\x00\\x00\\x00\\x02raw-png-bytes", server.client_id)
         return {"ui": {"painted": [size]}}
 
 
 NODE_CLASS_MAPPINGS = {"Painter": Painter}
+"""
+
+V3_PACK = """
+import torch
+from comfy_api.latest import ComfyExtension, io
+from comfy_api.v0_0_2 import ComfyAPISync
+
+api = ComfyAPISync()
+
+
+class Steps(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="V3Steps", inputs=[io.Int.Input("n", default=2)], outputs=[], is_output_node=True)
+
+    @classmethod
+    def execute(cls, n):
+        for i in range(n):
+            api.execution.set_progress(i + 1, n, preview_image=torch.full((1, 8, 8, 3), 0.25))
+        return io.NodeOutput(ui={"steps": [n]})
+
+
+class Extension(ComfyExtension):
+    async def get_node_list(self):
+        return [Steps]
+
+
+def comfy_entrypoint():
+    return Extension()
 """
 
 
@@ -132,6 +162,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     (packs / "pack_hooks" / "static").mkdir(parents=True)
     (packs / "pack_hooks" / "__init__.py").write_text(textwrap.dedent(HOOKS_PACK))
     (packs / "pack_hooks" / "static" / "note.txt").write_text("static from pack_hooks")
+    (packs / "pack_v3.py").write_text(textwrap.dedent(V3_PACK))
     folders = Folders.under(tmp_path / "loom")
     folders.ensure()
     registry = NodeRegistry()
@@ -253,9 +284,40 @@ async def test_a_packs_binary_preview_reaches_its_client_as_a_preview_frame(serv
                 msg = json.loads(raw)
                 if msg["type"] == "executing" and msg["data"]["node"] is None and msg["data"]["prompt_id"] == prompt_id:
                     break
-    [frame] = frames
-    assert int.from_bytes(frame[:4], "big") == 1 and int.from_bytes(frame[4:8], "big") == 1
-    assert frame[8:10] == b"\xff\xd8"
+    [encoded, raw] = frames
+    assert int.from_bytes(encoded[:4], "big") == 1 and int.from_bytes(encoded[4:8], "big") == 1
+    assert encoded[8:10] == b"\xff\xd8"
+    assert raw == b"\x00\x00\x00\x01\x00\x00\x00\x02raw-png-bytes"
+
+
+async def test_v3_progress_api_reaches_the_client_as_progress_state_and_previews(served: Served) -> None:
+    ws_url = served.url.replace("http://", "ws://") + "/ws?clientId=c5"
+    async with websockets.connect(ws_url) as ws:
+        await ws.send(json.dumps({"type": "feature_flags", "data": {}}))
+        async with served.http.post(
+            served.url + "/prompt",
+            json={"prompt": {"1": {"class_type": "V3Steps", "inputs": {"n": 3}}}, "client_id": "c5"},
+        ) as r:
+            prompt_id = (await r.json())["prompt_id"]
+        texts: list[dict[str, Any]] = []
+        previews = 0
+        async with asyncio.timeout(20):
+            while True:
+                raw = await ws.recv()
+                if isinstance(raw, bytes):
+                    previews += 1
+                    continue
+                msg = json.loads(raw)
+                texts.append(msg)
+                if msg["type"] == "executing" and msg["data"]["node"] is None and msg["data"]["prompt_id"] == prompt_id:
+                    break
+    progress = [m["data"] for m in texts if m["type"] == "progress"]
+    assert [(p["value"], p["max"], p["node"]) for p in progress] == [(1, 3, "1"), (2, 3, "1"), (3, 3, "1")]
+    states = [m["data"]["nodes"]["1"] for m in texts if m["type"] == "progress_state" and "1" in m["data"]["nodes"]]
+    assert any(s["value"] == 3 and s["max"] == 3 for s in states)
+    assert previews == 3
+    executed = next(m for m in texts if m["type"] == "executed")
+    assert executed["data"]["output"] == {"steps": [3]}
 
 
 async def until_done(ws: Any, prompt_id: str) -> list[dict[str, Any]]:

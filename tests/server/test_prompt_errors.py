@@ -18,12 +18,26 @@ def save(value: Any = ("1", 0)) -> dict[str, Any]:
 NUMBER = {"class_type": "TestNumber", "inputs": {"value": 3}}
 
 
-async def test_unknown_class_is_invalid_prompt(server: Running) -> None:
-    status, body = await server.post_prompt({"1": {"class_type": "NoSuchNode", "inputs": {}}, "2": save()})
+async def test_unknown_class_is_missing_node_type(server: Running) -> None:
+    """As the ecosystem answers it (and as a workflow file with the same node is reported: engine.errors)."""
+    unknown = {"class_type": "NoSuchNode", "inputs": {}, "_meta": {"title": "Fancy"}}
+    status, body = await server.post_prompt({"1": unknown, "2": save()})
     assert status == 400
-    assert body["error"]["type"] == "invalid_prompt" and "NoSuchNode" in body["error"]["message"]
-    assert set(body["error"]) >= {"type", "message", "details", "extra_info"}
-    assert "node_errors" in body
+    error = body["error"]
+    assert error["type"] == "missing_node_type" and error["message"].startswith("Node 'Fancy' not found")
+    assert error["extra_info"] == {
+        "node_id": "1",
+        "class_type": "NoSuchNode",
+        "node_title": "Fancy",
+        "missing_node_types": ["NoSuchNode"],
+    }
+    assert "NoSuchNode" in error["details"]
+    assert body["node_errors"]["1"]["errors"][0]["type"] == "missing_node_type"
+
+
+async def test_a_node_without_class_type_is_missing_node_type(server: Running) -> None:
+    status, body = await server.post_prompt({"1": {"inputs": {}}, "2": save()})
+    assert status == 400 and body["error"]["type"] == "missing_node_type"
 
 
 async def test_no_outputs(server: Running) -> None:

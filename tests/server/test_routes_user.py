@@ -178,3 +178,12 @@ async def test_token_and_origin_rules_apply(make_server) -> None:
         assert r.status == 403
     async with srv.http.get(srv.url + "/settings", headers=bearer) as r:
         assert await r.json() == {}
+
+
+async def test_stored_files_never_run_as_pages(server: Running) -> None:
+    page = "<script>fetch('/prompt', {method: 'POST'})</script>"
+    async with server.http.post(f"{server.url}/userdata/{enc('evil.html')}", data=page) as r:
+        assert r.status == 200
+    async with server.http.get(f"{server.url}/api/userdata/{enc('evil.html')}") as r:
+        assert r.status == 200 and await r.text() == page
+        assert "sandbox" in r.headers["Content-Security-Policy"] and r.headers["X-Content-Type-Options"] == "nosniff"

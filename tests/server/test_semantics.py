@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from engine.cache import OutputCache
@@ -59,8 +61,17 @@ async def test_node_warning_reaches_the_client_and_the_history(sem: Running) -> 
 # ---- history and events ----------------------------------------------------------------------------------------
 
 
-async def test_history_is_written_before_the_job_closes(sem: Running) -> None:
-    """Clients fetch /history/{id} the moment they see execution_success or `executing {node: null}`."""
+async def test_history_is_written_before_the_job_closes(sem: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients fetch /history/{id} the moment they see execution_success or `executing {node: null}`, even when
+    the disk is slow to take the entry."""
+    store = sem.state.jobs.store
+    write = store.finish_encoded
+
+    def slow_write(prompt_id: str, text: str) -> None:
+        time.sleep(0.2)
+        write(prompt_id, text)
+
+    monkeypatch.setattr(store, "finish_encoded", slow_write)
     async with connect(sem, "eager") as ws:
         await ws.recv()
         open_jobs = set()
@@ -227,11 +238,20 @@ async def test_raw_link_inputs_get_the_link_after_their_source_ran(sem: Running)
 async def test_hidden_inputs_only_when_given_and_undeclared_links_pass(sem: Running) -> None:
     inputs: dict[str, Any] = {"junk": 1, "more": ["1", 0]}
     prompt = {"1": num(6), "2": {"class_type": "SemHidden", "inputs": inputs}}
-    done = await run_prompt(sem, prompt, extra_data={"extra_pnginfo": {"k": "v"}})
-    assert done.ui("2") == {"keys": ["more", "png", "uid"], "extra": ["<absent>"], "png": [{"k": "v"}]}
+    extra = {"extra_pnginfo": {"k": "v"}, "auth_token_comfy_org": "tok"}
+    done = await run_prompt(sem, prompt, extra_data=extra)
+    assert done.ui("2") == {
+        "keys": ["key", "more", "png", "token", "uid"],
+        "extra": ["<absent>"],
+        "png": [{"k": "v"}],
+        "token": ["tok"],
+        "key": [None],  # an account field the prompt's extra_data lacks is None, as the reference passes it
+    }
     inputs["extra"] = "given"
     done = await run_prompt(sem, prompt)
-    assert done.ui("2")["keys"] == ["extra", "more", "png", "uid"] and done.ui("2")["extra"] == ["given"]
+    assert done.ui("2")["keys"] == ["extra", "key", "more", "png", "token", "uid"] and done.ui("2")["extra"] == [
+        "given"
+    ]
 
 
 async def test_dynprompt_describes_prompt_and_expanded_nodes(sem: Running) -> None:
@@ -252,6 +272,9 @@ async def test_dynprompt_describes_prompt_and_expanded_nodes(sem: Running) -> No
     assert executed["display_node"] == "1"
     executing = next(d for d in done.of("executing") if d["node"] == "3:inner")
     assert executing["display_node"] == "1"
+    meta = done.entry["meta"]
+    assert meta["3:inner"] == {"node_id": "3:inner", "display_node": "1", "parent_node": "3", "real_node_id": "3"}
+    assert meta["2"] == {"node_id": "2", "display_node": "2", "parent_node": None, "real_node_id": "2"}
 
 
 async def test_one_node_instance_per_node_id_across_prompts(sem: Running) -> None:
@@ -279,12 +302,14 @@ async def test_save_image_truncates_like_the_reference(sem: Running) -> None:
     prompt = {
         "1": {"class_type": "SemGray", "inputs": {"level": 0.5, "sizes": "1"}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "trunc"}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
     }
     done = await run_prompt(sem, prompt)
-    image = done.ui("2")["images"][0]
-    async with sem.http.get(sem.url + "/view", params=image) as r:
-        pixels = Image.open(io.BytesIO(await r.read())).convert("RGB")
-    assert pixels.getpixel((0, 0)) == (127, 127, 127)
+    for node in ("2", "3"):
+        image = done.ui(node)["images"][0]
+        async with sem.http.get(sem.url + "/view", params=image) as r:
+            pixels = Image.open(io.BytesIO(await r.read())).convert("RGB")
+        assert pixels.getpixel((0, 0)) == (127, 127, 127), node
 
 
 async def test_rebatch_images_and_latents(sem: Running) -> None:

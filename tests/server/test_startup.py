@@ -44,6 +44,9 @@ def test_cache_flags() -> None:
     assert runtime_settings(build_parser().parse_args(["serve", "--cache-lru", "5"])).cache_max_entries == 5
     assert not runtime_settings(build_parser().parse_args(["serve", "--cache-none"])).cache_outputs
     default = runtime_settings(build_parser().parse_args(["serve"]))
-    assert default.cache_max_entries is None and default.cache_outputs
+    assert default.cache_max_entries is None and default.cache_outputs and not default.cache_classic
+    classic = runtime_settings(build_parser().parse_args(["serve", "--cache-lru", "0"]))
+    assert classic.cache_classic and classic.cache_max_entries is None
+    assert not runtime_settings(build_parser().parse_args(["validate", "x.json"])).cache_classic
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--cache-none", "--cache-lru", "3"])

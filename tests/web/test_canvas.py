@@ -425,7 +425,7 @@ def test_runtime_error_shows_node_message_and_traceback(canvas, loom_server) -> 
 
 def test_open_an_example_workflow(canvas) -> None:
     canvas.page.click("#examples-button")
-    entry = canvas.page.locator(".litecontextmenu .litemenu-entry", has_text="txt2img").first
+    entry = canvas.page.locator('.loom-examples [data-example="txt2img"]')
     entry.wait_for()
     canvas.shot("examples-menu")
     entry.click()

@@ -21,8 +21,14 @@ DEMO_LORA = "loom-demo-tiny-lora.safetensors"
 
 
 def open_example(canvas, name: str) -> None:
+    """Opens an example: canvas files from the Examples dialog, API-format twins as a file would be loaded."""
+    if name.endswith(".api.json"):
+        canvas.js(
+            "return fetch(`${app.api.base}/workflows/${arg}`).then(r => r.json()).then(d => app.loadWorkflow(d));", name
+        )
+        return
     canvas.page.click("#examples-button")
-    canvas.page.locator(".litecontextmenu .litemenu-entry").get_by_text(name, exact=True).click()
+    canvas.page.locator(f'.loom-examples [data-example="{name.removesuffix(".json")}"]').click()
 
 
 def models_of(canvas) -> dict[str, str]:

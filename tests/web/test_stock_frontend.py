@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEMO_CHECKPOINT = "loom-demo-tiny-sd15.safetensors"
 WORKFLOW_NAME = "loom stock test"
+TOKEN = "tok-stock-7c1e"
 # The one page error 1.27.10 itself raises on a fresh profile (its canvas-navigation setting changes a setting it
 # has not registered yet); it happens on the reference server too and is no dialog.
 KNOWN_FRONT_END_ERRORS = ("Cannot read properties of undefined (reading 'id')",)
@@ -69,17 +70,29 @@ class StockPage:
 
 
 @pytest.fixture
-def stock_server(tmp_path: Path) -> Iterator[ServerProcess]:
+def make_stock_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Starts Loom serving the stock front end (with `--auth-token` when a token is given)."""
     if importlib.util.find_spec("comfyui_frontend_package") is None:
         pytest.fail("comfyui-frontend-package is not installed: pip install -r requirements-dev.txt")
-    base = tmp_path / "loom-base"
-    base.mkdir()
-    server = ServerProcess(base, free_port(), args=["--front-end", "comfyui"])
+    servers: list[ServerProcess] = []
+
+    def make(token: str | None = None) -> ServerProcess:
+        base = tmp_path / f"loom-base-{len(servers)}"
+        base.mkdir()
+        servers.append(ServerProcess(base, free_port(), token=token, args=["--front-end", "comfyui"]))
+        servers[-1].start()
+        return servers[-1]
+
     try:
-        server.start()
-        yield server
+        yield make
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def stock_server(make_stock_server: Callable[..., ServerProcess]) -> ServerProcess:
+    return make_stock_server()
 
 
 @pytest.fixture
@@ -192,3 +205,16 @@ def test_stock_front_end_on_loom(stock_server: ServerProcess, stock_page: StockP
     ui.page.locator(".xterm-rows").get_by_text("loom.serve").first.wait_for(state="visible")
     ui.shot("logs")
     ui.assert_no_errors()
+
+
+def test_stock_front_end_with_a_token(make_stock_server: Callable[..., ServerProcess], stock_page: StockPage) -> None:
+    """Opened once at /?token=...: the cookie that answer set carries its API calls, settings writes and socket."""
+    server = make_stock_server(token=TOKEN)
+    ui = stock_page
+    ui.page.goto(f"{server.url}/?token={TOKEN}")
+    ui.wait_ready()
+    assert "KSampler" in ui.js("return Object.keys(window.LiteGraph.registered_node_types);")
+    ui.js("await app.extensionManager.setting.set('Comfy.Sidebar.Location', 'right');")
+    settings = json.loads((server.base / "user" / "default" / "comfy.settings.json").read_text())
+    assert settings["Comfy.Sidebar.Location"] == "right"
+    ui.page.wait_for_function("() => window.app.api?.serverFeatureFlags?.max_upload_size > 0")  # the socket's answer

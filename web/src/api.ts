@@ -90,6 +90,18 @@ export interface NodeErrors {
   [nodeId: string]: { errors: NodeErrorDetail[]; dependent_outputs?: string[]; class_type?: string };
 }
 
+export interface TemplateInfo {
+  name: string;
+  title: string;
+  description: string;
+}
+
+export interface TemplateGroup {
+  moduleName: string;
+  title: string;
+  templates: TemplateInfo[];
+}
+
 /** Raised for a non-2xx answer; `body` holds the server's JSON (e.g. the 400 validation body). */
 export class ApiError extends Error {
   constructor(
@@ -183,13 +195,13 @@ export class Api {
     return this.json("/extensions");
   }
 
-  /** Example workflows shipped in workflows/: names, then one file by name. */
-  workflows(): Promise<string[]> {
-    return this.json("/workflows");
+  /** The server's example workflows, grouped (`/templates/index.json`), then one by name. */
+  templates(): Promise<TemplateGroup[]> {
+    return this.json("/templates/index.json");
   }
 
-  workflow(name: string): Promise<unknown> {
-    return this.json(`/workflows/${encodeURIComponent(name)}`);
+  template(name: string): Promise<unknown> {
+    return this.json(`/templates/${encodeURIComponent(name)}.json`);
   }
 
   modelIndex(): Promise<{ files: IndexedModel[]; pending: number }> {

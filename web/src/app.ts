@@ -14,9 +14,11 @@ import { NodeTypes } from "./node_types";
 import { Gallery, QueuePanel } from "./panels";
 import { Runner } from "./run";
 import { CanvasSearch } from "./search";
+import { Breadcrumb, trackSubgraphTypes } from "./subgraphs";
+import { DomWidgets } from "./dom_widgets";
 import { buildToolbar } from "./toolbar";
 import { bindTooltips } from "./tooltips";
-import { el, openLightbox, toast } from "./ui";
+import { closeOverlays, el, openLightbox, toast } from "./ui";
 
 export class App implements LoomApp {
   readonly api = new Api();
@@ -40,6 +42,9 @@ export class App implements LoomApp {
     this.queuePanel = new QueuePanel(this.api);
     this.gallery = new Gallery(this.api);
     this.state = new GraphState(canvasEl);
+    const domWidgets = new DomWidgets(this.state.canvas);
+    trackSubgraphTypes(this.state.graph);
+    const breadcrumb = new Breadcrumb(this.state.graph, this.state.canvas);
     this.compat = compatObjects(this, (e) => this.extensions.register(e));
     this.nodeTypes = new NodeTypes(
       this.api,
@@ -51,7 +56,7 @@ export class App implements LoomApp {
           return this.api.viewUrl({ filename: name.slice(slash + 1), subfolder: name.slice(0, Math.max(slash, 0)), type: "input" });
         },
         nodeCreated: (node) => this.extensions.call("nodeCreated", node, this.compat.app),
-        openImage: (url) => openLightbox(url),
+        openImage: (urls) => openLightbox(urls),
         beforeRegister: (cls, info) => this.extensions.call("beforeRegisterNodeDef", cls, info, this.compat.app),
       },
       this.timings,
@@ -74,7 +79,7 @@ export class App implements LoomApp {
     root.append(
       this.#toolbar(),
       el("div", { class: "global-progress" }, progress),
-      el("main", {}, el("div", { class: "canvas-host" }, canvasEl), el("aside", {}, this.queuePanel.element, this.gallery.element)),
+      el("main", {}, el("div", { class: "canvas-host" }, canvasEl, domWidgets.layer, breadcrumb.element), el("aside", {}, this.queuePanel.element, this.gallery.element)),
       this.validation.element,
       this.nodeTypes.missingModels.element,
     );
@@ -108,8 +113,8 @@ export class App implements LoomApp {
     return this.files.loadWorkflow(data);
   }
 
-  fitView(): void {
-    this.state.fitView();
+  fitView(options?: { readable?: boolean }): void {
+    this.state.fitView(options);
   }
 
   async start(): Promise<void> {
@@ -145,7 +150,7 @@ export class App implements LoomApp {
         addNode: () => this.search.palette.open([200, 120]),
         save: () => void files.save(),
         load: () => files.openPicker(),
-        examples: (e) => void files.showExamples(e),
+        examples: () => void files.showExamples(),
         loadDefault: () => files.loadDefault(),
         clear: () => state.replace(() => state.graph.clear()),
         undo: () => state.undo?.undo(),
@@ -162,6 +167,12 @@ export class App implements LoomApp {
       queue: () => void this.runner.queue(),
       save: () => void this.files.save(),
       open: () => this.files.openPicker(),
+      escape: () => {
+        LiteGraph.closeAllContextMenus(window);
+        this.search.palette.close();
+        this.files.examples.close();
+        closeOverlays();
+      },
     });
     this.search.bindDoubleClick();
     bindLinkHints(this.state);

@@ -1,18 +1,35 @@
 // Graph -> API format (DESIGN.md section 6), done in the browser for queueing: widget values by input name,
 // links resolved through reroutes and bypassed nodes, muted nodes (and what then lacks a required input)
-// dropped, front-end-only nodes ignored.
+// dropped, front-end-only nodes ignored, subgraphs flattened into their nodes.
 
 import type { LGraph, LGraphNode, LLink } from "@comfyorg/litegraph";
 import type { ApiPrompt } from "./api";
 import type { NodeDef } from "./schema";
 import { isControlWidget, PrimitiveNode } from "./nodes";
+import { isSubgraphNode } from "./subgraphs";
 
 const MUTED = 2;
 const BYPASSED = 4;
+/** litegraph's id for the input side of a subgraph (links from it come from the subgraph node's inputs). */
+const SUBGRAPH_INPUT_ID = -10;
 
 type Source = [string, number] | { literal: unknown };
 /** The link leads to a muted node: the input is dropped along with its node. */
 const FROM_MUTED = "muted";
+
+/**
+ * A graph being converted: the workflow, or a subgraph seen through one of its nodes. Nodes inside a subgraph
+ * are sent as "<subgraph node id>:<inner id>" (nested: "12:5:3"), so events name the node on the canvas.
+ */
+interface Scope {
+  graph: LGraph;
+  prefix: string;
+  parent: { scope: Scope; node: LGraphNode } | null;
+}
+
+function inner(scope: Scope, node: LGraphNode): Scope {
+  return { graph: (node as unknown as { subgraph: LGraph }).subgraph, prefix: `${scope.prefix}${node.id}:`, parent: { scope, node } };
+}
 
 /** Notes, reroutes and the like: drawn on the canvas, never sent. Unknown types are sent (the server names them). */
 function isFrontendOnly(node: LGraphNode): boolean {
@@ -20,14 +37,20 @@ function isFrontendOnly(node: LGraphNode): boolean {
 }
 
 /** Follows a link back to the node output that really feeds it, or null when nothing does. */
-function resolveSource(graph: LGraph, link: LLink | undefined, defs: Map<string, NodeDef>, seen = new Set<LLink>()): Source | typeof FROM_MUTED | null {
+function resolveSource(scope: Scope, link: LLink | undefined, seen = new Set<LLink>()): Source | typeof FROM_MUTED | null {
   if (!link || seen.has(link)) return null;
   seen.add(link);
+  const { graph } = scope;
+  if (link.origin_id === SUBGRAPH_INPUT_ID) {
+    const outer = scope.parent;
+    const slot = outer?.node.inputs[link.origin_slot];
+    return outer && slot ? resolveSource(outer.scope, outer.scope.graph.getLink(slot.link), seen) : null;
+  }
   const origin = graph.getNodeById(link.origin_id);
   if (!origin) return null;
   if (origin instanceof PrimitiveNode) return { literal: origin.value };
   if (origin.type === "Reroute") {
-    return resolveSource(graph, graph.getLink(origin.inputs[0]?.link ?? null), defs, seen);
+    return resolveSource(scope, graph.getLink(origin.inputs[0]?.link ?? null), seen);
   }
   if (origin.mode === MUTED) return FROM_MUTED;
   if (origin.mode === BYPASSED) {
@@ -37,13 +60,17 @@ function resolveSource(graph: LGraph, link: LLink | undefined, defs: Map<string,
       .filter(({ input }) => input.link != null && String(input.type) === outType);
     candidates.sort((a, b) => Number(b.index === link.origin_slot) - Number(a.index === link.origin_slot));
     for (const { input } of candidates) {
-      const source = resolveSource(graph, graph.getLink(input.link), defs, seen);
+      const source = resolveSource(scope, graph.getLink(input.link), seen);
       if (source) return source;
     }
     return candidates.length ? FROM_MUTED : null;
   }
+  if (isSubgraphNode(origin)) {
+    const linkId = origin.subgraph.outputNode.slots[link.origin_slot]?.linkIds[0];
+    return resolveSource(inner(scope, origin), origin.subgraph.getLink(linkId ?? null), seen);
+  }
   if (isFrontendOnly(origin)) return null;
-  return [String(origin.id), link.origin_slot];
+  return [`${scope.prefix}${origin.id}`, link.origin_slot];
 }
 
 /** A list literal is wrapped so the server never mistakes it for a link. */
@@ -51,11 +78,15 @@ function literal(value: unknown): unknown {
   return Array.isArray(value) ? { __value__: value } : value;
 }
 
-export function graphToPrompt(graph: LGraph, defs: Map<string, NodeDef>): ApiPrompt {
-  const prompt: ApiPrompt = {};
-  const fedByMuted = new Set<string>();
-  for (const node of graph._nodes) {
-    if (node.mode === MUTED || node.mode === BYPASSED || isFrontendOnly(node)) continue;
+function collect(scope: Scope, defs: Map<string, NodeDef>, prompt: ApiPrompt, fedByMuted: Set<string>): void {
+  for (const node of scope.graph._nodes) {
+    if (node.mode === MUTED || node.mode === BYPASSED) continue;
+    if (isSubgraphNode(node)) {
+      collect(inner(scope, node), defs, prompt, fedByMuted);
+      continue;
+    }
+    if (isFrontendOnly(node)) continue;
+    const id = `${scope.prefix}${node.id}`;
     const def = defs.get(node.type);
     const inputs: Record<string, unknown> = {};
     const linked = new Set<string>();
@@ -63,8 +94,8 @@ export function graphToPrompt(graph: LGraph, defs: Map<string, NodeDef>): ApiPro
       if (slot.link == null) continue;
       const name = slot.widget?.name ?? slot.name;
       linked.add(name);
-      const source = resolveSource(graph, graph.getLink(slot.link), defs);
-      if (source === FROM_MUTED) fedByMuted.add(String(node.id));
+      const source = resolveSource(scope, scope.graph.getLink(slot.link));
+      if (source === FROM_MUTED) fedByMuted.add(id);
       else if (source && "literal" in source) inputs[name] = literal(source.literal);
       else if (source) inputs[name] = source;
     }
@@ -72,12 +103,14 @@ export function graphToPrompt(graph: LGraph, defs: Map<string, NodeDef>): ApiPro
       if (isControlWidget(widget) || linked.has(widget.name)) continue;
       if (def?.inputs.some((i) => i.name === widget.name)) inputs[widget.name] = literal(widget.value);
     }
-    prompt[String(node.id)] = {
-      class_type: node.type,
-      inputs,
-      _meta: { title: node.title },
-    };
+    prompt[id] = { class_type: node.type, inputs, _meta: { title: node.title } };
   }
+}
+
+export function graphToPrompt(graph: LGraph, defs: Map<string, NodeDef>): ApiPrompt {
+  const prompt: ApiPrompt = {};
+  const fedByMuted = new Set<string>();
+  collect({ graph, prefix: "", parent: null }, defs, prompt, fedByMuted);
   dropOrphans(prompt, fedByMuted);
   return prompt;
 }

@@ -6,9 +6,21 @@ import type { NodeErrorDetail, NodeErrors } from "./api";
 import type { LoomNode } from "./nodes";
 import { el } from "./ui";
 
-/** The server's message, with its details when they add something. */
-function describe(err: NodeErrorDetail): string {
-  return err.details && !err.message.includes(err.details) ? `${err.message}: ${err.details}` : err.message;
+/** "node 3 (KSampler) (KSampler): " and the like: the panel and the node already say which node. */
+const NODE_PREFIX = /^node \S+(?: \([^)]*\))*: /;
+
+/**
+ * One sentence for one problem, without the node (shown beside it) or the input (returned apart): the server's
+ * `details` when they name the input, else its message without the node prefix.
+ */
+export function sentence(err: NodeErrorDetail): string {
+  const input = err.extra_info?.input_name;
+  let text = err.message.replace(NODE_PREFIX, "");
+  if (input && err.details?.startsWith(`${input}: `)) text = err.details.slice(input.length + 2);
+  else if (input) text = text.replace(`input '${input}' `, "");
+  else if (err.details && !text.includes(err.details)) text = `${text}: ${err.details}`;
+  text = text.trim();
+  return text.endsWith(".") ? text : `${text}.`;
 }
 
 export class ValidationPanel {
@@ -28,11 +40,11 @@ export class ValidationPanel {
       const title = node?.title ?? entry.class_type ?? id;
       if (node?.loom) {
         node.has_errors = true;
-        node.loom.errors = entry.errors.map((err) => ({ input: err.extra_info?.input_name, message: describe(err) }));
+        node.loom.errors = entry.errors.map((err) => ({ input: err.extra_info?.input_name, message: sentence(err) }));
       }
       for (const err of entry.errors) {
         const input = err.extra_info?.input_name;
-        const li = el("li", { "data-node-id": id, text: `${title} #${id}${input ? ` · ${input}` : ""}: ${describe(err)}` });
+        const li = el("li", { "data-node-id": id, text: `${title} #${id}: ${input ? `${input}: ` : ""}${sentence(err)}` });
         li.onclick = () => node && this.canvas.centerOnNode(node);
         items.push(li);
       }

@@ -26,7 +26,8 @@ export interface LoomApp {
   queue(batch?: number): Promise<string[]>;
   /** Replaces the canvas with a workflow (canvas or API format) as one undo step; false when it is neither. */
   loadWorkflow(data: unknown): boolean;
-  fitView(): void;
+  /** Zooms to show the workflow; `readable: false` allows zooming out below the scale where text is drawn. */
+  fitView(options?: { readable?: boolean }): void;
 }
 
 /** The ecosystem's `scripts/api.js` export. */

@@ -2,10 +2,10 @@
 // picked or dropped (JSON in either format, Loom PNGs), the server's examples, the download, and images
 // uploaded to the input folder (a picker's button or a drop onto its node).
 
-import { LiteGraph } from "@comfyorg/litegraph";
 import type { Api } from "./api";
 import { buildDefaultWorkflow } from "./default_workflow";
 import type { ValidationPanel } from "./errors";
+import { ExamplesDialog } from "./examples";
 import type { GraphState } from "./graph_state";
 import { recordModelHashes } from "./model_hashes";
 import type { NodeTypes } from "./node_types";
@@ -24,6 +24,7 @@ import {
 export class Files {
   /** The hidden file input behind "Load" and Ctrl+O. */
   readonly picker: HTMLInputElement;
+  readonly examples: ExamplesDialog;
 
   constructor(
     private readonly api: Api,
@@ -33,6 +34,7 @@ export class Files {
   ) {
     this.picker = el("input", { type: "file", accept: ".json,.png,application/json,image/png", id: "file-input" });
     this.picker.hidden = true;
+    this.examples = new ExamplesDialog(api, (workflow) => this.loadWorkflow(workflow));
     this.picker.onchange = () => {
       const file = this.picker.files?.[0];
       if (file) void this.loadFile(file);
@@ -108,31 +110,9 @@ export class Files {
     downloadJson(data, "workflow.json");
   }
 
-  /** Lists the server's example workflows in a menu (fetched on demand: a server may not have the route). */
-  async showExamples(event: MouseEvent): Promise<void> {
-    let names: string[];
-    try {
-      names = await this.api.workflows();
-    } catch {
-      toast("This server does not list example workflows", "error");
-      return;
-    }
-    if (!names.length) {
-      toast("No example workflows on this server");
-      return;
-    }
-    new LiteGraph.ContextMenu(names, {
-      event,
-      callback: (value: unknown) => void this.openExample(String(value)),
-    });
-  }
-
-  async openExample(name: string): Promise<void> {
-    try {
-      this.loadWorkflow(await this.api.workflow(name));
-    } catch (e) {
-      toast(`Could not open ${name}: ${(e as Error).message}`, "error");
-    }
+  /** The server's examples, one card each; the one picked replaces the canvas. */
+  showExamples(): Promise<void> {
+    return this.examples.show();
   }
 
   async uploadImage(file: File): Promise<string | null> {

@@ -2,9 +2,11 @@
 // storage, and the edits every other part makes through it (add a node, group, replace the whole graph).
 
 import { LGraph, LGraphCanvas, LGraphGroup, type LGraphNode, LiteGraph } from "@comfyorg/litegraph";
+import { setUpLitegraph } from "./litegraph_setup";
 import { UndoStack } from "./undo";
 
 const STORAGE_KEY = "loom.workflow";
+const READABLE_MARGIN = 1.1;
 
 export class GraphState {
   readonly graph = new LGraph();
@@ -14,8 +16,7 @@ export class GraphState {
   #saveTimer = 0;
 
   constructor(readonly canvasEl: HTMLCanvasElement) {
-    LiteGraph.release_link_on_empty_shows_menu = true;
-    LiteGraph.middle_click_slot_add_default_node = true;
+    setUpLitegraph();
     this.canvas = new LGraphCanvas(canvasEl, this.graph);
     this.canvas.show_info = false;
     this.canvas.render_canvas_border = false;
@@ -57,7 +58,10 @@ export class GraphState {
   }
 
   #restore(state: string): void {
+    const open = this.canvas.graph !== this.graph ? this.canvas.graph?.id : undefined;
     this.graph.configure(JSON.parse(state));
+    // The subgraph that was open is a new object now (or gone): show its new self, else the workflow.
+    if (open !== undefined) this.canvas.setGraph(this.graph.subgraphs.get(open) ?? this.graph);
     this.canvas.setDirty(true, true);
     this.#persist();
   }
@@ -85,9 +89,12 @@ export class GraphState {
     this.canvas.setDirty(true, true);
   }
 
-  /** Zooms and pans so every node is in view (never zooming in past 1:1). */
-  fitView(): void {
-    const nodes = this.graph._nodes;
+  /**
+   * Zooms and pans so every node is in view, never past 1:1 and, unless `readable` is false, never below the
+   * scale where litegraph stops drawing text: a workflow too large for that opens at its top left.
+   */
+  fitView({ readable = true }: { readable?: boolean } = {}): void {
+    const nodes = this.canvas.graph?._nodes ?? [];
     if (!nodes.length) return;
     // Measured from pos/size: node bounding rects are only filled in by the first draw.
     const title = LiteGraph.NODE_TITLE_HEIGHT;
@@ -98,21 +105,30 @@ export class GraphState {
     const ds = this.canvas.ds;
     const width = this.canvasEl.width / Math.max(window.devicePixelRatio, 1);
     const height = this.canvasEl.height / Math.max(window.devicePixelRatio, 1);
-    ds.scale = Math.min(1, width / (x1 - x0), height / (y1 - y0));
-    ds.offset = [-x0 + (width / ds.scale - (x1 - x0)) / 2, -y0 + (height / ds.scale - (y1 - y0)) / 2];
+    const fit = Math.min(1, width / (x1 - x0), height / (y1 - y0));
+    ds.scale = readable ? Math.max(fit, this.readableScale) : fit;
+    const spareX = width / ds.scale - (x1 - x0);
+    const spareY = height / ds.scale - (y1 - y0);
+    ds.offset = [-x0 + Math.max(spareX, 0) / 2, -y0 + Math.max(spareY, 0) / 2];
     this.canvas.setDirty(true, true);
   }
 
-  /** Adds a node of `type` at a point on the screen (client coordinates) and selects it. */
+  /** The smallest zoom at which titles, widget values and notes are drawn (a margin above litegraph's cut-off). */
+  get readableScale(): number {
+    return Math.min(1, this.canvas.low_quality_zoom_threshold * READABLE_MARGIN);
+  }
+
+  /** Adds a node of `type` to the open graph (the workflow or a subgraph) at a point on the screen, selected. */
   addNodeAt(type: string, screenPos: [number, number]): LGraphNode | null {
     const node = LiteGraph.createNode(type);
     if (!node) return null;
     const rect = this.canvasEl.getBoundingClientRect();
     const pos = this.canvas.convertCanvasToOffset([screenPos[0] - rect.left, screenPos[1] - rect.top]);
     node.pos = [pos[0], pos[1]];
-    this.graph.beforeChange();
-    this.graph.add(node);
-    this.graph.afterChange();
+    const graph = this.canvas.graph ?? this.graph;
+    graph.beforeChange();
+    graph.add(node);
+    graph.afterChange();
     this.canvas.selectNode(node);
     this.changed();
     return node;
@@ -128,7 +144,7 @@ export class GraphState {
     if (!items.length) return null;
     const group = new LGraphGroup("Group");
     group.resizeTo(items, 10);
-    this.graph.add(group);
+    (this.canvas.graph ?? this.graph).add(group);
     this.canvas.setDirty(true, true);
     this.changed();
     return group;

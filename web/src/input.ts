@@ -9,6 +9,8 @@ export interface Shortcuts {
   queue(): void;
   save(): void;
   open(): void;
+  /** Escape: closes whatever menu, dialog or viewer is open. */
+  escape(): void;
 }
 
 /** Every gesture that may have changed the graph ends in one of these; the undo stack diffs snapshots. */
@@ -26,6 +28,11 @@ export function bindShortcuts(state: GraphState, shortcuts: Shortcuts): void {
     "keydown",
     (e) => {
       const target = e.target as HTMLElement;
+      if (e.key === "Escape") {
+        shortcuts.escape();
+        if (target instanceof HTMLTextAreaElement) target.blur();
+        return;
+      }
       if (["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) && target.id !== "graph-canvas") {
         if (!(e.key === "Enter" && (e.ctrlKey || e.metaKey))) return;
       }

@@ -6,6 +6,7 @@ import type { GraphState } from "./graph_state";
 import { findMissingModels, type MissingModel, type MissingUse, MissingModelsPanel } from "./missing_models";
 import { type NodeHooks, refreshCombos, registerNodes } from "./nodes";
 import type { NodeDef } from "./schema";
+import { registerExistingSubgraphTypes } from "./subgraphs";
 import { toast } from "./ui";
 
 export class NodeTypes {
@@ -28,6 +29,7 @@ export class NodeTypes {
 
   register(): void {
     this.defs = registerNodes(this.objectInfo, this.state.canvas, this.hooks);
+    registerExistingSubgraphTypes(this.state.graph);
   }
 
   async refreshModels(): Promise<void> {

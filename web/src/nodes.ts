@@ -14,6 +14,7 @@ import type { ISerialisedNode } from "@comfyorg/litegraph/dist/types/serialisati
 import type { IBaseWidget } from "@comfyorg/litegraph/dist/types/widgets";
 import { CONTROL_VALUES, CONTROL_WIDGET, defaultValue, type InputDef, type NodeDef, readNodeDef } from "./schema";
 import type { ObjectInfo } from "./api";
+import { type DomKind, makeDomWidget } from "./dom_widgets";
 
 /** Per-node run-time state drawn on top of the node; reset when a run starts. */
 export interface NodeRunState {
@@ -76,47 +77,6 @@ export function typesCompatible(outputType: string, inputType: string): boolean 
   return ins.includes("COMBO") && outs.some((o) => o === "COMBO" || o === "STRING");
 }
 
-const MULTILINE_HEIGHT = 72;
-
-function addMultilineDraw(widget: IBaseWidget): void {
-  widget.computeSize = (width?: number) => [width ?? 200, MULTILINE_HEIGHT];
-  widget.draw = (ctx, _node, width, y, _h, lowQuality) => {
-    const margin = 15;
-    ctx.save();
-    ctx.fillStyle = LiteGraph.WIDGET_BGCOLOR;
-    ctx.strokeStyle = LiteGraph.WIDGET_OUTLINE_COLOR;
-    ctx.beginPath();
-    ctx.roundRect(margin, y, width - margin * 2, MULTILINE_HEIGHT - 4, 6);
-    ctx.fill();
-    if (!lowQuality) {
-      ctx.stroke();
-      ctx.fillStyle = LiteGraph.WIDGET_TEXT_COLOR;
-      ctx.font = "12px Arial";
-      ctx.textAlign = "left";
-      const lines = wrap(ctx, String(widget.value ?? ""), width - margin * 2 - 12);
-      const shown = lines.slice(0, Math.floor((MULTILINE_HEIGHT - 8) / 14));
-      shown.forEach((line, i) => ctx.fillText(line, margin + 6, y + 16 + i * 14));
-    }
-    ctx.restore();
-  };
-}
-
-function wrap(ctx: CanvasRenderingContext2D, text: string, width: number): string[] {
-  const lines: string[] = [];
-  for (const paragraph of text.split("\n")) {
-    let line = "";
-    for (const word of paragraph.split(" ")) {
-      const candidate = line ? `${line} ${word}` : word;
-      if (ctx.measureText(candidate).width > width && line) {
-        lines.push(line);
-        line = word;
-      } else line = candidate;
-    }
-    lines.push(line);
-  }
-  return lines;
-}
-
 function decimals(step: number): number {
   const text = String(step);
   return text.includes(".") ? text.split(".")[1].length : 0;
@@ -147,7 +107,7 @@ export function addInputWidget(node: LGraphNode, input: InputDef): IBaseWidget {
       break;
     case "STRING":
       widget = node.addWidget("text", input.name, String(value ?? ""), () => {}, { multiline: Boolean(o.multiline) });
-      if (o.multiline) addMultilineDraw(widget);
+      if (o.multiline) makeDomWidget(widget, "text");
       break;
     default:
       widget = node.addWidget("combo", input.name, value as string, () => {}, {
@@ -239,7 +199,7 @@ export interface NodeHooks {
   /** Called for every new node instance (extensions' nodeCreated). */
   nodeCreated(node: LoomNode): void;
   /** Opens an output image full size. */
-  openImage(url: string): void;
+  openImage(urls: string[]): void;
   /** Lets extensions adjust a class before it is registered. */
   beforeRegister(nodeClass: typeof LGraphNode, info: unknown): void;
 }
@@ -329,7 +289,8 @@ export function resetRunState(node: LGraphNode, keepImages: boolean): void {
   node.progress = undefined;
 }
 
-function extraMenu(node: LoomNode, options: (IContextMenuValue<unknown> | null)[]): (IContextMenuValue<unknown> | null)[] {
+/** Loom's entries, which litegraph puts above its own (returning its `options` too would list those twice). */
+function extraMenu(node: LoomNode): IContextMenuValue<unknown>[] {
   const convertible = node.def.inputs.filter((i) => i.widget);
   const converted = new Set(node.inputs.filter((s) => s.widget).map((s) => s.widget!.name));
   const toInput = convertible.filter((i) => !converted.has(i.name));
@@ -354,8 +315,8 @@ function extraMenu(node: LoomNode, options: (IContextMenuValue<unknown> | null)[
   items.push({ content: node.mode === 4 ? "Un-bypass" : "Bypass", callback: () => toggleMode(node, 4) });
   items.push({ content: node.mode === 2 ? "Unmute" : "Mute", callback: () => toggleMode(node, 2) });
   if (node.loom.imageUrls.length)
-    items.push({ content: "Open image", callback: () => hooksOf(node).openImage(node.loom.imageUrls[0]) });
-  return [...items, null, ...options];
+    items.push({ content: "Open image", callback: () => hooksOf(node).openImage(node.loom.imageUrls) });
+  return items;
 }
 
 export function toggleMode(node: LGraphNode, mode: 2 | 4): void {
@@ -364,6 +325,28 @@ export function toggleMode(node: LGraphNode, mode: 2 | 4): void {
   node.mode = node.mode === mode ? 0 : mode;
   node.graph?.afterChange();
   node.setDirtyCanvas(true, true);
+}
+
+const MIN_NODE_WIDTH = 240;
+/** litegraph's widget insets (margins, arrows, label-value gap) around the label and value text. */
+const WIDGET_CHROME = 90;
+/** How much of a long value (a model file name) a new node shows beside its label. */
+const VALUE_SHOWN = 110;
+let measureCtx: CanvasRenderingContext2D | null = null;
+
+/** The width at which every widget's label shows in full beside the start of its value. */
+function widgetsWidth(node: LGraphNode): number {
+  measureCtx ??= document.createElement("canvas").getContext("2d");
+  if (!measureCtx || !node.widgets) return 0;
+  measureCtx.font = `${LiteGraph.NODE_SUBTEXT_SIZE}px ${LiteGraph.NODE_FONT}`;
+  let width = 0;
+  for (const widget of node.widgets) {
+    if (widget.type === "button" || (widget.options as { multiline?: boolean }).multiline) continue;
+    const label = measureCtx.measureText(widget.label ?? widget.name).width;
+    const value = measureCtx.measureText(String(widget.value ?? "")).width;
+    width = Math.max(width, WIDGET_CHROME + label + Math.min(value, VALUE_SHOWN));
+  }
+  return Math.ceil(width);
 }
 
 const HOOKS = new WeakMap<typeof LGraphNode, NodeHooks>();
@@ -396,7 +379,7 @@ function makeNodeClass(def: NodeDef, hooks: NodeHooks): typeof LGraphNode {
         addUploadButton(this as unknown as LoomNode, input.name, hooks);
       }
       const size = this.computeSize();
-      this.setSize([Math.max(size[0], 240), size[1]]);
+      this.setSize([Math.max(size[0], MIN_NODE_WIDTH, widgetsWidth(this)), size[1]]);
       this.strokeStyles.running = () =>
         (this as unknown as { loomRunning?: boolean }).loomRunning ? { color: "#3cdc5c", lineWidth: 3, padding: 6 } : undefined;
       this.badges.push(() => {
@@ -411,7 +394,7 @@ function makeNodeClass(def: NodeDef, hooks: NodeHooks): typeof LGraphNode {
     }
 
     onDblClick(): void {
-      if (this.loom.imageUrls.length) hooks.openImage(this.loom.imageUrls[0]);
+      if (this.loom.imageUrls.length) hooks.openImage(this.loom.imageUrls);
     }
 
     onConfigure(info: ISerialisedNode): void {
@@ -430,8 +413,8 @@ function makeNodeClass(def: NodeDef, hooks: NodeHooks): typeof LGraphNode {
       }
     }
 
-    getExtraMenuOptions(_canvas: LGraphCanvas, options: (IContextMenuValue<unknown> | null)[]) {
-      return extraMenu(this as unknown as LoomNode, options);
+    getExtraMenuOptions() {
+      return extraMenu(this as unknown as LoomNode);
     }
   };
   HOOKS.set(cls, hooks);
@@ -494,12 +477,13 @@ export class PrimitiveNode extends LGraphNode {
   }
 }
 
-/** Front-end-only nodes: notes (plain and markdown, shown as text) and a legacy reroute, none sent to the server. */
+/** Front-end-only nodes: notes (plain text, and Markdown rendered; both edited in place) and a legacy reroute, none sent to the server. */
 function registerFrontendNodes(): void {
   class NoteNode extends LGraphNode {
     static title = "Note";
     static type = "Note";
     static category = "utils";
+    static domKind: DomKind = "text";
     isVirtualNode = true;
     constructor(title?: string) {
       const cls = new.target as typeof NoteNode;
@@ -508,7 +492,7 @@ function registerFrontendNodes(): void {
       this.color = "#432";
       this.bgcolor = "#653";
       const w = this.addWidget("text", "text", "", () => {}, { multiline: true });
-      addMultilineDraw(w);
+      makeDomWidget(w, cls.domKind);
       this.setSize([300, 110]);
     }
   }
@@ -527,11 +511,15 @@ function registerFrontendNodes(): void {
   class MarkdownNoteNode extends NoteNode {
     static title = "Markdown Note";
     static type = "MarkdownNote";
+    static domKind: DomKind = "markdown";
   }
-  LiteGraph.registerNodeType("Note", NoteNode);
-  LiteGraph.registerNodeType("MarkdownNote", MarkdownNoteNode);
-  LiteGraph.registerNodeType("PrimitiveNode", PrimitiveNode);
-  LiteGraph.registerNodeType("Reroute", RerouteNode);
+  for (const cls of [NoteNode, MarkdownNoteNode, PrimitiveNode, RerouteNode]) register(cls.type, cls, "utils");
+}
+
+/** litegraph derives a class's category from a "/" in its type name; Loom's types carry the schema's category. */
+function register(type: string, cls: typeof LGraphNode, category: string): void {
+  LiteGraph.registerNodeType(type, cls);
+  cls.category = category;
 }
 
 /** (Re)registers every node class; returns the parsed definitions by class name. */
@@ -546,7 +534,7 @@ export function registerNodes(info: ObjectInfo, canvas: LGraphCanvas, hooks: Nod
     for (const slot of [...def.inputs.filter((i) => !i.widget), ...def.outputs]) colorSlotType(canvas, slot.type);
     const cls = makeNodeClass(def, hooks);
     hooks.beforeRegister(cls, nodeInfo);
-    LiteGraph.registerNodeType(name, cls);
+    register(name, cls, def.category);
   }
   return defs;
 }

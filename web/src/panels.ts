@@ -72,17 +72,17 @@ export class Gallery {
     this.element = el("section", { class: "loom-panel gallery-panel" }, el("h2", { text: "Images" }), this.#grid);
   }
 
-  /** Adds images newest first; duplicates (the same file) are shown once. */
+  /** Adds one job's images (a batch the viewer steps through), newest first; a file already shown is skipped. */
   add(images: ImageRef[]): void {
-    for (const image of images) {
+    const batch = images.map((image) => this.api.viewUrl(image));
+    images.forEach((image, i) => {
       const key = `${image.type}/${image.subfolder}/${image.filename}`;
-      if (this.#seen.has(key)) continue;
+      if (this.#seen.has(key)) return;
       this.#seen.add(key);
-      const url = this.api.viewUrl(image);
-      const thumb = el("img", { src: url, alt: image.filename, title: image.filename, loading: "lazy" });
-      thumb.onclick = () => openLightbox(url);
+      const thumb = el("img", { src: batch[i], alt: image.filename, title: image.filename, loading: "lazy" });
+      thumb.onclick = () => openLightbox(batch, i);
       this.#grid.prepend(thumb);
-    }
+    });
   }
 
   async loadHistory(): Promise<void> {

@@ -91,7 +91,7 @@ export class Runner {
 
   #applyControlAfterGenerate(): void {
     const { state, nodeTypes } = this.parts;
-    for (const node of state.graph._nodes) {
+    for (const node of [state.graph, ...state.graph.subgraphs.values()].flatMap((g) => g._nodes)) {
       const inputs = node instanceof PrimitiveNode ? [node.adopted] : nodeTypes.defs.get(node.type)?.inputs;
       if (!inputs || !node.widgets) continue;
       for (const control of node.widgets.filter((w) => w.name === CONTROL_WIDGET)) {

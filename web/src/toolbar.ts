@@ -9,7 +9,7 @@ export interface ToolbarActions {
   addNode(): void;
   save(): void;
   load(): void;
-  examples(event: MouseEvent): void;
+  examples(): void;
   loadDefault(): void;
   clear(): void;
   undo(): void;
@@ -43,7 +43,7 @@ export function buildToolbar(actions: ToolbarActions, parts: ToolbarParts): HTML
     button("Save", "Download the workflow as JSON (Ctrl+S)", () => actions.save(), "save-button"),
     button("Load", "Open a workflow JSON or a Loom PNG (Ctrl+O)", () => actions.load(), "load-button"),
     parts.filePicker,
-    button("Examples", "Open an example workflow from workflows/", (e) => actions.examples(e), "examples-button"),
+    button("Examples", "Open an example workflow", () => actions.examples(), "examples-button"),
     button("Default", "Load the default txt2img workflow", () => actions.loadDefault(), "default-button"),
     button("Clear", "Remove every node", () => actions.clear(), "clear-button"),
     button("↶", "Undo (Ctrl+Z)", () => actions.undo(), "undo-button"),

@@ -47,8 +47,10 @@ export class UndoStack {
     const state = from.pop();
     if (state === undefined) return false;
     to.push(this.#current);
-    this.#current = state;
     this.restore(state);
+    // Loading a state renumbers what the graph derives (execution order): the state to compare the next
+    // gesture with is the graph as restored, or that gesture would look like an edit and drop the redo steps.
+    this.#current = this.snapshot();
     return true;
   }
 }

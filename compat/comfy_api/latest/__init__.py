@@ -46,28 +46,14 @@ def set_progress(
     ctx.emit(NodeProgress(ctx.prompt_id, str(node_id or ctx.node_id), value, max_value, preview))
 
 
-class _Execution:
-    async def set_progress(
-        self,
-        value: float,
-        max_value: float,
-        node_id: str | None = None,
-        preview_image: Any = None,
-        ignore_size_limit: bool = False,
-    ) -> None:
-        set_progress(value, max_value, node_id, preview_image, ignore_size_limit)
-
-
 class _ExecutionSync:
-    def set_progress(
-        self,
-        value: float,
-        max_value: float,
-        node_id: str | None = None,
-        preview_image: Any = None,
-        ignore_size_limit: bool = False,
-    ) -> None:
-        set_progress(value, max_value, node_id, preview_image, ignore_size_limit)
+    set_progress = staticmethod(set_progress)
+
+
+class _Execution:
+    async def set_progress(self, *args: Any, **kwargs: Any) -> None:
+        """The same report from async code (it never waits on anything)."""
+        set_progress(*args, **kwargs)
 
 
 class ComfyAPI:

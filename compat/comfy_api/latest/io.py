@@ -483,3 +483,9 @@ def as_result(cls: type[ComfyNode], raw: Any) -> Any:
     if raw.expand is not None:
         out["expand"] = raw.expand
     return out
+
+
+def __getattr__(name: str) -> Any:
+    from compat.host import refuse
+
+    refuse("comfy_api.latest.io", name)

@@ -1,6 +1,6 @@
 """`comfy_api.latest.ui`: what a V3 node shows on the canvas, returned as `io.NodeOutput(..., ui=...)`.
 
-Images are written through Loom's own image saving (nodes.image.save_images) into the temp or output folder of
+Images are written through Loom's own image saving (nodes.files.save_images) into the temp or output folder of
 the running job; audio, video and 3D previews have no counterpart in Loom and fail by name when used.
 """
 
@@ -54,7 +54,7 @@ class ImageSaveHelper:
     def save_images(
         images: Any, filename_prefix: str, folder_type: Any, cls: Any = None, compress_level: int = 4
     ) -> list[SavedResult]:
-        from nodes.image import save_images
+        from nodes.files import save_images
 
         ctx = _context("ui.ImageSaveHelper")
         hidden = getattr(cls, "hidden", None)
@@ -105,3 +105,9 @@ placeholder.fill(
     "comfy_api.latest.ui",
     classes=("PreviewAudio", "PreviewVideo", "PreviewUI3D", "AudioSaveHelper", "VideoSaveHelper"),
 )
+
+
+def __getattr__(name: str) -> Any:
+    from compat.host import refuse
+
+    refuse("comfy_api.latest.ui", name)

@@ -234,11 +234,18 @@ class SemHidden(Base):
     def INPUT_TYPES(cls):
         return {
             "required": {},
-            "hidden": {"uid": "UNIQUE_ID", "extra": "LOOM_TEST_VALUE", "png": "EXTRA_PNGINFO"},
+            "hidden": {
+                "uid": "UNIQUE_ID",
+                "extra": "LOOM_TEST_VALUE",
+                "png": "EXTRA_PNGINFO",
+                "token": "AUTH_TOKEN_COMFY_ORG",
+                "key": "API_KEY_COMFY_ORG",
+            },
         }
 
     def run(self, **kwargs):
-        return _ui(keys=sorted(kwargs), extra=kwargs.get("extra", "<absent>"), png=kwargs.get("png"))
+        shown = {k: kwargs.get(k, "<absent>") for k in ("extra", "png", "token", "key")}
+        return _ui(keys=sorted(kwargs), **shown)
 
 
 class SemDyn(Base):

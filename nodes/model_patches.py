@@ -1,0 +1,73 @@
+"""Model options that change how each sampling step's estimate is guided: RescaleCFG, CFGZeroStar, CFGNorm,
+Epsilon Scaling, Adaptive Projected Guidance, and a latent operation on the guidance direction. Each returns a copy
+of the model carrying the option (diffusion.model.DiffusionModel.with_post_guidance); the input model is unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.native import Float, Out, Socket, node
+
+MODEL = Socket("MODEL")
+
+
+def _patched(model: Any, function: Any) -> Any:
+    if model is None:
+        raise ValueError("model: the checkpoint has no diffusion model")
+    return model.with_post_guidance(function)
+
+
+@node(category="advanced/model", outputs=["MODEL"])
+def RescaleCFG(model: Any = MODEL, multiplier: float = Float(0.7, min=0.0, max=1.0, step=0.01)) -> Any:
+    """Rescale the guided prediction's spread to the positive one's (for v-prediction and zero-SNR models)."""
+    from diffusion.post_guidance import RescaleCFG as Rescale
+
+    return _patched(model, Rescale(multiplier))
+
+
+@node(category="advanced/guidance", outputs=[Out("MODEL", "patched_model")])
+def CFGZeroStar(model: Any = MODEL) -> Any:
+    """CFG-Zero*: guide from the negative scaled to best match the positive."""
+    from diffusion.post_guidance import CFGZeroStar as ZeroStar
+
+    return _patched(model, ZeroStar())
+
+
+@node(category="advanced/guidance", outputs=[Out("MODEL", "patched_model")], experimental=True)
+def CFGNorm(model: Any = MODEL, strength: float = Float(1.0, min=0.0, max=2.0, step=0.01)) -> Any:
+    """Cap the guided prediction's per-pixel norm at the positive prediction's."""
+    from diffusion.post_guidance import CFGNorm as Norm
+
+    return _patched(model, Norm(strength))
+
+
+@node(name="Epsilon Scaling", category="model_patches/unet", outputs=["MODEL"])
+def EpsilonScaling(
+    model: Any = MODEL, scaling_factor: float = Float(1.005, min=0.5, max=1.5, step=0.001, display="number")
+) -> Any:
+    """Divide the predicted noise by `scaling_factor` (exposure-bias correction)."""
+    from diffusion.post_guidance import EpsilonScaling as Scaling
+
+    return _patched(model, Scaling(scaling_factor))
+
+
+@node(category="sampling/custom_sampling", outputs=["MODEL"], display_name="Adaptive Projected Guidance")
+def APG(
+    model: Any = MODEL,
+    eta: float = Float(1.0, min=-10.0, max=10.0, step=0.01),
+    norm_threshold: float = Float(5.0, min=0.0, max=50.0, step=0.1),
+    momentum: float = Float(0.0, min=-5.0, max=1.0, step=0.01),
+) -> Any:
+    """Adaptive Projected Guidance: damp the part of the guidance parallel to the prediction (less saturation)."""
+    from diffusion.post_guidance import AdaptiveProjectedGuidance
+
+    return _patched(model, AdaptiveProjectedGuidance(eta, norm_threshold, momentum))
+
+
+@node(category="latent/advanced/operations", outputs=["MODEL"], experimental=True)
+def LatentApplyOperationCFG(model: Any = MODEL, operation: Any = Socket("LATENT_OPERATION")) -> Any:
+    """Apply a latent operation to the guidance direction at every step."""
+    from diffusion.post_guidance import OperationOnGuidance
+
+    return _patched(model, OperationOnGuidance(operation))
