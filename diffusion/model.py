@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.schedulers import DiscreteSchedule
@@ -31,6 +32,13 @@ class GuidanceStep:
 PostGuidance = Callable[[GuidanceStep], torch.Tensor]
 
 
+class UnetPatch(Protocol):
+    """A model option that changes features inside the UNet (FreeU): `attach` registers forward hooks on the
+    module and returns their handles; `unet_forward` removes them after each call."""
+
+    def attach(self, unet: nn.Module) -> list[RemovableHandle]: ...
+
+
 @dataclass(eq=False)
 class DiffusionModel:
     unet: nn.Module  # diffusers UNet2DConditionModel
@@ -42,6 +50,7 @@ class DiffusionModel:
     latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
     extra: dict[str, Any] = field(default_factory=dict)
     post_guidance: tuple[PostGuidance, ...] = ()
+    unet_patches: tuple[UnetPatch, ...] = ()
 
     def loom_nbytes(self) -> int:
         return module_nbytes(self.unet)
@@ -53,6 +62,10 @@ class DiffusionModel:
     def with_post_guidance(self, function: PostGuidance) -> DiffusionModel:
         """A copy whose sampling passes each step's guided estimate through `function` too (after those it has)."""
         return replace(self, post_guidance=(*self.post_guidance, function))
+
+    def with_unet_patch(self, patch: UnetPatch) -> DiffusionModel:
+        """A copy whose UNet calls run with `patch` attached (after those it has); the module is shared."""
+        return replace(self, unet_patches=(*self.unet_patches, patch))
 
     def guide(self, step: GuidanceStep) -> torch.Tensor:
         """The guided estimate after the post-guidance functions, each seeing the previous one's result."""
@@ -79,8 +92,9 @@ class DiffusionModel:
         models the interpolation (1 - sigma) * x0 + sigma * noise."""
         if self.prediction == "flow":
             return latent * (1 - sigma) + noise * sigma
-        top = math.isclose(float(sigma), self.schedule.sigma_max, rel_tol=1e-5)
-        return latent + noise * ((sigma**2 + 1) ** 0.5 if top else sigma)
+        first, top = float(sigma), self.schedule.sigma_max
+        at_top = math.isclose(first, top, rel_tol=1e-5) or first > top
+        return latent + noise * ((sigma**2 + 1) ** 0.5 if at_top else sigma)
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         return self.schedule.sigma_to_t(sigma)
@@ -102,5 +116,11 @@ class DiffusionModel:
             kwargs["down_block_additional_residuals"] = [r.to(dtype) for r in down_residuals]
         if mid_residual is not None:
             kwargs["mid_block_additional_residual"] = mid_residual.to(dtype)
-        out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+        # The patches' hooks live for this call only: copies of a model share its module.
+        handles = [handle for patch in self.unet_patches for handle in patch.attach(self.unet)]
+        try:
+            out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
         return out.sample.float()

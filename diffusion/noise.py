@@ -40,11 +40,18 @@ class BrownianTreeNoise:
     """(W(sigma_next) - W(sigma)) / sqrt(|sigma_next - sigma|) for a Brownian motion W on [sigma_min, sigma_max].
 
     Each batch item has its own tree seeded with `seeds[i]` (the job's seed + the item's index), so an item gets
-    the noise of a single run with that seed. The trees live on the CPU, so the path does not depend on the device;
-    they are binary trees over the time range (torchsde's `halfway_tree`), so the path depends on the seed alone,
-    not on which intervals were asked for before (it does depend on the span, as in other tools)."""
+    the noise of a single run with that seed. The trees live on the CPU by default, so the path does not depend on
+    the device; they are binary trees over the time range (torchsde's `halfway_tree`), so the path depends on the
+    seed alone, not on which intervals were asked for before (it does depend on the span, as in other tools)."""
 
-    def __init__(self, x: torch.Tensor, sigma_min: float, sigma_max: float, seeds: Sequence[int]) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        sigma_min: float,
+        sigma_max: float,
+        seeds: Sequence[int],
+        tree_device: torch.device | str = "cpu",
+    ) -> None:
         import torchsde
 
         if len(seeds) != x.shape[0]:
@@ -58,7 +65,7 @@ class BrownianTreeNoise:
                 t1=self.hi,
                 size=self.shape,
                 dtype=self.dtype,
-                device="cpu",
+                device=tree_device,
                 entropy=int(seed),
                 tol=10.0**-_TREE_DIGITS,
                 pool_size=_TREE_POOL,
@@ -79,11 +86,18 @@ class BrownianTreeNoise:
 
     @classmethod
     def for_sigmas(
-        cls, x: torch.Tensor, sigmas: torch.Tensor, seed: int, batch_index: Sequence[int] | None = None
+        cls,
+        x: torch.Tensor,
+        sigmas: torch.Tensor,
+        seed: int,
+        batch_index: Sequence[int] | None = None,
+        tree_device: torch.device | str = "cpu",
     ) -> BrownianTreeNoise:
         """Trees spanning the schedule's nonzero sigmas (as other tools do, so the paths agree); item i is seeded
-        seed + its index in the job's batch (`batch_index`, for a latent taken from a bigger batch)."""
+        seed + its index in the job's batch (`batch_index`, for a latent taken from a bigger batch). The trees
+        live on `tree_device`: the CPU makes the path independent of the device, the model's device (the `_gpu`
+        samplers) saves the copies."""
         positive = sigmas[sigmas > 0]
         lo = float(positive.min()) if len(positive) else 0.0
         indices = range(x.shape[0]) if batch_index is None else batch_index
-        return cls(x, lo, float(sigmas.max()), [int(seed) + int(i) for i in indices])
+        return cls(x, lo, float(sigmas.max()), [int(seed) + int(i) for i in indices], tree_device)

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 
 from diffusion.controlnet import Crop, chain_residuals
+from diffusion.guidance import CFG, Guider, Rule
 from diffusion.model import DiffusionModel, GuidanceStep
 from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
-from diffusion.samplers import SAMPLERS, SDE
+from diffusion.samplers import SAMPLERS, Sampler, SamplerChoice
 from diffusion.schedulers import sigmas_for
 
 Conditioning = Sequence[Sequence[Any]]  # [[tensor [1, T, C], {"pooled_output": ..., ...}], ...]
@@ -46,6 +47,23 @@ def prepare_noise(samples: torch.Tensor, seed: int, batch_index: Sequence[int] |
     return torch.cat([drawn[int(i)] for i in batch_index])
 
 
+@dataclass(frozen=True)
+class SeededNoise:
+    """A NOISE socket value: the initial noise KSampler draws for `seed`, or zeros when not `enabled`. The seed
+    also seeds the samplers' step noise."""
+
+    seed: int
+    enabled: bool = True
+
+    def generate(self, latent: dict[str, Any]) -> torch.Tensor:
+        samples = latent.get("samples") if isinstance(latent, dict) else None
+        if not isinstance(samples, torch.Tensor):
+            raise SamplingError("latent_image: expected a LATENT with 'samples'")
+        if not self.enabled:
+            return torch.zeros(samples.shape, dtype=torch.float32)
+        return prepare_noise(samples, self.seed, latent.get("batch_index"))
+
+
 def schedule_sigmas(
     model: DiffusionModel,
     scheduler: str,
@@ -54,13 +72,20 @@ def schedule_sigmas(
     start_step: int | None = None,
     last_step: int | None = None,
     force_full_denoise: bool = True,
+    discard_penultimate: bool = False,
 ) -> torch.Tensor:
     """The sigmas to run: `denoise` < 1 keeps the last `steps` of a longer schedule (img2img); start/last step
-    cut the schedule (KSamplerAdvanced), ending at 0 unless leftover noise is wanted."""
+    cut the schedule (KSamplerAdvanced), ending at 0 unless leftover noise is wanted. `discard_penultimate`
+    (DPM-2, UniPC) schedules one step more and drops the second-to-last sigma, as the reference does."""
     if denoise <= 0:
         return torch.zeros(0)
-    total = steps if denoise >= 1 else int(steps / denoise)
-    sigmas = sigmas_for(model.schedule, scheduler, total)[-(steps + 1) :]
+    planned = steps + 1 if discard_penultimate else steps
+    total = planned if denoise >= 1 else int(planned / denoise)
+    sigmas = sigmas_for(model.schedule, scheduler, total)
+    if denoise < 1:
+        sigmas = sigmas[-(planned + 1) :]
+    if discard_penultimate:
+        sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
     if last_step is not None and last_step < len(sigmas) - 1:
         sigmas = sigmas[: last_step + 1].clone()
         if force_full_denoise:
@@ -76,40 +101,38 @@ def schedule_sigmas(
 class _Entry:
     cond: torch.Tensor
     opts: dict[str, Any]
-    negative: bool
 
 
-def _as_entries(conditioning: Conditioning, negative: bool, name: str) -> list[_Entry]:
+def _as_entries(conditioning: Conditioning, name: str) -> list[_Entry]:
     entries = []
     for i, pair in enumerate(conditioning or ()):
         if not isinstance(pair, list | tuple) or len(pair) < 2 or not isinstance(pair[0], torch.Tensor):
             raise SamplingError(f"{name}: item {i} is not a [tensor, dict] conditioning pair")
-        entries.append(_Entry(pair[0], dict(pair[1] or {}), negative))
+        entries.append(_Entry(pair[0], dict(pair[1] or {})))
     return entries
 
 
 class Guided:
-    """D(x, sigma) with classifier-free guidance over all conditioning entries in one batched UNet call."""
+    """D(x, sigma): the x0 estimates of every conditioning set in one batched UNet call, combined by a guidance
+    rule (classifier-free guidance for KSampler). Keeps the step's unguided estimate for CFG++ samplers."""
 
     def __init__(
         self,
         model: DiffusionModel,
-        positive: Conditioning,
-        negative: Conditioning,
-        cfg: float,
+        sets: Sequence[tuple[str, Conditioning]],
+        rule: Rule,
         latent: torch.Tensor,
         device: torch.device,
-        sigmas: torch.Tensor,
+        keep_uncond: bool = False,
     ) -> None:
-        self.model, self.cfg, self.device = model, float(cfg), device
-        self.pos = _as_entries(positive, False, "positive")
-        self.neg = _as_entries(negative, True, "negative")
-        if not self.pos:
-            raise SamplingError("positive: the conditioning is empty")
+        self.model, self.rule, self.device = model, rule, device
+        self.sets = [_as_entries(cond, name) for name, cond in sets]
+        if not self.sets[0]:
+            raise SamplingError(f"{sets[0][0]}: the conditioning is empty")
+        self.wanted = [i == 0 or rule.needs(i, keep_uncond) for i in range(len(self.sets))]
         self.batch = latent.shape[0]
         self.pixel_h, self.pixel_w = latent.shape[2] * 8, latent.shape[3] * 8
-        self.sigma_max = float(sigmas[0]) if len(sigmas) else 0.0
-        self.schedule_max = model.schedule.sigma_max
+        self.last_uncond: torch.Tensor | None = None
 
     def _active(self, entries: list[_Entry], percent: float) -> list[_Entry]:
         return [e for e in entries if e.opts.get("start_percent", 0.0) <= percent <= e.opts.get("end_percent", 1.0)]
@@ -121,14 +144,23 @@ class Guided:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         percent = self._step_percent(float(sigma[0]))
-        pos = self._active(self.pos, percent) or self.pos[:1]
-        neg = self._active(self.neg, percent) if self.cfg != 1.0 else []
-        preds = self._predict(pos + neg, x, sigma, percent)
-        cond = self._combine(x, pos, preds[: len(pos)])
-        uncond = self._combine(x, neg, preds[len(pos) :]) if neg else None
-        guided = cond if uncond is None else uncond + (cond - uncond) * self.cfg
-        if self.model.post_guidance:  # model options (RescaleCFG, CFGZeroStar, ...)
-            guided = self.model.guide(GuidanceStep(x, sigma, cond, uncond, guided, self.cfg))
+        groups = []
+        for i, entries in enumerate(self.sets):
+            active = self._active(entries, percent) if self.wanted[i] else []
+            groups.append(active or entries[:1] if i == 0 else active)
+        flat = [e for group in groups for e in group]
+        preds = self._predict(flat, x, sigma, percent)
+        estimates: list[torch.Tensor | None] = []
+        start = 0
+        for group in groups:
+            chunk = preds[start : start + len(group)]
+            estimates.append(self._combine(x, group, chunk) if group else None)
+            start += len(group)
+        guided, self.last_uncond = self.rule(estimates)
+        cond = estimates[0]
+        if self.model.post_guidance and cond is not None:  # model options (RescaleCFG, CFGZeroStar, ...)
+            step = GuidanceStep(x, sigma, cond, self.last_uncond, guided, self.rule.scale)
+            guided = self.model.guide(step)
         return guided
 
     def _predict(
@@ -252,7 +284,7 @@ class Inpaint:
 
     def __init__(
         self,
-        inner: Callable,
+        inner: Guided,
         latent: torch.Tensor,
         noise: torch.Tensor,
         mask: torch.Tensor,
@@ -265,6 +297,11 @@ class Inpaint:
         s = sigma[:, None, None, None]
         x = x * self.mask + self.noise_scaling(s, self.noise, self.latent) * (1 - self.mask)
         return self.inner(x, sigma) * self.mask + self.latent * (1 - self.mask)
+
+    @property
+    def last_uncond(self) -> torch.Tensor | None:
+        uncond = self.inner.last_uncond
+        return None if uncond is None else uncond * self.mask + self.latent * (1 - self.mask)
 
 
 @dataclass
@@ -289,53 +326,111 @@ def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, An
     """Run one KSampler request; returns a new LATENT dict (the input's extra keys are kept)."""
     if req.sampler not in SAMPLERS:
         raise SamplingError(f"sampler_name: unknown sampler {req.sampler!r}")
-    samples = req.latent.get("samples")
-    if not isinstance(samples, torch.Tensor) or samples.ndim != 4:
-        raise SamplingError("latent_image: expected a LATENT with 'samples' of shape [B, C, H, W]")
-    model = req.model
-    if samples.shape[1] != model.latent_channels:
-        raise SamplingError(f"latent_image: {samples.shape[1]} channels, but the model expects {model.latent_channels}")
+    samples = _latent_samples(req.latent, req.model)
     sigmas = schedule_sigmas(
-        model, req.scheduler, req.steps, req.denoise, req.start_step, req.last_step, req.force_full_denoise
+        req.model,
+        req.scheduler,
+        req.steps,
+        req.denoise,
+        req.start_step,
+        req.last_step,
+        req.force_full_denoise,
+        SAMPLERS[req.sampler].discard_penultimate,
     )
-    out = dict(req.latent)
-    out.pop("noise_mask", None)
-    if len(sigmas) < 2:
-        out["samples"] = samples.clone()
-        return out
-    device = model.manager.device
-    model.manager.load([model.unet])
-    latent = samples.float().to(device)
     noise = (
         prepare_noise(samples, req.seed, req.latent.get("batch_index"))
         if req.add_noise
         else torch.zeros(samples.shape, dtype=torch.float32)
-    ).to(device)
-    sigmas = sigmas.to(device)
-    x = model.noise_scaling(sigmas[0], noise, latent)
-    denoiser: Callable = Guided(model, req.positive, req.negative, req.cfg, latent, device, sigmas)
-    mask = req.latent.get("noise_mask")
-    m = latent_mask(mask, latent).to(device) if isinstance(mask, torch.Tensor) else None
-    if m is not None:
-        flow = model.noise_scaling if model.prediction == "flow" else None
-        denoiser = Inpaint(denoiser, latent, noise, m, flow)
-    step_noise: NoiseSource = (
-        BrownianTreeNoise.for_sigmas(x, sigmas, req.seed, req.latent.get("batch_index"))
-        if req.sampler in SDE
-        else GaussianNoise(samples.shape, req.seed, device)
     )
+    guider = Guider(req.model, (("positive", req.positive), ("negative", req.negative)), CFG(req.cfg))
+    output, _denoised = run(guider, SamplerChoice(req.sampler), sigmas, req.latent, noise, req.seed, report)
+    return output
+
+
+def _latent_samples(latent: dict[str, Any], model: DiffusionModel) -> torch.Tensor:
+    samples = latent.get("samples") if isinstance(latent, dict) else None
+    if not isinstance(samples, torch.Tensor) or samples.ndim != 4:
+        raise SamplingError("latent_image: expected a LATENT with 'samples' of shape [B, C, H, W]")
+    if samples.shape[1] != model.latent_channels:
+        raise SamplingError(f"latent_image: {samples.shape[1]} channels, but the model expects {model.latent_channels}")
+    return samples
+
+
+def run(
+    guider: Guider,
+    choice: SamplerChoice,
+    sigmas: torch.Tensor,
+    latent: dict[str, Any],
+    noise: torch.Tensor,
+    seed: int,
+    report: StepReport | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sample `latent` along `sigmas` from `latent + noise * sigma_0` with a guider and a sampler (the
+    SamplerCustom path; KSampler builds its sigmas and CFG guider, then comes here). Returns the output LATENT
+    and the last x0 estimate as a LATENT (the same when no step ran)."""
+    sampler = SAMPLERS.get(choice.name)
+    if sampler is None:
+        raise SamplingError(f"sampler: unknown sampler {choice.name!r}")
+    model: DiffusionModel = guider.model
+    samples = _latent_samples(latent, model)
+    if noise.shape != samples.shape:
+        raise SamplingError(f"noise: shape {tuple(noise.shape)} does not match the latent's {tuple(samples.shape)}")
+    out = dict(latent)
+    out.pop("noise_mask", None)
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
+    if len(sigmas) < 2:
+        out["samples"] = samples.clone()
+        return out, out
+    device = model.manager.device
+    model.manager.load([model.unet])
+    x0 = samples.float().to(device)
+    noise = noise.float().to(device)
+    sigmas = sigmas.to(device)
+    x = model.noise_scaling(sigmas[0], noise, x0)
+    guided = Guided(model, guider.sets, guider.rule, x0, device, keep_uncond=sampler.needs_uncond)
+    denoiser: Guided | Inpaint = guided
+    mask = latent.get("noise_mask")
+    m = latent_mask(mask, x0).to(device) if isinstance(mask, torch.Tensor) else None
+    if m is not None:
+        keep_noise = noise
+        if sampler.fresh_inpaint_noise:  # DDIM: the kept area follows its own noise draw
+            keep_noise = torch.randn(samples.shape, generator=seeded_generator(seed + 1)).to(device)
+        flow = model.noise_scaling if model.prediction == "flow" else None
+        denoiser = Inpaint(guided, x0, keep_noise, m, flow)
+    step_noise = _step_noise(sampler, x, sigmas, seed, latent.get("batch_index"))
+    options = dict(choice.options)
+    if sampler.schedule_defaults is not None:
+        options = sampler.schedule_defaults(model.schedule) | options
     steps = len(sigmas) - 1
+    last: dict[str, Any] = {"done": 0, "denoised": None}
 
     def callback(i: int, _x: torch.Tensor, denoised: torch.Tensor) -> None:
+        last["done"], last["denoised"] = min(i + 1, steps), denoised
         if report is not None:
-            report(i + 1, steps, denoised)
+            report(last["done"], steps, denoised)
 
     with torch.no_grad():
-        result = SAMPLERS[req.sampler](denoiser, x, sigmas, step_noise, callback)
+        result = sampler(denoiser, x, sigmas, step_noise, callback, **options)
+    if report is not None and last["done"] < steps and last["denoised"] is not None:
+        report(steps, steps, last["denoised"])  # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
     if m is not None:
-        result = result * m + latent * (1 - m)
+        result = result * m + x0 * (1 - m)
     out["samples"] = result.float().cpu()
-    return out
+    denoised_out = dict(out)
+    if last["denoised"] is not None:
+        denoised_out["samples"] = last["denoised"].float().cpu()
+    return out, denoised_out
+
+
+def _step_noise(
+    sampler: Sampler, x: torch.Tensor, sigmas: torch.Tensor, seed: int, batch_index: Sequence[int] | None
+) -> NoiseSource:
+    """Brownian-tree increments for SDE samplers (on the CPU, or on the model's device for the `_gpu` ones);
+    a seeded stream of fresh draws (seed + 1, as the reference's default noise sampler on the CPU) otherwise."""
+    if sampler.noise in ("tree", "device_tree"):
+        where = x.device if sampler.noise == "device_tree" else torch.device("cpu")
+        return BrownianTreeNoise.for_sigmas(x, sigmas, seed, batch_index, tree_device=where)
+    return GaussianNoise(x.shape, seed + 1, x.device)
 
 
 @dataclass

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from diffusion.names import SCHEDULER_NAMES
+
 
 @dataclass(eq=False)
 class DiscreteSchedule:
@@ -43,6 +45,15 @@ class DiscreteSchedule:
         lo, hi = log_sigmas[low], log_sigmas[low + 1]
         w = ((lo - log_sigma) / (lo - hi)).clamp(0, 1)
         return ((1 - w) * low + w * (low + 1)).view(sigma.shape)
+
+    def percent_to_sigma(self, percent: float) -> float:
+        """The sigma a fraction of the way through sampling (0 = the start, pure noise; 1 = the end), by
+        timestep: how conditioning ranges and sampler defaults are placed on a model's schedule."""
+        if percent <= 0:
+            return 999999999.9
+        if percent >= 1:
+            return 0.0
+        return float(self.t_to_sigma(torch.tensor((1 - percent) * (len(self.sigmas) - 1))))
 
     def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
         t = t.float().clamp(0, len(self.sigmas) - 1)
@@ -128,15 +139,47 @@ def beta_ppf(q: np.ndarray, a: float, b: float, grid: int = 200_001) -> np.ndarr
     return np.interp(q, cdf, np.sin(theta) ** 2)
 
 
+def linear_quadratic(
+    schedule: DiscreteSchedule, steps: int, threshold_noise: float = 0.025, linear_steps: int | None = None
+) -> torch.Tensor:
+    """Mochi's schedule (Genmo 2024): the noise fraction falls linearly to `threshold_noise` over the first half
+    of the steps, then along a quadratic that meets the line smoothly and reaches 1; times sigma_max."""
+    if steps == 1:
+        fractions = [1.0, 0.0]
+    else:
+        linear = steps // 2 if linear_steps is None else linear_steps
+        line = [i * threshold_noise / linear for i in range(linear)]
+        gap = linear - threshold_noise * steps
+        quadratic_steps = steps - linear
+        a = gap / (linear * quadratic_steps**2)
+        b = threshold_noise / linear - 2 * gap / quadratic_steps**2
+        c = a * linear**2
+        curve = [a * i**2 + b * i + c for i in range(linear, steps)]
+        fractions = [1.0 - f for f in [*line, *curve, 1.0]]
+    return torch.tensor(fractions, dtype=torch.float64) * schedule.sigma_max
+
+
+def kl_optimal(schedule: DiscreteSchedule, steps: int) -> torch.Tensor:
+    """The schedule minimising the KL divergence of each step (Tiankai et al. 2024, "Align your steps" for
+    ODEs, as in A1111 PR 15608): uniform in arctan(sigma)."""
+    ramp = torch.arange(steps, dtype=torch.float64) / max(steps - 1, 1)
+    top, bottom = math.atan(schedule.sigma_max), math.atan(schedule.sigma_min)
+    return _append_zero((ramp * bottom + (1 - ramp) * top).tan())
+
+
 SCHEDULERS: dict[str, Callable[[DiscreteSchedule, int], torch.Tensor]] = {
-    "normal": normal,
+    "simple": simple,
+    "sgm_uniform": sgm_uniform,
     "karras": karras,
     "exponential": exponential,
-    "sgm_uniform": sgm_uniform,
-    "simple": simple,
     "ddim_uniform": ddim_uniform,
     "beta": beta,
+    "normal": normal,
+    "linear_quadratic": linear_quadratic,
+    "kl_optimal": kl_optimal,
 }
+if tuple(SCHEDULERS) != SCHEDULER_NAMES:
+    raise RuntimeError("diffusion.schedulers: SCHEDULERS must list diffusion.names.SCHEDULER_NAMES, in order")
 
 
 def sigmas_for(schedule: DiscreteSchedule, scheduler: str, steps: int) -> torch.Tensor:
@@ -145,3 +188,57 @@ def sigmas_for(schedule: DiscreteSchedule, scheduler: str, steps: int) -> torch.
     if steps < 1:
         raise ValueError("steps must be at least 1")
     return SCHEDULERS[scheduler](schedule, steps).float()
+
+
+# Schedules over an explicit sigma range, for the scheduler nodes (float32, as those nodes give them).
+
+
+def karras_range(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022), eq. 5 between any two sigmas."""
+    ramp = torch.linspace(0, 1, steps)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return _append_zero((hi + ramp * (lo - hi)) ** rho)
+
+
+def exponential_range(steps: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    return _append_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), steps).exp())
+
+
+def polyexponential_range(steps: int, sigma_min: float, sigma_max: float, rho: float = 1.0) -> torch.Tensor:
+    """A polynomial of degree rho in log-sigma (rho = 1: exponential; larger rho: longer at high noise)."""
+    ramp = torch.linspace(1, 0, steps) ** rho
+    return _append_zero(torch.exp(ramp * (math.log(sigma_max) - math.log(sigma_min)) + math.log(sigma_min)))
+
+
+def vp_range(steps: int, beta_d: float = 19.9, beta_min: float = 0.1, eps_s: float = 1e-3) -> torch.Tensor:
+    """The continuous VP-SDE's sigma(t) = sqrt(exp(beta_d t²/2 + beta_min t) - 1), t uniform from 1 to eps_s
+    (Song et al. 2021)."""
+    t = torch.linspace(1, eps_s, steps)
+    return _append_zero(torch.sqrt(torch.special.expm1(beta_d * t**2 / 2 + beta_min * t)))
+
+
+def laplace_range(steps: int, sigma_min: float, sigma_max: float, mu: float = 0.0, beta: float = 0.5) -> torch.Tensor:
+    """Log-sigma at the quantiles of a Laplace(mu, beta) distribution (Tiankai et al. 2024): dense around
+    sigma = e^mu. Clamped to the range, and (as published) without a final 0."""
+    x = torch.linspace(0, 1, steps)
+    log_sigma = mu - beta * torch.sign(0.5 - x) * torch.log(1 - 2 * torch.abs(0.5 - x) + 1e-5)
+    return torch.clamp(torch.exp(log_sigma), min=sigma_min, max=sigma_max)
+
+
+def loglinear_interp(levels: list[float], count: int) -> np.ndarray:
+    """`count` decreasing values interpolated linearly in log space through a published list of noise levels."""
+    xs = np.linspace(0, 1, len(levels))
+    ys = np.log(np.asarray(levels[::-1], dtype=np.float64))
+    return np.exp(np.interp(np.linspace(0, 1, count), xs, ys))[::-1].copy()
+
+
+def published_schedule(levels: list[float], steps: int, denoise: float) -> torch.Tensor:
+    """A published list of noise levels stretched to `steps` (log-linearly), its last `steps * denoise` steps
+    kept, ending at 0: how the Align-Your-Steps, GITS and Optimal-Steps tables are used."""
+    if denoise <= 0:
+        return torch.zeros(0)
+    total = steps if denoise >= 1 else round(steps * denoise)
+    sigmas = np.asarray(levels, dtype=np.float64) if steps + 1 == len(levels) else loglinear_interp(levels, steps + 1)
+    sigmas = sigmas[-(total + 1) :].copy()
+    sigmas[-1] = 0
+    return torch.tensor(sigmas, dtype=torch.float32)

@@ -12,16 +12,10 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Int, Out, Socket, node
-from nodes.shared import MAX_RESOLUTION
+from nodes.shared import MAX_RESOLUTION, with_values
 
-Conditioning = list[list[Any]]
 COND = Socket("CONDITIONING")
 CATEGORY = "conditioning"
-
-
-def _with(conditioning: Conditioning, **values: Any) -> Conditioning:
-    """A copy of every pair with `values` set in its dict."""
-    return [[tensor, {**extras, **values}] for tensor, extras in conditioning]
 
 
 @node(category=CATEGORY, outputs=[Out("CONDITIONING")], display_name="Conditioning (Combine)")
@@ -84,7 +78,7 @@ def ConditioningSetArea(
 ) -> tuple:
     """Limit the conditioning to a rectangle given in pixels (stored in latent units, 1/8)."""
     area = (height // 8, width // 8, y // 8, x // 8)
-    return (_with(conditioning, area=area, strength=strength, set_area_to_bounds=False),)
+    return (with_values(conditioning, area=area, strength=strength, set_area_to_bounds=False),)
 
 
 @node(category=CATEGORY, outputs=[Out("CONDITIONING")], display_name="Conditioning (Set Area with Percentage)")
@@ -98,7 +92,7 @@ def ConditioningSetAreaPercentage(
 ) -> tuple:
     """Limit the conditioning to a rectangle given as fractions of the image."""
     area = ("percentage", height, width, y, x)
-    return (_with(conditioning, area=area, strength=strength, set_area_to_bounds=False),)
+    return (with_values(conditioning, area=area, strength=strength, set_area_to_bounds=False),)
 
 
 @node(category=CATEGORY, outputs=[Out("CONDITIONING")], display_name="Conditioning (Set Mask)")
@@ -111,7 +105,9 @@ def ConditioningSetMask(
     """Weight the conditioning by a mask; "mask bounds" also crops the prediction to the mask's bounding box."""
     if mask.dim() < 3:
         mask = mask.unsqueeze(0)
-    return (_with(conditioning, mask=mask, mask_strength=strength, set_area_to_bounds=set_cond_area != "default"),)
+    return (
+        with_values(conditioning, mask=mask, mask_strength=strength, set_area_to_bounds=set_cond_area != "default"),
+    )
 
 
 @node(category="advanced/conditioning", outputs=[Out("CONDITIONING")])
@@ -135,4 +131,4 @@ def ConditioningSetTimestepRange(
     end: float = Float(1.0, min=0.0, max=1.0, step=0.001),
 ) -> tuple:
     """Let the conditioning act only from `start` to `end` (fractions of the sampling schedule)."""
-    return (_with(conditioning, start_percent=start, end_percent=end),)
+    return (with_values(conditioning, start_percent=start, end_percent=end),)

@@ -1,6 +1,6 @@
-"""Model options that change how each sampling step's estimate is guided: RescaleCFG, CFGZeroStar, CFGNorm,
-Epsilon Scaling, Adaptive Projected Guidance, and a latent operation on the guidance direction. Each returns a copy
-of the model carrying the option (diffusion.model.DiffusionModel.with_post_guidance); the input model is unchanged.
+"""Model options. How each sampling step's estimate is guided: RescaleCFG, CFGZeroStar, CFGNorm, Epsilon Scaling,
+Adaptive Projected Guidance, a latent operation on the guidance direction (DiffusionModel.with_post_guidance); and
+FreeU inside the UNet (DiffusionModel.with_unet_patch). Each returns a patched copy; the input model is unchanged.
 """
 
 from __future__ import annotations
@@ -71,3 +71,39 @@ def LatentApplyOperationCFG(model: Any = MODEL, operation: Any = Socket("LATENT_
     from diffusion.post_guidance import OperationOnGuidance
 
     return _patched(model, OperationOnGuidance(operation))
+
+
+def _freeu(model: Any, b1: float, b2: float, s1: float, s2: float, adaptive: bool) -> Any:
+    from diffusion.unet_patches import FreeU as Patch
+
+    if model is None:
+        raise ValueError("model: the checkpoint has no diffusion model")
+    return model.with_unet_patch(Patch(b1, b2, s1, s2, adaptive))
+
+
+FREEU = {"min": 0.0, "max": 10.0, "step": 0.01}
+
+
+@node(category="model_patches/unet", outputs=["MODEL"])
+def FreeU(
+    model: Any = MODEL,
+    b1: float = Float(1.1, **FREEU),
+    b2: float = Float(1.2, **FREEU),
+    s1: float = Float(0.9, **FREEU),
+    s2: float = Float(0.2, **FREEU),
+) -> Any:
+    """FreeU: amplify the decoder's backbone features (b1, b2) and damp the low frequencies of its skip features
+    (s1, s2), for more detail at no cost."""
+    return _freeu(model, b1, b2, s1, s2, adaptive=False)
+
+
+@node(category="model_patches/unet", outputs=["MODEL"])
+def FreeU_V2(
+    model: Any = MODEL,
+    b1: float = Float(1.3, **FREEU),
+    b2: float = Float(1.4, **FREEU),
+    s1: float = Float(0.9, **FREEU),
+    s2: float = Float(0.2, **FREEU),
+) -> Any:
+    """FreeU's second version: the backbone amplification follows each position's mean activation."""
+    return _freeu(model, b1, b2, s1, s2, adaptive=True)

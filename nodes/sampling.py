@@ -4,48 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from diffusion.names import SAMPLER_NAMES, SCHEDULER_NAMES
 from engine.context import NodeContext
-from engine.events import Preview
 from engine.native import Combo, Float, Int, Socket, node
+from nodes.shared import step_reporter
 
-SAMPLER_NAMES = (
-    "euler",
-    "euler_ancestral",
-    "heun",
-    "dpm_2",
-    "dpm_2_ancestral",
-    "lms",
-    "dpmpp_2m",
-    "dpmpp_2m_sde",
-    "dpmpp_sde",
-    "ddim",
-    "uni_pc",
-    "lcm",
-)
-SCHEDULER_NAMES = ("normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform", "beta")
 MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
 
 
 def _run(ctx: NodeContext, **request: Any) -> dict[str, Any]:
     """Build the request, report each step (with a throttled latent preview), run it."""
-    from diffusion.preview import jpeg_preview
-    from diffusion.sampling import PreviewThrottle, SampleRequest, sample
+    from diffusion.sampling import SampleRequest, sample
 
-    model = request["model"]
-    if model is None:
+    if request["model"] is None:
         raise ValueError("model: the checkpoint has no diffusion model")
-    req = SampleRequest(**request)
-    throttle = PreviewThrottle()
-    previews = ctx.env.previews if ctx.env is not None else True
-
-    def report(done: int, total: int, denoised: Any) -> None:
-        preview = None
-        if previews and throttle.ready(final=False):
-            data = jpeg_preview(denoised[0], model.latent_rgb_factors, model.latent_rgb_bias)
-            preview = Preview("JPEG", data)
-        ctx.progress(done, total, preview)
-
-    return sample(req, report)
+    return sample(SampleRequest(**request), step_reporter(ctx, request["model"]))
 
 
 @node(category="sampling", outputs=["LATENT"])

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.context import NodeContext
 from engine.environment import NodeEnvironment
+from engine.events import Preview
 from engine.folders import Folders
 
 if TYPE_CHECKING:
@@ -20,6 +22,9 @@ MAX_RESOLUTION = 16384
 
 Latent = dict[str, Any]
 """A LATENT value: {"samples": tensor [B, C, H, W], optional "noise_mask", "batch_index"}."""
+
+Conditioning = list[list[Any]]
+"""A CONDITIONING value: [[tensor, {"pooled_output": ..., other keys}], ...]."""
 
 
 def create_model_manager(force_cpu: bool) -> ModelManager:
@@ -85,3 +90,26 @@ def file_input(folder: str, input_name: str) -> Callable[..., Any]:
 def embedding_dirs(env: NodeEnvironment | None) -> list[Path]:
     """The folders textual inversions are looked up in (`embedding:NAME` in a prompt)."""
     return list(env.folders.model_dirs("embeddings")) if env is not None else []
+
+
+def step_reporter(ctx: NodeContext, model: Any) -> Callable[[int, int, Any], None]:
+    """A sampler's progress report for `ctx`: each step done, with a throttled JPEG preview of the x0 estimate."""
+    from diffusion.preview import jpeg_preview
+    from diffusion.sampling import PreviewThrottle
+
+    throttle = PreviewThrottle()
+    previews = ctx.env.previews if ctx.env is not None else True
+
+    def report(done: int, total: int, denoised: Any) -> None:
+        preview = None
+        if previews and throttle.ready(final=False):
+            data = jpeg_preview(denoised[0], model.latent_rgb_factors, model.latent_rgb_bias)
+            preview = Preview("JPEG", data)
+        ctx.progress(done, total, preview)
+
+    return report
+
+
+def with_values(conditioning: Conditioning, **values: Any) -> Conditioning:
+    """A copy of every pair with `values` set in its dict."""
+    return [[tensor, {**extras, **values}] for tensor, extras in conditioning]

@@ -133,3 +133,27 @@ def test_docs_show_the_import_graph_as_it_is() -> None:
         documented[name.strip()] = {t.strip() for t in targets.split(",") if t.strip() and t.strip() != "(nothing)"}
     actual = {name: targets for name, targets in package_graph().items() if name in LAYERS}
     assert documented == actual
+
+
+def test_nodes_ask_the_typed_environment_and_get_their_context_by_annotation() -> None:
+    """No `getattr(env, ...)` probes on the NodeEnvironment, and no `ctx: NodeContext = None` stand-ins: a node
+    declares `*, ctx: NodeContext` and the native API injects it."""
+    wrong = []
+    for package in ("nodes", "compat"):
+        for path in python_files(package):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr":
+                    target = node.args[0] if node.args else None
+                    name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", None)
+                    if name == "env":
+                        wrong.append(f"{where}: getattr on the environment")
+                if isinstance(node, ast.arguments):
+                    params = [*node.posonlyargs, *node.args, *node.kwonlyargs]
+                    defaults = [None] * (len(node.posonlyargs) + len(node.args) - len(node.defaults))
+                    defaults += [*node.defaults, *node.kw_defaults]
+                    for param, default in zip(params, defaults, strict=True):
+                        annotated = isinstance(param.annotation, ast.Name) and param.annotation.id == "NodeContext"
+                        if annotated and isinstance(default, ast.Constant) and default.value is None:
+                            wrong.append(f"{path.relative_to(ROOT)}:{param.lineno}: {param.arg}: NodeContext = None")
+    assert not wrong, "\n".join(wrong)

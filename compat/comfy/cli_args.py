@@ -117,7 +117,7 @@ def _current() -> Namespace:
             temp_directory=str(folders.temp),
             user_directory=str(folders.user),
         )
-        method = getattr(host.env, "preview_method", None)
+        method = host.env.preview_method if host.env is not None else None
         if method in {m.value for m in LatentPreviewMethod}:
             values["preview_method"] = LatentPreviewMethod(method)
     return Namespace(**values)

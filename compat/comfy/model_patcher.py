@@ -4,8 +4,10 @@ Packs clone a model, add weight patches and set model options, or wrap their own
 subclass it). Here the facade keeps the reference's bookkeeping (`patches`, `model_options`, `object_patches`)
 and, wrapped around Loom's DiffusionModel, answers every attribute Loom's sampler reads from the model with the
 patched model: weight patches (LDM key names, `diffusion_model.` prefix) are applied to a copy of the UNet as
-`strength_model * w + strength_patch * diff`. Model options that change how sampling works (cfg functions, UNet
-wrappers, attention patches) have no counterpart in Loom's sampler; sampling with one set fails naming it.
+`strength_model * w + strength_patch * diff`; `sampler_cfg_function` and `sampler_post_cfg_function` run as
+Loom's post-guidance steps (diffusion.model.DiffusionModel.with_post_guidance). Other model options that change
+how sampling works (UNet wrappers, attention patches) have no counterpart in Loom's sampler; sampling with one
+set fails naming it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from compat import placeholder
@@ -20,7 +23,10 @@ from compat.surface import complete, resolve
 
 UNET_PREFIX = "diffusion_model."
 # Options that only carry data Loom's sampler does not need; any other key changes sampling and is refused.
-_INERT_OPTIONS = frozenset({"transformer_options"})
+_CFG = "sampler_cfg_function"
+_POST_CFG = "sampler_post_cfg_function"
+# Options Loom's sampler honours (the cfg functions run as post-guidance steps) or that carry only data.
+_INERT_OPTIONS = frozenset({"transformer_options", _CFG, _POST_CFG})
 _PATCH_HOOKS = frozenset({"patches", "patches_replace"})
 
 
@@ -131,6 +137,12 @@ class ModelPatcher:
         block = (block_name, number) if transformer_index is None else (block_name, number, transformer_index)
         to.setdefault("patches_replace", {}).setdefault(name, {})[block] = patch
 
+    def set_model_attn1_replace(self, patch: Any, block_name: str, number: int, transformer_index: Any = None):
+        self.set_model_patch_replace(patch, "attn1", block_name, number, transformer_index)
+
+    def set_model_attn2_replace(self, patch: Any, block_name: str, number: int, transformer_index: Any = None):
+        self.set_model_patch_replace(patch, "attn2", block_name, number, transformer_index)
+
     def set_model_attn1_patch(self, patch: Any) -> None:
         self.set_model_patch(patch, "attn1_patch")
 
@@ -152,14 +164,23 @@ class ModelPatcher:
     # -- what Loom's sampler sees -----------------------------------------------------------------------------
 
     def loom_model(self) -> Any:
-        """The wrapped Loom model with the weight patches applied (a copy; the original stays untouched)."""
+        """The wrapped Loom model with the weight patches applied and the cfg functions as post-guidance steps (a
+        copy; the original stays untouched)."""
         refused = self._unhonoured_options()
         if refused:
             placeholder.fail(f"comfy.model_patcher.ModelPatcher model_options {refused} (Loom's sampler has no hooks)")
-        if not self.patches:
+        cfg = self.model_options.get(_CFG)
+        post = tuple(self.model_options.get(_POST_CFG, ()))
+        key = (self.patches_uuid, id(cfg), tuple(id(f) for f in post))
+        if not self.patches and cfg is None and not post:
             return self.model
-        if self._patched is None or self._patched[0] != self.patches_uuid:
-            self._patched = (self.patches_uuid, self.model.with_unet(self._patched_unet()))
+        if self._patched is None or self._patched[0] != key:
+            model = self.model.with_unet(self._patched_unet()) if self.patches else self.model
+            if cfg is not None:
+                model = model.with_post_guidance(partial(_cfg_step, cfg, self))
+            for function in post:
+                model = model.with_post_guidance(partial(_post_cfg_step, function, self))
+            self._patched = (key, model)
         return self._patched[1]
 
     def _unhonoured_options(self) -> list[str]:
@@ -204,6 +225,35 @@ class ModelPatcher:
         if name.startswith("_") or name == "model":
             raise AttributeError(name)
         return getattr(self.loom_model(), name)
+
+
+def _step_args(step: Any, patcher: ModelPatcher) -> dict[str, Any]:
+    """The reference's cfg-function arguments from Loom's guidance step (estimates are x0 predictions)."""
+    return {
+        "denoised": step.guided,
+        "cond_denoised": step.cond,
+        "uncond_denoised": step.uncond,
+        "cond_scale": step.scale,
+        "sigma": step.sigma,
+        "timestep": step.sigma,
+        "input": step.x,
+        "model": patcher,
+        "model_options": patcher.model_options,
+    }
+
+
+def _cfg_step(function: Callable[..., Any], patcher: ModelPatcher, step: Any) -> Any:
+    """`sampler_cfg_function` replaces the cfg mix: it gets the noise predictions `x - estimate` and returns the
+    guided one, so the guided estimate is `x - function(args)`."""
+    if step.uncond is None:
+        placeholder.fail("a sampler_cfg_function without a negative estimate (Loom skipped it at this cfg)")
+    args = _step_args(step, patcher) | {"cond": step.x - step.cond, "uncond": step.x - step.uncond}
+    return step.x - function(args)
+
+
+def _post_cfg_step(function: Callable[..., Any], patcher: ModelPatcher, step: Any) -> Any:
+    """`sampler_post_cfg_function` gets the guided estimate as `denoised` and returns the new one."""
+    return function(_step_args(step, patcher))
 
 
 def _set_parameter(module: Any, name: str, value: Any) -> None:

@@ -126,7 +126,7 @@ PACK = """
 import torch
 import comfy.samplers
 from comfy.sd import load_clip
-from comfy_extras.nodes_custom_sampler import SamplerCustom
+from comfy_extras.nodes_model_advanced import ModelSamplingAuraFlow
 from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel
 
 
@@ -155,7 +155,7 @@ class NeedsClip:
         return (load_clip(ckpt_paths=[path]),)
 
 
-class MySamplerCustom(SamplerCustom):
+class MyAuraFlow(ModelSamplingAuraFlow):
     pass
 
 
@@ -173,7 +173,7 @@ class Show:
 
 
 NODE_CLASS_MAPPINGS = {
-    "PackPure": Pure, "PackNeedsClip": NeedsClip, "PackSamplerCustom": MySamplerCustom, "PackShow": Show,
+    "PackPure": Pure, "PackNeedsClip": NeedsClip, "PackAuraFlow": MyAuraFlow, "PackShow": Show,
     "PackUpscale": ImageUpscaleWithModel,
 }
 """
@@ -191,8 +191,8 @@ def test_a_pack_on_missing_machinery_loads_its_pure_nodes_run_and_one_fails_by_n
         assert summary.status == "ok", summary.traceback
         assert summary.count == "4 of 5 nodes"
         [rejected] = summary.rejected
-        assert rejected.class_type == "PackSamplerCustom"
-        assert "Loom does not provide comfy_extras.nodes_custom_sampler.SamplerCustom" in rejected.reason
+        assert rejected.class_type == "PackAuraFlow"
+        assert "Loom does not provide comfy_extras.nodes_model_advanced.ModelSamplingAuraFlow" in rejected.reason
         assert registry.get("PackUpscale").schema()["input"] == registry.get("ImageUpscaleWithModel").schema()["input"]
         executor = Executor(registry)
         ok = parse_api(
@@ -306,10 +306,18 @@ def test_model_patcher_patches_are_honoured_and_unhonoured_options_refused(
     plain = comfy.sample.sample(patcher, None, 1, 1.0, "euler", "normal", positive, negative, latent, seed=1)
     changed = comfy.sample.sample(clone, None, 1, 1.0, "euler", "normal", positive, negative, latent, seed=1)
     assert not torch.equal(plain, changed)
-    hooked = patcher.clone()
-    hooked.set_model_sampler_cfg_function(lambda args: args["cond"])
-    with pytest.raises(HostFeatureMissing, match="sampler_cfg_function"):
-        comfy.sample.sample(hooked, None, 1, 1.0, "euler", "normal", positive, negative, latent, seed=1)
+    no_guidance = comfy.sample.sample(patcher, None, 2, 1.0, "euler", "normal", positive, negative, latent, seed=1)
+    cfg_hooked = patcher.clone()
+    cfg_hooked.set_model_sampler_cfg_function(lambda args: args["cond"])  # the positive alone: no guidance
+    post_hooked = patcher.clone()
+    post_hooked.set_model_sampler_post_cfg_function(lambda args: args["cond_denoised"])
+    for hooked in (cfg_hooked, post_hooked):
+        guided = comfy.sample.sample(hooked, None, 2, 7.0, "euler", "normal", positive, negative, latent, seed=1)
+        assert torch.allclose(guided, no_guidance, atol=1e-4)
+    wrapped = patcher.clone()
+    wrapped.set_model_unet_function_wrapper(lambda apply, args: apply(args["input"], args["timestep"]))
+    with pytest.raises(HostFeatureMissing, match="model_function_wrapper"):
+        comfy.sample.sample(wrapped, None, 1, 1.0, "euler", "normal", positive, negative, latent, seed=1)
 
 
 def test_k_diffusion_schedules_and_samplers(host: compat.Host) -> None:
@@ -556,7 +564,6 @@ def test_pack_nodes_get_looms_model_as_a_model_patcher_that_looms_sampler_runs(
     from comfy.model_patcher import ModelPatcher
 
     from compat.adapt import adapt
-    from compat.placeholder import HostFeatureMissing
 
     root = tmp_path / "custom_nodes"
     (root / "model_pack").mkdir(parents=True)
@@ -575,8 +582,10 @@ def test_pack_nodes_get_looms_model_as_a_model_patcher_that_looms_sampler_runs(
             (by_model,) = nodes.KSampler().sample(model, 3, 1, 5.0, "euler", "normal", positive, negative, latent)
         assert torch.equal(by_patcher["samples"], by_model["samples"])
         (hooked,) = registry.get("PackCloneModel").invoke({"model": model, "with_cfg_hook": True})
-        with Context(host.env), pytest.raises(HostFeatureMissing, match="sampler_cfg_function"):
-            nodes.KSampler().sample(hooked, 3, 1, 5.0, "euler", "normal", positive, negative, latent)
+        with Context(host.env):
+            (by_hook,) = nodes.KSampler().sample(hooked, 3, 1, 5.0, "euler", "normal", positive, negative, latent)
+            (unguided,) = nodes.KSampler().sample(model, 3, 1, 1.0, "euler", "normal", positive, negative, latent)
+        assert torch.allclose(by_hook["samples"], unguided["samples"], atol=1e-4)
     finally:
         registry._specs.pop("PackCloneModel", None)
         sys.modules.pop("custom_nodes.model_pack", None)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import nodes
+from diffusion.demo import write_demo_checkpoint
 from engine.context import NodeContext, RunControl
 from engine.environment import NodeEnvironment
 from engine.folders import Folders
@@ -54,3 +55,37 @@ def run(registry: NodeRegistry, env: NodeEnvironment) -> Run:
         return spec.invoke(inputs)
 
     return call
+
+
+# The demo checkpoint in a module-scoped environment, for the model-facing node tests.
+
+
+@pytest.fixture(scope="module")
+def menv(tmp_path_factory: pytest.TempPathFactory) -> NodeEnvironment:
+    folders = Folders.under(tmp_path_factory.mktemp("loom"))
+    folders.ensure()
+    write_demo_checkpoint(folders.model_dirs("checkpoints")[0])
+    return node_environment(folders, force_cpu=True)
+
+
+@pytest.fixture(scope="module")
+def mreg(menv: NodeEnvironment) -> NodeRegistry:
+    registry = NodeRegistry(menv)
+    nodes.register_builtin(registry)
+    return registry
+
+
+class Runner:
+    """Calls nodes as the executor does, collecting the events they emit."""
+
+    def __init__(self, registry: NodeRegistry, env: NodeEnvironment) -> None:
+        self.registry, self.env, self.events = registry, env, []
+
+    def __call__(self, class_type: str, **inputs: Any) -> Any:
+        spec = self.registry.get(class_type)
+        assert spec is not None, class_type
+        if spec.wants_context:
+            inputs["__context__"] = NodeContext(
+                "p", "1", "1", class_type, self.events.append, RunControl(), env=self.env
+            )
+        return spec.invoke(inputs)

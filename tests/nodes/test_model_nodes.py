@@ -4,50 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
-import nodes
-from diffusion.demo import DEMO_NAME, write_demo_checkpoint
-from engine.context import NodeContext, RunControl
-from engine.environment import NodeEnvironment
+from diffusion.demo import DEMO_NAME
 from engine.events import NodeProgress, NodeWarning
-from engine.folders import Folders
-from engine.registry import NodeRegistry
-from nodes.shared import node_environment
 from runtime.build import build_runtime
 from runtime.settings import RuntimeSettings
-
-
-@pytest.fixture(scope="module")
-def menv(tmp_path_factory: pytest.TempPathFactory) -> NodeEnvironment:
-    folders = Folders.under(tmp_path_factory.mktemp("loom"))
-    folders.ensure()
-    write_demo_checkpoint(folders.model_dirs("checkpoints")[0])
-    return node_environment(folders, force_cpu=True)
-
-
-@pytest.fixture(scope="module")
-def mreg(menv: NodeEnvironment) -> NodeRegistry:
-    registry = NodeRegistry(menv)
-    nodes.register_builtin(registry)
-    return registry
-
-
-class Runner:
-    def __init__(self, registry: NodeRegistry, env: NodeEnvironment) -> None:
-        self.registry, self.env, self.events = registry, env, []
-
-    def __call__(self, class_type: str, **inputs: Any) -> Any:
-        spec = self.registry.get(class_type)
-        assert spec is not None, class_type
-        if spec.wants_context:
-            inputs["__context__"] = NodeContext(
-                "p", "1", "1", class_type, self.events.append, RunControl(), env=self.env
-            )
-        return spec.invoke(inputs)
+from tests.nodes.conftest import Runner
 
 
 @pytest.fixture(scope="module")

@@ -94,3 +94,14 @@ def test_latent_operation_on_guidance(run: Any, sample: Any) -> None:
 def test_no_model_is_a_clear_error(run: Any) -> None:
     with pytest.raises(ValueError, match="model"):
         run("CFGZeroStar", model=None)
+
+
+def test_freeu_neutral_settings_change_nothing_and_others_do(run: Any, sample: Any) -> None:
+    model, plain = sample.model, sample()
+    neutral = {"b1": 1.0, "b2": 1.0, "s1": 1.0, "s2": 1.0}
+    assert torch.allclose(sample(run("FreeU", model=model, **neutral)), plain, atol=1e-5)
+    assert torch.allclose(sample(run("FreeU_V2", model=model, **neutral)), plain, atol=1e-5)
+    strong = {"b1": 1.1, "b2": 1.6, "s1": 0.9, "s2": 0.2}
+    v1, v2 = sample(run("FreeU", model=model, **strong)), sample(run("FreeU_V2", model=model, **strong))
+    assert not torch.allclose(v1, plain, atol=1e-4) and not torch.allclose(v1, v2, atol=1e-4)
+    assert not any(r._forward_pre_hooks for r in model.unet.modules())  # hooks live for one call only

@@ -13,8 +13,11 @@ import pytest
 
 from engine.registry import NodeRegistry
 
-FIXTURE = Path(__file__).parent / "fixtures" / "reference_schemas.json"
-REFERENCE: dict[str, Any] = {k: v for k, v in json.loads(FIXTURE.read_text()).items() if not k.startswith("_")}
+# One fixture file per area (reference_schemas.json, reference_schemas_sampling.json, ...), each class in one file.
+FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("reference_schemas*.json"))
+REFERENCE: dict[str, Any] = {
+    k: v for fixture in FIXTURES for k, v in json.loads(fixture.read_text()).items() if not k.startswith("_")
+}
 OPTIONS = (
     "default",
     "min",
@@ -89,6 +92,11 @@ def test_schema_matches_the_reference(object_info: dict[str, Any], class_type: s
     assert schema["category"] == ref["category"]
     assert schema.get("deprecated", False) == ref.get("deprecated", False)
     assert schema.get("experimental", False) == ref.get("experimental", False)
+
+
+def test_each_class_is_typed_in_one_fixture() -> None:
+    classes = [k for fixture in FIXTURES for k in json.loads(fixture.read_text()) if not k.startswith("_")]
+    assert len(classes) == len(set(classes)) == len(REFERENCE)
 
 
 def test_input_comparison_notices_a_reordering() -> None:
