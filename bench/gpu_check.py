@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import inspect
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from diffusion.sampling import SampleRequest, sample
 from diffusion.tiny import TEXT_PREFIXES, TinySpec, build_tiny, text_arch, tiny_spec, write_checkpoint
 
 FAMILIES = {"sd15": "sd1", "sdxl": "sdxl"}
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # `--precision`
 SDXL_UNET = UNetArch(
     4, 4, (320, 640, 1280), 2, (False, True, True), (0, 2, 10), True, 10, 2048, True, 2816, (5, 10, 20)
 )
@@ -63,14 +62,6 @@ def write_model(family: str, tiny: bool, path: Path) -> None:
     else:
         write_checkpoint(path, build_tiny(sdxl_spec()), torch.float16)
     gc.collect()
-
-
-def make_manager(device: str, precision: str) -> ModelManager:
-    """Loom's manager for `precision` (`precision=` where ModelManager.create takes it, else the dtype)."""
-    force_cpu = device == "cpu"
-    if "precision" in inspect.signature(ModelManager.create).parameters:
-        return ModelManager.create(force_cpu=force_cpu, precision=precision)
-    return ModelManager.create(force_cpu=force_cpu, dtype=DTYPES.get(precision))
 
 
 def synced(fn: Callable[[], object], device: torch.device, repeat: int = 1) -> float:
@@ -152,7 +143,7 @@ def budget_run(ckpt: Checkpoint, req: SampleRequest) -> str:
 
 
 def check(path: Path, family: str, precision: str, args: argparse.Namespace) -> None:
-    manager = make_manager(args.device, precision)
+    manager = ModelManager.create(force_cpu=args.device == "cpu", precision=precision)
     dev = manager.device
     label = f"{family} {precision} ({str(manager.dtype).removeprefix('torch.')} on {dev})"
     holder: dict[str, Checkpoint] = {}
@@ -194,8 +185,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         if name not in FAMILIES:
             parser.error(f"--families: unknown family {name!r}; expected {', '.join(FAMILIES)}")
     for name in args.precisions:
-        if name != "auto" and name not in DTYPES:
-            parser.error(f"--precisions: unknown precision {name!r}; expected auto, {', '.join(DTYPES)}")
+        if name not in PRECISIONS:
+            parser.error(f"--precisions: unknown precision {name!r}; expected {', '.join(PRECISIONS)}")
     args.sizes = args.sizes or ([64] if args.tiny else [512, 1024])
     args.steps = args.steps or (2 if args.tiny else 20)
     if any(s <= 0 or s % 8 for s in args.sizes) or args.steps <= 0:
