@@ -122,15 +122,15 @@ def load_checkpoint(
         raise CheckpointError(f"{Path(path).name}: incomplete {info_hint(tensors)} layout, missing {exc}") from exc
     name = Path(path).name
     model = clip = vae = None
-    dtype = manager.dtype
+    dtype, keep = manager.dtype, manager.keep_file_dtype
     if want_model and info.unet is not None:
         unet_sd, _ = convert(tensors, unet_table(info.unet), UNET_PREFIX)
-        unet = assign_weights(build_unet(info.unet, info.family), unet_sd, f"{name}: UNet", dtype)
+        unet = assign_weights(build_unet(info.unet, info.family), unet_sd, f"{name}: UNet", dtype, keep)
         model = make_model(info, unet, manager)
     if want_vae and info.vae is not None:
         vae_sd, _ = convert(tensors, vae_table(info.vae), VAE_PREFIX)
-        fix_vae_attention(vae_sd, to_linear=True)
-        module = assign_weights(build_vae(info.vae), vae_sd, f"{name}: VAE", dtype)
+        vae_sd = fix_vae_attention(vae_sd, to_linear=True)
+        module = assign_weights(build_vae(info.vae), vae_sd, f"{name}: VAE", dtype, keep)
         vae = VAE(module, info.vae.scaling_factor, manager)
     if want_clip and info.text:
         if len(info.text) != len(family_defaults(info.family)["text_encoders"]):
@@ -139,7 +139,7 @@ def load_checkpoint(
         for arch in info.text:
             module = build_text(arch)
             state = fit_text_keys(text_state(tensors, arch), module)
-            module = assign_weights(module, state, f"{name}: text encoder", dtype)
+            module = assign_weights(module, state, f"{name}: text encoder", dtype, keep)
             units.append(EncoderUnit(arch, module))
         clip = TextEncoder(info.family, tuple(units), ClipTokenizer(), manager, tuple(embedding_dirs))
     return Checkpoint(info, model, clip, vae)
@@ -163,8 +163,8 @@ def load_vae_file(path: Path, manager: ModelManager) -> VAE:
     except (UnknownModel, KeyError) as exc:
         raise CheckpointError(f"{name}: not a VAE in the LDM layout ({exc})") from exc
     state, _ = convert(tensors, vae_table(arch), prefix)
-    fix_vae_attention(state, to_linear=True)
-    module = assign_weights(build_vae(arch), state, f"{name}: VAE", manager.dtype)
+    state = fix_vae_attention(state, to_linear=True)
+    module = assign_weights(build_vae(arch), state, f"{name}: VAE", manager.dtype, manager.keep_file_dtype)
     return VAE(module, arch.scaling_factor, manager, arch.shift_factor)
 
 

@@ -43,7 +43,7 @@ class UnetPatch(Protocol):
 class DiffusionModel:
     unet: nn.Module  # diffusers UNet2DConditionModel
     family: str
-    prediction: str  # "eps", "v" or "flow" (rectified flow: velocity)
+    prediction: str  # "eps", "v", "x0" or "flow" (rectified flow: velocity)
     schedule: DiscreteSchedule
     manager: ModelManager
     latent_rgb_factors: tuple[tuple[float, float, float], ...]
@@ -85,6 +85,8 @@ class DiffusionModel:
         c_in = 1 / (s**2 + 1) ** 0.5
         if self.prediction == "v":
             return 1 / (s**2 + 1), -s / (s**2 + 1) ** 0.5, c_in
+        if self.prediction == "x0":  # the UNet predicts the clean latent itself
+            return torch.zeros_like(s), torch.ones_like(s), c_in
         return torch.ones_like(s), -s, c_in
 
     def noise_scaling(self, sigma: torch.Tensor, noise: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,11 @@
-"""KSampler: noise, schedule, classifier-free guidance, inpainting masks and ControlNet residuals around a sampler.
+"""KSampler and the custom-sampling path: noise, schedule, guidance, inpainting masks and ControlNet residuals
+around a sampler (diffusion.samplers).
 
-Initial noise is drawn on the CPU from a generator seeded with `seed`, in the latent's shape, so a seed gives the
-same image as the ecosystem's tools (up to float rounding) whatever the device. So is the noise of each step:
-a Brownian tree for SDE samplers, a continued seeded stream for the others (diffusion.noise).
+`sample` runs a KSampler request: it builds the sigmas and a classifier-free-guidance Guider and calls `run`, which
+SamplerCustom(Advanced) call with their own guider, sampler choice and sigmas. Initial noise is drawn on the CPU
+from a generator seeded with `seed`, in the latent's shape, so a seed gives the same image as the ecosystem's tools
+(up to float rounding) whatever the device. So is the noise of each step: a Brownian tree for SDE samplers, a
+continued seeded stream for the others (diffusion.noise).
 """
 
 from __future__ import annotations

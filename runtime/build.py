@@ -73,7 +73,9 @@ def build_runtime(settings: RuntimeSettings) -> Runtime:
     """Folders (with the demo models where a folder is empty), the node environment, the registry and its packs."""
     folders = build_folders(settings)
     write_demo_models(folders, always=settings.demo_models)
-    env = node_environment(folders, force_cpu=settings.cpu, preview_method=settings.preview_method)
+    env = node_environment(
+        folders, force_cpu=settings.cpu, preview_method=settings.preview_method, precision=settings.precision
+    )
     registry = NodeRegistry(env)
     register_builtin(registry)
     packs = load_custom_nodes(settings, folders, registry, env) if settings.load_packs else []

@@ -156,3 +156,18 @@ def test_libraries_drag_a_node_and_a_model_onto_the_canvas(canvas, loom_server) 
     canvas.shot("dropped")
     loader = canvas.node_id("CheckpointLoaderSimple")
     assert canvas.widget_value(loader, "ckpt_name") == checkpoint
+
+
+def test_minimap_shows_the_graph_and_moves_the_view(canvas) -> None:
+    minimap = canvas.page.locator(".loom-minimap")
+    canvas.page.wait_for_timeout(400)
+    drawn = minimap.evaluate(
+        "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"
+    )
+    assert drawn > 200
+    before = canvas.js("return [...app.canvas.ds.offset];")
+    box = minimap.bounding_box()
+    canvas.page.mouse.click(box["x"] + 10, box["y"] + 10)
+    after = canvas.js("return [...app.canvas.ds.offset];")
+    assert after != before

@@ -13,6 +13,7 @@ import { bindLinkHints, bindShortcuts, trackChanges } from "./input";
 import { NodeTypes } from "./node_types";
 import { Gallery, QueuePanel } from "./panels";
 import { dropFromLibrary, ModelLibrary, NodeLibrary } from "./library";
+import { Minimap } from "./minimap";
 import { Runner } from "./run";
 import { Settings, SettingsDialog } from "./settings";
 import { buildSidebar } from "./sidebar";
@@ -56,6 +57,7 @@ export class App implements LoomApp {
     const domWidgets = new DomWidgets(this.state.canvas);
     trackSubgraphTypes(this.state.graph);
     const breadcrumb = new Breadcrumb(this.state.graph, this.state.canvas);
+    const minimap = new Minimap(this.state.canvas);
     this.compat = compatObjects(this, (e) => this.extensions.register(e));
     this.nodeTypes = new NodeTypes(
       this.api,
@@ -110,7 +112,7 @@ export class App implements LoomApp {
     root.append(
       this.#toolbar(),
       el("div", { class: "global-progress" }, progress),
-      el("main", {}, el("div", { class: "canvas-host" }, canvasEl, domWidgets.layer, breadcrumb.element), buildSidebar([
+      el("main", {}, el("div", { class: "canvas-host" }, canvasEl, domWidgets.layer, breadcrumb.element, minimap.element), buildSidebar([
         { id: "run", label: "Queue", element: runTab },
         { id: "history", label: "History", element: this.history.element, shown: () => void this.history.refresh() },
         { id: "workflows", label: "Workflows", element: this.workflows.element, shown: () => void this.workflows.refresh() },
