@@ -151,7 +151,7 @@ def check(path: Path, family: str, precision: str, args: argparse.Namespace) -> 
     ckpt = holder["ckpt"]
     move = synced(lambda: manager.load([ckpt.model.unet]), dev)
     weights = module_nbytes(ckpt.model.unet) / 1e9
-    print(f"{label}: load_checkpoint {load:.2f} s, UNet to {dev.type} {move:.2f} s (UNet weights {weights:.2f} GB)")
+    print(f"{label}: load_checkpoint {load:.2f} s, UNet to {dev.type} {move:.2f} s (UNet weights {weights:.3f} GB)")
     prompt = encode(ckpt)
     for size in args.sizes:
         req = request(ckpt, prompt, size, args.steps)
