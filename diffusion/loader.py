@@ -152,11 +152,12 @@ def info_hint(tensors: TensorFile) -> str:
 def load_vae_file(path: Path, manager: ModelManager) -> VAE:
     """A standalone VAE in the LDM layout (`encoder.*`/`decoder.*`, optionally under first_stage_model.).
 
-    The SD 1.x and SDXL VAEs have identical shapes; an "xl" in the file name selects SDXL's latent scaling."""
+    The SD 1.x and SDXL VAEs have identical shapes; an "xl" in the file name selects SDXL's latent scaling. The
+    16-channel VAEs of FLUX and SD3 differ only in scale and shift: "sd3" in the name selects SD3's."""
     tensors = TensorFile(path)
     name = Path(path).name
     prefix = VAE_PREFIX if f"{VAE_PREFIX}encoder.conv_in.weight" in tensors.shapes else ""
-    family = "sdxl" if "xl" in name.lower() else "sd1"
+    family = vae_family(name, tensors.shapes.get(f"{prefix}decoder.conv_in.weight", (0, 0))[1])
     try:
         arch = detect_vae(tensors.shapes, prefix, family)
     except (UnknownModel, KeyError) as exc:
@@ -164,7 +165,15 @@ def load_vae_file(path: Path, manager: ModelManager) -> VAE:
     state, _ = convert(tensors, vae_table(arch), prefix)
     state = fix_vae_attention(state, to_linear=True)
     module = assign_weights(build_vae(arch), state, f"{name}: VAE", manager.dtype, manager.keep_file_dtype)
-    return VAE(module, arch.scaling_factor, manager)
+    return VAE(module, arch.scaling_factor, manager, arch.shift_factor)
+
+
+def vae_family(file_name: str, latent_channels: int) -> str:
+    """The family whose latent scaling a standalone VAE gets, from its latent width and file name."""
+    lower = file_name.lower()
+    if latent_channels == 16:
+        return "sd3" if "sd3" in lower or "sd35" in lower else "flux"
+    return "sdxl" if "xl" in lower else "sd1"
 
 
 def load_diffusers_folder(path: Path, manager: ModelManager, embedding_dirs: Sequence[Path] = ()) -> Checkpoint:
