@@ -1,16 +1,20 @@
 """Model-layer benchmark on the full-size SD 1.5 architecture with random weights (written here to a temp dir).
 
-Prints: checkpoint load time vs a plain safetensors read of the same file; seconds per sampling step (batch 1,
-CFG) through Loom's sampler vs a bare diffusers UNet forward at the same size; VAE decode time; peak RSS.
+Prints, for each `--precision` (each in a process of its own): checkpoint load time (against a plain safetensors
+read + cast to fp32 of the same file), the first and the following sampling steps (batch 1, CFG) through Loom's
+sampler against a bare diffusers UNet forward, VAE decode time, peak RSS; then the PSNR of each precision's image
+against fp32's.
 
-    python bench/model_layer.py [--sizes 256 512] [--steps 2]
+    python bench/model_layer.py [--sizes 256 512] [--steps 2] [--precisions auto fp32 bf16]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import math
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -95,61 +99,100 @@ def timed(fn, repeat: int = 1) -> float:
     return (time.perf_counter() - start) / repeat
 
 
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of two images in [0, 1]."""
+    mse = float(((a.float() - b.float()) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def run_precision(path: Path, precision: str, sizes: list[int], steps: int, out_dir: Path) -> None:
+    """One precision in this (fresh) process: load, sample, decode; prints figures, saves the images for PSNR."""
+    torch.set_grad_enabled(False)
+    manager = ModelManager.create(force_cpu=not torch.cuda.is_available(), precision=precision)
+    start = time.perf_counter()
+    ckpt = load_checkpoint(path, manager)
+    loaded = time.perf_counter() - start
+    weights = {p.dtype for p in ckpt.model.unet.parameters()}
+    print(
+        f"[{precision}] compute {str(manager.dtype).removeprefix('torch.')}, UNet weights "
+        f"{', '.join(str(d).removeprefix('torch.') for d in weights)}: load_checkpoint {loaded:.2f} s, "
+        f"RSS after load {peak_rss_gb():.2f} GB"
+    )
+    pos, neg = ckpt.clip.encode("a photo of a cat"), ckpt.clip.encode("")
+    positive, negative = [[pos.cond, {}]], [[neg.cond, {}]]
+    for size in sizes:
+        h = size // 8
+        latent = {"samples": torch.zeros(1, 4, h, h)}
+        first = timed(
+            lambda latent=latent: sample(
+                SampleRequest(ckpt.model, 1, 1, 7.0, "euler", "normal", positive, negative, latent)
+            )
+        )
+        req = SampleRequest(ckpt.model, 1, steps, 7.0, "euler", "normal", positive, negative, latent)
+        unet = ckpt.model.unet
+        with UNetTimer(unet) as inside:
+            start = time.perf_counter()
+            result = sample(req)
+            loom_step = (time.perf_counter() - start) / steps
+        unet_step = inside.total / steps
+        x = torch.randn(2, 4, h, h, device=manager.device, dtype=manager.dtype)
+        ctx = torch.cat([pos.cond, neg.cond]).to(manager.device, manager.dtype)
+        t_in = torch.tensor([500.0, 500.0], device=manager.device, dtype=manager.dtype)
+        bare = timed(lambda x=x, ctx=ctx, t_in=t_in, unet=unet: unet(x, t_in, encoder_hidden_states=ctx), repeat=steps)
+        decode_start = time.perf_counter()
+        image = ckpt.vae.decode(result["samples"])
+        decode = time.perf_counter() - decode_start
+        torch.save(image, out_dir / f"{precision}-{size}.pt")
+        print(
+            f"[{precision}] {size}x{size}: first step {first:.3f} s; step {loom_step:.3f} s, of which UNet forward "
+            f"{unet_step:.3f} s (Loom's own work {100 * (loom_step / unet_step - 1):+.2f}%); bare UNet forward "
+            f"{bare:.3f} s; VAE decode {decode:.3f} s"
+        )
+    print(f"[{precision}] peak RSS {peak_rss_gb():.2f} GB")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[256])
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--precisions", nargs="+", default=["auto", "fp32", "bf16"])
+    parser.add_argument("--one", nargs=2, metavar=("CHECKPOINT", "OUT_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_grad_enabled(False)
-    manager = ModelManager.create(force_cpu=not torch.cuda.is_available())
-    print(f"device {manager.device}, dtype {manager.dtype}, threads {torch.get_num_threads()}")
+    if args.one:
+        run_precision(Path(args.one[0]), args.precisions[0], args.sizes, args.steps, Path(args.one[1]))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sd15-random.safetensors"
         t = timed(lambda: write_full_checkpoint(path))
-        print(f"wrote {path.stat().st_size / 1e9:.2f} GB fp16 checkpoint in {t:.1f} s")
+        print(
+            f"wrote {path.stat().st_size / 1e9:.2f} GB fp16 checkpoint in {t:.1f} s; threads {torch.get_num_threads()}"
+        )
         gc.collect()
-
         from safetensors.torch import load_file
 
-        dtype = manager.dtype
-        lazy = timed(lambda: load_file(str(path)))
-        plain = timed(lambda: {k: v.to(dtype) for k, v in load_file(str(path)).items()})
-        gc.collect()
-        holder = {}
-        loom = timed(lambda: holder.setdefault("ckpt", load_checkpoint(path, manager)))
-        print(
-            f"load: safetensors load_file {lazy:.2f} s (memory-mapped, lazy); load_file + cast to "
-            f"{str(dtype).removeprefix('torch.')} {plain:.2f} s; Loom load_checkpoint {loom:.2f} s "
-            f"(detect, build, assign, tokenizer; ratio to read+cast {loom / plain:.2f})"
-        )
-        ckpt = holder["ckpt"]
-        pos, neg = ckpt.clip.encode("a photo of a cat"), ckpt.clip.encode("")
-        positive, negative = [[pos.cond, {}]], [[neg.cond, {}]]
-        for size in args.sizes:
-            h = size // 8
-            latent = {"samples": torch.zeros(1, 4, h, h)}
-            req = SampleRequest(ckpt.model, 1, args.steps, 7.0, "euler", "normal", positive, negative, latent)
-            sample(SampleRequest(ckpt.model, 1, 1, 7.0, "euler", "normal", positive, negative, latent))  # warm-up
-            unet = ckpt.model.unet
-            with UNetTimer(unet) as inside:
-                loom_step = timed(lambda req=req: sample(req)) / args.steps
-            unet_step = inside.total / args.steps
-            x = torch.randn(2, 4, h, h, device=manager.device, dtype=manager.dtype)
-            ctx = torch.cat([pos.cond, neg.cond]).to(manager.device, manager.dtype)
-            t_in = torch.tensor([500.0, 500.0], device=manager.device, dtype=manager.dtype)
-            bare = timed(
-                lambda x=x, ctx=ctx, t_in=t_in, unet=unet: unet(x, t_in, encoder_hidden_states=ctx), repeat=args.steps
-            )
-            print(
-                f"{size}x{size}: Loom step {loom_step:.3f} s, of which UNet forward {unet_step:.3f} s "
-                f"(Loom's own work {100 * (loom_step / unet_step - 1):+.2f}%); "
-                f"bare diffusers UNet forward (batch 2, timed separately) {bare:.3f} s "
-                f"({100 * (loom_step / bare - 1):+.1f}%)"
-            )
-            z = torch.randn(1, 4, h, h)
-            decode = timed(lambda z=z: ckpt.vae.decode(z))
-            print(f"{size}x{size}: VAE decode {decode:.3f} s")
-    print(f"peak RSS {peak_rss_gb():.2f} GB")
+        plain = timed(lambda: {k: v.float() for k, v in load_file(str(path)).items()})
+        print(f"plain safetensors load_file + cast to fp32: {plain:.2f} s")
+        for precision in args.precisions:  # a process each, so that each peak RSS is its own
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                str(path),
+                tmp,
+                "--precisions",
+                precision,
+                "--steps",
+                str(args.steps),
+                "--sizes",
+                *map(str, args.sizes),
+            ]
+            subprocess.run(cmd, check=True)
+        if "fp32" in args.precisions:
+            for other in (p for p in args.precisions if p != "fp32"):
+                for size in args.sizes:
+                    ref = torch.load(Path(tmp) / f"fp32-{size}.pt")
+                    img = torch.load(Path(tmp) / f"{other}-{size}.pt")
+                    print(f"PSNR {other} vs fp32 at {size}x{size}: {psnr(ref, img):.1f} dB")
     return 0
 
 

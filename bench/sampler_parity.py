@@ -89,11 +89,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # a tiny model: threads only contend
     with tempfile.TemporaryDirectory() as tmp:
         path = write_checkpoint(Path(tmp) / "tiny-sd1.safetensors", build_tiny(tiny_spec("sd1"), seed=7))
-        model = load_checkpoint(path, ModelManager.create(force_cpu=True))
-    pos, neg = model.clip.encode("a cat"), model.clip.encode("")
+        checkpoint = load_checkpoint(path, ModelManager.create(force_cpu=True))
+    model = checkpoint.model
+    pos, neg = checkpoint.clip.encode("a cat"), checkpoint.clip.encode("")
     cond = [[pos.cond, {"pooled_output": pos.pooled}]], [[neg.cond, {"pooled_output": neg.pooled}]]
     sig = training_sigmas()
     handed: dict[str, torch.Tensor] = {}
@@ -139,7 +140,7 @@ def main() -> None:
             failures += bad
             worst = max(worst, dev)
             cells.append(f"{dev:8.1e}/{len(calls):<3d}{'!' if bad else ' '}")
-        print(f"{name:<{width}} " + " ".join(cells))
+        print(f"{name:<{width}} " + " ".join(cells), flush=True)
     elapsed = time.perf_counter() - started
     pairs = len(SAMPLER_NAMES) * len(SCHEDULER_NAMES)
     print(f"{pairs} pairs, {failures} off the formulas, largest deviation {worst:.2e}, {elapsed:.1f} s")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from engine.packs import IMPORT_TIMEOUT
-from runtime.settings import ROOT, RuntimeSettings
+from runtime.settings import PRECISIONS, ROOT, RuntimeSettings
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models-directory", type=Path, help="root of checkpoints/, vae/, loras/, ...")
     parser.add_argument("--extra-model-paths-config", type=Path, action="append", default=[], metavar="YAML")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="compute dtype: auto (fp32 on the CPU, keeping 16-bit weights as stored; bf16 or fp16 on a GPU), or "
+        "fp32 / bf16 / fp16 for weights and compute (bf16 is fast on CPUs with AVX512-BF16/AMX)",
+    )
     parser.add_argument(
         "--strict-model-names",
         action="store_true",
@@ -62,6 +69,7 @@ def runtime_settings(args: argparse.Namespace) -> RuntimeSettings:
         models_directory=args.models_directory,
         extra_model_paths_configs=tuple(args.extra_model_paths_config),
         cpu=args.cpu,
+        precision=args.precision,
         strict_model_names=args.strict_model_names,
         load_packs=not args.disable_custom_nodes,
         disabled_packs=frozenset(args.disable_pack),

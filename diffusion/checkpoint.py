@@ -6,9 +6,15 @@ costs about one read of the file and no throw-away random initialisation.
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import pickle
+import struct
+import threading
 import zipfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +22,7 @@ import torch
 from torch import nn
 
 from diffusion import offline
+from diffusion.precision import cast_per_layer, storage_dtype
 
 SAFETENSORS_SUFFIXES = frozenset({".safetensors", ".sft"})
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
@@ -23,6 +30,85 @@ PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
 
 class CheckpointError(ValueError):
     """A model file Loom cannot use; the message names the file and why."""
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # the format's own limit on the JSON header
+
+
+@dataclass(frozen=True, slots=True)
+class TensorEntry:
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    start: int  # absolute file offsets of the tensor's bytes
+    end: int
+
+
+class SafetensorsReader:
+    """Reads each tensor of a `.safetensors` file with positional reads into memory of its own.
+
+    No memory map: reading through the page cache into the tensor's buffer is one copy, and the process never holds
+    the file's pages as well as the weights (a mapped file's touched pages count as the process' memory)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) != 8:
+                raise ValueError("shorter than a safetensors header")
+            (size,) = struct.unpack("<Q", head)
+            if size > MAX_HEADER_BYTES:
+                raise ValueError(f"the header claims {size} bytes")
+            raw = fh.read(size)
+            file_size = os.fstat(fh.fileno()).st_size
+        if len(raw) != size:
+            raise ValueError("the header is cut short")
+        header = json.loads(raw)
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        meta = header.pop("__metadata__", None)
+        self.metadata: dict[str, str] = meta if isinstance(meta, dict) else {}
+        base = 8 + size
+        self.entries: dict[str, TensorEntry] = {}
+        for key, info in header.items():
+            try:
+                dtype = _SAFETENSORS_DTYPES[info["dtype"]]
+                begin, end = (int(v) for v in info["data_offsets"])
+                shape = tuple(int(d) for d in info["shape"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"tensor {key!r} has a bad header entry ({exc})") from exc
+            nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+            if end - begin != nbytes or begin < 0 or base + end > file_size:
+                raise ValueError(f"tensor {key!r} does not fit the file (truncated?)")
+            self.entries[key] = TensorEntry(dtype, shape, base + begin, base + end)
+
+    def read(self, key: str) -> torch.Tensor:
+        entry = self.entries[key]
+        buffer = torch.empty(entry.end - entry.start, dtype=torch.uint8)
+        view = memoryview(buffer.numpy())
+        with self._lock, open(self.path, "rb", buffering=0) as fh:
+            fh.seek(entry.start)
+            got = 0
+            while got < len(view):
+                n = fh.readinto(view[got:])
+                if not n:
+                    raise ValueError("the file ended early")
+                got += n
+        return buffer.view(entry.dtype).reshape(entry.shape)
 
 
 class TensorFile(Mapping[str, torch.Tensor]):
@@ -41,15 +127,13 @@ class TensorFile(Mapping[str, torch.Tensor]):
             raise CheckpointError(f"{self.path.name}: unsupported model file type {suffix!r}")
 
     def _open_safetensors(self) -> None:
-        from safetensors import safe_open
-
         try:
-            self._handle = safe_open(str(self.path), framework="pt", device="cpu")
-            self._keys = list(self._handle.keys())
-            self._shapes = {k: tuple(self._handle.get_slice(k).get_shape()) for k in self._keys}
-            self.metadata = self._handle.metadata() or {}
-        except Exception as exc:  # safetensors raises its own error types for truncated or corrupt headers
+            self._reader = SafetensorsReader(self.path)
+        except (OSError, ValueError) as exc:
             raise CheckpointError(f"{self.path.name}: not a readable safetensors file ({exc})") from exc
+        self._keys = list(self._reader.entries)
+        self._shapes = {k: e.shape for k, e in self._reader.entries.items()}
+        self.metadata = self._reader.metadata
         self._tensors: dict[str, torch.Tensor] | None = None
 
     def _open_pickle(self) -> None:
@@ -68,6 +152,7 @@ class TensorFile(Mapping[str, torch.Tensor]):
         if not isinstance(obj, Mapping):
             raise CheckpointError(f"{self.path.name}: expected a dict of tensors, found {type(obj).__name__}")
         self._tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        self._mapped = mmap
         self._keys = list(self._tensors)
         self._shapes = {k: tuple(v.shape) for k, v in self._tensors.items()}
         self.metadata = {}
@@ -77,13 +162,16 @@ class TensorFile(Mapping[str, torch.Tensor]):
         return self._shapes
 
     def __getitem__(self, key: str) -> torch.Tensor:
+        """The tensor in memory of its own (never a view of a file mapping: a file replaced on disk cannot change
+        a loaded model, and only what is kept counts towards the process' memory)."""
         if self._tensors is not None:
-            return self._tensors[key]
+            tensor = self._tensors[key]
+            return tensor.clone() if self._mapped else tensor
         if key not in self._shapes:
             raise KeyError(key)
         try:
-            return self._handle.get_tensor(key)
-        except Exception as exc:
+            return self._reader.read(key)
+        except (OSError, ValueError) as exc:
             raise CheckpointError(f"{self.path.name}: cannot read tensor {key!r} ({exc})") from exc
 
     def __iter__(self) -> Iterator[str]:
@@ -100,8 +188,14 @@ def build_empty(factory: Any) -> nn.Module:
         return factory()
 
 
-def assign_weights(module: nn.Module, state: Mapping[str, torch.Tensor], what: str, dtype: torch.dtype) -> nn.Module:
-    """Give an empty module its tensors; a missing or extra tensor is an error naming the component."""
+def assign_weights(
+    module: nn.Module, state: Mapping[str, torch.Tensor], what: str, dtype: torch.dtype, keep_file_dtype: bool = False
+) -> nn.Module:
+    """Give an empty module its tensors; a missing or extra tensor is an error naming the component.
+
+    Tensors (read into memory of their own by TensorFile) are cast to the compute `dtype`, or, with
+    `keep_file_dtype`, kept in the file's own 16-bit dtype, the layers then casting as they run
+    (diffusion.precision)."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     extra = [k for k in state if k not in expected]
@@ -112,13 +206,19 @@ def assign_weights(module: nn.Module, state: Mapping[str, torch.Tensor], what: s
         if extra:
             detail.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
         raise CheckpointError(f"{what}: tensors do not fit the detected architecture: {'; '.join(detail)}")
-    for key, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise CheckpointError(
-                f"{what}: tensor {key} has shape {tuple(tensor.shape)}, expected {tuple(expected[key].shape)}"
-            )
-    cast = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
-    module.load_state_dict(cast, strict=True, assign=True)
+    shape_of = getattr(state, "shape", None)
+    for key in state:
+        shape = shape_of(key) if shape_of is not None else tuple(state[key].shape)
+        if shape != tuple(expected[key].shape):
+            raise CheckpointError(f"{what}: tensor {key} has shape {shape}, expected {tuple(expected[key].shape)}")
+    loaded = {}
+    for key in state:  # read and cast one tensor at a time: the file's dtype and the compute dtype never both whole
+        tensor = state[key]
+        target = storage_dtype(tensor.dtype, dtype, keep_file_dtype) if tensor.is_floating_point() else tensor.dtype
+        loaded[key] = tensor.to(target)
+    module.load_state_dict(loaded, strict=True, assign=True)
+    if any(t.is_floating_point() and t.dtype != dtype for t in loaded.values()):
+        cast_per_layer(module, dtype)
     return module.eval().requires_grad_(False)
 
 

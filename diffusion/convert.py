@@ -150,28 +150,53 @@ def text_table(arch: TextArch) -> KeyTable:
     return KeyTable(pairs)
 
 
-def convert(
-    state: Mapping[str, torch.Tensor], table: KeyTable, prefix: str
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """LDM tensors under `prefix` -> diffusers names; returns them and the keys under prefix that did not map."""
-    out: dict[str, torch.Tensor] = {}
+class Renamed(Mapping[str, torch.Tensor]):
+    """Tensors of `source` under new names, read only when asked for: a checkpoint's UNet is then read and cast
+    one tensor at a time, never held twice."""
+
+    def __init__(self, source: Mapping[str, torch.Tensor], names: dict[str, str]) -> None:
+        self.source = source
+        self.names = names  # new name -> name in source
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.source[self.names[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The tensor's shape, from the file's header when the source has one (without reading the tensor)."""
+        shapes = getattr(self.source, "shapes", None)
+        key = self.names[name]
+        return tuple(shapes[key]) if shapes is not None else tuple(self.source[key].shape)
+
+
+def convert(state: Mapping[str, torch.Tensor], table: KeyTable, prefix: str) -> tuple[Renamed, list[str]]:
+    """LDM tensors under `prefix` -> diffusers names; returns them (read lazily) and the keys under prefix that did
+    not map. Converting renames: no tensor is read or copied here."""
+    names: dict[str, str] = {}
     unmapped: list[str] = []
-    for key, tensor in state.items():
+    for key in state:
         if not key.startswith(prefix):
             continue
         name = table.to_diffusers(key[len(prefix) :])
         if name is None:
             unmapped.append(key)
         else:
-            out[name] = tensor
-    return out, unmapped
+            names[name] = key
+    return Renamed(state, names), unmapped
 
 
-def fix_vae_attention(state: dict[str, torch.Tensor], to_linear: bool) -> None:
+def fix_vae_attention(state: Mapping[str, torch.Tensor], to_linear: bool) -> dict[str, torch.Tensor]:
     """LDM stores the VAE mid-block attention projections as 1x1 convs; diffusers as linears."""
-    for key, tensor in state.items():
+    out = dict(state)
+    for key, tensor in out.items():
         if ".mid_block.attentions.0." in key and key.endswith(".weight") and "group_norm" not in key:
-            state[key] = tensor.reshape(tensor.shape[0], tensor.shape[1]) if to_linear else tensor[:, :, None, None]
+            out[key] = tensor.reshape(tensor.shape[0], tensor.shape[1]) if to_linear else tensor[:, :, None, None]
+    return out
 
 
 def openclip_to_hf(state: Mapping[str, torch.Tensor], prefix: str, arch: TextArch) -> dict[str, torch.Tensor]:

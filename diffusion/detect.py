@@ -56,6 +56,8 @@ class VAEArch:
     block_channels: tuple[int, ...]
     layers_per_block: int
     scaling_factor: float
+    quant_conv: bool = True  # FLUX's and SD3's VAEs have no quant_conv/post_quant_conv
+    shift_factor: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,8 @@ def detect_vae(shapes: Shapes, prefix: str = VAE_PREFIX, family: str = "sd1") ->
         block_channels=channels,
         layers_per_block=lpb,
         scaling_factor=family_defaults(family)["vae_scaling_factor"],
+        quant_conv=f"{p}quant_conv.weight" in shapes,
+        shift_factor=family_defaults(family).get("vae_shift_factor", 0.0),
     )
 
 

@@ -122,15 +122,15 @@ def load_checkpoint(
         raise CheckpointError(f"{Path(path).name}: incomplete {info_hint(tensors)} layout, missing {exc}") from exc
     name = Path(path).name
     model = clip = vae = None
-    dtype = manager.dtype
+    dtype, keep = manager.dtype, manager.keep_file_dtype
     if want_model and info.unet is not None:
         unet_sd, _ = convert(tensors, unet_table(info.unet), UNET_PREFIX)
-        unet = assign_weights(build_unet(info.unet, info.family), unet_sd, f"{name}: UNet", dtype)
+        unet = assign_weights(build_unet(info.unet, info.family), unet_sd, f"{name}: UNet", dtype, keep)
         model = make_model(info, unet, manager)
     if want_vae and info.vae is not None:
         vae_sd, _ = convert(tensors, vae_table(info.vae), VAE_PREFIX)
-        fix_vae_attention(vae_sd, to_linear=True)
-        module = assign_weights(build_vae(info.vae), vae_sd, f"{name}: VAE", dtype)
+        vae_sd = fix_vae_attention(vae_sd, to_linear=True)
+        module = assign_weights(build_vae(info.vae), vae_sd, f"{name}: VAE", dtype, keep)
         vae = VAE(module, info.vae.scaling_factor, manager)
     if want_clip and info.text:
         if len(info.text) != len(family_defaults(info.family)["text_encoders"]):
@@ -139,7 +139,7 @@ def load_checkpoint(
         for arch in info.text:
             module = build_text(arch)
             state = fit_text_keys(text_state(tensors, arch), module)
-            module = assign_weights(module, state, f"{name}: text encoder", dtype)
+            module = assign_weights(module, state, f"{name}: text encoder", dtype, keep)
             units.append(EncoderUnit(arch, module))
         clip = TextEncoder(info.family, tuple(units), ClipTokenizer(), manager, tuple(embedding_dirs))
     return Checkpoint(info, model, clip, vae)
@@ -152,19 +152,28 @@ def info_hint(tensors: TensorFile) -> str:
 def load_vae_file(path: Path, manager: ModelManager) -> VAE:
     """A standalone VAE in the LDM layout (`encoder.*`/`decoder.*`, optionally under first_stage_model.).
 
-    The SD 1.x and SDXL VAEs have identical shapes; an "xl" in the file name selects SDXL's latent scaling."""
+    The SD 1.x and SDXL VAEs have identical shapes; an "xl" in the file name selects SDXL's latent scaling. The
+    16-channel VAEs of FLUX and SD3 differ only in scale and shift: "sd3" in the name selects SD3's."""
     tensors = TensorFile(path)
     name = Path(path).name
     prefix = VAE_PREFIX if f"{VAE_PREFIX}encoder.conv_in.weight" in tensors.shapes else ""
-    family = "sdxl" if "xl" in name.lower() else "sd1"
+    family = vae_family(name, tensors.shapes.get(f"{prefix}decoder.conv_in.weight", (0, 0))[1])
     try:
         arch = detect_vae(tensors.shapes, prefix, family)
     except (UnknownModel, KeyError) as exc:
         raise CheckpointError(f"{name}: not a VAE in the LDM layout ({exc})") from exc
     state, _ = convert(tensors, vae_table(arch), prefix)
-    fix_vae_attention(state, to_linear=True)
-    module = assign_weights(build_vae(arch), state, f"{name}: VAE", manager.dtype)
-    return VAE(module, arch.scaling_factor, manager)
+    state = fix_vae_attention(state, to_linear=True)
+    module = assign_weights(build_vae(arch), state, f"{name}: VAE", manager.dtype, manager.keep_file_dtype)
+    return VAE(module, arch.scaling_factor, manager, arch.shift_factor)
+
+
+def vae_family(file_name: str, latent_channels: int) -> str:
+    """The family whose latent scaling a standalone VAE gets, from its latent width and file name."""
+    lower = file_name.lower()
+    if latent_channels == 16:
+        return "sd3" if "sd3" in lower or "sd35" in lower else "flux"
+    return "sdxl" if "xl" in lower else "sd1"
 
 
 def load_diffusers_folder(path: Path, manager: ModelManager, embedding_dirs: Sequence[Path] = ()) -> Checkpoint:

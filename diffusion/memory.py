@@ -6,6 +6,7 @@ Under device-memory pressure the least recently used other models go back to the
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -26,13 +27,33 @@ def pick_device(force_cpu: bool = False) -> torch.device:
     return torch.device("cpu")
 
 
-def pick_dtype(device: torch.device) -> torch.dtype:
-    """fp32 on the CPU (fp16 kernels there are slow or missing); bf16 where supported, else fp16, on a GPU."""
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
+    """The compute dtype: `precision` when given; for `auto`, fp32 on the CPU (its fp16 kernels are slow or
+    missing), bf16 where supported, else fp16, on a GPU."""
+    if precision != "auto":
+        if precision not in _DTYPES:
+            raise ValueError(f"unknown precision {precision!r}; expected auto or one of {', '.join(_DTYPES)}")
+        return _DTYPES[precision]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.float32
+
+
+def available_ram() -> int:
+    """RAM the OS can still give this process without swapping (MemAvailable), or free pages where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 def module_nbytes(module: nn.Module) -> int:
@@ -45,15 +66,19 @@ class ModelManager:
 
     device: torch.device
     dtype: torch.dtype
+    keep_file_dtype: bool = False  # fp32 compute over a file's 16-bit weights as stored (`--precision auto` on CPU)
     offload_device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     reserve_bytes: int = 1 << 30
     _resident: OrderedDict[int, nn.Module] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def create(cls, force_cpu: bool = False, dtype: torch.dtype | None = None) -> ModelManager:
+    def create(cls, force_cpu: bool = False, dtype: torch.dtype | None = None, precision: str = "auto") -> ModelManager:
+        """`precision` (`--precision`): `auto` computes in fp32 on the CPU with 16-bit weights kept as stored (half
+        the memory), and in bf16/fp16 on a GPU; `fp32`, `bf16` and `fp16` set the compute and weight dtype."""
         device = pick_device(force_cpu)
-        return cls(device=device, dtype=dtype or pick_dtype(device))
+        chosen = dtype or pick_dtype(device, precision)
+        return cls(device=device, dtype=chosen, keep_file_dtype=precision == "auto" and chosen == torch.float32)
 
     @property
     def offloads(self) -> bool:
@@ -91,6 +116,13 @@ class ModelManager:
             module.to(self.offload_device)
             free += freed
         torch.cuda.empty_cache()
+
+    def free_bytes(self) -> int:
+        """Memory a computation may still take on the compute device: free VRAM on a GPU, available RAM otherwise."""
+        if self.device.type == "cuda":
+            free, _total = torch.cuda.mem_get_info(self.device)
+            return int(free)
+        return available_ram()
 
     def unload_all(self) -> None:
         """Move every resident module back to the CPU (the `/free` request, or before a big allocation)."""

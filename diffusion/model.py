@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -42,7 +43,7 @@ class UnetPatch(Protocol):
 class DiffusionModel:
     unet: nn.Module  # diffusers UNet2DConditionModel
     family: str
-    prediction: str  # "eps" or "v"
+    prediction: str  # "eps", "v", "x0" or "flow" (rectified flow: velocity)
     schedule: DiscreteSchedule
     manager: ModelManager
     latent_rgb_factors: tuple[tuple[float, float, float], ...]
@@ -79,10 +80,23 @@ class DiffusionModel:
     def scalings(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(c_skip, c_out, c_in) of the denoiser, shaped to broadcast over [B, C, H, W]."""
         s = sigma[:, None, None, None]
+        if self.prediction == "flow":  # x = (1 - s) x0 + s noise, model predicts v = noise - x0
+            return torch.ones_like(s), -s, torch.ones_like(s)
         c_in = 1 / (s**2 + 1) ** 0.5
         if self.prediction == "v":
             return 1 / (s**2 + 1), -s / (s**2 + 1) ** 0.5, c_in
+        if self.prediction == "x0":  # the UNet predicts the clean latent itself
+            return torch.zeros_like(s), torch.ones_like(s), c_in
         return torch.ones_like(s), -s, c_in
+
+    def noise_scaling(self, sigma: torch.Tensor, noise: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """The noisy latent at `sigma`: x0 + sigma * noise, with unit variance at the top of the schedule; for flow
+        models the interpolation (1 - sigma) * x0 + sigma * noise."""
+        if self.prediction == "flow":
+            return latent * (1 - sigma) + noise * sigma
+        first, top = float(sigma), self.schedule.sigma_max
+        at_top = math.isclose(first, top, rel_tol=1e-5) or first > top
+        return latent + noise * ((sigma**2 + 1) ** 0.5 if at_top else sigma)
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         return self.schedule.sigma_to_t(sigma)

@@ -1,8 +1,11 @@
-"""KSampler: noise, schedule, classifier-free guidance, inpainting masks and ControlNet residuals around a sampler.
+"""KSampler and the custom-sampling path: noise, schedule, guidance, inpainting masks and ControlNet residuals
+around a sampler (diffusion.samplers).
 
-Initial noise is drawn on the CPU from a generator seeded with `seed`, in the latent's shape, so a seed gives the
-same image as the ecosystem's tools (up to float rounding) whatever the device. So is the noise of each step:
-a Brownian tree for SDE samplers, a continued seeded stream for the others (diffusion.noise).
+`sample` runs a KSampler request: it builds the sigmas and a classifier-free-guidance Guider and calls `run`, which
+SamplerCustom(Advanced) call with their own guider, sampler choice and sigmas. Initial noise is drawn on the CPU
+from a generator seeded with `seed`, in the latent's shape, so a seed gives the same image as the ecosystem's tools
+(up to float rounding) whatever the device. So is the noise of each step: a Brownian tree for SDE samplers, a
+continued seeded stream for the others (diffusion.noise).
 """
 
 from __future__ import annotations
@@ -229,6 +232,9 @@ class Guided:
 
     def _added(self, entries: list[_Entry]) -> dict[str, torch.Tensor] | None:
         """SDXL's extra inputs: the pooled text embedding and the six size/crop numbers per row."""
+        model_inputs = getattr(self.model, "conditioning_inputs", None)
+        if model_inputs is not None:  # the model's own per-row inputs (flow transformers: pooled, guidance)
+            return {k: v.to(self.device) for k, v in model_inputs([e.opts for e in entries], self.batch).items()}
         if getattr(self.model.unet.config, "addition_embed_type", None) != "text_time":
             return None
         pooled, ids = [], []
@@ -288,12 +294,20 @@ class Guided:
 class Inpaint:
     """Keeps the unmasked area on the original latent's noising path and in the output (mask 1 = repaint)."""
 
-    def __init__(self, inner: Guided, latent: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor) -> None:
+    def __init__(
+        self,
+        inner: Guided,
+        latent: torch.Tensor,
+        noise: torch.Tensor,
+        mask: torch.Tensor,
+        noise_scaling: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.inner, self.latent, self.noise, self.mask = inner, latent, noise, mask
+        self.noise_scaling = noise_scaling or (lambda s, n, x0: x0 + n * s)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         s = sigma[:, None, None, None]
-        x = x * self.mask + (self.latent + self.noise * s) * (1 - self.mask)
+        x = x * self.mask + self.noise_scaling(s, self.noise, self.latent) * (1 - self.mask)
         return self.inner(x, sigma) * self.mask + self.latent * (1 - self.mask)
 
     @property
@@ -384,10 +398,7 @@ def run(
     x0 = samples.float().to(device)
     noise = noise.float().to(device)
     sigmas = sigmas.to(device)
-    first = float(sigmas[0])
-    top = model.schedule.sigma_max
-    scale = (first**2 + 1) ** 0.5 if math.isclose(first, top, rel_tol=1e-5) or first > top else first
-    x = x0 + noise * scale
+    x = model.noise_scaling(sigmas[0], noise, x0)
     guided = Guided(model, guider.sets, guider.rule, x0, device, keep_uncond=sampler.needs_uncond)
     denoiser: Guided | Inpaint = guided
     mask = latent.get("noise_mask")
@@ -396,7 +407,8 @@ def run(
         keep_noise = noise
         if sampler.fresh_inpaint_noise:  # DDIM: the kept area follows its own noise draw
             keep_noise = torch.randn(samples.shape, generator=seeded_generator(seed + 1)).to(device)
-        denoiser = Inpaint(guided, x0, keep_noise, m)
+        flow = model.noise_scaling if model.prediction == "flow" else None
+        denoiser = Inpaint(guided, x0, keep_noise, m, flow)
     step_noise = _step_noise(sampler, x, sigmas, seed, latent.get("batch_index"))
     options = dict(choice.options)
     if sampler.schedule_defaults is not None:

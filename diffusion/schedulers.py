@@ -28,6 +28,15 @@ class DiscreteSchedule:
         alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
         return cls((((1 - alphas_cumprod) / alphas_cumprod) ** 0.5).float())
 
+    def zero_terminal_snr(self) -> DiscreteSchedule:
+        """Lin et al. 2023, Alg. 1: shift and scale sqrt(alphabar) so the last timestep is pure noise (SNR 0) and
+        the first is unchanged. The last alphabar is kept a hair above 0 so its sigma stays finite."""
+        root = (1 / (1 + self.sigmas.double() ** 2)) ** 0.5
+        first, last = root[0].clone(), root[-1].clone()
+        alphas_cumprod = ((root - last) * first / (first - last)) ** 2
+        alphas_cumprod[-1] = 4.8973451890853435e-08
+        return DiscreteSchedule((((1 - alphas_cumprod) / alphas_cumprod) ** 0.5).float())
+
     @property
     def sigma_min(self) -> float:
         return float(self.sigmas[0])

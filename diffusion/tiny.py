@@ -34,7 +34,7 @@ class TinySpec:
     text: tuple[TextArch, ...]
 
 
-def _text_arch(family: str, index: int, hidden: int, prefix: str) -> TextArch:
+def text_arch(family: str, index: int, hidden: int, prefix: str) -> TextArch:
     """A two-layer encoder of width `hidden`, described by the shapes its file would have and read back by the same
     detection real files go through (so the tiny spec and a loaded tiny file cannot disagree)."""
     spec = family_defaults(family)["text_encoders"][index]
@@ -61,7 +61,7 @@ def tiny_spec(family: str = "sd1", vae_levels: int = 2) -> TinySpec:
     """The smallest architecture with each family's structure (32 channels: GroupNorm needs 32 groups)."""
     d = family_defaults(family)
     prefixes = TEXT_PREFIXES[family]
-    texts = tuple(_text_arch(family, i, 32, p) for i, p in enumerate(prefixes))
+    texts = tuple(text_arch(family, i, 32, p) for i, p in enumerate(prefixes))
     context = sum(t.hidden for t in texts)
     sdxl = family == "sdxl"
     channels = (32, 64)
@@ -143,13 +143,17 @@ def ldm_state(modules: TinyModules) -> dict[str, torch.Tensor]:
     return {k: v.contiguous() for k, v in state.items()}
 
 
-def write_checkpoint(path: Path, modules: TinyModules) -> Path:
+def write_checkpoint(path: Path, modules: TinyModules, dtype: torch.dtype | None = None) -> Path:
+    """The modules as a single-file checkpoint; `dtype` stores the weights cast (fp16, as released checkpoints are)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(ldm_state(modules), str(tmp), metadata={"loom": "tiny random-weight demo; images are noise"})
+    state = ldm_state(modules)
+    if dtype is not None:
+        state = {k: v.to(dtype) for k, v in state.items()}
+    save_file(state, str(tmp), metadata={"loom": "tiny random-weight demo; images are noise"})
     tmp.replace(path)
     return path
 

@@ -36,8 +36,21 @@ class VAE:
         self.manager.load([self.module])
         return self.manager.device, self.manager.dtype
 
+    def decode_bytes(self, latent_height: int, latent_width: int) -> int:
+        """A generous estimate of the memory one image's decode takes: the decoder's widest full-resolution stage
+        (the last upsampling, `block_out_channels[1]` channels) holds about three such tensors at once."""
+        f = self.downscale
+        channels = self.module.config.block_out_channels
+        widest = channels[1] if len(channels) > 1 else channels[0]
+        size = torch.empty((), dtype=self.manager.dtype).element_size()
+        return 3 * widest * latent_height * f * latent_width * f * size
+
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Whole images, or in tiles when one image's decode would not fit in the memory left (results differ
+        slightly at tile seams, so tiles are used only when needed)."""
+        if self.decode_bytes(*latents.shape[-2:]) > self.manager.free_bytes():
+            return self.decode_tiled(latents)
         device, dtype = self._prepare()
         out = []
         for z in latents.split(1):

@@ -31,6 +31,7 @@ BUILTIN_MODULES = (
     "nodes.upscale",
     "nodes.model_merging",
     "nodes.model_patches",
+    "nodes.dit",
     "nodes.pending_loaders",
     "nodes.rebatch",
 )

@@ -38,6 +38,18 @@ def _sigmas(sigmas: Any) -> Any:
     return sigmas
 
 
+def _socket(value: Any, kind: type, name: str, source: str) -> Any:
+    if not isinstance(value, kind):
+        raise ValueError(f"{name}: expected a {name.upper()} from {source}, got {type(value).__name__}")
+    return value
+
+
+def _sampler(value: Any) -> Any:
+    from diffusion.samplers import SamplerChoice
+
+    return _socket(value, SamplerChoice, "sampler", "KSamplerSelect or a Sampler* node")
+
+
 # Schedulers
 
 
@@ -535,7 +547,10 @@ def AddNoise(
     """Noise the latent to the schedule's span (first sigma minus last) without sampling."""
     import torch
 
+    from diffusion.sampling import SeededNoise
+
     _model(model)
+    noise = _socket(noise, SeededNoise, "noise", "RandomNoise or DisableNoise")
     sigmas = _sigmas(sigmas)
     if len(sigmas) == 0:
         return latent_image
@@ -573,7 +588,8 @@ def SamplerCustom(
     model = _model(model)
     guider = Guider(model, (("positive", positive), ("negative", negative)), CFG(cfg))
     initial = SeededNoise(noise_seed, enabled=add_noise).generate(latent_image)
-    return run(guider, sampler, _sigmas(sigmas), latent_image, initial, noise_seed, step_reporter(ctx, model))
+    sigmas = _sigmas(sigmas)
+    return run(guider, _sampler(sampler), sigmas, latent_image, initial, noise_seed, step_reporter(ctx, model))
 
 
 @node(
@@ -591,7 +607,11 @@ def SamplerCustomAdvanced(
     ctx: NodeContext,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Sample with a guider (CFG, dual CFG, Perp-Neg, ...), a noise source, a sampler and sigmas."""
-    from diffusion.sampling import run
+    from diffusion.guidance import Guider
+    from diffusion.sampling import SeededNoise, run
 
+    guider = _socket(guider, Guider, "guider", "a *Guider node")
+    noise = _socket(noise, SeededNoise, "noise", "RandomNoise or DisableNoise")
     report = step_reporter(ctx, guider.model)
-    return run(guider, sampler, _sigmas(sigmas), latent_image, noise.generate(latent_image), noise.seed, report)
+    sigmas = _sigmas(sigmas)
+    return run(guider, _sampler(sampler), sigmas, latent_image, noise.generate(latent_image), noise.seed, report)

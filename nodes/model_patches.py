@@ -1,13 +1,14 @@
 """Model options. How each sampling step's estimate is guided: RescaleCFG, CFGZeroStar, CFGNorm, Epsilon Scaling,
 Adaptive Projected Guidance, a latent operation on the guidance direction (DiffusionModel.with_post_guidance); and
-FreeU inside the UNet (DiffusionModel.with_unet_patch). Each returns a patched copy; the input model is unchanged.
+FreeU inside the UNet (DiffusionModel.with_unet_patch); and what the model predicts (ModelSamplingDiscrete). Each
+returns a patched copy; the input model is unchanged.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.native import Float, Out, Socket, node
+from engine.native import Boolean, Combo, Float, Out, Socket, node
 
 MODEL = Socket("MODEL")
 
@@ -107,3 +108,24 @@ def FreeU_V2(
 ) -> Any:
     """FreeU's second version: the backbone amplification follows each position's mean activation."""
     return _freeu(model, b1, b2, s1, s2, adaptive=True)
+
+
+SAMPLING_PREDICTIONS = {"eps": "eps", "v_prediction": "v", "x0": "x0"}
+SAMPLING_TYPES = ("eps", "v_prediction", "lcm", "x0", "img_to_img")
+
+
+@node(category="advanced/model", outputs=["MODEL"])
+def ModelSamplingDiscrete(
+    model: Any = MODEL, sampling: str = Combo(SAMPLING_TYPES), zsnr: bool = Boolean(False)
+) -> Any:
+    """Tell Loom what the model predicts (noise, v or the clean latent), e.g. for a v-prediction checkpoint that
+    its tensors do not reveal, and optionally rescale its schedule to zero terminal SNR (for models trained so)."""
+    from dataclasses import replace
+
+    if model is None:
+        raise ValueError("model: the checkpoint has no diffusion model")
+    if sampling not in SAMPLING_PREDICTIONS:
+        supported = ", ".join(SAMPLING_PREDICTIONS)
+        raise ValueError(f"sampling: Loom's models do not support {sampling!r} yet; choose one of {supported}")
+    schedule = model.schedule.zero_terminal_snr() if zsnr else model.schedule
+    return replace(model, prediction=SAMPLING_PREDICTIONS[sampling], schedule=schedule)

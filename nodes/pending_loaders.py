@@ -2,8 +2,8 @@
 assume them (the stock front end's model library maps each model folder to one of these) and workflows naming
 them load; running one fails with a clear error naming what to use instead.
 
-Each is replaced here by the real loader when its model family lands (standalone diffusion models, CLIP vision
-image prompts and style models, GLIGEN).
+Each is replaced here by the real loader when its model family lands (CLIP vision image prompts and style models,
+GLIGEN).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from typing import Any, NoReturn
 
 from engine.native import Combo, Out, node
 from nodes.shared import model_files
-
-WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
 
 
 class LoaderNotAvailable(RuntimeError):
@@ -36,19 +34,6 @@ def ImageOnlyCheckpointLoader(ckpt_name: str = Combo(model_files("checkpoints"))
         "ImageOnlyCheckpointLoader",
         f"image-to-video checkpoints such as {ckpt_name!r}",
         "text-to-image checkpoints load with CheckpointLoaderSimple",
-    )
-
-
-@node(category="advanced/loaders", outputs=[Out("MODEL")], display_name="Load Diffusion Model", deprecated=True)
-def UNETLoader(
-    unet_name: str = Combo(model_files("diffusion_models")),
-    weight_dtype: str = Combo(WEIGHT_DTYPES, "default"),
-) -> Any:
-    """A standalone diffusion model file from models/diffusion_models: not supported yet."""
-    _not_yet(
-        "UNETLoader",
-        f"standalone diffusion model files such as {unet_name!r}",
-        "load a full checkpoint (model, text encoder and VAE in one file) with CheckpointLoaderSimple",
     )
 
 

@@ -5,6 +5,7 @@ Node modules import helpers from here (or from the helper modules files, imageio
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,16 +28,20 @@ Conditioning = list[list[Any]]
 """A CONDITIONING value: [[tensor, {"pooled_output": ..., other keys}], ...]."""
 
 
-def create_model_manager(force_cpu: bool) -> ModelManager:
+def create_model_manager(force_cpu: bool, precision: str = "auto") -> ModelManager:
     """The environment's model store factory: imports torch, so it runs on the first model load, not at start."""
     from diffusion.memory import ModelManager
 
-    return ModelManager.create(force_cpu=force_cpu)
+    return ModelManager.create(force_cpu=force_cpu, precision=precision)
 
 
-def node_environment(folders: Folders, *, force_cpu: bool = False, preview_method: str = "auto") -> NodeEnvironment:
+def node_environment(
+    folders: Folders, *, force_cpu: bool = False, preview_method: str = "auto", precision: str = "auto"
+) -> NodeEnvironment:
     """The environment for Loom's built-in nodes: `folders`, and a model manager made on first use."""
-    return NodeEnvironment(folders, force_cpu, preview_method, model_store=create_model_manager)
+    return NodeEnvironment(
+        folders, force_cpu, preview_method, model_store=functools.partial(create_model_manager, precision=precision)
+    )
 
 
 def folders_of(env: NodeEnvironment | None) -> Folders:

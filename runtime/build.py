@@ -12,7 +12,8 @@ import yaml
 from catalog.hashes import MODEL_INDEX_FILE, HashCache
 from catalog.index import ModelIndex
 from catalog.names import prompt_resolver
-from diffusion.demo import DEMO_FILES, ensure_demo_models
+from diffusion.demo import DEMO_FILES, DEMO_NAME, ensure_demo_models
+from diffusion.demo_dit import DIT_DEMO_MODELS, ensure_dit_demo_models
 from engine.cache import OutputCache
 from engine.environment import NodeEnvironment
 from engine.executor import Executor
@@ -72,7 +73,9 @@ def build_runtime(settings: RuntimeSettings) -> Runtime:
     """Folders (with the demo models where a folder is empty), the node environment, the registry and its packs."""
     folders = build_folders(settings)
     write_demo_models(folders, always=settings.demo_models)
-    env = node_environment(folders, force_cpu=settings.cpu, preview_method=settings.preview_method)
+    env = node_environment(
+        folders, force_cpu=settings.cpu, preview_method=settings.preview_method, precision=settings.precision
+    )
     registry = NodeRegistry(env)
     register_builtin(registry)
     packs = load_custom_nodes(settings, folders, registry, env) if settings.load_packs else []
@@ -88,7 +91,7 @@ def model_index(folders: Folders) -> ModelIndex:
 
 
 def write_demo_models(folders: Folders, *, always: bool = False) -> None:
-    """The demo checkpoint and its LoRA/ControlNet/upscaler stand-ins, each in the first directory of its folder
+    """The demo checkpoint and its LoRA/ControlNet/upscaler/FLUX stand-ins, each in the first directory of its folder
     when that folder is empty (with `always`, whenever the demo file is missing: `--demo-models` needs them)."""
     targets = {}
     for folder in DEMO_FILES:
@@ -96,6 +99,12 @@ def write_demo_models(folders: Folders, *, always: bool = False) -> None:
         if dirs:
             targets[folder] = (dirs[0], folders.list_models(folder))
     ensure_demo_models(targets, always=always)
+    dit_targets = {}
+    for folder in {m.folder for m in DIT_DEMO_MODELS}:
+        dirs = folders.model_dirs(folder)
+        if dirs:
+            dit_targets[folder] = (dirs[0], targets.get(folder, (None, folders.list_models(folder)))[1])
+    ensure_dit_demo_models(dit_targets, DEMO_NAME in folders.list_models("checkpoints"), always=always)
 
 
 def load_custom_nodes(

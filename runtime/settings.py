@@ -7,6 +7,9 @@ from pathlib import Path
 
 from engine.packs import IMPORT_TIMEOUT
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""The `--precision` choices (diffusion.memory reads the same names; settings import no torch)."""
+
 ROOT = Path(__file__).resolve().parent.parent
 """The checkout: the default base directory (models/, input/, output/, ...) and the code Ray ships to workers."""
 
@@ -23,6 +26,7 @@ class RuntimeSettings:
     models_directory: Path | None = None
     extra_model_paths_configs: tuple[Path, ...] = ()
     cpu: bool = False
+    precision: str = "auto"  # `--precision`: auto, fp32, bf16 or fp16 (diffusion.memory.pick_dtype)
     strict_model_names: bool = False  # model names exactly as written: no resolution rules (`--strict-model-names`)
     load_packs: bool = True
     disabled_packs: frozenset[str] = field(default_factory=frozenset)

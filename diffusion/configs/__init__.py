@@ -52,6 +52,9 @@ def vae_config(arch: VAEArch) -> dict[str, Any]:
         "norm_num_groups": 32,
         "sample_size": 512,
         "scaling_factor": arch.scaling_factor,
+        "shift_factor": arch.shift_factor or None,
+        "use_quant_conv": arch.quant_conv,
+        "use_post_quant_conv": arch.quant_conv,
     }
 
 

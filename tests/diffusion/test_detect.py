@@ -9,7 +9,7 @@ from diffusion.checkpoint import TensorFile
 from diffusion.convert import hf_to_openclip, text_table, to_ldm, unet_table, vae_table
 from diffusion.detect import UNET_PREFIX, VAE_PREFIX, TextArch, UNetArch, UnknownModel, VAEArch, detect
 from diffusion.loader import build_text, build_unet, build_vae, canonical_text_keys
-from diffusion.tiny import TEXT_PREFIXES, _text_arch
+from diffusion.tiny import TEXT_PREFIXES, text_arch
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl"])
@@ -22,7 +22,7 @@ def test_tiny_files(tiny_files, family: str) -> None:
 
 
 def _full_text(family: str, index: int, hidden: int, layers: int, inter: int, proj: int | None) -> TextArch:
-    base = _text_arch(family, index, hidden, TEXT_PREFIXES[family][index])
+    base = text_arch(family, index, hidden, TEXT_PREFIXES[family][index])
     return TextArch(
         **{**base.__dict__, "layers": layers, "intermediate": inter, "heads": hidden // 64, "projection_dim": proj}
     )

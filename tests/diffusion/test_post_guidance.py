@@ -104,3 +104,10 @@ def test_options_leave_a_positive_only_step_alone(scale: float) -> None:
     s = replace(step(scale=scale), uncond=None)
     for option in (RescaleCFG(0.7), CFGZeroStar(), AdaptiveProjectedGuidance(0.5, 5.0, 0.3)):
         assert torch.equal(option(s), s.guided)
+
+
+def test_zero_terminal_snr_keeps_the_first_level_and_ends_in_noise() -> None:
+    schedule = DiscreteSchedule.scaled_linear(0.00085, 0.012, 1000)
+    rescaled = schedule.zero_terminal_snr()
+    assert rescaled.sigma_min == pytest.approx(schedule.sigma_min, rel=1e-4)
+    assert rescaled.sigma_max > 4000 and bool((rescaled.sigmas[1:] > rescaled.sigmas[:-1]).all())

@@ -172,3 +172,18 @@ def test_bad_options_are_refused_by_name() -> None:
         SAMPLERS["dpmpp_2m_sde"](denoise, x, sigmas, None, lambda *a: None, solver_type="rk4")
     with pytest.raises(ValueError, match="solver_type"):
         SAMPLERS["er_sde"](denoise, x, sigmas, None, lambda *a: None, solver_type="nope")
+
+
+def test_gpu_variants_draw_from_trees_on_the_models_device() -> None:
+    """`_gpu` samplers keep their Brownian trees on the latent's device; on a CPU that is the same path as the CPU
+    trees of their plain twins."""
+    from diffusion.sampling import _step_noise
+
+    x = torch.zeros(2, 4, 8, 8)
+    sigmas = karras(SCHEDULE, 4)
+    gpu = _step_noise(SAMPLERS["dpmpp_2m_sde_gpu"], x, sigmas, 7, None)
+    cpu = _step_noise(SAMPLERS["dpmpp_2m_sde"], x, sigmas, 7, None)
+    assert isinstance(gpu, BrownianTreeNoise) and isinstance(cpu, BrownianTreeNoise)
+    assert torch.equal(gpu(sigmas[0], sigmas[1]), cpu(sigmas[0], sigmas[1]))
+    stream = _step_noise(SAMPLERS["euler_ancestral"], x, sigmas, 7, None)
+    assert isinstance(stream, GaussianNoise)

@@ -256,7 +256,7 @@ def test_mask_conditioning_and_timestep_range(sd1, cond) -> None:
     masked = [[other, {"mask": mask, "mask_strength": 1.0}]]
     one = sample(_request(sd1.model, cond, cfg=1.0, steps=1))["samples"]
     out = sample(_request(sd1.model, (pos + masked, neg), cfg=1.0, steps=1))["samples"]
-    assert torch.allclose(out[..., 4:, :], one[..., 4:, :], atol=1e-5)
+    assert torch.allclose(out[..., 4:, :], one[..., 4:, :], atol=1e-4)  # latents ~15: float32 batch rounding
     assert not torch.allclose(out[..., :4, :], one[..., :4, :], atol=1e-4)
     late = [[other, {"start_percent": 0.9, "end_percent": 1.0}]]  # inactive at the first (noisiest) step
     assert torch.allclose(sample(_request(sd1.model, (pos + late, neg), cfg=1.0, steps=1))["samples"], one)

@@ -28,3 +28,20 @@ def test_crop_to_multiple() -> None:
     assert crop_to_multiple(torch.zeros(1, 17, 9, 3), 8).shape == (1, 16, 8, 3)
     with pytest.raises(ValueError, match="smaller"):
         crop_to_multiple(torch.zeros(1, 4, 4, 3), 8)
+
+
+def test_decode_tiles_only_when_the_estimate_exceeds_free_memory(sd1, monkeypatch: pytest.MonkeyPatch) -> None:
+    z = torch.randn(1, 4, 72, 72)
+    vae = sd1.vae
+    assert vae.decode_bytes(72, 72) == 3 * vae.module.config.block_out_channels[1] * 72 * 72 * vae.downscale**2 * 4
+    whole = vae.decode(z)
+    monkeypatch.setattr(type(vae.manager), "free_bytes", lambda self: vae.decode_bytes(72, 72) - 1)
+    tiled_decode = vae.decode(z)
+    torch.testing.assert_close(tiled_decode, vae.decode_tiled(z), rtol=0, atol=0)
+    assert not torch.equal(tiled_decode, whole), "a 72x72 latent spans two 64-wide tiles with seams blended"
+    monkeypatch.setattr(type(vae.manager), "free_bytes", lambda self: vae.decode_bytes(72, 72))
+    torch.testing.assert_close(vae.decode(z), whole, rtol=0, atol=0)
+
+
+def test_free_bytes_on_the_cpu_is_available_ram(sd1) -> None:
+    assert sd1.vae.manager.free_bytes() > 0

@@ -290,3 +290,21 @@ def test_bad_inputs_name_the_input(run: Runner, demo: dict[str, Any]) -> None:
             sigmas=torch.tensor([1.0, 0.0]),
             latent_image=demo["latent"],
         )
+    with pytest.raises(ValueError, match="sampler: expected a SAMPLER"):
+        run(
+            "SamplerCustomAdvanced",
+            noise=run("RandomNoise", noise_seed=1),
+            guider=guider,
+            sampler="euler",
+            sigmas=torch.tensor([1.0, 0.0]),
+            latent_image=demo["latent"],
+        )
+    with pytest.raises(ValueError, match="guider: expected a GUIDER"):
+        run(
+            "SamplerCustomAdvanced",
+            noise=run("RandomNoise", noise_seed=1),
+            guider=demo["model"],
+            sampler=SamplerChoice("euler"),
+            sigmas=torch.tensor([1.0, 0.0]),
+            latent_image=demo["latent"],
+        )

@@ -105,3 +105,18 @@ def test_freeu_neutral_settings_change_nothing_and_others_do(run: Any, sample: A
     v1, v2 = sample(run("FreeU", model=model, **strong)), sample(run("FreeU_V2", model=model, **strong))
     assert not torch.allclose(v1, plain, atol=1e-4) and not torch.allclose(v1, v2, atol=1e-4)
     assert not any(r._forward_pre_hooks for r in model.unet.modules())  # hooks live for one call only
+
+
+def test_model_sampling_discrete(run: Any, sample: Any) -> None:
+    model = sample.model
+    v = run("ModelSamplingDiscrete", model=model, sampling="v_prediction", zsnr=False)
+    assert v.prediction == "v" and model.prediction == "eps" and v.schedule is model.schedule
+    zsnr = run("ModelSamplingDiscrete", model=model, sampling="eps", zsnr=True)
+    assert zsnr.schedule.sigma_max > 1000 and zsnr.schedule.sigma_min == pytest.approx(model.schedule.sigma_min)
+    assert torch.allclose(sample(run("ModelSamplingDiscrete", model=model, sampling="eps", zsnr=False)), sample())
+    assert not torch.allclose(sample(v), sample(), atol=1e-4)
+    x0 = run("ModelSamplingDiscrete", model=model, sampling="x0", zsnr=False)
+    c_skip, c_out, _c_in = x0.scalings(torch.tensor([3.0]))
+    assert c_skip.item() == 0 and c_out.item() == 1
+    with pytest.raises(ValueError, match="lcm"):
+        run("ModelSamplingDiscrete", model=model, sampling="lcm", zsnr=False)

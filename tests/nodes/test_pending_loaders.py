@@ -11,7 +11,6 @@ from nodes.pending_loaders import LoaderNotAvailable
 
 SCHEMAS = {
     "ImageOnlyCheckpointLoader": (["ckpt_name"], ["MODEL", "CLIP_VISION", "VAE"], "checkpoints"),
-    "UNETLoader": (["unet_name", "weight_dtype"], ["MODEL"], "diffusion_models"),
     "StyleModelLoader": (["style_model_name"], ["STYLE_MODEL"], "style_models"),
     "GLIGENLoader": (["gligen_name"], ["GLIGEN"], "gligen"),
 }
@@ -29,16 +28,10 @@ def test_schema_lists_the_model_folder(name: str, registry: NodeRegistry, env: N
     assert registry.source(name) == "builtin"
 
 
-def test_unet_weight_dtypes(registry: NodeRegistry) -> None:
-    choices, options = registry.get("UNETLoader").schema()["input"]["required"]["weight_dtype"]
-    assert choices[0] == "default" and "fp8_e4m3fn" in choices and options["default"] == "default"
-
-
 @pytest.mark.parametrize(
     ("name", "inputs"),
     [
         ("ImageOnlyCheckpointLoader", {"ckpt_name": "svd.safetensors"}),
-        ("UNETLoader", {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}),
         ("StyleModelLoader", {"style_model_name": "style.safetensors"}),
         ("GLIGENLoader", {"gligen_name": "gligen.safetensors"}),
     ],

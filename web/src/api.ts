@@ -77,6 +77,8 @@ export interface HistoryEntry {
   prompt: QueueItem;
   outputs: Record<string, { images?: ImageRef[] } & Record<string, unknown>>;
   status?: { status_str: string; completed: boolean; messages?: [string, unknown][] };
+  /** Epoch milliseconds of the job's steps (Loom's addition to the history entry). */
+  timings?: { queued?: number; started?: number; finished?: number };
 }
 
 export interface NodeErrorDetail {

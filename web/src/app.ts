@@ -12,7 +12,14 @@ import { GraphState } from "./graph_state";
 import { bindLinkHints, bindShortcuts, trackChanges } from "./input";
 import { NodeTypes } from "./node_types";
 import { Gallery, QueuePanel } from "./panels";
+import { dropFromLibrary, ModelLibrary, NodeLibrary } from "./library";
+import { Minimap } from "./minimap";
 import { Runner } from "./run";
+import { Settings, SettingsDialog } from "./settings";
+import { buildSidebar } from "./sidebar";
+import { HistoryPanel } from "./history";
+import { WorkflowsPanel } from "./workflows";
+import { serializeWorkflow } from "./workflow_io";
 import { CanvasSearch } from "./search";
 import { Breadcrumb, trackSubgraphTypes } from "./subgraphs";
 import { DomWidgets } from "./dom_widgets";
@@ -35,6 +42,11 @@ export class App implements LoomApp {
   readonly execution: ExecutionView;
   readonly validation: ValidationPanel;
   readonly compat: { app: CompatApp; api: CompatApi };
+  readonly settings: Settings;
+  readonly settingsDialog: SettingsDialog;
+  readonly history: HistoryPanel;
+  readonly workflows: WorkflowsPanel;
+  readonly nodeLibrary: NodeLibrary;
 
   constructor(root: HTMLElement) {
     const canvasEl = el("canvas", { id: "graph-canvas", tabindex: "0" });
@@ -45,6 +57,7 @@ export class App implements LoomApp {
     const domWidgets = new DomWidgets(this.state.canvas);
     trackSubgraphTypes(this.state.graph);
     const breadcrumb = new Breadcrumb(this.state.graph, this.state.canvas);
+    const minimap = new Minimap(this.state.canvas);
     this.compat = compatObjects(this, (e) => this.extensions.register(e));
     this.nodeTypes = new NodeTypes(
       this.api,
@@ -76,10 +89,36 @@ export class App implements LoomApp {
       events: this.events,
     });
     this.search = new CanvasSearch(this.state, () => this.nodeTypes.defs);
+    this.settings = new Settings(this.api, this.state.canvas);
+    this.settingsDialog = new SettingsDialog(this.settings);
+    this.execution.showPreviews = () => this.settings.get("Loom.PreviewMethod") !== "none";
+    this.history = new HistoryPanel(this.api, {
+      open: (workflow) => this.files.loadWorkflow(workflow),
+      clientId: () => this.socket.clientId,
+    });
+    this.workflows = new WorkflowsPanel(this.api, {
+      serialize: () => serializeWorkflow(this.state.graph),
+      open: (workflow) => this.files.loadWorkflow(workflow),
+    });
+    this.files.onLoaded = () => this.workflows.detach();
+    for (const type of ["execution_success", "execution_error", "execution_interrupted"]) {
+      this.events.addEventListener(type, () => void this.history.refresh());
+    }
+    this.state.onChange.push(() => this.workflows.markModified());
+    const runTab = el("div", { class: "run-tab" }, this.queuePanel.element, this.gallery.element);
+    const nodeLibrary = (this.nodeLibrary = new NodeLibrary(() => this.nodeTypes.defs));
+    const modelLibrary = new ModelLibrary(this.api);
+    this.files.libraryDrop = (e) => dropFromLibrary(e, this.state, this.nodeTypes.defs);
     root.append(
       this.#toolbar(),
       el("div", { class: "global-progress" }, progress),
-      el("main", {}, el("div", { class: "canvas-host" }, canvasEl, domWidgets.layer, breadcrumb.element), el("aside", {}, this.queuePanel.element, this.gallery.element)),
+      el("main", {}, el("div", { class: "canvas-host" }, canvasEl, domWidgets.layer, breadcrumb.element, minimap.element), buildSidebar([
+        { id: "run", label: "Queue", element: runTab },
+        { id: "history", label: "History", element: this.history.element, shown: () => void this.history.refresh() },
+        { id: "workflows", label: "Workflows", element: this.workflows.element, shown: () => void this.workflows.refresh() },
+        { id: "nodes", label: "Nodes", element: nodeLibrary.element, shown: () => nodeLibrary.render() },
+        { id: "models", label: "Models", element: modelLibrary.element, shown: () => void modelLibrary.refresh() },
+      ])),
       this.validation.element,
       this.nodeTypes.missingModels.element,
     );
@@ -127,17 +166,18 @@ export class App implements LoomApp {
     };
     this.state.resize();
     window.addEventListener("resize", () => this.state.resize());
-    await this.nodeTypes.fetch();
+    await Promise.all([this.nodeTypes.fetch(), this.settings.load()]);
     const failed = await this.extensions.load(this.api);
     if (failed.length) toast(`${failed.length} extension(s) failed to load`, "error");
     this.extensions.call("init", this.compat.app);
     this.nodeTypes.register();
+    this.nodeLibrary.render();
     this.files.loadInitial();
     this.state.startHistory();
     this.#bindInput();
     this.socket.connect();
     this.extensions.call("setup", this);
-    await Promise.all([this.queuePanel.refresh(), this.gallery.loadHistory()]);
+    await Promise.all([this.queuePanel.refresh(), this.gallery.loadHistory(), this.history.refresh()]);
     this.timings.ready = performance.now();
   }
 
@@ -156,6 +196,8 @@ export class App implements LoomApp {
         undo: () => state.undo?.undo(),
         redo: () => state.undo?.redo(),
         refreshModels: () => void this.nodeTypes.refreshModels(),
+        exportApi: () => files.exportApi(runner.prompt()),
+        settings: () => this.settingsDialog.show(),
       },
       { batch: runner.batch, status: runner.status, filePicker: files.picker },
     );
@@ -163,17 +205,26 @@ export class App implements LoomApp {
 
   #bindInput(): void {
     trackChanges(this.state);
-    bindShortcuts(this.state, {
+    bindShortcuts(
+      this.state,
+      {
       queue: () => void this.runner.queue(),
       save: () => void this.files.save(),
       open: () => this.files.openPicker(),
+      search: () => {
+        const r = this.state.canvasEl.getBoundingClientRect();
+        this.search.palette.open([r.left + r.width / 3, r.top + 80]);
+      },
       escape: () => {
         LiteGraph.closeAllContextMenus(window);
         this.search.palette.close();
         this.files.examples.close();
+        this.settingsDialog.close();
         closeOverlays();
       },
-    });
+      },
+      () => this.settings.keys(),
+    );
     this.search.bindDoubleClick();
     bindLinkHints(this.state);
     this.files.bindDrop();

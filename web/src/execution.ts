@@ -1,12 +1,15 @@
-// Shows a job as it runs: the running node outlined with its progress bar, the global progress bar, live
-// previews (binary frames) on the running node, cached nodes badged, output images on their nodes and in the
-// gallery, runtime errors in a dialog and on the failing node.
+// Shows a job as it runs: the running node outlined with its progress bar, the global progress bar and the tab
+// title ("[42%] Loom"), live previews (binary frames) on the running node, cached nodes badged, output images
+// on their nodes and in the gallery, runtime errors in a dialog and on the failing node.
 
 import type { LGraph, LGraphCanvas } from "@comfyorg/litegraph";
 import type { Api, ImageRef } from "./api";
 import { fitImages, type LoomNode, resetRunState } from "./nodes";
 import type { Gallery } from "./panels";
 import { type RuntimeError, showRuntimeError, toast } from "./ui";
+
+/** The tab's title when idle; a running job's progress goes in front of it ("[42%] Loom"). */
+const TITLE = "Loom";
 
 export class ExecutionView {
   runningNode: string | null = null;
@@ -35,7 +38,10 @@ export class ExecutionView {
     this.runningNode = id;
     const node = this.node(id);
     if (node) (node as any).loomRunning = true;
-    if (!id) this.progressBar.style.width = "0";
+    if (!id) {
+      this.progressBar.style.width = "0";
+      document.title = TITLE;
+    }
     this.canvas.setDirty(true, true);
   }
 
@@ -61,6 +67,7 @@ export class ExecutionView {
         const node = this.node(data.node ?? this.runningNode);
         if (node) node.progress = fraction;
         this.progressBar.style.width = `${Math.round(fraction * 100)}%`;
+        document.title = `[${Math.round(fraction * 100)}%] ${TITLE}`;
         break;
       }
       case "executed":
@@ -113,8 +120,12 @@ export class ExecutionView {
     });
   }
 
+  /** Whether live previews are shown (the "Live previews" setting). */
+  showPreviews: () => boolean = () => true;
+
   /** A live preview frame: shown on the running node until its output arrives. */
   preview(blob: Blob): void {
+    if (!this.showPreviews()) return;
     const node = this.node(this.runningNode);
     if (!node?.loom) return;
     const img = new Image();

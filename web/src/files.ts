@@ -2,7 +2,7 @@
 // picked or dropped (JSON in either format, Loom PNGs), the server's examples, the download, and images
 // uploaded to the input folder (a picker's button or a drop onto its node).
 
-import type { Api } from "./api";
+import type { Api, ApiPrompt } from "./api";
 import { buildDefaultWorkflow } from "./default_workflow";
 import type { ValidationPanel } from "./errors";
 import { ExamplesDialog } from "./examples";
@@ -25,6 +25,10 @@ export class Files {
   /** The hidden file input behind "Load" and Ctrl+O. */
   readonly picker: HTMLInputElement;
   readonly examples: ExamplesDialog;
+  /** A drop from the node or model library, handled (true) before files are looked at. */
+  libraryDrop: (e: DragEvent) => boolean = () => false;
+  /** Called after a load replaced the canvas (the saved-workflows panel forgets which one was open). */
+  onLoaded: () => void = () => {};
 
   constructor(
     private readonly api: Api,
@@ -62,6 +66,7 @@ export class Files {
   }
 
   loadDefault(): void {
+    this.onLoaded();
     this.state.replace(() => {
       buildDefaultWorkflow(this.state.graph);
       this.state.fitView();
@@ -69,6 +74,7 @@ export class Files {
   }
 
   #apply(loaded: Loaded): void {
+    this.onLoaded();
     this.validation.clear();
     if (loaded.kind === "api") {
       const missing = loadApiFormat(this.state.graph, loaded.data);
@@ -110,6 +116,11 @@ export class Files {
     downloadJson(data, "workflow.json");
   }
 
+  /** Downloads the canvas in the API format (what `POST /prompt` and `main.py run` take). */
+  exportApi(prompt: ApiPrompt): void {
+    downloadJson(prompt, "workflow.api.json");
+  }
+
   /** The server's examples, one card each; the one picked replaces the canvas. */
   showExamples(): Promise<void> {
     return this.examples.show();
@@ -147,6 +158,7 @@ export class Files {
     document.addEventListener("dragover", (e) => e.preventDefault());
     document.addEventListener("drop", (e) => {
       e.preventDefault();
+      if (this.libraryDrop(e)) return;
       const file = e.dataTransfer?.files?.[0];
       if (!file) return;
       const [x, y] = canvas.convertEventToCanvasOffset(e);

@@ -38,8 +38,13 @@ export class GraphState {
 
   /** Call after any edit: records an undo step and saves when the graph changed. */
   changed(): void {
-    if (this.undo?.check()) this.#persist();
+    if (!this.undo?.check()) return;
+    this.#persist();
+    for (const listener of this.onChange) listener();
   }
+
+  /** Called after each edit that became an undo step. */
+  readonly onChange: (() => void)[] = [];
 
   /**
    * Runs a whole-graph replacement and makes it one undo step. Drawn before the snapshot: the first draw sizes

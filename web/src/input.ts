@@ -3,6 +3,7 @@
 
 import type { GraphState } from "./graph_state";
 import { toggleMode, typesCompatible } from "./nodes";
+import { comboOf } from "./settings";
 import { toast } from "./ui";
 
 export interface Shortcuts {
@@ -11,6 +12,8 @@ export interface Shortcuts {
   open(): void;
   /** Escape: closes whatever menu, dialog or viewer is open. */
   escape(): void;
+  /** Opens the node search. */
+  search(): void;
 }
 
 /** Every gesture that may have changed the graph ends in one of these; the undo stack diffs snapshots. */
@@ -23,7 +26,19 @@ export function trackChanges(state: GraphState): void {
   dialogObserver.observe(document.body, { childList: true });
 }
 
-export function bindShortcuts(state: GraphState, shortcuts: Shortcuts): void {
+/** Keyboard shortcuts: `keys()` maps a combo ("Ctrl+Enter", see settings.ts) to an action name. */
+export function bindShortcuts(state: GraphState, shortcuts: Shortcuts, keys: () => Map<string, string>): void {
+  const actions: Record<string, () => void> = {
+    queue: () => shortcuts.queue(),
+    save: () => shortcuts.save(),
+    open: () => shortcuts.open(),
+    search: () => shortcuts.search(),
+    undo: () => state.undo?.undo(),
+    redo: () => state.undo?.redo(),
+    mute: () => state.forSelected((n) => toggleMode(n, 2)),
+    bypass: () => state.forSelected((n) => toggleMode(n, 4)),
+    group: () => state.groupSelected(),
+  };
   window.addEventListener(
     "keydown",
     (e) => {
@@ -33,25 +48,15 @@ export function bindShortcuts(state: GraphState, shortcuts: Shortcuts): void {
         if (target instanceof HTMLTextAreaElement) target.blur();
         return;
       }
-      if (["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) && target.id !== "graph-canvas") {
-        if (!(e.key === "Enter" && (e.ctrlKey || e.metaKey))) return;
-      }
-      const mod = e.ctrlKey || e.metaKey;
-      const key = e.key.toLowerCase();
-      let handled = true;
-      if (mod && key === "enter") shortcuts.queue();
-      else if (mod && key === "z" && !e.shiftKey) state.undo?.undo();
-      else if (mod && (key === "y" || (key === "z" && e.shiftKey))) state.undo?.redo();
-      else if (mod && key === "s") shortcuts.save();
-      else if (mod && key === "o") shortcuts.open();
-      else if (mod && key === "m") state.forSelected((n) => toggleMode(n, 2));
-      else if (mod && key === "b") state.forSelected((n) => toggleMode(n, 4));
-      else if (mod && key === "g") state.groupSelected();
-      else handled = false;
-      if (handled) {
-        e.preventDefault();
-        e.stopPropagation();
-      }
+      const combo = comboOf(e);
+      const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) && target.id !== "graph-canvas";
+      let action = keys().get(combo);
+      // Ctrl+Shift+Z redoes too, as in most editors.
+      if (!action && combo === "Ctrl+Shift+Z") action = "redo";
+      if (!action || (typing && action !== "queue")) return;
+      actions[action]?.();
+      e.preventDefault();
+      e.stopPropagation();
     },
     true,
   );

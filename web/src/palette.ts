@@ -1,6 +1,6 @@
 // The searchable node palette: opened by a double-click on empty canvas (or the toolbar / "/" key), it ranks
-// node types by display name, class name, category and description, and adds the chosen one where the
-// user clicked.
+// node types by display name and class name (fuzzy: "ksmplr" finds KSampler), category, pack and description,
+// narrows them by socket type (`in:LATENT out:IMAGE`), and adds the chosen one where the user clicked.
 
 import type { NodeDef } from "./schema";
 
@@ -17,18 +17,56 @@ export interface PaletteOptions {
   compatible: (outputType: string, inputType: string) => boolean;
 }
 
+/**
+ * How well `text` matches `term` as a fuzzy subsequence ("ksmplr" in "ksampler"): 0 when it does not, higher
+ * for matches that start earlier and keep their letters together.
+ */
+export function fuzzy(term: string, text: string): number {
+  let at = -1;
+  let gaps = 0;
+  for (const ch of term) {
+    const next = text.indexOf(ch, at + 1);
+    if (next < 0) return 0;
+    if (at >= 0) gaps += next - at - 1;
+    else gaps += next;
+    at = next;
+  }
+  return Math.max(1, 4 - gaps / Math.max(term.length, 1));
+}
+
 function score(def: NodeDef, terms: string[]): number {
   const name = def.displayName.toLowerCase();
   const cls = def.name.toLowerCase();
-  const rest = `${def.category} ${def.description}`.toLowerCase();
+  const rest = `${def.category} ${def.pack} ${def.description}`.toLowerCase();
   let total = 0;
   for (const term of terms) {
     if (name.startsWith(term) || cls.startsWith(term)) total += 10;
-    else if (name.includes(term) || cls.includes(term)) total += 5;
-    else if (rest.includes(term)) total += 1;
-    else return 0;
+    else if (name.includes(term) || cls.includes(term)) total += 6;
+    else if (rest.includes(term)) total += 2;
+    else {
+      const loose = Math.max(fuzzy(term, name), fuzzy(term, cls));
+      if (!loose) return 0;
+      total += loose;
+    }
   }
   return total - (def.deprecated ? 3 : 0);
+}
+
+/** `in:TYPE` and `out:TYPE` words of a query: node types with such an input / output socket. */
+interface Query {
+  terms: string[];
+  inputs: string[];
+  outputs: string[];
+}
+
+export function parseQuery(text: string): Query {
+  const query: Query = { terms: [], inputs: [], outputs: [] };
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const typed = word.match(/^(in|out):(.+)$/i);
+    if (typed) (typed[1].toLowerCase() === "in" ? query.inputs : query.outputs).push(typed[2].toUpperCase());
+    else query.terms.push(word.toLowerCase());
+  }
+  return query;
 }
 
 export class Palette {
@@ -69,7 +107,7 @@ export class Palette {
     this.#pos = screenPos;
     this.#opener = opener;
     this.#filter = filter;
-    this.#input.placeholder = filter ? `Search nodes taking ${filter.type}…` : "Search nodes…";
+    this.#input.placeholder = filter ? `Search nodes taking ${filter.type}…` : "Search nodes (name, category, pack; in:TYPE out:TYPE)…";
     this.element.hidden = false;
     const left = Math.min(screenPos[0], window.innerWidth - 440);
     const top = Math.min(screenPos[1], window.innerHeight - 380);
@@ -85,15 +123,14 @@ export class Palette {
   }
 
   #update(): void {
-    const terms = this.#input.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const { terms, inputs, outputs } = parseQuery(this.#input.value);
     const filter = this.#filter;
+    if (filter) (filter.input ? inputs : outputs).push(filter.type);
     const { compatible } = this.options;
     const defs = [...this.options.defs().values()].filter(
       (d) =>
-        !filter ||
-        (filter.input
-          ? d.inputs.some((i) => compatible(filter.type, i.type))
-          : d.outputs.some((o) => compatible(o.type, filter.type))),
+        inputs.every((t) => d.inputs.some((i) => compatible(t, i.type))) &&
+        outputs.every((t) => d.outputs.some((o) => compatible(o.type, t))),
     );
     this.#results = terms.length
       ? defs
@@ -120,7 +157,7 @@ export class Palette {
         title.textContent = def.displayName;
         const cat = document.createElement("span");
         cat.className = "category";
-        cat.textContent = def.category;
+        cat.textContent = def.pack === "Loom" ? def.category : `${def.category} · ${def.pack}`;
         li.append(title, cat);
         if (def.description) {
           const desc = document.createElement("div");

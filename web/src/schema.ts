@@ -33,6 +33,14 @@ export interface NodeDef {
   outputs: { name: string; type: string; isList: boolean; tooltip?: string }[];
   deprecated: boolean;
   experimental: boolean;
+  /** Where the node comes from: "Loom" for built-in nodes, else the node pack's folder name. */
+  pack: string;
+}
+
+/** "custom_nodes.my_pack.nodes" -> "my_pack"; Loom's own modules ("nodes.sampling") -> "Loom". */
+function packOf(module: string | undefined): string {
+  const parts = (module ?? "").split(".");
+  return parts[0] === "custom_nodes" && parts[1] ? parts[1] : "Loom";
 }
 
 function readInput(name: string, spec: InputSpec, required: boolean): InputDef {
@@ -89,6 +97,7 @@ export function readNodeDef(info: NodeInfo): NodeDef {
     outputs,
     deprecated: Boolean(info.deprecated),
     experimental: Boolean(info.experimental),
+    pack: packOf(info.python_module),
   };
 }
 

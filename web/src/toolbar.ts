@@ -15,6 +15,8 @@ export interface ToolbarActions {
   undo(): void;
   redo(): void;
   refreshModels(): void;
+  exportApi(): void;
+  settings(): void;
 }
 
 /** Elements owned elsewhere that sit in the toolbar. */
@@ -42,6 +44,7 @@ export function buildToolbar(actions: ToolbarActions, parts: ToolbarParts): HTML
     button("Add node", "Search node types (double-click the canvas)", () => actions.addNode(), "add-node"),
     button("Save", "Download the workflow as JSON (Ctrl+S)", () => actions.save(), "save-button"),
     button("Load", "Open a workflow JSON or a Loom PNG (Ctrl+O)", () => actions.load(), "load-button"),
+    button("Export API", "Download the workflow in the API format (for POST /prompt and `main.py run`)", () => actions.exportApi(), "export-api-button"),
     parts.filePicker,
     button("Examples", "Open an example workflow", () => actions.examples(), "examples-button"),
     button("Default", "Load the default txt2img workflow", () => actions.loadDefault(), "default-button"),
@@ -49,6 +52,7 @@ export function buildToolbar(actions: ToolbarActions, parts: ToolbarParts): HTML
     button("↶", "Undo (Ctrl+Z)", () => actions.undo(), "undo-button"),
     button("↷", "Redo (Ctrl+Y)", () => actions.redo(), "redo-button"),
     button("⟳ Models", "Re-read the model folders (refresh combo lists)", () => actions.refreshModels(), "refresh-button"),
+    button("⚙", "Settings", () => actions.settings(), "settings-button"),
     el("span", { class: "spacer" }),
     parts.status,
   );

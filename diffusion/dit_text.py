@@ -1,0 +1,195 @@
+"""The CLIP socket value of the DiT families: CLIP-L (FLUX), CLIP-L + CLIP-G (SD3) and T5-XXL, from standalone
+text-encoder files (`models/text_encoders`, `models/clip`) as DualCLIPLoader/TripleCLIPLoader/CLIPLoader name them.
+
+FLUX conditions on T5's hidden states and CLIP-L's pooled output. SD3 conditions on CLIP-L and CLIP-G penultimate
+states side by side (zero-padded to T5's width) followed by T5's states, with both CLIPs' projected pooled outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from diffusion.checkpoint import CheckpointError, TensorFile, assign_weights
+from diffusion.detect import UnknownModel, detect_text, family_defaults
+from diffusion.memory import ModelManager, module_nbytes
+from diffusion.t5 import PAD, T5Tokenizer, build_t5, detect_t5, find_tokenizer, is_t5, run_t5
+from diffusion.text_encoder import Encoded, EncoderUnit, TextEncoder
+from diffusion.tokenizer import ClipTokenizer
+
+HF_MARK = "text_model.embeddings.token_embedding.weight"
+OPENCLIP_MARK = "transformer.resblocks.0.attn.in_proj_weight"
+
+
+class KeyView(Mapping[str, torch.Tensor]):
+    """The tensors of `source` under prefix `old`, seen under prefix `new` (so one detector reads every layout)."""
+
+    def __init__(self, source: TensorFile, old: str, new: str) -> None:
+        self.source = source
+        self.names = {new + k[len(old) :]: k for k in source.shapes if k.startswith(old)}
+        self.shapes = {k: source.shapes[v] for k, v in self.names.items()}
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self.source[self.names[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@dataclass(eq=False)
+class T5Unit:
+    module: nn.Module
+    tokenizer: T5Tokenizer
+
+
+@dataclass(eq=False)
+class DiTTextEncoder:
+    """Immutable from the outside, like TextEncoder: `with_layer` returns a view sharing the modules."""
+
+    family: str  # "flux" or "sd3"
+    clips: dict[str, TextEncoder]  # "clip_l" / "clip_g", each a one-encoder TextEncoder
+    t5: T5Unit | None
+    manager: ModelManager
+    view: bool = False
+
+    def loom_nbytes(self) -> int:
+        if self.view:
+            return 1024
+        return sum(c.loom_nbytes() for c in self.clips.values()) + (module_nbytes(self.t5.module) if self.t5 else 0)
+
+    def with_layer(self, layer: int) -> DiTTextEncoder:
+        return replace(self, clips={k: c.with_layer(layer) for k, c in self.clips.items()}, view=True)
+
+    def with_embedding_dirs(self, dirs: Sequence[Path]) -> DiTTextEncoder:
+        return replace(self, clips={k: c.with_embedding_dirs(dirs) for k, c in self.clips.items()}, view=True)
+
+    @torch.no_grad()
+    def encode_t5(self, text: str) -> torch.Tensor | None:
+        if self.t5 is None:
+            return None
+        self.manager.load([self.t5.module])
+        ids = self.t5.tokenizer(text)
+        minimum = family_defaults(self.family)["t5_min_length"]
+        ids += [PAD] * (minimum - len(ids))
+        return run_t5(self.t5.module, ids, self.manager.device).cpu()
+
+    @torch.no_grad()
+    def encode(
+        self, text: str, warn: Callable[[str], None] = lambda _m: None, per_encoder: dict[str, str] | None = None
+    ) -> Encoded:
+        """`per_encoder` gives an encoder (clip_l, clip_g, t5xxl) its own text, as CLIPTextEncodeFlux/SD3 do."""
+        own = per_encoder or {}
+        clip = {name: enc.encode(own.get(name, text), warn) for name, enc in self.clips.items()}
+        t5 = self.encode_t5(own.get("t5xxl", text))
+        if self.family == "flux":
+            if t5 is None or "clip_l" not in clip:
+                raise CheckpointError("FLUX needs both a CLIP-L and a T5-XXL text encoder (DualCLIPLoader, type flux)")
+            return Encoded(t5, clip["clip_l"].pooled)
+        return self._sd3(clip, t5)
+
+    def _sd3(self, clip: dict[str, Encoded], t5: torch.Tensor | None) -> Encoded:
+        """Missing encoders contribute zeros, so SD3 runs with any subset of its three."""
+        widths = {u.arch.name: u.arch for c in self.clips.values() for u in c.units}
+        parts, pooled = [], []
+        for name, default in (("clip_l", 768), ("clip_g", 1280)):
+            arch = widths.get(name)
+            if name in clip:
+                parts.append(clip[name].cond)
+                pooled.append(clip[name].pooled)
+            else:
+                width = arch.hidden if arch else default
+                parts.append(torch.zeros(1, 77, width))
+                pooled.append(torch.zeros(1, arch.projection_dim if arch else default))
+        length = max(p.shape[1] for p in parts)
+        parts = [p if p.shape[1] == length else torch.cat([p, p.new_zeros(1, length - p.shape[1], p.shape[2])], 1)
+                 for p in parts]  # fmt: skip
+        clip_cond = torch.cat(parts, dim=-1)
+        width = t5.shape[-1] if t5 is not None else 4096
+        clip_cond = torch.nn.functional.pad(clip_cond, (0, max(0, width - clip_cond.shape[-1])))
+        cond = clip_cond if t5 is None else torch.cat([clip_cond, t5], dim=1)
+        return Encoded(cond, torch.cat(pooled, dim=-1))
+
+
+def _clip_name(arch_width: int, layout: str, prefix: str, file_name: str) -> str:
+    """CLIP-G is 1280 wide (and often stored in OpenCLIP's layout); names in the file or its path settle tiny ones."""
+    hint = f"{prefix} {file_name}".lower()
+    if "clip_g" in hint or "clip-g" in hint:
+        return "clip_g"
+    if "clip_l" in hint or "clip-l" in hint:
+        return "clip_l"
+    return "clip_g" if arch_width == 1280 or layout == "openclip" else "clip_l"
+
+
+def _specs(family: str) -> dict[str, dict]:
+    return {s["name"]: s for s in family_defaults(family)["text_encoders"]}
+
+
+def read_text_file(
+    path: Path, family: str, manager: ModelManager, embedding_dirs: Sequence[Path]
+) -> tuple[dict[str, TextEncoder], T5Unit | None]:
+    """The CLIP and T5 encoders one file holds (a standalone encoder, or several under their own prefixes)."""
+    from diffusion.loader import build_text, fit_text_keys, text_state
+
+    tensors = TensorFile(path)
+    name = Path(path).name
+    dtype = manager.dtype
+    clips: dict[str, TextEncoder] = {}
+    t5 = None
+    specs = _specs(family)
+    for key in tensors.shapes:
+        if key.endswith(HF_MARK):
+            layout, old, new = "hf", key[: -len(HF_MARK)], "transformer."
+        elif key.endswith(OPENCLIP_MARK) and not key.endswith("text_model." + OPENCLIP_MARK):
+            layout, old, new = "openclip", key[: -len(OPENCLIP_MARK)], "model."
+        else:
+            continue
+        view = KeyView(tensors, old, new)
+        width = view.shapes["transformer.text_model.embeddings.token_embedding.weight" if layout == "hf"
+                            else "model.token_embedding.weight"][1]  # fmt: skip
+        encoder = _clip_name(width, layout, old, name)
+        if encoder not in specs:
+            raise CheckpointError(f"{name}: a {encoder} text encoder is no part of {family}")
+        try:
+            arch = detect_text(view.shapes, "", dict(specs[encoder], layout=layout))
+        except (UnknownModel, KeyError) as exc:
+            raise CheckpointError(f"{name}: incomplete CLIP text encoder ({exc})") from exc
+        if family == "flux":
+            arch = replace(arch, projection_dim=None)  # FLUX takes CLIP-L's pooled output before the projection
+        module = build_text(arch)
+        wanted = module.state_dict()
+        state = {k: v for k, v in fit_text_keys(text_state(view, arch), module).items() if k in wanted}
+        module = assign_weights(module, state, f"{name}: {encoder}", dtype)
+        unit = EncoderUnit(arch, module)
+        clips[encoder] = TextEncoder(family, (unit,), ClipTokenizer(), manager, tuple(embedding_dirs))
+    if is_t5(tensors.shapes):
+        arch5 = detect_t5(tensors.shapes)
+        tokenizer = T5Tokenizer(find_tokenizer(path))
+        t5 = T5Unit(build_t5(arch5, tensors, f"{name}: T5", dtype), tokenizer)
+    if not clips and t5 is None:
+        raise CheckpointError(f"{name}: no CLIP or T5 text encoder found in this file")
+    return clips, t5
+
+
+def load_text_encoders(
+    paths: Sequence[Path], family: str, manager: ModelManager, embedding_dirs: Sequence[Path] = ()
+) -> DiTTextEncoder:
+    """One DiTTextEncoder from the files a CLIP loader names (in any order); a role filled twice is an error."""
+    clips: dict[str, TextEncoder] = {}
+    t5 = None
+    for path in paths:
+        found, found_t5 = read_text_file(path, family, manager, embedding_dirs)
+        for encoder in found:
+            if encoder in clips:
+                raise CheckpointError(f"{Path(path).name}: a second {encoder} text encoder")
+        if found_t5 is not None and t5 is not None:
+            raise CheckpointError(f"{Path(path).name}: a second T5 text encoder")
+        clips.update(found)
+        t5 = found_t5 or t5
+    return DiTTextEncoder(family, clips, t5, manager)

@@ -1,0 +1,144 @@
+"""Flow-matching (rectified flow) models in the samplers' sigma formulation.
+
+The noisy latent at noise level sigma in [0, 1] is x = (1 - sigma) * x0 + sigma * noise and the transformer predicts
+the velocity v = noise - x0, so the denoiser is D(x, sigma) = x - sigma * v: the same `denoise(x, sigma)` every
+k-diffusion sampler steps on. The model's noise levels are its 1000 training times t = i/1000 moved by a shift:
+SD3's `shift * t / (1 + (shift - 1) * t)`, or FLUX's resolution-dependent `e^mu / (e^mu + 1/t - 1)`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from diffusion.model import DiffusionModel
+from diffusion.schedulers import DiscreteSchedule
+
+TIMESTEPS = 1000
+DEFAULT_GUIDANCE = 3.5
+
+
+def sd3_shift(shift: float, t: torch.Tensor) -> torch.Tensor:
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def flux_shift(mu: float, t: torch.Tensor) -> torch.Tensor:
+    return math.exp(mu) / (math.exp(mu) + (1 / t - 1))
+
+
+def flux_mu(width: int, height: int, max_shift: float, base_shift: float) -> float:
+    """FLUX's shift for an image size: linear in the number of 2x2 latent patches, base_shift at 256 patches
+    (256x256 pixels) and max_shift at 4096 (1024x1024)."""
+    slope = (max_shift - base_shift) / (4096 - 256)
+    return width * height / (8 * 8 * 2 * 2) * slope + base_shift - slope * 256
+
+
+def flow_schedule(kind: str, shift: float) -> DiscreteSchedule:
+    """The model's noise levels, ascending: `kind` "flux" (shift = mu) or "sd3" (shift multiplies)."""
+    t = torch.arange(1, TIMESTEPS + 1, dtype=torch.float64) / TIMESTEPS
+    sigmas = flux_shift(shift, t) if kind == "flux" else sd3_shift(shift, t)
+    return DiscreteSchedule(sigmas.float())
+
+
+@dataclass(eq=False)
+class FlowModel(DiffusionModel):
+    """A FLUX or SD3 transformer (diffusers) as a flow-matching denoiser; `unet` holds the transformer."""
+
+    shift_kind: str = "flux"
+    shift: float = 1.15
+    latent_format: int = 16
+
+    def with_shift(self, kind: str, shift: float) -> FlowModel:
+        """A copy sampling with another shift (ModelSamplingFlux / ModelSamplingSD3)."""
+        return replace(self, shift_kind=kind, shift=shift, schedule=flow_schedule(kind, shift))
+
+    @property
+    def latent_channels(self) -> int:
+        return self.latent_format
+
+    @property
+    def guidance_embed(self) -> bool:
+        return bool(getattr(self.unet.config, "guidance_embeds", False))
+
+    def conditioning_inputs(self, opts: Sequence[Mapping[str, Any]], batch: int) -> dict[str, torch.Tensor]:
+        """Per row: the pooled text embedding, and for FLUX the guidance value and whether it applies."""
+        pooled, guidance, on = [], [], []
+        for o in opts:
+            p = o.get("pooled_output")
+            if p is None:
+                raise ValueError(f"{self.family}: the conditioning has no pooled text embedding; encode the prompt "
+                                 f"with a {self.family} text encoder (DualCLIPLoader / TripleCLIPLoader)")  # fmt: skip
+            p = p.reshape(p.shape[0], -1)
+            pooled.append(p if p.shape[0] == batch else p[:1].repeat(batch, 1))
+            g = o.get("guidance", DEFAULT_GUIDANCE)
+            guidance.append(torch.full((batch,), float(g if g is not None else 0.0)))
+            on.append(torch.full((batch,), 0.0 if g is None else 1.0))
+        return {"pooled": torch.cat(pooled), "guidance": torch.cat(guidance), "guidance_on": torch.cat(on)}
+
+    def unet_forward(
+        self,
+        x_in: torch.Tensor,
+        timestep: torch.Tensor,
+        context: torch.Tensor,
+        added: dict[str, torch.Tensor] | None,
+        down_residuals: list[torch.Tensor] | None = None,
+        mid_residual: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if added is None:
+            raise ValueError(f"{self.family}: the sampler passed no pooled text embedding")
+        if down_residuals is not None or mid_residual is not None:
+            raise ValueError(f"{self.family}: U-Net ControlNets do not apply to a {self.family} transformer")
+        dtype, device = self.manager.dtype, x_in.device
+        sigma = self.schedule.t_to_sigma(timestep.float()).to(device)
+        pooled = added["pooled"].to(device, dtype)
+        if self.family == "flux":
+            return self._flux(x_in, sigma, context.to(device, dtype), pooled, added).float()
+        out = self.unet(
+            hidden_states=x_in.to(dtype),
+            encoder_hidden_states=context.to(device, dtype),
+            pooled_projections=pooled,
+            timestep=(sigma * TIMESTEPS).to(dtype),
+        )
+        return out.sample.float()
+
+    def _flux(
+        self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor, added: dict
+    ) -> torch.Tensor:
+        """Pack the latent into 2x2 patches with their (0, row, col) position ids, run, unpack."""
+        dtype = self.manager.dtype
+        b, c, h, w = x.shape
+        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+        hh, ww = x.shape[2] // 2, x.shape[3] // 2
+        packed = x.view(b, c, hh, 2, ww, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, hh * ww, c * 4)
+        img_ids = torch.zeros(hh, ww, 3, device=x.device)
+        img_ids[..., 1] = torch.arange(hh, device=x.device)[:, None]
+        img_ids[..., 2] = torch.arange(ww, device=x.device)[None, :]
+        txt_ids = torch.zeros(context.shape[1], 3, device=x.device)
+        kwargs: dict[str, Any] = {}
+        hook = None
+        if self.guidance_embed:
+            kwargs["guidance"] = added["guidance"].to(x.device, dtype)
+            on = added["guidance_on"].to(x.device, dtype)[:, None]
+            if not bool(on.all()):  # FluxDisableGuidance: those rows skip the guidance embedding
+                embedder = self.unet.time_text_embed.guidance_embedder
+                hook = embedder.register_forward_hook(lambda _m, _i, out: out * on)
+        try:
+            out = self.unet(
+                hidden_states=packed.to(dtype),
+                encoder_hidden_states=context,
+                pooled_projections=pooled,
+                timestep=sigma.to(dtype),
+                img_ids=img_ids.reshape(-1, 3),
+                txt_ids=txt_ids,
+                **kwargs,
+            ).sample
+        finally:
+            if hook is not None:
+                hook.remove()
+        out = out.float().view(b, hh, ww, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, hh * 2, ww * 2)
+        return out[:, :, :h, :w]

@@ -1,0 +1,168 @@
+// Saved workflows, kept on the server in the user's `workflows/` folder (`/userdata`): save the canvas under a
+// name, open, rename and delete; the open workflow's name is shown with a mark while it has unsaved changes.
+
+import type { Api } from "./api";
+import { el, toast } from "./ui";
+
+const FOLDER = "workflows";
+
+export interface WorkflowActions {
+  /** The canvas as a saved file holds it. */
+  serialize(): unknown;
+  /** Replaces the canvas with a saved workflow. */
+  open(workflow: unknown): void;
+}
+
+/** One entry of a `/v2/userdata` listing. */
+interface Entry {
+  name: string;
+  type: "file" | "directory";
+}
+
+function fileOf(name: string): string {
+  return encodeURIComponent(`${FOLDER}/${name}.json`);
+}
+
+export class WorkflowsPanel {
+  readonly element: HTMLElement;
+  readonly #list = el("ul", { class: "workflow-list" });
+  readonly #name = el("input", { type: "text", placeholder: "name", class: "workflow-name", "aria-label": "Workflow name" });
+  readonly #current = el("div", { class: "current" });
+  /** The saved workflow on the canvas (null: not saved yet) and whether it changed since. */
+  #open: string | null = null;
+  #modified = false;
+
+  constructor(
+    private readonly api: Api,
+    private readonly actions: WorkflowActions,
+  ) {
+    const save = el("button", { class: "save", text: "Save", title: "Save the canvas on the server under this name" });
+    save.onclick = () => void this.save(this.#name.value.trim() || this.#open || "");
+    this.element = el(
+      "section",
+      { class: "loom-panel workflows-panel" },
+      el("h2", { text: "Workflows" }),
+      this.#current,
+      el("div", { class: "save-row" }, this.#name, save),
+      this.#list,
+    );
+    this.#renderCurrent();
+  }
+
+  /** Call on every edit of the canvas: the open workflow gets its unsaved mark. */
+  markModified(): void {
+    if (this.#modified) return;
+    this.#modified = true;
+    this.#renderCurrent();
+  }
+
+  /** Another workflow replaced the canvas (a file, an example): it is not one of the saved ones. */
+  detach(): void {
+    this.#open = null;
+    this.#modified = false;
+    this.#renderCurrent();
+  }
+
+  async refresh(): Promise<void> {
+    let names: string[] = [];
+    try {
+      // The user folder first: asking for a folder that does not exist yet would be a 404 in the console.
+      const root = await this.api.json<Entry[]>("/v2/userdata");
+      if (root.some((e) => e.name === FOLDER && e.type === "directory")) {
+        const files = await this.api.json<Entry[]>(`/v2/userdata?path=${FOLDER}`);
+        names = files.filter((e) => e.type === "file").map((e) => e.name);
+      }
+    } catch {
+      // A server without user files: nothing saved.
+    }
+    const saved = names.filter((n) => n.endsWith(".json")).map((n) => n.slice(0, -5)).sort((a, b) => a.localeCompare(b));
+    this.#list.replaceChildren(...saved.map((name) => this.#row(name)));
+    if (!saved.length) this.#list.append(el("li", { class: "empty", text: "No saved workflows" }));
+  }
+
+  async save(name: string): Promise<void> {
+    if (!name) {
+      toast("Give the workflow a name", "error");
+      return;
+    }
+    try {
+      await this.api.fetch(`/userdata/${fileOf(name)}`, { method: "POST", body: JSON.stringify(this.actions.serialize()) }).then(check);
+    } catch (e) {
+      toast(`Could not save ${name}: ${(e as Error).message}`, "error");
+      return;
+    }
+    this.#open = name;
+    this.#modified = false;
+    this.#name.value = "";
+    this.#renderCurrent();
+    toast(`Saved ${name}`);
+    await this.refresh();
+  }
+
+  async open(name: string): Promise<void> {
+    try {
+      this.actions.open(await this.api.json(`/userdata/${fileOf(name)}`));
+    } catch (e) {
+      toast(`Could not open ${name}: ${(e as Error).message}`, "error");
+      return;
+    }
+    this.#open = name;
+    this.#modified = false;
+    this.#renderCurrent();
+  }
+
+  async #rename(name: string, to: string): Promise<void> {
+    try {
+      await this.api.fetch(`/userdata/${fileOf(name)}/move/${fileOf(to)}?overwrite=false`, { method: "POST" }).then(check);
+    } catch (e) {
+      toast(`Could not rename ${name}: ${(e as Error).message}`, "error");
+      return;
+    }
+    if (this.#open === name) this.#open = to;
+    this.#renderCurrent();
+    await this.refresh();
+  }
+
+  async #delete(name: string): Promise<void> {
+    try {
+      await this.api.fetch(`/userdata/${fileOf(name)}`, { method: "DELETE" }).then(check);
+    } catch (e) {
+      toast(`Could not delete ${name}: ${(e as Error).message}`, "error");
+      return;
+    }
+    if (this.#open === name) this.detach();
+    await this.refresh();
+  }
+
+  #row(name: string): HTMLElement {
+    const open = el("button", { class: "name", text: name, title: "Open" });
+    open.onclick = () => void this.open(name);
+    const rename = el("button", { class: "rename", text: "Rename" });
+    rename.onclick = () => {
+      const field = el("input", { type: "text", value: name, class: "rename-field", "aria-label": `New name for ${name}` });
+      field.onkeydown = (e) => {
+        e.stopPropagation();
+        if (e.key === "Enter" && field.value.trim() && field.value.trim() !== name) void this.#rename(name, field.value.trim());
+        if (e.key === "Escape") void this.refresh();
+      };
+      open.replaceWith(field);
+      field.focus();
+      field.select();
+    };
+    const remove = el("button", { class: "delete", text: "Delete" });
+    remove.onclick = () => void this.#delete(name);
+    return el("li", { "data-workflow": name, class: name === this.#open ? "open" : "" }, open, rename, remove);
+  }
+
+  #renderCurrent(): void {
+    const label = this.#open ? `${this.#open}${this.#modified ? " •" : ""}` : "Unsaved workflow";
+    this.#current.textContent = label;
+    this.#current.title = this.#modified ? "Changed since it was saved" : "";
+    this.#current.classList.toggle("modified", this.#modified);
+  }
+}
+
+async function check(res: Response): Promise<Response> {
+  if (!res.ok) throw new Error((await res.text()) || `HTTP ${res.status}`);
+  return res;
+}
