@@ -40,6 +40,15 @@ TEXT = TextArch(
 
 
 def peak_rss_gb() -> float:
+    """This process' peak RSS: VmHWM where Linux gives it (ru_maxrss would include the peak of the parent that
+    started a `--one` child, as Linux keeps it across exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
