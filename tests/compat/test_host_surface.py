@@ -126,7 +126,7 @@ PACK = """
 import torch
 import comfy.samplers
 from comfy.sd import load_clip
-from comfy_extras.nodes_model_advanced import ModelSamplingAuraFlow
+from comfy_extras.nodes_model_advanced import ModelSamplingStableCascade
 from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel
 
 
@@ -155,7 +155,7 @@ class NeedsClip:
         return (load_clip(ckpt_paths=[path]),)
 
 
-class MyAuraFlow(ModelSamplingAuraFlow):
+class MyCascade(ModelSamplingStableCascade):
     pass
 
 
@@ -173,7 +173,7 @@ class Show:
 
 
 NODE_CLASS_MAPPINGS = {
-    "PackPure": Pure, "PackNeedsClip": NeedsClip, "PackAuraFlow": MyAuraFlow, "PackShow": Show,
+    "PackPure": Pure, "PackNeedsClip": NeedsClip, "PackCascade": MyCascade, "PackShow": Show,
     "PackUpscale": ImageUpscaleWithModel,
 }
 """
@@ -191,8 +191,8 @@ def test_a_pack_on_missing_machinery_loads_its_pure_nodes_run_and_one_fails_by_n
         assert summary.status == "ok", summary.traceback
         assert summary.count == "4 of 5 nodes"
         [rejected] = summary.rejected
-        assert rejected.class_type == "PackAuraFlow"
-        assert "Loom does not provide comfy_extras.nodes_model_advanced.ModelSamplingAuraFlow" in rejected.reason
+        assert rejected.class_type == "PackCascade"
+        assert "Loom does not provide comfy_extras.nodes_model_advanced.ModelSamplingStableCascade" in rejected.reason
         assert registry.get("PackUpscale").schema()["input"] == registry.get("ImageUpscaleWithModel").schema()["input"]
         executor = Executor(registry)
         ok = parse_api(
