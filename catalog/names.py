@@ -84,7 +84,9 @@ def resolve_models(
     current: dict[str, Any] = {}
     for node_id, entry in api.items():
         class_type = entry.get("class_type") if isinstance(entry, Mapping) else None
-        spec = registry.get(class_type) if isinstance(class_type, str) else None
+        if not isinstance(class_type, str):
+            continue  # validation reports it
+        spec = registry.get(class_type)
         inputs = entry.get("inputs") if spec is not None else None
         if spec is None or not isinstance(inputs, Mapping):
             continue

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from diffusion import offline
@@ -16,6 +15,7 @@ from diffusion.flow import FlowModel, flow_schedule
 from diffusion.flux import FluxArch, detect_flux, is_flux
 from diffusion.flux import to_diffusers as flux_to_diffusers
 from diffusion.memory import ModelManager
+from diffusion.precision import CastLinear
 
 WEIGHT_DTYPES = {
     "default": None,
@@ -25,21 +25,15 @@ WEIGHT_DTYPES = {
 }
 
 
-class UpcastLinear(nn.Linear):
-    """A Linear whose weight is stored in a narrow dtype (fp8) and cast to the input's dtype for each call."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.bias.to(x.dtype) if self.bias is not None else None
-        return F.linear(x, self.weight.to(x.dtype), bias)
-
-
-def store_linears(module: nn.Module, dtype: torch.dtype) -> int:
-    """Keep every Linear weight in `dtype` (upcast per layer at run time); returns how many were converted."""
+def store_linears(module: nn.Module, dtype: torch.dtype, compute: torch.dtype) -> int:
+    """Keep every Linear weight in `dtype` (fp8), cast to `compute` per call (diffusion.precision); returns how
+    many were converted."""
     count = 0
     for layer in module.modules():
-        if type(layer) is nn.Linear:
+        if isinstance(layer, nn.Linear):
             layer.weight = nn.Parameter(layer.weight.data.to(dtype), requires_grad=False)
-            layer.__class__ = UpcastLinear
+            layer.__class__ = CastLinear
+            layer.compute_dtype = compute  # type: ignore[assignment]
             count += 1
     return count
 
@@ -77,11 +71,13 @@ def load_diffusion_model(path: Path, manager: ModelManager, weight_dtype: str = 
             raise UnknownModel(f"not a FLUX diffusion model; found {_summary(tensors.shapes)}")
         arch = detect_flux(tensors.shapes)
         state = flux_to_diffusers(tensors, arch)
-        module = assign_weights(build_flux(arch), state, f"{name}: FLUX transformer", manager.dtype)
+        module = assign_weights(
+            build_flux(arch), state, f"{name}: FLUX transformer", manager.dtype, manager.keep_file_dtype
+        )
         model = flux_model(module, arch, manager)
     except UnknownModel as exc:
         raise CheckpointError(f"{name}: {exc}") from exc
     narrow = WEIGHT_DTYPES[weight_dtype]
     if narrow is not None:
-        store_linears(model.unet, narrow)
+        store_linears(model.unet, narrow, manager.dtype)
     return model

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from catalog.index import ModelIndex
+from catalog.names import hash_lookup
 from catalog.resolve import proposals
 from server.http import BadRequest, read_json
 from server.state import STATE
@@ -51,13 +52,8 @@ def _proposals(index: ModelIndex, wanted: list[Any]) -> list[dict[str, Any]]:
         if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
             raise BadRequest("each entry of 'models' needs 'choices', a list of file names", "invalid_request")
         digest = item.get("hash") if isinstance(item.get("hash"), str) else None
-        folder = item.get("folder") if isinstance(item.get("folder"), str) else None
-        known = index.folders.canonical(folder) if folder else None
-        known = known if known in index.folders.models else None
-
-        def by_hash(d: str, known: str | None = known) -> list[str]:
-            return [f.name for f in index.by_hash(d, known)]
-
+        folder = str(item["folder"]) if isinstance(item.get("folder"), str) else ""
+        by_hash = hash_lookup(index, index.folders.canonical(folder), hash_now=False)
         found = proposals(item["name"], choices, digest=digest, by_hash=by_hash)
         answers.append({"name": item["name"], "proposals": [{"name": r.name, "rule": r.rule} for r in found]})
     return answers

@@ -133,15 +133,16 @@ def test_guidance_is_honoured_by_dev_and_ignored_by_schnell(flux_files: dict[str
 @pytest.mark.slow
 def test_fp8_storage_upcasts_per_layer(flux_files: dict[str, Path]) -> None:
     from diffusion.demo_dit import DEMO_CLIP_L, DEMO_FLUX, DEMO_T5
-    from diffusion.dit_loader import UpcastLinear, load_diffusion_model
+    from diffusion.dit_loader import load_diffusion_model
     from diffusion.dit_text import load_text_encoders
     from diffusion.memory import ModelManager
+    from diffusion.precision import CastLinear
 
     manager = ModelManager.create(force_cpu=True)
     clip = load_text_encoders([flux_files[DEMO_CLIP_L], flux_files[DEMO_T5]], "flux", manager)
     full = load_diffusion_model(flux_files[DEMO_FLUX], manager)
     fp8 = load_diffusion_model(flux_files[DEMO_FLUX], manager, "fp8_e4m3fn")
-    linears = [m for m in fp8.unet.modules() if isinstance(m, UpcastLinear)]
+    linears = [m for m in fp8.unet.modules() if isinstance(m, CastLinear)]
     assert linears and all(m.weight.dtype == torch.float8_e4m3fn for m in linears)
     a, b = _sample(full, clip, 3.5), _sample(fp8, clip, 3.5)
     assert torch.isfinite(b).all() and (a - b).abs().mean() < 0.2 * a.abs().mean()
