@@ -206,6 +206,19 @@ export class Api {
     return this.json(`/templates/${encodeURIComponent(name)}.json`);
   }
 
+  /**
+   * The files under a folder of the user's data, recursively (`{path, size, modified}`, paths relative to it).
+   * A folder not made yet answers 404, as the reference does: that is an empty folder, not an error.
+   */
+  async listUserData(dir: string): Promise<{ path: string; size: number; modified: number }[]> {
+    try {
+      return await this.json(`/userdata?dir=${encodeURIComponent(dir)}&recurse=true&full_info=true`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return [];
+      throw e;
+    }
+  }
+
   modelIndex(): Promise<{ files: IndexedModel[]; pending: number }> {
     return this.json("/models/index");
   }
