@@ -1,6 +1,8 @@
 // HTTP client for the Loom server (DESIGN.md section 6). Every call goes through the `/api` prefix so the
 // canvas also works behind a proxy that only forwards /api; the auth token from `?token=` rides along.
 
+import type { NodeTiming } from "./timings";
+
 export type InputSpec = [string | string[], Record<string, unknown>?];
 
 export interface NodeInfo {
@@ -78,7 +80,7 @@ export interface HistoryEntry {
   outputs: Record<string, { images?: ImageRef[] } & Record<string, unknown>>;
   status?: { status_str: string; completed: boolean; messages?: [string, unknown][] };
   /** Epoch milliseconds of the job's steps (Loom's addition to the history entry). */
-  timings?: { queued?: number; started?: number; finished?: number };
+  timings?: { queued?: number; started?: number; finished?: number; nodes?: Record<string, NodeTiming> };
 }
 
 export interface NodeErrorDetail {
@@ -191,6 +193,12 @@ export class Api {
 
   history(maxItems = 64): Promise<Record<string, HistoryEntry>> {
     return this.json(`/history?max_items=${maxItems}`);
+  }
+
+  /** One job's history entry, or null while it has none (still queued or running). */
+  async historyEntry(promptId: string): Promise<HistoryEntry | null> {
+    const found = await this.json<Record<string, HistoryEntry>>(`/history/${encodeURIComponent(promptId)}`);
+    return found[promptId] ?? null;
   }
 
   extensions(): Promise<string[]> {
