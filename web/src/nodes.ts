@@ -1,9 +1,8 @@
 // Registers one litegraph node class per /object_info entry: typed, coloured slots, widgets built from the
 // input specs (numbers with ranges, combos, multiline text, toggles, seed controls), widget <-> input
-// conversion, and the run-time decorations (running outline, cached badge, errors, output images).
+// conversion, and the run-time decorations (running outline, run-time or cached badge, errors, output images).
 
 import {
-  LGraphBadge,
   LGraphCanvas,
   LGraphNode,
   LiteGraph,
@@ -15,6 +14,7 @@ import type { IBaseWidget } from "@comfyorg/litegraph/dist/types/widgets";
 import { CONTROL_VALUES, CONTROL_WIDGET, defaultValue, type InputDef, type NodeDef, readNodeDef } from "./schema";
 import type { ObjectInfo } from "./api";
 import { type DomKind, makeDomWidget } from "./dom_widgets";
+import { addRunTimeBadge } from "./timings";
 
 /** Per-node run-time state drawn on top of the node; reset when a run starts. */
 export interface NodeRunState {
@@ -362,7 +362,6 @@ function makeNodeClass(def: NodeDef, hooks: NodeHooks): typeof LGraphNode {
     static loomDef = def;
     loom: NodeRunState = freshState();
     def: NodeDef = def;
-    #badge = new LGraphBadge({ text: "", fgColor: "#111", bgColor: "#6cc24a" });
 
     constructor(title?: string) {
       super(title ?? def.displayName, def.name);
@@ -382,10 +381,7 @@ function makeNodeClass(def: NodeDef, hooks: NodeHooks): typeof LGraphNode {
       this.setSize([Math.max(size[0], MIN_NODE_WIDTH, widgetsWidth(this)), size[1]]);
       this.strokeStyles.running = () =>
         (this as unknown as { loomRunning?: boolean }).loomRunning ? { color: "#3cdc5c", lineWidth: 3, padding: 6 } : undefined;
-      this.badges.push(() => {
-        this.#badge.text = this.loom.cached ? "cached" : "";
-        return this.#badge;
-      });
+      addRunTimeBadge(this);
       hooks.nodeCreated(this as unknown as LoomNode);
     }
 

@@ -4,6 +4,7 @@
 
 import { type LGraph, type LGraphCanvas, type LGraphNode, LiteGraph, type Subgraph, SubgraphNode } from "@comfyorg/litegraph";
 import { OPEN_SUBGRAPH_GLYPH } from "./litegraph_setup";
+import { addRunTimeBadge } from "./timings";
 import { el } from "./ui";
 
 const MIN_WIDTH = 220;
@@ -17,6 +18,7 @@ function registerSubgraphType(root: LGraph, subgraph: Subgraph): void {
     constructor() {
       super(root, subgraph, { id: -1, type: subgraph.id, pos: [0, 0], size: [180, 60], flags: {}, order: 0, mode: 0 } as never);
       for (const button of this.title_buttons ?? []) if (button.name === "enter_subgraph") button.text = OPEN_SUBGRAPH_GLYPH;
+      addRunTimeBadge(this);
     }
 
     /** Wide enough for its title beside the open button. */
