@@ -7,6 +7,7 @@ import type { LGraph, LGraphCanvas } from "@comfyorg/litegraph";
 import type { Api, ImageRef } from "./api";
 import { fitImages, type LoomNode, resetRunState } from "./nodes";
 import type { Gallery } from "./panels";
+import { nodePath } from "./node_path";
 import { applyRunTimes, clearRunTimes, markCached } from "./timings";
 import { type RuntimeError, showRuntimeError, toast } from "./ui";
 
@@ -84,13 +85,13 @@ export class ExecutionView {
       case "execution_error": {
         this.setRunning(null);
         void this.#showRunTimes(data.prompt_id);
-        const node = this.node(data.node_id);
-        if (node?.loom) {
-          node.has_errors = true;
-          node.loom.errors = [{ message: `${data.exception_type}: ${data.exception_message}` }];
-        }
-        const title = node?.title ?? String(data.node_type);
-        showRuntimeError(data as RuntimeError, title, () => node && this.canvas.centerOnNode(node));
+        // Inside a subgraph: the failing node and each subgraph node around it are outlined.
+        const path = nodePath(this.graph, String(data.node_id ?? ""));
+        for (const node of path) node.has_errors = true;
+        const failed = path[path.length - 1] as LoomNode | undefined;
+        if (failed?.loom) failed.loom.errors = [{ message: `${data.exception_type}: ${data.exception_message}` }];
+        const title = path.length ? path.map((n) => n.title).join(" › ") : String(data.node_type);
+        showRuntimeError(data as RuntimeError, title, () => path.length && this.canvas.centerOnNode(path[0]));
         break;
       }
       case "execution_interrupted":

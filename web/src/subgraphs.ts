@@ -28,6 +28,8 @@ function registerSubgraphType(root: LGraph, subgraph: Subgraph): void {
       return size;
     }
   }
+  // Named after the definition: litegraph would otherwise title new instances after the (minified) class name.
+  LoomSubgraphNode.title = subgraph.name;
   LiteGraph.registerNodeType(subgraph.id, LoomSubgraphNode);
   // Not offered in menus or the palette: a subgraph node is made by converting a selection or copied.
   (LoomSubgraphNode as unknown as { skip_list: boolean }).skip_list = true;
