@@ -106,20 +106,19 @@ def match_lora(state_dict: Mapping[str, torch.Tensor], components: Mapping[str, 
         groups.setdefault(split[0], {})[split[1]] = (key, tensor)
     for stem, parts in groups.items():
         keys = [k for k, _ in parts.values()]
-        target = resolve(stem, tables)
-        if target is None:
+        targets = resolve(stem, tables)
+        if targets is None:
             result.unmapped.update(dict.fromkeys(keys, "no such layer in the model"))
             continue
-        module = components[target.component].get_submodule(target.module)
         for part, param in (("diff", "weight"), ("diff_b", "bias")):
             if part in parts:
                 key, delta = parts.pop(part)
-                own = getattr(module, param, None)
-                if own is None or own.numel() != delta.numel():
-                    shape = None if own is None else tuple(own.shape)
-                    result.unmapped[key] = f"{param} difference does not fit the layer's {param} ({shape})"
+                diffs = [_fitted_diff(target, delta, param, components) for target in targets]
+                misfit = next((d for d in diffs if isinstance(d, str)), None)
+                if misfit is not None:
+                    result.unmapped[key] = misfit
                 else:
-                    result.patches.append(DiffPatch(target, delta, param))
+                    result.patches.extend(d for d in diffs if isinstance(d, DiffPatch))
         if not parts:
             continue
         keys = [k for k, _ in parts.values()]
@@ -127,16 +126,44 @@ def match_lora(state_dict: Mapping[str, torch.Tensor], components: Mapping[str, 
             result.unmapped.update(dict.fromkeys(keys, "needs both an up and a down weight"))
             continue
         down, up = parts["down"][1], parts["up"][1]
-        weight = module.weight
-        rank, rows = down.shape[0], weight.shape[0]
-        fits = up.shape[0] == rows and up.numel() == rows * rank and down.numel() == rank * (weight.numel() // rows)
-        if weight.ndim < 2 or not fits:
-            result.unmapped.update(dict.fromkeys(keys, f"shape does not fit layer of shape {tuple(weight.shape)}"))
-            continue
         alpha = parts.get("alpha")
-        scale = float(alpha[1]) / rank if alpha is not None else 1.0
-        result.patches.append(LoraPatch(target, down, up, scale))
+        scale = float(alpha[1]) / down.shape[0] if alpha is not None else 1.0
+        patches = [_fitted(target, down, up, scale, components) for target in targets]
+        misfit = next((p for p in patches if isinstance(p, str)), None)
+        if misfit is not None:
+            result.unmapped.update(dict.fromkeys(keys, misfit))
+            continue
+        result.patches.extend(p for p in patches if isinstance(p, LoraPatch))
     return result
+
+
+def _fitted(
+    target: Target, down: torch.Tensor, full_up: torch.Tensor, scale: float, components: Mapping[str, nn.Module]
+) -> LoraPatch | str:
+    """The patch of one layer, or why the LoRA's shapes do not fit it."""
+    weight = components[target.component].get_submodule(target.module).weight
+    rank, rows = down.shape[0], weight.shape[0]
+    misfit = f"shape does not fit layer of shape {tuple(weight.shape)}"
+    if full_up.shape[0] < (target.rows[1] if target.rows is not None else rows):
+        return misfit
+    up = target.take(full_up)
+    fits = up.shape[0] == rows and up.numel() == rows * rank and down.numel() == rank * (weight.numel() // rows)
+    if weight.ndim < 2 or not fits:
+        return misfit
+    return LoraPatch(target, down, up, scale)
+
+
+def _fitted_diff(
+    target: Target, delta: torch.Tensor, param: str, components: Mapping[str, nn.Module]
+) -> DiffPatch | str:
+    """The whole-tensor difference of one layer's weight or bias, or why it does not fit."""
+    own = getattr(components[target.component].get_submodule(target.module), param, None)
+    if own is None:
+        return f"the layer has no {param}"
+    part = target.take(delta)
+    if part.numel() != own.numel():
+        return f"{param} difference does not fit the layer's {param} of shape {tuple(own.shape)}"
+    return DiffPatch(target, part, param)
 
 
 def shared_copy(model: nn.Module) -> nn.Module:
