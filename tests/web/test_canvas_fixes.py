@@ -122,6 +122,39 @@ def test_validation_error_inside_a_subgraph_outlines_the_path(canvas) -> None:
     assert canvas.js("return app.canvas.graph.getNodeById(arg).has_errors;", inner) is False
 
 
+def test_widget_promoted_to_a_subgraph_input_feeds_the_inner_node(canvas) -> None:
+    page = canvas.page
+    make_fast(canvas)
+    outer = convert_to_subgraph(canvas, [canvas.node_id("EmptyLatentImage"), canvas.node_id("KSampler")])
+    inner = canvas.js(
+        "const n = app.graph.getNodeById(arg); app.canvas.openSubgraph(n.subgraph); app.canvas.draw(true, true);"
+        "const k = n.subgraph._nodes.find(n => n.type === 'KSampler'); app.canvas.centerOnNode(k); return k.id;",
+        outer,
+    )
+    x, y = canvas.js("const n = app.canvas.graph.getNodeById(arg); return [n.pos[0] + 30, n.pos[1] - 15];", inner)
+    page.mouse.click(*canvas.to_screen(x, y), button="right")
+    page.locator(".litecontextmenu .litemenu-entry", has_text="Promote widget to subgraph input").click()
+    page.locator(".litecontextmenu").last.locator(".litemenu-entry", has_text="steps").click()
+    canvas.shot("promoted-inside")
+    page.locator(".loom-breadcrumb button.root").click()
+
+    # The subgraph node shows the widget; its value is what the inner KSampler is sent.
+    names = canvas.js("return app.graph.getNodeById(arg).widgets.map(w => w.name);", outer)
+    assert names == ["steps"]
+    assert canvas.widget_value(outer, "steps") == 2
+    canvas.js("app.graph.getNodeById(arg).widgets[0].value = 3; app.canvas.setDirty(true, true);", outer)
+    canvas.shot("promoted-outside")
+    prompt = canvas.js("return app.prompt();")
+    assert prompt[f"{outer}:{inner}"]["inputs"]["steps"] == 3
+
+    # It survives a reload of the workflow, and the server runs it.
+    canvas.js("app.loadWorkflow(JSON.parse(JSON.stringify(app.graph.serialize())));")
+    assert canvas.js("return app.prompt()[arg].inputs.steps;", f"{outer}:{inner}") == 3
+    page.click("#queue-button")
+    assert canvas.wait_for_images(canvas.node_id("SaveImage"))
+    assert page.locator(".loom-validation").is_hidden()
+
+
 def test_add_node_menu_lists_categories(canvas) -> None:
     canvas.page.mouse.click(300, 700, button="right")
     canvas.page.locator(".litecontextmenu .litemenu-entry", has_text="Add Node").click()
