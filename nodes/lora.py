@@ -63,8 +63,7 @@ def apply_lora_tensors(
     if patched["unet"] is not model.unet:
         model = model.with_unet(patched["unet"])
     if clip is not None and any(patched[n] is not u.module for n, u in zip(UNIT_NAMES, units, strict=False)):
-        new_units = tuple(replace(u, module=patched[n]) for n, u in zip(UNIT_NAMES, units, strict=False))
-        clip = replace(clip, units=new_units)
+        clip = clip.with_units(tuple(replace(u, module=patched[n]) for n, u in zip(UNIT_NAMES, units, strict=False)))
     return model, clip
 
 
