@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from diffusion.controlnet import Crop, chain_residuals
+from diffusion.gligen import gligen_attached
 from diffusion.guidance import CFG, Guider, Rule
 from diffusion.model import DiffusionModel, GuidanceStep
 from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
@@ -207,7 +208,11 @@ class Guided:
         added = self._added(entries)
         down, mid = self._control(entries, x_in, t, context, added, percent, area)
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
-        with unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area)):
+        boxes = [e.opts.get("gligen") for e in entries for _ in range(self.batch)]
+        with (
+            unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area)),
+            gligen_attached(self.model.unet, boxes, (x.shape[2], x.shape[3])),
+        ):
             out = self.model.unet_forward(x_in, t, context, added, down, mid)
         return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
 
