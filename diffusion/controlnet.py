@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffusion import offline
 from diffusion.checkpoint import read_tensors
 from diffusion.configs import unet_config
 from diffusion.detect import UNetArch, UnknownModel, detect_unet, guess_family
@@ -93,15 +94,14 @@ def _strip_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
 
 def controlnet_from_ldm(state_dict: Mapping[str, torch.Tensor], name: str = "ControlNet") -> nn.Module:
     """Build a diffusers ControlNetModel on the meta device and give it the file's tensors (no random init)."""
-    from diffusers import ControlNetModel
-
+    controlnet_class = offline.diffusers().ControlNetModel
     tensors = _strip_prefix(state_dict)
     try:
         arch = detect_controlnet({k: tuple(v.shape) for k, v in tensors.items()})
     except ControlNetError as exc:
         raise ControlNetError(f"{name}: {exc}") from exc
     with torch.device("meta"):
-        model = ControlNetModel(**arch.diffusers_config())
+        model = controlnet_class(**arch.diffusers_config())
     names = ldm_state_dict_names(model)
     missing = [ldm for ldm in names.values() if ldm not in tensors]
     if missing:
@@ -167,7 +167,7 @@ def load_controlnet(path: Path, base_unet: nn.Module | None = None) -> nn.Module
 
 
 def _load_diffusers_folder(folder: Path) -> nn.Module:
-    from diffusers import ControlNetModel
+    controlnet_class = offline.diffusers().ControlNetModel
     from safetensors.torch import load_file
 
     config_path = folder / "config.json"
@@ -176,7 +176,7 @@ def _load_diffusers_folder(folder: Path) -> nn.Module:
         raise ControlNetError(f"{folder.name}: a diffusers ControlNet folder needs config.json and a .safetensors")
     config = {k: v for k, v in json.loads(config_path.read_text()).items() if not k.startswith("_")}
     with torch.device("meta"):
-        model = ControlNetModel(**config)
+        model = controlnet_class(**config)
     model.load_state_dict(load_file(str(weights)), assign=True, strict=True)
     return model.float().eval().requires_grad_(False)
 
