@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ class GuidanceStep:
     uncond: torch.Tensor | None  # the negative's, when guidance evaluated it
     guided: torch.Tensor  # the guided estimate so far
     scale: float  # the guidance scale (cfg)
+    rerun: Callable[[UnetPatch], torch.Tensor] | None = None  # the positive's estimate again, with a patch attached
 
 
 # A model option that reworks the guided estimate of every step (RescaleCFG, CFGZeroStar, APG, ...). Samplers call
@@ -118,11 +120,16 @@ class DiffusionModel:
             kwargs["down_block_additional_residuals"] = [r.to(dtype) for r in down_residuals]
         if mid_residual is not None:
             kwargs["mid_block_additional_residual"] = mid_residual.to(dtype)
-        # The patches' hooks live for this call only: copies of a model share its module.
+        with self.patches_attached():
+            out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+        return out.sample.float()
+
+    @contextmanager
+    def patches_attached(self) -> Iterator[None]:
+        """The patches' hooks for one call only: copies of a model share its module."""
         handles = [handle for patch in self.unet_patches for handle in patch.attach(self.unet)]
         try:
-            out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+            yield
         finally:
             for handle in handles:
                 handle.remove()
-        return out.sample.float()

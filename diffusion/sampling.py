@@ -20,7 +20,7 @@ import torch
 
 from diffusion.controlnet import Crop, chain_residuals
 from diffusion.guidance import CFG, Guider, Rule
-from diffusion.model import DiffusionModel, GuidanceStep
+from diffusion.model import DiffusionModel, GuidanceStep, UnetPatch
 from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
 from diffusion.samplers import SAMPLERS, Sampler, SamplerChoice
@@ -169,15 +169,25 @@ class Guided:
         guided, self.last_uncond = self.rule(estimates)
         cond = estimates[0]
         if self.model.post_guidance and cond is not None:  # model options (RescaleCFG, CFGZeroStar, ...)
-            step = GuidanceStep(x, sigma, cond, self.last_uncond, guided, self.rule.scale)
+
+            def rerun(patch: UnetPatch) -> torch.Tensor:
+                patched = self.model.with_unet_patch(patch)
+                return self._combine(x, groups[0], self._predict(groups[0], x, sigma, percent, patched))
+
+            step = GuidanceStep(x, sigma, cond, self.last_uncond, guided, self.rule.scale, rerun)
             guided = self.model.guide(step)
         return guided
 
     def _predict(
-        self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float
+        self,
+        entries: list[_Entry],
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        percent: float,
+        model: DiffusionModel | None = None,
     ) -> list[tuple[Region, torch.Tensor]]:
         """x0 estimates per entry, each computed on its region's crop of the latent; entries sharing a region
-        (most often: the whole frame) go through the UNet together."""
+        (most often: the whole frame) go through the UNet together (`model`: a patched copy of the guider's)."""
         regions = [region(e.opts, x) for e in entries]
         groups: dict[tuple[int, int, int, int], list[int]] = {}
         for i, reg in enumerate(regions):
@@ -188,13 +198,19 @@ class Guided:
             crop = regions[indices[0]].crop(x)
             group = [entries[i] for i in indices]
             area = None if bounds == (0, height, 0, width) else (height, width, *bounds)
-            denoised = self._forward(group, crop, sigma, percent, area)
+            denoised = self._forward(group, crop, sigma, percent, area, model or self.model)
             for i, chunk in zip(indices, denoised.split(self.batch), strict=True):
                 preds[i] = (regions[i], chunk)
         return preds
 
     def _forward(
-        self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float, area: Crop | None
+        self,
+        entries: list[_Entry],
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        percent: float,
+        area: Crop | None,
+        model: DiffusionModel,
     ) -> torch.Tensor:
         """x0 estimates of `entries` on `x` (the whole latent, or the `area` of it), one batched UNet call."""
         n = len(entries)
@@ -208,7 +224,7 @@ class Guided:
         down, mid = self._control(entries, x_in, t, context, added, percent, area)
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
         with unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]))):
-            out = self.model.unet_forward(x_in, t, context, added, down, mid)
+            out = model.unet_forward(x_in, t, context, added, down, mid)
         return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
 
     def _combine(
