@@ -115,6 +115,8 @@ class DiTTextEncoder:
             arch = archs.get(name)
             size = (arch.projection_dim or arch.hidden) if arch else defaults[name]
             pooled.append(clip[name].pooled if name in clip else torch.zeros(1, size))
+        if t5 is not None:
+            t5 = torch.nn.functional.pad(t5, (0, width - t5.shape[-1]))
         if skip_clips or not clip:
             cond = t5 if t5 is not None else torch.zeros(1, 77, width)
             return Encoded(cond, torch.cat(pooled, dim=-1))
@@ -133,7 +135,6 @@ class DiTTextEncoder:
         clip_cond = torch.nn.functional.pad(clip_cond, (0, width - clip_cond.shape[-1]))
         if t5 is None:
             return Encoded(clip_cond, torch.cat(pooled, dim=-1))
-        t5 = torch.nn.functional.pad(t5, (0, width - t5.shape[-1]))
         return Encoded(torch.cat([clip_cond, t5], dim=1), torch.cat(pooled, dim=-1))
 
 
