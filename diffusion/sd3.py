@@ -86,51 +86,58 @@ def _square_side(count: int, what: str) -> int:
     return side
 
 
+# Where each size is read, per layout (patch embedding [hidden, in, p, p], qk-norm [head_dim], positions [1, n, h]).
+LAYOUT_NAMES = {
+    "reference": {
+        "patch": "x_embedder.proj.weight",
+        "out": "final_layer.linear.weight",
+        "qk_norm": "joint_blocks.0.x_block.attn.ln_q.weight",
+        "context": "context_embedder.weight",
+        "pooled": "y_embedder.mlp.0.weight",
+        "positions": "pos_embed",
+        "blocks": r"joint_blocks\.(\d+)\.",
+        "dual": r"joint_blocks\.(\d+)\.x_block\.attn2\.",
+    },
+    "diffusers": {
+        "patch": DIFFUSERS_PATCH,
+        "out": "proj_out.weight",
+        "qk_norm": "transformer_blocks.0.attn.norm_q.weight",
+        "context": "context_embedder.weight",
+        "pooled": "time_text_embed.text_embedder.linear_1.weight",
+        "positions": "pos_embed.pos_embed",
+        "blocks": r"transformer_blocks\.(\d+)\.",
+        "dual": r"transformer_blocks\.(\d+)\.attn2\.",
+    },
+}
+
+
 def detect_sd3(shapes: Shapes) -> SD3Arch:
     """The SD3 architecture of a file in either layout; UnknownModel when it is neither or incomplete."""
-    prefix = find_prefix(shapes, REFERENCE_MARK)
+    layout, prefix = "reference", find_prefix(shapes, REFERENCE_MARK)
+    if prefix is None:
+        layout, prefix = "diffusers", find_prefix(shapes, DIFFUSERS_MARK)
+    if prefix is None or (layout == "diffusers" and f"{prefix}{DIFFUSERS_PATCH}" not in shapes):
+        raise UnknownModel("no SD3 transformer blocks (joint_blocks.* or transformer_blocks.* with pos_embed)")
+    names = {k: prefix + v for k, v in LAYOUT_NAMES[layout].items()}
+    p = re.escape(prefix)
     try:
-        if prefix is not None:
-            p = prefix
-            patch = shapes[f"{p}x_embedder.proj.weight"]
-            depth = len(_indices(shapes, rf"{re.escape(p)}joint_blocks\.(\d+)\."))
-            qk_norm = f"{p}joint_blocks.0.x_block.attn.ln_q.weight" in shapes
-            return SD3Arch(
-                prefix=p,
-                layout="reference",
-                in_channels=patch[1],
-                out_channels=shapes[f"{p}final_layer.linear.weight"][0] // (patch[2] * patch[3]),
-                patch=patch[2],
-                hidden=patch[0],
-                # the reference gives every variant 64-wide heads, one head per block; qk-norm weights show it
-                head_dim=shapes[f"{p}joint_blocks.0.x_block.attn.ln_q.weight"][0] if qk_norm else patch[0] // depth,
-                depth=depth,
-                context_dim=shapes[f"{p}context_embedder.weight"][1],
-                pooled_dim=shapes[f"{p}y_embedder.mlp.0.weight"][1],
-                pos_embed_max=_square_side(shapes[f"{p}pos_embed"][1], "pos_embed"),
-                dual_attention=tuple(_indices(shapes, rf"{re.escape(p)}joint_blocks\.(\d+)\.x_block\.attn2\.")),
-                qk_norm=qk_norm,
-            )
-        prefix = find_prefix(shapes, DIFFUSERS_MARK)
-        if prefix is None or f"{prefix}{DIFFUSERS_PATCH}" not in shapes:
-            raise UnknownModel("no SD3 transformer blocks (joint_blocks.* or transformer_blocks.* with pos_embed)")
-        p = prefix
-        patch = shapes[f"{p}{DIFFUSERS_PATCH}"]
-        depth = len(_indices(shapes, rf"{re.escape(p)}transformer_blocks\.(\d+)\."))
-        qk_norm = f"{p}transformer_blocks.0.attn.norm_q.weight" in shapes
+        patch = shapes[names["patch"]]
+        depth = len(_indices(shapes, p + LAYOUT_NAMES[layout]["blocks"]))
+        qk_norm = names["qk_norm"] in shapes
         return SD3Arch(
-            prefix=p,
-            layout="diffusers",
+            prefix=prefix,
+            layout=layout,
             in_channels=patch[1],
-            out_channels=shapes[f"{p}proj_out.weight"][0] // (patch[2] * patch[3]),
+            out_channels=shapes[names["out"]][0] // (patch[2] * patch[3]),
             patch=patch[2],
             hidden=patch[0],
-            head_dim=shapes[f"{p}transformer_blocks.0.attn.norm_q.weight"][0] if qk_norm else patch[0] // depth,
+            # the reference gives every variant 64-wide heads, one head per block; qk-norm weights show it
+            head_dim=shapes[names["qk_norm"]][0] if qk_norm else patch[0] // depth,
             depth=depth,
-            context_dim=shapes[f"{p}context_embedder.weight"][1],
-            pooled_dim=shapes[f"{p}time_text_embed.text_embedder.linear_1.weight"][1],
-            pos_embed_max=_square_side(shapes[f"{p}pos_embed.pos_embed"][1], "pos_embed"),
-            dual_attention=tuple(_indices(shapes, rf"{re.escape(p)}transformer_blocks\.(\d+)\.attn2\.")),
+            context_dim=shapes[names["context"]][1],
+            pooled_dim=shapes[names["pooled"]][1],
+            pos_embed_max=_square_side(shapes[names["positions"]][1], "pos_embed"),
+            dual_attention=tuple(_indices(shapes, p + LAYOUT_NAMES[layout]["dual"])),
             qk_norm=qk_norm,
         )
     except KeyError as exc:
