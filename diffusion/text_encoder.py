@@ -54,6 +54,10 @@ class TextEncoder:
     def with_embedding_dirs(self, dirs: Sequence[Path]) -> TextEncoder:
         return replace(self, embedding_dirs=tuple(dirs), view=True)
 
+    def with_units(self, units: Sequence[EncoderUnit]) -> TextEncoder:
+        """A copy around other encoder modules (e.g. ones with LoRA deltas applied); this one stays untouched."""
+        return replace(self, units=tuple(units))
+
     @property
     def device(self) -> torch.device:
         return self.manager.device

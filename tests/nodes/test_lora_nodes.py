@@ -33,6 +33,9 @@ class Clip:
     units: tuple[Unit, ...]
     extra: dict = field(default_factory=dict)
 
+    def with_units(self, units: tuple[Unit, ...]) -> "Clip":
+        return replace(self, units=units)
+
 
 def _write_lora(path: Any, unet: nn.Module, clip: nn.Module) -> None:
     gen = torch.Generator().manual_seed(0)
@@ -107,40 +110,13 @@ def test_missing_lora_names_the_input(registry: Any, env: Any) -> None:
 # -- end to end: a real tiny checkpoint and kohya-format LoRA files through the executor ---------------------------
 
 
-def _kohya_lora(modules: Any, seed: int, rank: int = 2) -> dict[str, torch.Tensor]:
-    """A kohya-format LoRA for every linear and conv layer of the tiny checkpoint: UNet keys in the LDM spelling,
-    text-encoder keys under `lora_te_text_model_`, plus one key that names no layer."""
-    from diffusion.ldm_names import ldm_module_names
-
-    gen = torch.Generator().manual_seed(seed)
-    sd: dict[str, torch.Tensor] = {}
-    ldm = ldm_module_names(modules.unet)
-    layers = [("lora_unet_" + ldm[n], m) for n, m in modules.unet.named_modules() if n in ldm]
-    for name, m in modules.text[0].named_modules():
-        layers.append(("lora_te_" + (name if name.startswith("text_model.") else f"text_model.{name}"), m))
-    for stem, layer in layers:
-        if isinstance(layer, nn.Linear):
-            down, up = (rank, layer.in_features), (layer.out_features, rank)
-        elif isinstance(layer, nn.Conv2d):
-            down = (rank, layer.in_channels, *layer.kernel_size)
-            up = (layer.out_channels, rank, 1, 1)
-        else:
-            continue
-        key = stem.replace(".", "_")
-        sd[key + ".lora_down.weight"] = torch.randn(down, generator=gen) * 0.3
-        sd[key + ".lora_up.weight"] = torch.randn(up, generator=gen) * 0.3
-    sd["lora_unet_not_a_layer.lora_down.weight"] = torch.zeros(rank, 4)
-    sd["lora_unet_not_a_layer.lora_up.weight"] = torch.zeros(4, rank)
-    return sd
-
-
 @pytest.fixture(scope="module")
 def flows(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from tests.nodes.tiny_flows import Flows
+    from tests.nodes.tiny_flows import Flows, kohya_lora
 
     flows = Flows.create(tmp_path_factory.mktemp("loom"))
     folder = flows.folder("loras")
-    a, b = _kohya_lora(flows.modules, 1), _kohya_lora(flows.modules, 2)
+    a, b = kohya_lora(flows.modules, 1), kohya_lora(flows.modules, 2)
     save_file(a, folder / "a.safetensors")
     save_file(b, folder / "b.safetensors")
     # one file holding both: concatenating along the rank gives up_a @ down_a + up_b @ down_b
@@ -207,3 +183,143 @@ def test_missing_embedding_is_a_warning_event(flows: Any) -> None:
     warnings = [e for e in result.events if isinstance(e, NodeWarning)]
     assert [w.node for w in warnings] == ["3"]
     assert "'nowhere'" in warnings[0].message
+
+
+def _random_lora(path: Any, model: Any, clip: Any, rank: int = 2) -> None:
+    """A kohya-named LoRA of rank `rank` on every linear layer of the UNet and the text encoder."""
+    gen = torch.Generator().manual_seed(3)
+    sd = {}
+    for prefix, module in (("lora_unet_", model.unet), ("lora_te_", clip.units[0].module)):
+        for name, layer in module.named_modules():
+            if isinstance(layer, nn.Linear):
+                stem = prefix + name.replace(".", "_")
+                sd[stem + ".lora_down.weight"] = torch.randn(rank, layer.in_features, generator=gen) * 0.1
+                sd[stem + ".lora_up.weight"] = torch.randn(layer.out_features, rank, generator=gen) * 0.1
+    save_file(sd, path)
+
+
+def _unet_out(model: Any) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(5)
+    channels = model.unet.config.in_channels
+    x, context = (
+        torch.randn(1, channels, 8, 8, generator=gen),
+        torch.randn(1, 3, model.unet.config.cross_attention_dim, generator=gen),
+    )
+    with torch.no_grad():
+        return model.unet(x, torch.tensor([500.0]), encoder_hidden_states=context).sample
+
+
+def test_lora_save_of_a_model_difference_round_trips_through_lora_loader(mreg: Any, menv: Any) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from diffusion.demo import DEMO_NAME
+    from tests.nodes.conftest import Runner
+
+    run = Runner(mreg, menv)
+    base, clip, _vae = run("CheckpointLoaderSimple", ckpt_name=DEMO_NAME)
+    loras = menv.folders.model_dirs("loras")[0]
+    _random_lora(loras / "style.safetensors", base, clip)
+    tuned, tuned_clip = run(
+        "LoraLoader", model=base, clip=clip, lora_name="style.safetensors", strength_model=1.0, strength_clip=1.0
+    )
+    model_diff = run("ModelMergeSubtract", model1=tuned, model2=base, multiplier=1.0)
+    clip_diff = run("CLIPMergeSubtract", clip1=tuned_clip, clip2=clip, multiplier=1.0)
+    before = {k: v.clone() for k, v in base.unet.state_dict().items()}
+    run(
+        "LoraSave",
+        filename_prefix="loras/extracted",
+        rank=4,
+        lora_type="standard",
+        bias_diff=True,
+        model_diff=model_diff,
+        text_encoder_diff=clip_diff,
+    )
+    written = menv.folders.output / "loras" / "extracted_00001_.safetensors"
+    tensors = load_file(written)
+    assert any(k.startswith("diffusion_model.") and k.endswith(".lora_up.weight") for k in tensors)
+    assert any(k.startswith("text_encoders.clip_l.transformer.text_model.") for k in tensors)
+    assert all(v.dtype == torch.float16 for v in tensors.values())
+    with safe_open(str(written), "pt") as f:
+        meta = f.metadata()
+    assert meta["modelspec.architecture"] == "stable-diffusion-v1/lora" and meta["ss_network_dim"] == "4"
+    (loras / "extracted.safetensors").write_bytes(written.read_bytes())
+    run.events.clear()
+    again, again_clip = run(
+        "LoraLoader", model=base, clip=clip, lora_name="extracted.safetensors", strength_model=1.0, strength_clip=1.0
+    )
+    assert not [e for e in run.events if isinstance(e, NodeWarning)]  # every extracted key found its layer
+    assert torch.allclose(_unet_out(again), _unet_out(tuned), atol=2e-3)
+    assert not torch.allclose(_unet_out(base), _unet_out(tuned), atol=2e-3)
+    want = run("CLIPTextEncode", text="a cat", clip=tuned_clip)[0][0]
+    assert torch.allclose(run("CLIPTextEncode", text="a cat", clip=again_clip)[0][0], want, atol=2e-3)
+    assert all(torch.equal(v, before[k]) for k, v in base.unet.state_dict().items())  # the cached base untouched
+    # LORA_MODEL: the same tensors held in memory apply as the file does
+    in_memory = run("LoraModelLoader", model=base, lora=tensors, strength_model=1.0)[0]
+    from_file = run("LoraLoaderModelOnly", model=base, lora_name="extracted.safetensors", strength_model=1.0)[0]
+    assert torch.equal(_unet_out(in_memory), _unet_out(from_file))
+    assert run("LoraModelLoader", model=base, lora=tensors, strength_model=0.0)[0] is base
+    with pytest.raises(ValueError, match="lora: expected a LORA_MODEL"):
+        run("LoraModelLoader", model=base, lora={"x": 1}, strength_model=1.0)
+    # full differences (and bias differences) are exact up to float16 rounding
+    run("LoraSave", filename_prefix="full", rank=1, lora_type="full_diff", bias_diff=True, model_diff=model_diff)
+    full = load_file(menv.folders.output / "full_00001_.safetensors")
+    assert full and all(k.endswith((".diff", ".diff_b")) for k in full)
+    assert torch.allclose(
+        _unet_out(run("LoraModelLoader", model=base, lora=full, strength_model=1.0)[0]), _unet_out(tuned), atol=2e-3
+    )
+    run.events.clear()
+    run("LoraSave", filename_prefix="none", rank=1, lora_type="standard", bias_diff=True)
+    assert any("no file was written" in e.message for e in run.events if isinstance(e, NodeWarning))
+
+
+def test_flux_lora_through_both_nodes_patches_copies_and_names_unmapped_keys(
+    registry: Any, env: Any, tmp_path: Any
+) -> None:
+    """A kohya FLUX LoRA (reference layer names, fused qkv) plus CLIP-L keys, on the demo FLUX files."""
+    from diffusion.checkpoint import read_tensors
+    from diffusion.demo_dit import DEMO_CLIP_L, DEMO_FLUX, DEMO_T5, DIT_DEMO_MODELS, write_dit_demo_model
+    from diffusion.dit_loader import load_diffusion_model
+    from diffusion.dit_text import load_text_encoders
+    from diffusion.memory import ModelManager
+    from diffusion.sampling import SampleRequest, sample
+
+    files = {m.name: write_dit_demo_model(m, tmp_path) for m in DIT_DEMO_MODELS}
+    manager = ModelManager.create(force_cpu=True)
+    model = load_diffusion_model(files[DEMO_FLUX], manager)
+    clip = load_text_encoders([files[DEMO_CLIP_L], files[DEMO_T5]], "flux", manager)
+    gen = torch.Generator().manual_seed(3)
+    sd: dict[str, torch.Tensor] = {}
+    layers = [("lora_unet_" + k.removesuffix(".weight"), t) for k, t in read_tensors(files[DEMO_FLUX]).items()]
+    layers += [("lora_te1_" + n, m.weight) for n, m in clip.units[0].module.named_modules() if isinstance(m, nn.Linear)]
+    for stem, weight in layers:
+        if weight.ndim == 2 and stem.endswith(("qkv", "linear1", "proj", "q_proj")):
+            key = stem.replace(".", "_")
+            sd[key + ".lora_down.weight"] = torch.randn(2, weight.shape[1], generator=gen) * 0.3
+            sd[key + ".lora_up.weight"] = torch.randn(weight.shape[0], 2, generator=gen) * 0.3
+    sd["lora_unet_double_blocks_7_img_attn_qkv.lora_down.weight"] = torch.zeros(2, 4)
+    sd["lora_unet_double_blocks_7_img_attn_qkv.lora_up.weight"] = torch.zeros(4, 2)
+    save_file(sd, env.folders.model_dirs("loras")[0] / "flux_style.safetensors")
+
+    def run(m: Any, c: Any) -> torch.Tensor:
+        enc = c.encode("a fox")
+        cond = [[enc.cond, {"pooled_output": enc.pooled, "guidance": 3.5}]]
+        latent = {"samples": torch.zeros(1, 16, 4, 4)}
+        return sample(SampleRequest(m, 3, 2, 1.0, "euler", "simple", cond, cond, latent))["samples"]
+
+    base = run(model, clip)
+    events: list = []
+    new_model, new_clip = _call(
+        registry, env, "LoraLoader", events, model=model, clip=clip, lora_name="flux_style.safetensors",
+        strength_model=1.0, strength_clip=1.0,
+    )  # fmt: skip
+    assert new_model.unet is not model.unet and new_clip.units[0].module is not clip.units[0].module
+    assert new_clip.t5 is clip.t5
+    assert not torch.equal(run(new_model, clip), base) and not torch.equal(run(model, new_clip), base)
+    assert torch.equal(run(model, clip), base)  # the inputs are untouched
+    warnings = [e for e in events if isinstance(e, NodeWarning)]
+    assert len(warnings) == 1 and "lora_unet_double_blocks_7_img_attn_qkv.lora_down.weight" in warnings[0].message
+    (only,) = _call(
+        registry, env, "LoraLoaderModelOnly", [], model=model, lora_name="flux_style.safetensors", strength_model=0.0
+    )
+    assert only is model

@@ -6,6 +6,7 @@ import {
   LGraphCanvas,
   LGraphNode,
   LiteGraph,
+  Subgraph,
   type IContextMenuValue,
   type INodeInputSlot,
 } from "@comfyorg/litegraph";
@@ -140,6 +141,21 @@ export function convertInputToWidget(node: LGraphNode, name: string): void {
   if (index < 0) return;
   if (node.inputs[index].link != null) node.disconnectInput(index);
   node.removeInput(index);
+  node.setDirtyCanvas(true, true);
+}
+
+/**
+ * Inside a subgraph: the widget becomes an input of the subgraph, which litegraph shows as a widget of the same
+ * kind on each subgraph node (its value is what the inner node gets unless that input is linked outside).
+ */
+export function promoteWidget(subgraph: Subgraph, node: LGraphNode, name: string): void {
+  convertWidgetToInput(node, name);
+  const slot = node.inputs.find((s) => s.widget?.name === name);
+  if (!slot) return;
+  const taken = new Set(subgraph.inputs.map((i) => i.name));
+  let inputName = name;
+  for (let n = 2; taken.has(inputName); n++) inputName = `${name}_${n}`;
+  subgraph.addInput(inputName, String(slot.type)).connect(slot, node);
   node.setDirtyCanvas(true, true);
 }
 
@@ -310,6 +326,16 @@ function extraMenu(node: LoomNode): IContextMenuValue<unknown>[] {
       has_submenu: true,
       submenu: {
         options: toWidget.map((i) => ({ content: i.name, callback: () => convertInputToWidget(node, i.name) })),
+      },
+    });
+  const subgraph = node.graph instanceof Subgraph ? node.graph : null;
+  const promotable = convertible.filter((i) => !node.inputs.some((s) => s.widget?.name === i.name && s.link != null));
+  if (subgraph && promotable.length)
+    items.push({
+      content: "Promote widget to subgraph input",
+      has_submenu: true,
+      submenu: {
+        options: promotable.map((i) => ({ content: i.name, callback: () => promoteWidget(subgraph, node, i.name) })),
       },
     });
   items.push({ content: node.mode === 4 ? "Un-bypass" : "Bypass", callback: () => toggleMode(node, 4) });

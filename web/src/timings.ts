@@ -2,6 +2,7 @@
 // as a badge beside each node's title after a run, and listed per job in the history panel.
 
 import { LGraphBadge, type LGraph, type LGraphNode, SubgraphNode } from "@comfyorg/litegraph";
+import { nodePath } from "./node_path";
 
 /** One node's entry in a history entry's `timings.nodes` (epoch ms; `ended` null when the node was stopped). */
 export interface NodeTiming {
@@ -47,22 +48,6 @@ export function clearRunTimes(graph: LGraph): void {
 /** Marks nodes served from the cache (`execution_cached`): their badge says so until the next run. */
 export function markCached(graph: LGraph, ids: string[]): void {
   for (const id of ids) for (const node of nodePath(graph, id)) (node as TimedNode).loomRunTime ??= "cached";
-}
-
-/**
- * The canvas nodes an event's node id names: "12" is node 12, "12:5" node 5 inside subgraph node 12 (and node
- * 12 itself, first). Ids the canvas does not show (a node expanded on the server) end the path.
- */
-export function nodePath(graph: LGraph, id: string): LGraphNode[] {
-  const path: LGraphNode[] = [];
-  let scope: LGraph | null = graph;
-  for (const part of id.split(":")) {
-    const node: LGraphNode | null = scope?.getNodeById(part) ?? scope?.getNodeById(Number(part)) ?? null;
-    if (!node) break;
-    path.push(node);
-    scope = node instanceof SubgraphNode ? node.subgraph : null;
-  }
-  return path;
 }
 
 /**
