@@ -194,3 +194,33 @@ def test_demo_files_join_folders_holding_only_demo_files(tmp_path: Path) -> None
     assert ensure_dit_demo_models({"diffusion_models": (real, [])}, demo_present=False) == []
     forced = ensure_dit_demo_models({"diffusion_models": (real, ["sd3.5_large.safetensors"])}, False, always=True)
     assert {p.name for p in forced} == {DEMO_FLUX, DEMO_SD3}
+
+
+def test_skipped_blocks_match_diffusers_own_skip_layers() -> None:
+    """SkipBlocks (forward hooks, so FLUX's blocks can be skipped too) does what SD3Transformer2DModel's own
+    `skip_layers` does; out-of-range indices attach nothing; the hooks leave with their handles."""
+    from diffusion.checkpoint import assign_weights
+    from diffusion.dit_loader import build_sd3
+    from diffusion.tiny import random_weights
+    from diffusion.unet_patches import SkipBlocks
+
+    arch = tiny_sd3_arch(3, 96)
+    module = build_sd3(arch)
+    module = assign_weights(module, random_weights(module, 5), "tiny", torch.float32)
+    inputs = {
+        "hidden_states": torch.randn(1, 16, 4, 6),
+        "encoder_hidden_states": torch.randn(1, 7, arch.context_dim),
+        "pooled_projections": torch.randn(1, arch.pooled_dim),
+        "timestep": torch.tensor([500.0]),
+    }
+    with torch.no_grad():
+        full = module(**inputs).sample
+        native = module(**inputs, skip_layers=[0, 2]).sample
+        handles = SkipBlocks((0, 2, 7)).attach(module)
+        assert len(handles) == 2
+        hooked = module(**inputs).sample
+        for handle in handles:
+            handle.remove()
+        again = module(**inputs).sample
+    assert torch.allclose(hooked, native, atol=1e-6) and not torch.allclose(hooked, full)
+    assert torch.equal(again, full)
