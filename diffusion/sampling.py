@@ -439,7 +439,7 @@ def run(
             report(last["done"], steps, denoised)
 
     with torch.no_grad():
-        result = sampler(denoiser, x, sigmas, step_noise, callback, **options)
+        result = sampler(denoiser, x, sigmas, step_noise, callback, flow_model=model.prediction == "flow", **options)
     if report is not None and last["done"] < steps and last["denoised"] is not None:
         report(steps, steps, last["denoised"])  # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
     if m is not None:
