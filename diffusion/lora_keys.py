@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from diffusion.flux import FluxArch, reference_layers
+from diffusion.flux import FluxArch, Fused, flux_table, reference_layers
 from diffusion.ldm_names import ldm_module_names
 
 UNET = "unet"
@@ -84,12 +84,17 @@ def _flat(name: str) -> str:
     return name.replace(".", "_")
 
 
-def _fused_names(component: str, model: nn.Module) -> dict[str, Targets]:
-    """The file-layout names of a model whose layers diffusers splits (FLUX), each with the layers it feeds."""
+def _reference_table(model: nn.Module) -> list[Fused]:
+    """The reference <-> diffusers key table of a transformer whose reference layout fuses layers (FLUX)."""
     config = getattr(model, "config", None)
-    if config is None or "num_single_layers" not in config:
-        return {}
-    layers = reference_layers(FluxArch.from_config(config))
+    if config is not None and "num_single_layers" in config:
+        return flux_table(FluxArch.from_config(config))
+    return []
+
+
+def _fused_names(component: str, model: nn.Module) -> dict[str, Targets]:
+    """The reference-layout names of a transformer's layers, each with the diffusers layers it feeds."""
+    layers = reference_layers(_reference_table(model))
     return {
         _flat(ref): tuple(Target(component, p.module, p.rows, p.swap) for p in parts) for ref, parts in layers.items()
     }
