@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -148,14 +149,19 @@ class DiffusionModel:
             kwargs["down_block_additional_residuals"] = [r.to(dtype) for r in down_residuals]
         if mid_residual is not None:
             kwargs["mid_block_additional_residual"] = mid_residual.to(dtype)
-        # The patches' hooks live for this call only: copies of a model share its module. They come off in reverse
-        # order, so processors wrapped twice go back to the original.
+        with self.patches_attached():
+            out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+        return out.sample.float()
+
+    @contextmanager
+    def patches_attached(self) -> Iterator[None]:
+        """The patches' hooks for one call only: copies of a model share its module. They come off in reverse
+        order, so processors wrapped twice go back to the original."""
         handles: list[Removable] = []
         try:
             for patch in self.unet_patches:
                 handles.extend(patch.attach(self.unet))
-            out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
+            yield
         finally:
             for handle in reversed(handles):
                 handle.remove()
-        return out.sample.float()

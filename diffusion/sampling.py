@@ -206,7 +206,7 @@ class Guided:
         model: DiffusionModel | None = None,
     ) -> list[tuple[Region, torch.Tensor]]:
         """x0 estimates per entry, each computed on its region's crop of the latent; entries sharing a region
-        (most often: the whole frame) go through the UNet (this guider's model, or `model`) together."""
+        (most often: the whole frame) go through the UNet (this guider's model, or `model`: a patched copy) together."""
         regions = [region(e.opts, x) for e in entries]
         groups: dict[tuple[int, int, int, int], list[int]] = {}
         for i, reg in enumerate(regions):
