@@ -46,6 +46,25 @@ class SD3Arch:
     def heads(self) -> int:
         return self.hidden // self.head_dim
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SD3Arch:
+        """The architecture of a built SD3Transformer2DModel, from its constructor arguments."""
+        return cls(
+            prefix="",
+            layout="diffusers",
+            in_channels=int(config["in_channels"]),
+            out_channels=int(config["out_channels"]),
+            patch=int(config["patch_size"]),
+            hidden=int(config["num_attention_heads"]) * int(config["attention_head_dim"]),
+            head_dim=int(config["attention_head_dim"]),
+            depth=int(config["num_layers"]),
+            context_dim=int(config["joint_attention_dim"]),
+            pooled_dim=int(config["pooled_projection_dim"]),
+            pos_embed_max=int(config["pos_embed_max_size"]),
+            dual_attention=tuple(config["dual_attention_layers"]),
+            qk_norm=config["qk_norm"] is not None,
+        )
+
     @property
     def variant(self) -> str:
         """SD3.5 medium has dual attention, SD3.5 large qk-norm alone, SD3 medium neither."""

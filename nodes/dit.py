@@ -55,8 +55,8 @@ def UNETLoader(
     *,
     ctx: NodeContext,
 ) -> Any:
-    """A standalone FLUX transformer from models/diffusion_models (reference or diffusers layout, any float or fp8
-    weights); fp8 weight_dtype keeps linear weights in fp8 and upcasts them layer by layer."""
+    """A standalone FLUX or SD3 transformer from models/diffusion_models (reference or diffusers layout, any float
+    or fp8 weights); fp8 weight_dtype keeps linear weights in fp8 and upcasts them layer by layer."""
     from diffusion.dit_loader import load_diffusion_model
 
     path = model_file(ctx.env, "diffusion_models", unet_name, "unet_name")

@@ -224,3 +224,48 @@ def test_skipped_blocks_match_diffusers_own_skip_layers() -> None:
         again = module(**inputs).sample
     assert torch.allclose(hooked, native, atol=1e-6) and not torch.allclose(hooked, full)
     assert torch.equal(again, full)
+
+
+@pytest.mark.parametrize("layout", ["kohya", "peft"])
+def test_lora_in_reference_and_diffusers_names(layout: str) -> None:
+    """A kohya LoRA on the fused reference layers (qkv, the last block's swapped modulation) patches what the same
+    deltas added to the reference weights give after diffusers' conversion; PEFT's split layers alike."""
+    from diffusion.checkpoint import assign_weights
+    from diffusion.dit_loader import build_sd3
+    from diffusion.lora import apply_patches, match_lora
+    from diffusion.lora_keys import UNET
+    from tests.diffusion.test_flux_lora import _deltas, _kohya
+
+    arch = tiny_sd3_arch(3, 96, (0,), True)
+    state = sd3_file_state(arch, seed=4)
+    deltas = _deltas(state)
+    patched_state = dict(state)
+    for layer, (down, up) in deltas.items():
+        patched_state[f"{layer}.weight"] = state[f"{layer}.weight"] + 0.8 * up @ down
+
+    def module(weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+        return assign_weights(build_sd3(arch), to_diffusers(weights, arch), "sd3", torch.float32)
+
+    base = module(state)
+    if layout == "kohya":
+        lora = _kohya(deltas)
+    else:  # the expected diffusers weights' differences, as rank-full PEFT pairs on the split layers
+        target = to_diffusers(patched_state, arch)
+        lora = {}
+        for name, tensor in to_diffusers(state, arch).items():
+            if name.endswith(".weight") and tensor.ndim == 2 and not torch.equal(tensor, target[name]):
+                stem = f"transformer.{name.removesuffix('.weight')}"
+                lora[f"{stem}.lora_A.weight"] = torch.eye(tensor.shape[1])
+                lora[f"{stem}.lora_B.weight"] = (target[name] - tensor) / 0.8
+    match = match_lora(lora, {UNET: base})
+    assert match.unmapped == {} and match.patches
+    patched = apply_patches({UNET: base}, match.patches, {UNET: 0.8})[UNET]
+    inputs = {
+        "hidden_states": torch.randn(1, 16, 4, 4, generator=torch.Generator().manual_seed(2)),
+        "encoder_hidden_states": torch.randn(1, 5, arch.context_dim, generator=torch.Generator().manual_seed(3)),
+        "pooled_projections": torch.randn(1, arch.pooled_dim, generator=torch.Generator().manual_seed(4)),
+        "timestep": torch.tensor([600.0]),
+    }
+    with torch.no_grad():
+        got, want = patched(**inputs).sample, module(patched_state)(**inputs).sample
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
