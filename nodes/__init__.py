@@ -34,6 +34,7 @@ BUILTIN_MODULES = (
     "nodes.dit",
     "nodes.pending_loaders",
     "nodes.rebatch",
+    "nodes.hooks",
 )
 
 

@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from diffusion.text_encoder import TextEncoder
 from engine.context import NodeContext, RunControl
 from engine.events import NodeWarning
 from tests.diffusion.tiny_lora_models import tiny_clip, tiny_unet, unet_inputs
@@ -32,6 +33,9 @@ class Clip:
 
     units: tuple[Unit, ...]
     extra: dict = field(default_factory=dict)
+
+    components = TextEncoder.components
+    with_components = TextEncoder.with_components
 
 
 def _write_lora(path: Any, unet: nn.Module, clip: nn.Module) -> None:
