@@ -32,16 +32,22 @@ PAIR = [Out("CONDITIONING", "positive"), Out("CONDITIONING", "negative")]
 # -- creating hooks --------------------------------------------------------------------------------------------
 
 
-def _lora_hook(lora_name: str, strength_model: float, strength_clip: float, prev_hooks: Any, ctx: NodeContext) -> Any:
-    from diffusion.checkpoint import read_tensors
-    from diffusion.hooks import HookGroup, LoraWeights, WeightHook
+def _stack(prev_hooks: Any, hook: Any = None) -> Any:
+    """`prev_hooks` (or an empty group) with `hook` added after its hooks."""
+    from diffusion.hooks import HookGroup
 
     previous = prev_hooks if prev_hooks is not None else HookGroup()
+    return previous.combine(HookGroup((hook,))) if hook is not None else previous
+
+
+def _lora_hook(lora_name: str, strength_model: float, strength_clip: float, prev_hooks: Any, ctx: NodeContext) -> Any:
+    from diffusion.checkpoint import read_tensors
+    from diffusion.hooks import LoraWeights, WeightHook
+
     if strength_model == 0 and strength_clip == 0:
-        return previous
+        return _stack(prev_hooks)
     path = model_file(ctx.env, "loras", lora_name, "lora_name")
-    hook = WeightHook(LoraWeights(lora_name, read_tensors(path)), strength_model, strength_clip)
-    return previous.combine(HookGroup((hook,)))
+    return _stack(prev_hooks, WeightHook(LoraWeights(lora_name, read_tensors(path)), strength_model, strength_clip))
 
 
 @node(
@@ -85,7 +91,7 @@ def _checkpoint_hook(
     ckpt_name: str, strength_model: float, strength_clip: float, prev_hooks: Any, ctx: NodeContext
 ) -> Any:
     from diffusion.checkpoint import CheckpointError
-    from diffusion.hooks import CheckpointWeights, HookGroup, WeightHook
+    from diffusion.hooks import CheckpointWeights, WeightHook
     from diffusion.loader import load_checkpoint
 
     path = model_file(ctx.env, "checkpoints", ckpt_name, "ckpt_name")
@@ -100,9 +106,7 @@ def _checkpoint_hook(
         components |= {name: dict(m.named_parameters()) for name, m in ckpt.clip.components().items()}
     if not components:
         raise ValueError(f"ckpt_name: {Path(path).name} holds no diffusion model or text encoder")
-    hook = WeightHook(CheckpointWeights(ckpt_name, components), strength_model, strength_clip)
-    previous = prev_hooks if prev_hooks is not None else HookGroup()
-    return previous.combine(HookGroup((hook,)))
+    return _stack(prev_hooks, WeightHook(CheckpointWeights(ckpt_name, components), strength_model, strength_clip))
 
 
 @node(

@@ -111,40 +111,13 @@ def test_missing_lora_names_the_input(registry: Any, env: Any) -> None:
 # -- end to end: a real tiny checkpoint and kohya-format LoRA files through the executor ---------------------------
 
 
-def _kohya_lora(modules: Any, seed: int, rank: int = 2) -> dict[str, torch.Tensor]:
-    """A kohya-format LoRA for every linear and conv layer of the tiny checkpoint: UNet keys in the LDM spelling,
-    text-encoder keys under `lora_te_text_model_`, plus one key that names no layer."""
-    from diffusion.ldm_names import ldm_module_names
-
-    gen = torch.Generator().manual_seed(seed)
-    sd: dict[str, torch.Tensor] = {}
-    ldm = ldm_module_names(modules.unet)
-    layers = [("lora_unet_" + ldm[n], m) for n, m in modules.unet.named_modules() if n in ldm]
-    for name, m in modules.text[0].named_modules():
-        layers.append(("lora_te_" + (name if name.startswith("text_model.") else f"text_model.{name}"), m))
-    for stem, layer in layers:
-        if isinstance(layer, nn.Linear):
-            down, up = (rank, layer.in_features), (layer.out_features, rank)
-        elif isinstance(layer, nn.Conv2d):
-            down = (rank, layer.in_channels, *layer.kernel_size)
-            up = (layer.out_channels, rank, 1, 1)
-        else:
-            continue
-        key = stem.replace(".", "_")
-        sd[key + ".lora_down.weight"] = torch.randn(down, generator=gen) * 0.3
-        sd[key + ".lora_up.weight"] = torch.randn(up, generator=gen) * 0.3
-    sd["lora_unet_not_a_layer.lora_down.weight"] = torch.zeros(rank, 4)
-    sd["lora_unet_not_a_layer.lora_up.weight"] = torch.zeros(4, rank)
-    return sd
-
-
 @pytest.fixture(scope="module")
 def flows(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from tests.nodes.tiny_flows import Flows
+    from tests.nodes.tiny_flows import Flows, kohya_lora
 
     flows = Flows.create(tmp_path_factory.mktemp("loom"))
     folder = flows.folder("loras")
-    a, b = _kohya_lora(flows.modules, 1), _kohya_lora(flows.modules, 2)
+    a, b = kohya_lora(flows.modules, 1), kohya_lora(flows.modules, 2)
     save_file(a, folder / "a.safetensors")
     save_file(b, folder / "b.safetensors")
     # one file holding both: concatenating along the rank gives up_a @ down_a + up_b @ down_b

@@ -2,7 +2,8 @@
 
 `txt2img` builds CheckpointLoaderSimple -> [LoraLoader ...] -> CLIPTextEncode -> [ControlNetApplyAdvanced] ->
 KSampler -> VAEDecode/SaveLatent in the API format; `Flows.run` validates and executes one and returns the outcome,
-the events emitted and the sampled latent (read back from the SaveLatent file).
+the events emitted and the sampled latent (read back from the SaveLatent file). `kohya_lora` makes a LoRA file's
+tensors for the tiny checkpoint.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 import nodes
 from diffusion.tiny import TinyModules, build_tiny, tiny_spec, write_checkpoint
@@ -154,3 +156,30 @@ class Flows:
         fresh = OutputCache()
         fresh.put(key, entry.outputs, entry.ui)
         self.executor = Executor(self.registry, fresh, env=self.env)
+
+
+def kohya_lora(modules: Any, seed: int, rank: int = 2) -> dict[str, torch.Tensor]:
+    """A kohya-format LoRA for every linear and conv layer of the tiny checkpoint: UNet keys in the LDM spelling,
+    text-encoder keys under `lora_te_text_model_`, plus one key that names no layer."""
+    from diffusion.ldm_names import ldm_module_names
+
+    gen = torch.Generator().manual_seed(seed)
+    sd: dict[str, torch.Tensor] = {}
+    ldm = ldm_module_names(modules.unet)
+    layers = [("lora_unet_" + ldm[n], m) for n, m in modules.unet.named_modules() if n in ldm]
+    for name, m in modules.text[0].named_modules():
+        layers.append(("lora_te_" + (name if name.startswith("text_model.") else f"text_model.{name}"), m))
+    for stem, layer in layers:
+        if isinstance(layer, nn.Linear):
+            down, up = (rank, layer.in_features), (layer.out_features, rank)
+        elif isinstance(layer, nn.Conv2d):
+            down = (rank, layer.in_channels, *layer.kernel_size)
+            up = (layer.out_channels, rank, 1, 1)
+        else:
+            continue
+        key = stem.replace(".", "_")
+        sd[key + ".lora_down.weight"] = torch.randn(down, generator=gen) * 0.3
+        sd[key + ".lora_up.weight"] = torch.randn(up, generator=gen) * 0.3
+    sd["lora_unet_not_a_layer.lora_down.weight"] = torch.zeros(rank, 4)
+    sd["lora_unet_not_a_layer.lora_up.weight"] = torch.zeros(4, rank)
+    return sd
