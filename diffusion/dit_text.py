@@ -23,6 +23,7 @@ from diffusion.tokenizer import ClipTokenizer
 
 HF_MARK = "text_model.embeddings.token_embedding.weight"
 OPENCLIP_MARK = "transformer.resblocks.0.attn.in_proj_weight"
+LORA_ORDER = ("clip_l", "clip_g")
 
 
 class KeyView(Mapping[str, torch.Tensor]):
@@ -66,6 +67,17 @@ class DiTTextEncoder:
 
     def with_layer(self, layer: int) -> DiTTextEncoder:
         return replace(self, clips={k: c.with_layer(layer) for k, c in self.clips.items()}, view=True)
+
+    @property
+    def units(self) -> tuple[EncoderUnit, ...]:
+        """The CLIP encoders in the order LoRA files number them (CLIP-L first, then CLIP-G)."""
+        return tuple(self.clips[name].units[0] for name in LORA_ORDER if name in self.clips)
+
+    def with_units(self, units: Sequence[EncoderUnit]) -> DiTTextEncoder:
+        """A copy whose CLIP encoders are `units` (in the order of `units`), e.g. carrying LoRA deltas."""
+        names = [name for name in LORA_ORDER if name in self.clips]
+        clips = dict(self.clips) | {n: self.clips[n].with_units((u,)) for n, u in zip(names, units, strict=True)}
+        return replace(self, clips=clips)
 
     def with_embedding_dirs(self, dirs: Sequence[Path]) -> DiTTextEncoder:
         return replace(self, clips={k: c.with_embedding_dirs(dirs) for k, c in self.clips.items()}, view=True)

@@ -44,6 +44,22 @@ class FluxArch:
         """dev is guidance-distilled (takes a guidance embedding); schnell has none."""
         return "dev" if self.guidance else "schnell"
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> FluxArch:
+        """The architecture of a built FluxTransformer2DModel, from its constructor arguments."""
+        return cls(
+            prefix="",
+            layout="diffusers",
+            latent_channels=int(config["in_channels"]) // 4,
+            hidden=int(config["num_attention_heads"]) * int(config["attention_head_dim"]),
+            head_dim=int(config["attention_head_dim"]),
+            double_blocks=int(config["num_layers"]),
+            single_blocks=int(config["num_single_layers"]),
+            context_dim=int(config["joint_attention_dim"]),
+            pooled_dim=int(config["pooled_projection_dim"]),
+            guidance=bool(config["guidance_embeds"]),
+        )
+
     def config(self) -> dict[str, Any]:
         """FluxTransformer2DModel's constructor arguments."""
         k = self.head_dim * 7 // 16 // 2 * 2  # the real model splits its 128-wide heads 16/56/56 for the 3 RoPE axes
@@ -172,6 +188,33 @@ def flux_table(arch: FluxArch) -> list[Fused]:
     rules.append(Fused("final_layer.adaLN_modulation.1.weight", ("norm_out.linear.weight",), swap=True))
     rules.append(Fused("final_layer.adaLN_modulation.1.bias", ("norm_out.linear.bias",), swap=True))
     return rules
+
+
+@dataclass(frozen=True)
+class LayerPart:
+    """A diffusers layer holding rows `rows` (None: all) of a reference layer's output, `swap`ped as in Fused."""
+
+    module: str
+    rows: tuple[int, int] | None
+    swap: bool = False
+
+
+def reference_layers(arch: FluxArch) -> dict[str, tuple[LayerPart, ...]]:
+    """Reference layer name (`double_blocks.0.img_attn.qkv`) -> the diffusers layers its output rows feed, for
+    every linear layer: what a LoRA trained on the fused layers patches in diffusers' split ones."""
+    out: dict[str, tuple[LayerPart, ...]] = {}
+    for rule in flux_table(arch):
+        if not rule.ref.endswith(".weight"):
+            continue
+        names = tuple(part.removesuffix(".weight") for part in rule.parts)
+        if rule.sizes is None:
+            out[rule.ref.removesuffix(".weight")] = (LayerPart(names[0], None, rule.swap),)
+            continue
+        ends = [sum(rule.sizes[: i + 1]) for i in range(len(rule.sizes))]
+        starts = [0, *ends[:-1]]
+        parts = tuple(LayerPart(n, (a, b), rule.swap) for n, a, b in zip(names, starts, ends, strict=True))
+        out[rule.ref.removesuffix(".weight")] = parts
+    return out
 
 
 def _swap_halves(t: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ from torch import nn
 from diffusion.checkpoint import SAFETENSORS_SUFFIXES, read_tensors
 from diffusion.clip_vision import CLIPVision
 from diffusion.lora import shared_copy
-from diffusion.step import current_step
+from diffusion.step import StepInfo, current_step
 
 ENCODERS = {768: "ViT-L/14", 1024: "ViT-H/14", 1280: "ViT-H/14", 1664: "ViT-bigG/14"}
 WEIGHT_TYPES = ("linear", "ease in", "ease out")
@@ -314,19 +314,24 @@ class IPAttnProcessor:
             image = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, seq, -1)
             scale: torch.Tensor | float = use.weight
             if use.mask is not None:
-                scale = use.weight * _mask_for(use.mask, step.size, seq).to(q.device, q.dtype)
+                scale = use.weight * token_mask(use.mask, step, seq).to(q.device, q.dtype)
             extra = extra + image * scale
         projected = F.linear(extra, attn.to_out[0].weight.to(extra.dtype))
         return out + projected.to(out.dtype) / attn.rescale_output_factor
 
 
-def _mask_for(mask: torch.Tensor, size: tuple[int, int], seq: int) -> torch.Tensor:
-    """A [H, W] mask resized to a layer's token grid (the latent downscaled to `seq` tokens), as [1, seq, 1]."""
-    height, width = size
+def token_mask(mask: torch.Tensor, step: StepInfo, seq: int) -> torch.Tensor:
+    """A [H, W] mask over the whole latent resized to a layer's token grid (the latent the call sees, downscaled to
+    `seq` tokens), as [1, seq, 1]; for a call on an area of the latent, the mask's part over that area."""
+    grid = mask.float()[None, None]
+    if step.crop is not None:
+        full_h, full_w, y0, y1, x0, x1 = step.crop
+        grid = F.interpolate(grid, size=(full_h, full_w), mode="bilinear", align_corners=False)[..., y0:y1, x0:x1]
+    height, width = step.size
     factor = math.sqrt(height * width / seq)
     grid_h = max(1, round(height / factor))
     grid_w = seq // grid_h
-    resized = F.interpolate(mask.float()[None, None], size=(grid_h, grid_w), mode="bilinear", align_corners=False)
+    resized = F.interpolate(grid, size=(grid_h, grid_w), mode="bilinear", align_corners=False)
     return resized.reshape(1, seq, 1)
 
 

@@ -94,23 +94,38 @@ def match_lora(state_dict: Mapping[str, torch.Tensor], components: Mapping[str, 
         groups.setdefault(split[0], {})[split[1]] = (key, tensor)
     for stem, parts in groups.items():
         keys = [k for k, _ in parts.values()]
-        target = resolve(stem, tables)
-        if target is None:
+        targets = resolve(stem, tables)
+        if targets is None:
             result.unmapped.update(dict.fromkeys(keys, "no such layer in the model"))
             continue
         if "down" not in parts or "up" not in parts:
             result.unmapped.update(dict.fromkeys(keys, "needs both an up and a down weight"))
             continue
         down, up = parts["down"][1], parts["up"][1]
-        weight = components[target.component].get_submodule(target.module).weight
-        rank, rows = down.shape[0], weight.shape[0]
-        if up.shape[0] != rows or up.numel() != rows * rank or down.numel() != rank * (weight.numel() // rows):
-            result.unmapped.update(dict.fromkeys(keys, f"shape does not fit layer of shape {tuple(weight.shape)}"))
-            continue
         alpha = parts.get("alpha")
-        scale = float(alpha[1]) / rank if alpha is not None else 1.0
-        result.patches.append(LoraPatch(target, down, up, scale))
+        scale = float(alpha[1]) / down.shape[0] if alpha is not None else 1.0
+        patches = [_fitted(target, down, up, scale, components) for target in targets]
+        misfit = next((p for p in patches if isinstance(p, str)), None)
+        if misfit is not None:
+            result.unmapped.update(dict.fromkeys(keys, misfit))
+            continue
+        result.patches.extend(p for p in patches if isinstance(p, LoraPatch))
     return result
+
+
+def _fitted(
+    target: Target, down: torch.Tensor, full_up: torch.Tensor, scale: float, components: Mapping[str, nn.Module]
+) -> LoraPatch | str:
+    """The patch of one layer, or why the LoRA's shapes do not fit it."""
+    weight = components[target.component].get_submodule(target.module).weight
+    rank, rows = down.shape[0], weight.shape[0]
+    misfit = f"shape does not fit layer of shape {tuple(weight.shape)}"
+    if full_up.shape[0] < (target.rows[1] if target.rows is not None else rows):
+        return misfit
+    up = target.take(full_up)
+    if up.shape[0] != rows or up.numel() != rows * rank or down.numel() != rank * (weight.numel() // rows):
+        return misfit
+    return LoraPatch(target, down, up, scale)
 
 
 def shared_copy(model: nn.Module) -> nn.Module:

@@ -255,7 +255,7 @@ class Guided:
         added = self._added(entries)
         down, mid = self._control(entries, x_in, t, context, added, percent, area)
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
-        with unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]))):
+        with unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area)):
             out = model.unet_forward(x_in, t, context, added, down, mid)
         return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
 

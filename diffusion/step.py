@@ -14,11 +14,13 @@ import torch
 @dataclass(frozen=True)
 class StepInfo:
     """One UNet call: how far through the schedule (0 = pure noise), which rows belong to the negative
-    conditioning, and the latent's (height, width) the call sees."""
+    conditioning, the latent's (height, width) the call sees, and, when that is an area of a bigger latent, the
+    whole latent's (height, width) and the area's (y0, y1, x0, x1), in latent cells."""
 
     percent: float
     negative: torch.Tensor  # bool [rows]
     size: tuple[int, int]
+    crop: tuple[int, int, int, int, int, int] | None = None
 
 
 _CURRENT: ContextVar[StepInfo | None] = ContextVar("loom_unet_step", default=None)

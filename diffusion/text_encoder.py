@@ -58,16 +58,13 @@ class TextEncoder:
     def with_embedding_dirs(self, dirs: Sequence[Path]) -> TextEncoder:
         return replace(self, embedding_dirs=tuple(dirs), view=True)
 
+    def with_units(self, units: Sequence[EncoderUnit]) -> TextEncoder:
+        """A copy around other encoder modules (e.g. ones with LoRA deltas applied); this one stays untouched."""
+        return replace(self, units=tuple(units))
+
     def components(self) -> dict[str, nn.Module]:
         """The encoder modules by the names patches address them with (te1, te2)."""
         return {name: unit.module for name, unit in zip(COMPONENTS, self.units, strict=False)}
-
-    def with_components(self, modules: dict[str, nn.Module]) -> TextEncoder:
-        """A copy whose units hold `modules` (by `components` names); itself when none changed."""
-        if all(modules[n] is u.module for n, u in zip(COMPONENTS, self.units, strict=False)):
-            return self
-        units = tuple(replace(u, module=modules[n]) for n, u in zip(COMPONENTS, self.units, strict=False))
-        return replace(self, units=units)
 
     def encode_scheduled(
         self, text: str, warn: Callable[[str], None] = lambda _m: None, per_encoder: dict[str, str] | None = None
@@ -82,7 +79,8 @@ class TextEncoder:
         out = []
         for start, end, strengths in ranges:
             modules = patch_components(self.components(), list(zip(group.hooks, strengths, strict=True)))
-            patched = replace(self.with_components(modules), hooks=None)
+            units = [replace(u, module=modules[n]) for n, u in zip(COMPONENTS, self.units, strict=False)]
+            patched = replace(self.with_units(units), hooks=None)
             extras: dict[str, Any] = {"hooks": group} if self.hooks.apply_to_conds else {}
             if self.hooks.schedule:
                 extras |= {"clip_start_percent": start, "clip_end_percent": end}

@@ -8,6 +8,7 @@ does not re-patch.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from engine.context import NodeContext
@@ -15,6 +16,7 @@ from engine.native import Combo, Float, Out, Socket, node
 from nodes.shared import file_input, model_file, model_files
 
 STRENGTH = {"min": -100.0, "max": 100.0, "step": 0.01}
+UNIT_NAMES = ("te1", "te2")
 
 
 def describe_unmapped(lora_name: str, unmapped: Mapping[str, str]) -> str:
@@ -48,18 +50,20 @@ def apply_lora_tensors(
     """The same from a LoRA's tensors already in memory (what packs hand `comfy.sd.load_lora_for_models`)."""
     from diffusion.lora import apply_patches, match_lora
 
-    text = clip.components() if clip is not None else {}
-    match = match_lora(tensors, {"unet": model.unet} | text)
+    components: dict[str, Any] = {"unet": model.unet}
+    units = tuple(clip.units) if clip is not None else ()
+    components.update({name: unit.module for name, unit in zip(UNIT_NAMES, units, strict=False)})
+    match = match_lora(tensors, components)
     if match.unmapped:
         warn(describe_unmapped(lora_name, match.unmapped))
     if not match.patches:
         raise ValueError(f"lora_name: no key of {lora_name!r} matches a layer of this model (wrong model family?)")
-    strengths = {"unet": strength_model} | dict.fromkeys(text, strength_clip)
-    patched = apply_patches({"unet": model.unet} | text, match.patches, strengths)
+    strengths = {"unet": strength_model} | dict.fromkeys(UNIT_NAMES, strength_clip if clip is not None else 0.0)
+    patched = apply_patches(components, match.patches, strengths)
     if patched["unet"] is not model.unet:
         model = model.with_unet(patched["unet"])
-    if clip is not None:
-        clip = clip.with_components({name: patched[name] for name in text})
+    if clip is not None and any(patched[n] is not u.module for n, u in zip(UNIT_NAMES, units, strict=False)):
+        clip = clip.with_units(tuple(replace(u, module=patched[n]) for n, u in zip(UNIT_NAMES, units, strict=False)))
     return model, clip
 
 

@@ -27,9 +27,15 @@ USERS_FILE = "users.json"
 
 
 def file_info(path: Path, relative_to: Path) -> dict[str, Any]:
-    """`{path, size, modified}` of one file, its path relative to `relative_to` with `/` separators."""
+    """`{path, size, modified, created}` of one file (times in epoch milliseconds, as the reference answers), its
+    path relative to `relative_to` with `/` separators."""
     stat = path.stat()
-    return {"path": path.relative_to(relative_to).as_posix(), "size": stat.st_size, "modified": stat.st_mtime}
+    return {
+        "path": path.relative_to(relative_to).as_posix(),
+        "size": stat.st_size,
+        "modified": int(stat.st_mtime * 1000),
+        "created": int(stat.st_ctime * 1000),
+    }
 
 
 @dataclass
@@ -132,9 +138,11 @@ class UserFiles:
         return [[name, *name.split("/")] for name in names] if split else names
 
     def list_dir(self, user: str, rel: str) -> list[dict[str, Any]]:
-        """One folder's entries, files and folders, for `GET /v2/userdata`."""
+        """One folder's entries, files and folders, for `GET /v2/userdata`; a user folder not made yet is empty."""
         base = self.user_dir(user)
-        folder = self.path(user, rel) if rel.strip("/") else base.resolve()
+        folder = self.path(user, rel) if rel else base.resolve()
+        if folder == base.resolve() and not folder.exists():
+            return []
         if not folder.exists():
             raise BadRequest(f"no folder {rel!r} in the user folder", "not_found", 404)
         if not folder.is_dir():

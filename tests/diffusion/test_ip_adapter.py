@@ -170,3 +170,18 @@ def test_an_adapter_for_another_model_is_refused(sd1, plus, vision, tiny_files) 
     tokens = image_tokens(plus, vision, [(torch.rand(1, 28, 28, 3), 1.0)])
     with pytest.raises(IPAdapterError, match="ipadapter"):
         apply_ip_adapter(sdxl.model.unet, plus, tokens, 1.0)
+
+
+def test_mask_follows_an_area_call_to_its_part_of_the_latent() -> None:
+    from diffusion.ip_adapter import token_mask
+    from diffusion.step import StepInfo
+
+    mask = torch.zeros(8, 16)
+    mask[:, :8] = 1  # the left half of a 8x16 latent
+    negative = torch.zeros(1, dtype=torch.bool)
+    whole = token_mask(mask, StepInfo(0.0, negative, (8, 16)), 32).reshape(4, 8)
+    assert torch.equal(whole[:, :4], torch.ones(4, 4)) and torch.equal(whole[:, 4:], torch.zeros(4, 4))
+    left = StepInfo(0.0, negative, (8, 8), crop=(8, 16, 0, 8, 0, 8))
+    right = StepInfo(0.0, negative, (8, 8), crop=(8, 16, 0, 8, 8, 16))
+    assert torch.equal(token_mask(mask, left, 16), torch.ones(1, 16, 1))
+    assert torch.equal(token_mask(mask, right, 16), torch.zeros(1, 16, 1))

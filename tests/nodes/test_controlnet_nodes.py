@@ -51,39 +51,19 @@ def test_loader_names_a_missing_file(run: Any) -> None:
 # -- end to end: single-file LDM ControlNets matching a real tiny checkpoint, through the executor -----------------
 
 
-def _matching_controlnet(unet: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """A ControlNet copied from the tiny checkpoint's UNet whose zero-initialised output convs are perturbed."""
-    from diffusers import ControlNetModel
-
-    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 16, 16))
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in net.named_parameters():
-            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding")):
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
-            elif name.startswith(("down_blocks.1.", "mid_block.")):  # trained away from the UNet it came from
-                param.add_(torch.randn(param.shape, generator=gen) * 0.01)
-    return net.eval()
-
-
-def _ldm(net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    names = ldm_state_dict_names(net)
-    return {"control_model." + names[k]: v.contiguous() for k, v in net.state_dict().items()}
-
-
 @pytest.fixture(scope="module")
 def flows(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from PIL import Image
 
     from diffusion.controlnet import UNET_SHARED
-    from tests.nodes.tiny_flows import Flows
+    from tests.nodes.tiny_flows import Flows, ldm_controlnet, matching_controlnet
 
     flows = Flows.create(tmp_path_factory.mktemp("loom"))
     folder = flows.folder("controlnet")
-    net = _matching_controlnet(flows.modules.unet, 1)
-    full = _ldm(net)
+    net = matching_controlnet(flows.modules.unet, 1)
+    full = ldm_controlnet(net)
     save_file(full, folder / "full.safetensors")
-    base = _ldm(flows.modules.unet)  # the UNet under the same (prefixed LDM) names
+    base = ldm_controlnet(flows.modules.unet)  # the UNet under the same (prefixed LDM) names
     diff: dict[str, torch.Tensor] = {"difference": torch.tensor(1.0)}
     for key, tensor in full.items():
         shared = base.get(key)

@@ -6,7 +6,6 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from diffusion.text_encoder import TextEncoder
 from engine.context import NodeContext, RunControl
 from engine.events import NodeWarning
 from tests.diffusion.tiny_lora_models import tiny_clip, tiny_unet, unet_inputs
@@ -34,8 +33,8 @@ class Clip:
     units: tuple[Unit, ...]
     extra: dict = field(default_factory=dict)
 
-    components = TextEncoder.components
-    with_components = TextEncoder.with_components
+    def with_units(self, units: tuple[Unit, ...]) -> "Clip":
+        return replace(self, units=units)
 
 
 def _write_lora(path: Any, unet: nn.Module, clip: nn.Module) -> None:
@@ -184,3 +183,55 @@ def test_missing_embedding_is_a_warning_event(flows: Any) -> None:
     warnings = [e for e in result.events if isinstance(e, NodeWarning)]
     assert [w.node for w in warnings] == ["3"]
     assert "'nowhere'" in warnings[0].message
+
+
+def test_flux_lora_through_both_nodes_patches_copies_and_names_unmapped_keys(
+    registry: Any, env: Any, tmp_path: Any
+) -> None:
+    """A kohya FLUX LoRA (reference layer names, fused qkv) plus CLIP-L keys, on the demo FLUX files."""
+    from diffusion.checkpoint import read_tensors
+    from diffusion.demo_dit import DEMO_CLIP_L, DEMO_FLUX, DEMO_T5, DIT_DEMO_MODELS, write_dit_demo_model
+    from diffusion.dit_loader import load_diffusion_model
+    from diffusion.dit_text import load_text_encoders
+    from diffusion.memory import ModelManager
+    from diffusion.sampling import SampleRequest, sample
+
+    files = {m.name: write_dit_demo_model(m, tmp_path) for m in DIT_DEMO_MODELS}
+    manager = ModelManager.create(force_cpu=True)
+    model = load_diffusion_model(files[DEMO_FLUX], manager)
+    clip = load_text_encoders([files[DEMO_CLIP_L], files[DEMO_T5]], "flux", manager)
+    gen = torch.Generator().manual_seed(3)
+    sd: dict[str, torch.Tensor] = {}
+    layers = [("lora_unet_" + k.removesuffix(".weight"), t) for k, t in read_tensors(files[DEMO_FLUX]).items()]
+    layers += [("lora_te1_" + n, m.weight) for n, m in clip.units[0].module.named_modules() if isinstance(m, nn.Linear)]
+    for stem, weight in layers:
+        if weight.ndim == 2 and stem.endswith(("qkv", "linear1", "proj", "q_proj")):
+            key = stem.replace(".", "_")
+            sd[key + ".lora_down.weight"] = torch.randn(2, weight.shape[1], generator=gen) * 0.3
+            sd[key + ".lora_up.weight"] = torch.randn(weight.shape[0], 2, generator=gen) * 0.3
+    sd["lora_unet_double_blocks_7_img_attn_qkv.lora_down.weight"] = torch.zeros(2, 4)
+    sd["lora_unet_double_blocks_7_img_attn_qkv.lora_up.weight"] = torch.zeros(4, 2)
+    save_file(sd, env.folders.model_dirs("loras")[0] / "flux_style.safetensors")
+
+    def run(m: Any, c: Any) -> torch.Tensor:
+        enc = c.encode("a fox")
+        cond = [[enc.cond, {"pooled_output": enc.pooled, "guidance": 3.5}]]
+        latent = {"samples": torch.zeros(1, 16, 4, 4)}
+        return sample(SampleRequest(m, 3, 2, 1.0, "euler", "simple", cond, cond, latent))["samples"]
+
+    base = run(model, clip)
+    events: list = []
+    new_model, new_clip = _call(
+        registry, env, "LoraLoader", events, model=model, clip=clip, lora_name="flux_style.safetensors",
+        strength_model=1.0, strength_clip=1.0,
+    )  # fmt: skip
+    assert new_model.unet is not model.unet and new_clip.units[0].module is not clip.units[0].module
+    assert new_clip.t5 is clip.t5
+    assert not torch.equal(run(new_model, clip), base) and not torch.equal(run(model, new_clip), base)
+    assert torch.equal(run(model, clip), base)  # the inputs are untouched
+    warnings = [e for e in events if isinstance(e, NodeWarning)]
+    assert len(warnings) == 1 and "lora_unet_double_blocks_7_img_attn_qkv.lora_down.weight" in warnings[0].message
+    (only,) = _call(
+        registry, env, "LoraLoaderModelOnly", [], model=model, lora_name="flux_style.safetensors", strength_model=0.0
+    )
+    assert only is model

@@ -2,8 +2,8 @@
 
 `txt2img` builds CheckpointLoaderSimple -> [LoraLoader ...] -> CLIPTextEncode -> [ControlNetApplyAdvanced] ->
 KSampler -> VAEDecode/SaveLatent in the API format; `Flows.run` validates and executes one and returns the outcome,
-the events emitted and the sampled latent (read back from the SaveLatent file). `kohya_lora` makes a LoRA file's
-tensors for the tiny checkpoint.
+the events emitted and the sampled latent (read back from the SaveLatent file); `kohya_lora` and
+`matching_controlnet` make model files that fit the tiny checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 import nodes
+from diffusion.ldm_names import ldm_state_dict_names
 from diffusion.tiny import TinyModules, build_tiny, tiny_spec, write_checkpoint
 from engine.cache import OutputCache
 from engine.environment import NodeEnvironment
@@ -158,6 +159,9 @@ class Flows:
         self.executor = Executor(self.registry, fresh, env=self.env)
 
 
+# -- model files matching the tiny checkpoint ------------------------------------------------------------------
+
+
 def kohya_lora(modules: Any, seed: int, rank: int = 2) -> dict[str, torch.Tensor]:
     """A kohya-format LoRA for every linear and conv layer of the tiny checkpoint: UNet keys in the LDM spelling,
     text-encoder keys under `lora_te_text_model_`, plus one key that names no layer."""
@@ -183,3 +187,24 @@ def kohya_lora(modules: Any, seed: int, rank: int = 2) -> dict[str, torch.Tensor
     sd["lora_unet_not_a_layer.lora_down.weight"] = torch.zeros(rank, 4)
     sd["lora_unet_not_a_layer.lora_up.weight"] = torch.zeros(4, rank)
     return sd
+
+
+def matching_controlnet(unet: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A ControlNet copied from the tiny checkpoint's UNet whose zero-initialised output convs are perturbed."""
+    from diffusers import ControlNetModel
+
+    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 16, 16))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding")):
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+            elif name.startswith(("down_blocks.1.", "mid_block.")):  # trained away from the UNet it came from
+                param.add_(torch.randn(param.shape, generator=gen) * 0.01)
+    return net.eval()
+
+
+def ldm_controlnet(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A ControlNet's tensors as a single-file (LDM layout) ControlNet holds them."""
+    names = ldm_state_dict_names(net)
+    return {"control_model." + names[k]: v.contiguous() for k, v in net.state_dict().items()}

@@ -68,7 +68,9 @@ async def test_userdata_write_read_list_move_delete(server: Running) -> None:
     async with server.http.get(f"{url}?dir=workflows&recurse=true&full_info=true") as r:
         listing = await r.json()
         assert [e["path"] for e in listing] == ["a.json", "sub/b.json"]
-        assert {"path", "size", "modified"} == set(listing[0])
+        assert {"path", "size", "modified", "created"} == set(listing[0])
+        # epoch milliseconds, as the reference answers (the stock front end shows and sorts by them)
+        assert listing[0]["modified"] > 10**12 and isinstance(listing[0]["modified"], int)
     async with server.http.get(f"{url}?dir=workflows") as r:
         assert await r.json() == ["a.json"]
     async with server.http.get(f"{url}?dir=workflows&recurse=true&split=true") as r:
@@ -105,6 +107,18 @@ async def test_userdata_listing_errors(server: Running) -> None:
     async with server.http.get(server.url + "/userdata") as r:
         assert r.status == 400 and "'dir'" in (await r.json())["error"]["message"]
     async with server.http.get(server.url + "/userdata?dir=missing") as r:
+        assert r.status == 404
+
+
+async def test_a_new_user_has_no_folders_yet(server: Running) -> None:
+    """Before anything was saved: the workflows listing is a 404 (the reference's answer, which front ends read
+    as "nothing saved"), and the user folder itself lists as empty rather than missing."""
+    assert not (server.tmp / "user" / "default").exists()
+    async with server.http.get(server.url + "/api/userdata?dir=workflows&recurse=true&full_info=true") as r:
+        assert r.status == 404 and (await r.json())["error"]["type"] == "not_found"
+    async with server.http.get(server.url + "/api/v2/userdata") as r:
+        assert r.status == 200 and await r.json() == []
+    async with server.http.get(server.url + "/api/v2/userdata?path=workflows") as r:
         assert r.status == 404
 
 

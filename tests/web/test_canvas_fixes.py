@@ -44,12 +44,9 @@ def select(canvas, ids: list[int]) -> None:
 
 def test_convert_to_subgraph_enter_edit_leave_and_queue(canvas) -> None:
     prompts = sorted(n["id"] for n in canvas.nodes() if n["type"] == "CLIPTextEncode")
-    select(canvas, prompts)
-    right_click_title(canvas, prompts[0])
-    canvas.page.locator(".litecontextmenu .litemenu-entry", has_text="Convert to Subgraph").click()
+    subgraph_node = convert_to_subgraph(canvas, prompts)
     canvas.shot("converted")
-    subgraph_node = canvas.js("return app.graph._nodes.find(n => n.subgraph)?.id ?? null;")
-    assert subgraph_node is not None, canvas.errors
+    assert canvas.js("return app.graph.getNodeById(arg).title;", subgraph_node) == "New Subgraph"
     assert not any(n["type"] == "CLIPTextEncode" for n in canvas.nodes())
     prompt = canvas.js("return app.prompt();")
     inner = sorted(k for k, v in prompt.items() if v["class_type"] == "CLIPTextEncode")
@@ -85,6 +82,77 @@ def test_convert_to_subgraph_enter_edit_leave_and_queue(canvas) -> None:
     images = canvas.wait_for_images(canvas.node_id("SaveImage"))
     canvas.shot("queued")
     assert images and canvas.page.locator(".loom-validation").is_hidden()
+
+
+def convert_to_subgraph(canvas, ids: list[int]) -> int:
+    """Converts the nodes `ids` through the context menu; returns the new subgraph node's id."""
+    select(canvas, ids)
+    right_click_title(canvas, ids[0])
+    canvas.page.locator(".litecontextmenu .litemenu-entry", has_text="Convert to Subgraph").click()
+    subgraph_node = canvas.js("return app.graph._nodes.find(n => n.subgraph)?.id ?? null;")
+    assert subgraph_node is not None, canvas.errors
+    return subgraph_node
+
+
+def test_validation_error_inside_a_subgraph_outlines_the_path(canvas) -> None:
+    outer = convert_to_subgraph(canvas, [canvas.node_id("EmptyLatentImage"), canvas.node_id("KSampler")])
+    inner = canvas.js(
+        "const sg = app.graph.getNodeById(arg).subgraph; const k = sg._nodes.find(n => n.type === 'KSampler');"
+        "k.widgets.find(w => w.name === 'seed').value = -5; return k.id;",
+        outer,
+    )
+    canvas.page.click("#queue-button")
+    item = canvas.page.locator(f'.loom-validation li[data-node-id="{outer}:{inner}"]')
+    item.wait_for()
+    sentence = "seed: value -5 is smaller than the minimum 0."
+    assert item.inner_text() == f"New Subgraph › KSampler #{outer}:{inner}: {sentence}"
+    assert canvas.js("return app.graph.getNodeById(arg).has_errors;", outer) is True
+    canvas.shot("outer-outlined")
+
+    item.click()  # opens the subgraph, where the node itself is outlined with its input marked
+    assert canvas.js("return app.canvas.graph !== app.graph && app.canvas.graph.getNodeById(arg).has_errors;", inner)
+    errors = canvas.js("return app.canvas.graph.getNodeById(arg).loom.errors;", inner)
+    assert errors == [{"input": "seed", "message": "value -5 is smaller than the minimum 0."}]
+    canvas.page.locator(".loom-breadcrumb").wait_for(state="visible")
+    canvas.shot("inner-outlined")
+
+    canvas.js("app.canvas.graph.getNodeById(arg).widgets.find(w => w.name === 'seed').value = 5;", inner)
+    canvas.js("app.validation.clear();")
+    assert canvas.js("return app.graph.getNodeById(arg).has_errors;", outer) is False
+    assert canvas.js("return app.canvas.graph.getNodeById(arg).has_errors;", inner) is False
+
+
+def test_widget_promoted_to_a_subgraph_input_feeds_the_inner_node(canvas) -> None:
+    page = canvas.page
+    make_fast(canvas)
+    outer = convert_to_subgraph(canvas, [canvas.node_id("EmptyLatentImage"), canvas.node_id("KSampler")])
+    inner = canvas.js(
+        "const n = app.graph.getNodeById(arg); app.canvas.openSubgraph(n.subgraph); app.canvas.draw(true, true);"
+        "const k = n.subgraph._nodes.find(n => n.type === 'KSampler'); app.canvas.centerOnNode(k); return k.id;",
+        outer,
+    )
+    x, y = canvas.js("const n = app.canvas.graph.getNodeById(arg); return [n.pos[0] + 30, n.pos[1] - 15];", inner)
+    page.mouse.click(*canvas.to_screen(x, y), button="right")
+    page.locator(".litecontextmenu .litemenu-entry", has_text="Promote widget to subgraph input").click()
+    page.locator(".litecontextmenu").last.locator(".litemenu-entry", has_text="steps").click()
+    canvas.shot("promoted-inside")
+    page.locator(".loom-breadcrumb button.root").click()
+
+    # The subgraph node shows the widget; its value is what the inner KSampler is sent.
+    names = canvas.js("return app.graph.getNodeById(arg).widgets.map(w => w.name);", outer)
+    assert names == ["steps"]
+    assert canvas.widget_value(outer, "steps") == 2
+    canvas.js("app.graph.getNodeById(arg).widgets[0].value = 3; app.canvas.setDirty(true, true);", outer)
+    canvas.shot("promoted-outside")
+    prompt = canvas.js("return app.prompt();")
+    assert prompt[f"{outer}:{inner}"]["inputs"]["steps"] == 3
+
+    # It survives a reload of the workflow, and the server runs it.
+    canvas.js("app.loadWorkflow(JSON.parse(JSON.stringify(app.graph.serialize())));")
+    assert canvas.js("return app.prompt()[arg].inputs.steps;", f"{outer}:{inner}") == 3
+    page.click("#queue-button")
+    assert canvas.wait_for_images(canvas.node_id("SaveImage"))
+    assert page.locator(".loom-validation").is_hidden()
 
 
 def test_add_node_menu_lists_categories(canvas) -> None:

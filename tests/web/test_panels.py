@@ -171,3 +171,37 @@ def test_minimap_shows_the_graph_and_moves_the_view(canvas) -> None:
     canvas.page.mouse.click(box["x"] + 10, box["y"] + 10)
     after = canvas.js("return [...app.canvas.ds.offset];")
     assert after != before
+
+
+def test_node_run_times_show_on_the_canvas_and_in_the_history(canvas) -> None:
+    page = canvas.page
+    make_fast(canvas)
+    sampler = canvas.node_id("KSampler")
+    page.click("#queue-button")
+    canvas.wait_for_images(canvas.node_id("SaveImage"))
+    canvas.wait_idle()
+    page.wait_for_function(
+        "(id) => typeof window.loom.app.graph.getNodeById(id).loomRunTime === 'number'", arg=sampler, timeout=10_000
+    )
+    badge = canvas.js(
+        "const n = app.graph.getNodeById(arg); return n.badges.map(b => typeof b === 'function' ? b() : b)"
+        ".map(b => b.text).filter(Boolean);",
+        sampler,
+    )
+    assert len(badge) == 1 and badge[0].endswith(("ms", " s")), badge
+    canvas.shot("run-times")
+
+    page.click("#tab-history")
+    item = page.locator(".history-item").first
+    item.locator(".node-times summary").click()
+    rows = item.locator(".node-times li")
+    assert rows.count() >= 5
+    sampler_row = item.locator(f'.node-times li[data-node-id="{sampler}"]')
+    assert sampler_row.locator(".time").inner_text().endswith(("ms", " s"))
+    canvas.shot("history-node-times")
+
+    # Run again unchanged: everything comes from the cache, and the badges say so.
+    page.click("#queue-button")
+    page.wait_for_function(
+        "(id) => window.loom.app.graph.getNodeById(id).loomRunTime === 'cached'", arg=sampler, timeout=60_000
+    )

@@ -41,7 +41,7 @@ def skip_unless_nodes_exist(name: str, registry: NodeRegistry) -> None:
 
 def test_every_example_has_both_formats_and_a_readme_entry() -> None:
     readme = (WORKFLOWS / "README.md").read_text()
-    assert len(EXAMPLES) == 12
+    assert len(EXAMPLES) == 13
     for name in EXAMPLES:
         canvas = json.loads((WORKFLOWS / f"{name}.json").read_text())
         assert is_canvas(canvas), name
@@ -99,6 +99,7 @@ RUNS: dict[str, list[str]] = {
         "Right third.x=128",
     ],
     "sdxl_base": SMALL,
+    "ip_adapter": SMALL,
 }
 
 
@@ -111,6 +112,8 @@ def model_files(name: str) -> dict[str, str]:
             ("lora_name", "loras"),
             ("control_net_name", "controlnet"),
             ("model_name", "upscale_models"),
+            ("clip_name", "clip_vision"),
+            ("ipadapter_file", "ipadapter"),
         ):
             if key in node["inputs"]:
                 wanted[node["inputs"][key]] = folder

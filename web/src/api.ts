@@ -1,6 +1,8 @@
 // HTTP client for the Loom server (DESIGN.md section 6). Every call goes through the `/api` prefix so the
 // canvas also works behind a proxy that only forwards /api; the auth token from `?token=` rides along.
 
+import type { NodeTiming } from "./timings";
+
 export type InputSpec = [string | string[], Record<string, unknown>?];
 
 export interface NodeInfo {
@@ -78,7 +80,7 @@ export interface HistoryEntry {
   outputs: Record<string, { images?: ImageRef[] } & Record<string, unknown>>;
   status?: { status_str: string; completed: boolean; messages?: [string, unknown][] };
   /** Epoch milliseconds of the job's steps (Loom's addition to the history entry). */
-  timings?: { queued?: number; started?: number; finished?: number };
+  timings?: { queued?: number; started?: number; finished?: number; nodes?: Record<string, NodeTiming> };
 }
 
 export interface NodeErrorDetail {
@@ -193,6 +195,12 @@ export class Api {
     return this.json(`/history?max_items=${maxItems}`);
   }
 
+  /** One job's history entry, or null while it has none (still queued or running). */
+  async historyEntry(promptId: string): Promise<HistoryEntry | null> {
+    const found = await this.json<Record<string, HistoryEntry>>(`/history/${encodeURIComponent(promptId)}`);
+    return found[promptId] ?? null;
+  }
+
   extensions(): Promise<string[]> {
     return this.json("/extensions");
   }
@@ -204,6 +212,19 @@ export class Api {
 
   template(name: string): Promise<unknown> {
     return this.json(`/templates/${encodeURIComponent(name)}.json`);
+  }
+
+  /**
+   * The files under a folder of the user's data, recursively (`{path, size, modified}`, paths relative to it).
+   * A folder not made yet answers 404, as the reference does: that is an empty folder, not an error.
+   */
+  async listUserData(dir: string): Promise<{ path: string; size: number; modified: number }[]> {
+    try {
+      return await this.json(`/userdata?dir=${encodeURIComponent(dir)}&recurse=true&full_info=true`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return [];
+      throw e;
+    }
   }
 
   modelIndex(): Promise<{ files: IndexedModel[]; pending: number }> {

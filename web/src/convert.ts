@@ -1,6 +1,7 @@
 // Graph -> API format (DESIGN.md section 6), done in the browser for queueing: widget values by input name,
 // links resolved through reroutes and bypassed nodes, muted nodes (and what then lacks a required input)
-// dropped, front-end-only nodes ignored, subgraphs flattened into their nodes.
+// dropped, front-end-only nodes ignored, subgraphs flattened into their nodes (a subgraph input that feeds a
+// widget and is not linked outside sends the value of the widget promoted onto the subgraph node).
 
 import type { LGraph, LGraphNode, LLink } from "@comfyorg/litegraph";
 import type { ApiPrompt } from "./api";
@@ -44,7 +45,11 @@ function resolveSource(scope: Scope, link: LLink | undefined, seen = new Set<LLi
   if (link.origin_id === SUBGRAPH_INPUT_ID) {
     const outer = scope.parent;
     const slot = outer?.node.inputs[link.origin_slot];
-    return outer && slot ? resolveSource(outer.scope, outer.scope.graph.getLink(slot.link), seen) : null;
+    if (!outer || !slot) return null;
+    if (slot.link != null) return resolveSource(outer.scope, outer.scope.graph.getLink(slot.link), seen);
+    // Not linked outside: the input feeds a widget, promoted onto the subgraph node, which holds the value.
+    const promoted = outer.node.widgets?.find((w) => w.name === slot.name);
+    return promoted ? { literal: promoted.value } : null;
   }
   const origin = graph.getNodeById(link.origin_id);
   if (!origin) return null;

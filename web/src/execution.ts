@@ -1,11 +1,14 @@
 // Shows a job as it runs: the running node outlined with its progress bar, the global progress bar and the tab
-// title ("[42%] Loom"), live previews (binary frames) on the running node, cached nodes badged, output images
-// on their nodes and in the gallery, runtime errors in a dialog and on the failing node.
+// title ("[42%] Loom"), live previews (binary frames) on the running node, cached nodes badged and, once the job
+// is over, each node's run time; output images on their nodes and in the gallery, runtime errors in a dialog and
+// on the failing node.
 
 import type { LGraph, LGraphCanvas } from "@comfyorg/litegraph";
 import type { Api, ImageRef } from "./api";
 import { fitImages, type LoomNode, resetRunState } from "./nodes";
 import type { Gallery } from "./panels";
+import { nodePath } from "./node_path";
+import { applyRunTimes, clearRunTimes, markCached } from "./timings";
 import { type RuntimeError, showRuntimeError, toast } from "./ui";
 
 /** The tab's title when idle; a running job's progress goes in front of it ("[42%] Loom"). */
@@ -51,6 +54,7 @@ export class ExecutionView {
     switch (type) {
       case "execution_start":
         for (const node of this.graph._nodes) resetRunState(node, true);
+        clearRunTimes(this.graph);
         this.progressBar.style.width = "0";
         break;
       case "execution_cached":
@@ -58,6 +62,7 @@ export class ExecutionView {
           const node = this.node(id);
           if (node?.loom) node.loom.cached = true;
         }
+        markCached(this.graph, (data.nodes ?? []).map(String));
         break;
       case "executing":
         this.setRunning(data.node ?? null);
@@ -75,20 +80,23 @@ export class ExecutionView {
         break;
       case "execution_success":
         this.setRunning(null);
+        void this.#showRunTimes(data.prompt_id);
         break;
       case "execution_error": {
         this.setRunning(null);
-        const node = this.node(data.node_id);
-        if (node?.loom) {
-          node.has_errors = true;
-          node.loom.errors = [{ message: `${data.exception_type}: ${data.exception_message}` }];
-        }
-        const title = node?.title ?? String(data.node_type);
-        showRuntimeError(data as RuntimeError, title, () => node && this.canvas.centerOnNode(node));
+        void this.#showRunTimes(data.prompt_id);
+        // Inside a subgraph: the failing node and each subgraph node around it are outlined.
+        const path = nodePath(this.graph, String(data.node_id ?? ""));
+        for (const node of path) node.has_errors = true;
+        const failed = path[path.length - 1] as LoomNode | undefined;
+        if (failed?.loom) failed.loom.errors = [{ message: `${data.exception_type}: ${data.exception_message}` }];
+        const title = path.length ? path.map((n) => n.title).join(" › ") : String(data.node_type);
+        showRuntimeError(data as RuntimeError, title, () => path.length && this.canvas.centerOnNode(path[0]));
         break;
       }
       case "execution_interrupted":
         this.setRunning(null);
+        void this.#showRunTimes(data.prompt_id);
         toast("Run interrupted");
         break;
       case "node_warning": {
@@ -98,6 +106,18 @@ export class ExecutionView {
       }
       default:
         return;
+    }
+    this.canvas.setDirty(true, false);
+  }
+
+  /** The finished job's node times (its history entry, written before the closing event) as badges. */
+  async #showRunTimes(promptId: string | undefined): Promise<void> {
+    if (!promptId) return;
+    try {
+      const nodes = (await this.api.historyEntry(promptId))?.timings?.nodes;
+      if (nodes) applyRunTimes(this.graph, nodes);
+    } catch {
+      return; // history unreachable: the run's outputs are shown all the same, only without times
     }
     this.canvas.setDirty(true, false);
   }

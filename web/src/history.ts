@@ -1,8 +1,9 @@
-// The history sidebar: the server's past jobs, newest first, each with its status, how long it ran and its
-// images; a job's workflow can be opened again (the canvas it was queued from, else its API prompt), queued
+// The history sidebar: the server's past jobs, newest first, each with its status, how long it ran (and each
+// node of it), and its images; a job's workflow can be opened again (the canvas it was queued from, else its API prompt), queued
 // again as it was, or deleted from the history.
 
 import type { Api, HistoryEntry } from "./api";
+import { formatDuration, jobNodeTimes } from "./timings";
 import { el, openLightbox, toast } from "./ui";
 
 const SHOWN = 50;
@@ -16,8 +17,25 @@ export interface HistoryActions {
 
 function duration(entry: HistoryEntry): string {
   const timings = entry.timings;
-  const ms = timings?.started && timings.finished ? timings.finished - timings.started : null;
-  return ms == null ? "" : ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+  return timings?.started && timings.finished ? formatDuration(timings.finished - timings.started) : "";
+}
+
+/** Each node's run time in the job, longest first, folded under its summary. */
+function nodeTimes(entry: HistoryEntry): HTMLElement | null {
+  const rows = jobNodeTimes(entry.timings?.nodes ?? {});
+  if (!rows.length) return null;
+  const prompt = entry.prompt[2];
+  const items = rows.map(([id, time]) => {
+    const node = prompt[id];
+    const name = node?._meta?.title ?? node?.class_type ?? id;
+    return el(
+      "li",
+      { "data-node-id": id },
+      el("span", { class: "node", text: `${name} #${id}` }),
+      el("span", { class: "time", text: time === "cached" ? "cached" : formatDuration(time) }),
+    );
+  });
+  return el("details", { class: "node-times" }, el("summary", { text: "Node times" }), el("ul", {}, ...items));
 }
 
 function finishedAt(entry: HistoryEntry): number {
@@ -77,6 +95,7 @@ export class HistoryPanel {
       { class: `history-item ${status}`, "data-prompt-id": id },
       el("div", { class: "meta" }, el("span", { class: "status", text: status }), el("span", { class: "when", text: [when, duration(entry)].filter(Boolean).join(" · ") })),
       el("div", { class: "thumbs" }, ...thumbs),
+      ...[nodeTimes(entry)].filter((e): e is HTMLElement => e !== null),
       el("div", { class: "buttons" }, open, requeue, remove),
     );
   }

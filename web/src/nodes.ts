@@ -1,12 +1,12 @@
 // Registers one litegraph node class per /object_info entry: typed, coloured slots, widgets built from the
 // input specs (numbers with ranges, combos, multiline text, toggles, seed controls), widget <-> input
-// conversion, and the run-time decorations (running outline, cached badge, errors, output images).
+// conversion, and the run-time decorations (running outline, run-time or cached badge, errors, output images).
 
 import {
-  LGraphBadge,
   LGraphCanvas,
   LGraphNode,
   LiteGraph,
+  Subgraph,
   type IContextMenuValue,
   type INodeInputSlot,
 } from "@comfyorg/litegraph";
@@ -15,6 +15,7 @@ import type { IBaseWidget } from "@comfyorg/litegraph/dist/types/widgets";
 import { CONTROL_VALUES, CONTROL_WIDGET, defaultValue, type InputDef, type NodeDef, readNodeDef } from "./schema";
 import type { ObjectInfo } from "./api";
 import { type DomKind, makeDomWidget } from "./dom_widgets";
+import { addRunTimeBadge } from "./timings";
 
 /** Per-node run-time state drawn on top of the node; reset when a run starts. */
 export interface NodeRunState {
@@ -140,6 +141,21 @@ export function convertInputToWidget(node: LGraphNode, name: string): void {
   if (index < 0) return;
   if (node.inputs[index].link != null) node.disconnectInput(index);
   node.removeInput(index);
+  node.setDirtyCanvas(true, true);
+}
+
+/**
+ * Inside a subgraph: the widget becomes an input of the subgraph, which litegraph shows as a widget of the same
+ * kind on each subgraph node (its value is what the inner node gets unless that input is linked outside).
+ */
+export function promoteWidget(subgraph: Subgraph, node: LGraphNode, name: string): void {
+  convertWidgetToInput(node, name);
+  const slot = node.inputs.find((s) => s.widget?.name === name);
+  if (!slot) return;
+  const taken = new Set(subgraph.inputs.map((i) => i.name));
+  let inputName = name;
+  for (let n = 2; taken.has(inputName); n++) inputName = `${name}_${n}`;
+  subgraph.addInput(inputName, String(slot.type)).connect(slot, node);
   node.setDirtyCanvas(true, true);
 }
 
@@ -312,6 +328,16 @@ function extraMenu(node: LoomNode): IContextMenuValue<unknown>[] {
         options: toWidget.map((i) => ({ content: i.name, callback: () => convertInputToWidget(node, i.name) })),
       },
     });
+  const subgraph = node.graph instanceof Subgraph ? node.graph : null;
+  const promotable = convertible.filter((i) => !node.inputs.some((s) => s.widget?.name === i.name && s.link != null));
+  if (subgraph && promotable.length)
+    items.push({
+      content: "Promote widget to subgraph input",
+      has_submenu: true,
+      submenu: {
+        options: promotable.map((i) => ({ content: i.name, callback: () => promoteWidget(subgraph, node, i.name) })),
+      },
+    });
   items.push({ content: node.mode === 4 ? "Un-bypass" : "Bypass", callback: () => toggleMode(node, 4) });
   items.push({ content: node.mode === 2 ? "Unmute" : "Mute", callback: () => toggleMode(node, 2) });
   if (node.loom.imageUrls.length)
@@ -362,7 +388,6 @@ function makeNodeClass(def: NodeDef, hooks: NodeHooks): typeof LGraphNode {
     static loomDef = def;
     loom: NodeRunState = freshState();
     def: NodeDef = def;
-    #badge = new LGraphBadge({ text: "", fgColor: "#111", bgColor: "#6cc24a" });
 
     constructor(title?: string) {
       super(title ?? def.displayName, def.name);
@@ -382,10 +407,7 @@ function makeNodeClass(def: NodeDef, hooks: NodeHooks): typeof LGraphNode {
       this.setSize([Math.max(size[0], MIN_NODE_WIDTH, widgetsWidth(this)), size[1]]);
       this.strokeStyles.running = () =>
         (this as unknown as { loomRunning?: boolean }).loomRunning ? { color: "#3cdc5c", lineWidth: 3, padding: 6 } : undefined;
-      this.badges.push(() => {
-        this.#badge.text = this.loom.cached ? "cached" : "";
-        return this.#badge;
-      });
+      addRunTimeBadge(this);
       hooks.nodeCreated(this as unknown as LoomNode);
     }
 

@@ -4,6 +4,7 @@
 
 import { type LGraph, type LGraphCanvas, type LGraphNode, LiteGraph, type Subgraph, SubgraphNode } from "@comfyorg/litegraph";
 import { OPEN_SUBGRAPH_GLYPH } from "./litegraph_setup";
+import { addRunTimeBadge } from "./timings";
 import { el } from "./ui";
 
 const MIN_WIDTH = 220;
@@ -17,6 +18,9 @@ function registerSubgraphType(root: LGraph, subgraph: Subgraph): void {
     constructor() {
       super(root, subgraph, { id: -1, type: subgraph.id, pos: [0, 0], size: [180, 60], flags: {}, order: 0, mode: 0 } as never);
       for (const button of this.title_buttons ?? []) if (button.name === "enter_subgraph") button.text = OPEN_SUBGRAPH_GLYPH;
+      addRunTimeBadge(this);
+      // Widgets promoted from inside keep their values in the file (litegraph leaves them out by default).
+      this.serialize_widgets = true;
     }
 
     /** Wide enough for its title beside the open button. */
@@ -26,6 +30,8 @@ function registerSubgraphType(root: LGraph, subgraph: Subgraph): void {
       return size;
     }
   }
+  // Named after the definition: litegraph would otherwise title new instances after the (minified) class name.
+  LoomSubgraphNode.title = subgraph.name;
   LiteGraph.registerNodeType(subgraph.id, LoomSubgraphNode);
   // Not offered in menus or the palette: a subgraph node is made by converting a selection or copied.
   (LoomSubgraphNode as unknown as { skip_list: boolean }).skip_list = true;

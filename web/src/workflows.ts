@@ -66,14 +66,13 @@ export class WorkflowsPanel {
   async refresh(): Promise<void> {
     let names: string[] = [];
     try {
-      // The user folder first: asking for a folder that does not exist yet would be a 404 in the console.
+      // The user folder first: the listing of a folder not made yet is a 404, which the console would show.
       const root = await this.api.json<Entry[]>("/v2/userdata");
       if (root.some((e) => e.name === FOLDER && e.type === "directory")) {
-        const files = await this.api.json<Entry[]>(`/v2/userdata?path=${FOLDER}`);
-        names = files.filter((e) => e.type === "file").map((e) => e.name);
+        names = (await this.api.listUserData(FOLDER)).map((f) => f.path);
       }
-    } catch {
-      // A server without user files: nothing saved.
+    } catch (e) {
+      toast(`Could not list the saved workflows: ${(e as Error).message}`, "error");
     }
     const saved = names.filter((n) => n.endsWith(".json")).map((n) => n.slice(0, -5)).sort((a, b) => a.localeCompare(b));
     this.#list.replaceChildren(...saved.map((name) => this.#row(name)));
