@@ -199,11 +199,11 @@ class LayerPart:
     swap: bool = False
 
 
-def reference_layers(arch: FluxArch) -> dict[str, tuple[LayerPart, ...]]:
+def reference_layers(rules: list[Fused]) -> dict[str, tuple[LayerPart, ...]]:
     """Reference layer name (`double_blocks.0.img_attn.qkv`) -> the diffusers layers its output rows feed, for
-    every linear layer: what a LoRA trained on the fused layers patches in diffusers' split ones."""
+    every layer of a key table (`flux_table`): what a LoRA trained on the fused layers patches in the split ones."""
     out: dict[str, tuple[LayerPart, ...]] = {}
-    for rule in flux_table(arch):
+    for rule in rules:
         if not rule.ref.endswith(".weight"):
             continue
         names = tuple(part.removesuffix(".weight") for part in rule.parts)

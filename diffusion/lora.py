@@ -30,9 +30,11 @@ _SUFFIXES = (
     (".down.weight", "down"),
     (".up.weight", "up"),
     (".alpha", "alpha"),
+    (".diff_b", "diff_b"),
+    (".diff", "diff"),
 )
-# Parts of other adapter kinds (LoHa, LoKr, Tucker-LoCon, DoRA, full diffs) Loom does not apply.
-_UNSUPPORTED = ("hada_", "lokr_", ".lora_mid.", ".dora_scale", ".diff", ".diff_b", ".on_input")
+# Parts of other adapter kinds (LoHa, LoKr, Tucker-LoCon, DoRA) Loom does not apply.
+_UNSUPPORTED = ("hada_", "lokr_", ".lora_mid.", ".dora_scale", ".on_input")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +65,36 @@ class LoraPatch:
         flat.addmm_(up, down, alpha=strength * self.scale)
 
 
+@dataclass(frozen=True, slots=True)
+class DiffPatch:
+    """A whole-tensor difference (`.diff` for a weight, `.diff_b` for a bias): what full-rank extractions and
+    trainers store for layers a low-rank pair cannot describe (norms, biases)."""
+
+    target: Target
+    delta: torch.Tensor
+    param: str = "weight"  # or "bias"
+
+    @property
+    def component(self) -> str:
+        return self.target.component
+
+    @property
+    def parameter(self) -> str:
+        return f"{self.target.module}.{self.param}"
+
+    def add_to(self, work: torch.Tensor, base: torch.Tensor, strength: float) -> None:
+        """`work += strength * delta` in place, the delta viewed as `work` is."""
+        work.add_(self.delta.to(work.device, work.dtype).reshape(work.shape), alpha=strength)
+
+
+Patch = LoraPatch | DiffPatch
+
+
 @dataclass(slots=True)
 class LoraMatch:
     """A file's patches for one set of models, and the keys that patch nothing (key -> why), never dropped silently."""
 
-    patches: list[LoraPatch] = field(default_factory=list)
+    patches: list[Patch] = field(default_factory=list)
     unmapped: dict[str, str] = field(default_factory=dict)
 
 
@@ -98,6 +125,18 @@ def match_lora(state_dict: Mapping[str, torch.Tensor], components: Mapping[str, 
         if targets is None:
             result.unmapped.update(dict.fromkeys(keys, "no such layer in the model"))
             continue
+        for part, param in (("diff", "weight"), ("diff_b", "bias")):
+            if part in parts:
+                key, delta = parts.pop(part)
+                diffs = [_fitted_diff(target, delta, param, components) for target in targets]
+                misfit = next((d for d in diffs if isinstance(d, str)), None)
+                if misfit is not None:
+                    result.unmapped[key] = misfit
+                else:
+                    result.patches.extend(d for d in diffs if isinstance(d, DiffPatch))
+        if not parts:
+            continue
+        keys = [k for k, _ in parts.values()]
         if "down" not in parts or "up" not in parts:
             result.unmapped.update(dict.fromkeys(keys, "needs both an up and a down weight"))
             continue
@@ -123,9 +162,23 @@ def _fitted(
     if full_up.shape[0] < (target.rows[1] if target.rows is not None else rows):
         return misfit
     up = target.take(full_up)
-    if up.shape[0] != rows or up.numel() != rows * rank or down.numel() != rank * (weight.numel() // rows):
+    fits = up.shape[0] == rows and up.numel() == rows * rank and down.numel() == rank * (weight.numel() // rows)
+    if weight.ndim < 2 or not fits:
         return misfit
     return LoraPatch(target, down, up, scale)
+
+
+def _fitted_diff(
+    target: Target, delta: torch.Tensor, param: str, components: Mapping[str, nn.Module]
+) -> DiffPatch | str:
+    """The whole-tensor difference of one layer's weight or bias, or why it does not fit."""
+    own = getattr(components[target.component].get_submodule(target.module), param, None)
+    if own is None:
+        return f"the layer has no {param}"
+    part = target.take(delta)
+    if part.numel() != own.numel():
+        return f"{param} difference does not fit the layer's {param} of shape {tuple(own.shape)}"
+    return DiffPatch(target, part, param)
 
 
 def shared_copy(model: nn.Module) -> nn.Module:
@@ -149,7 +202,7 @@ class WeightUpdate(Protocol):
 
 
 def apply_patches(
-    components: Mapping[str, nn.Module], patches: Sequence[LoraPatch], strengths: Mapping[str, float]
+    components: Mapping[str, nn.Module], patches: Sequence[Patch], strengths: Mapping[str, float]
 ) -> dict[str, nn.Module]:
     """`components` with each patched one replaced by a shared copy carrying the LoRA; the inputs are unchanged.
 
@@ -175,7 +228,7 @@ def patch_copies(
                 owner_name, _, leaf = parameter.rpartition(".")
                 owner = clone.get_submodule(owner_name)
                 base = getattr(owner, leaf)
-                # One float32 copy of the weight takes every delta in place (half-precision sums would lose bits).
+                # One float32 copy of the tensor takes every delta in place (half-precision sums would lose bits).
                 work = base.detach().to(torch.float32, copy=True)
                 for update, strength in todo:
                     update.add_to(work, base, strength)

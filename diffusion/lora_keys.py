@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from diffusion.flux import FluxArch, reference_layers
+from diffusion.flux import FluxArch, Fused, flux_table, reference_layers
 from diffusion.ldm_names import ldm_module_names
 
 UNET = "unet"
@@ -39,6 +39,10 @@ _PREFIXES: tuple[tuple[str, str | None, bool], ...] = (
     ("model.diffusion_model.", UNET, True),
     ("diffusion_model.", UNET, True),
     ("transformer.", UNET, True),
+    # the reference's text encoder spelling (its extraction node, its trainer's LORA_MODEL)
+    ("text_encoders.clip_l.transformer.", TE1, True),
+    ("text_encoders.clip_h.transformer.", TE1, True),
+    ("text_encoders.clip_g.transformer.", TE2, True),
     ("unet.", UNET, True),
     ("text_encoder_2.", TE2, True),
     ("text_encoder.", TE1, True),
@@ -48,7 +52,8 @@ _PREFIXES: tuple[tuple[str, str | None, bool], ...] = (
 # Old diffusers attention-processor LoRA layer names -> the layer they patch.
 _PROCESSOR_LAYERS = {"to_q_lora": "to_q", "to_k_lora": "to_k", "to_v_lora": "to_v", "to_out_lora": "to_out.0"}
 
-_PATCHABLE = (nn.Linear, nn.Conv2d, nn.Conv1d)
+# Layers a LoRA patches; norms only take whole-tensor differences (`.diff`, `.diff_b`).
+_PATCHABLE = (nn.Linear, nn.Conv2d, nn.Conv1d, nn.LayerNorm, nn.GroupNorm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +84,17 @@ def _flat(name: str) -> str:
     return name.replace(".", "_")
 
 
-def _fused_names(component: str, model: nn.Module) -> dict[str, Targets]:
-    """The file-layout names of a model whose layers diffusers splits (FLUX), each with the layers it feeds."""
+def _reference_table(model: nn.Module) -> list[Fused]:
+    """The reference <-> diffusers key table of a transformer whose reference layout fuses layers (FLUX)."""
     config = getattr(model, "config", None)
-    if config is None or "num_single_layers" not in config:
-        return {}
-    layers = reference_layers(FluxArch.from_config(config))
+    if config is not None and "num_single_layers" in config:
+        return flux_table(FluxArch.from_config(config))
+    return []
+
+
+def _fused_names(component: str, model: nn.Module) -> dict[str, Targets]:
+    """The reference-layout names of a transformer's layers, each with the diffusers layers it feeds."""
+    layers = reference_layers(_reference_table(model))
     return {
         _flat(ref): tuple(Target(component, p.module, p.rows, p.swap) for p in parts) for ref, parts in layers.items()
     }
