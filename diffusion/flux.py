@@ -242,10 +242,15 @@ def to_diffusers(state: Mapping[str, torch.Tensor], arch: FluxArch) -> dict[str,
     return out
 
 
-def to_reference(state: Mapping[str, torch.Tensor], arch: FluxArch, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The inverse of to_diffusers: diffusers-named tensors in the reference layout (for writing stand-ins)."""
+def fuse(rules: list[Fused], state: Mapping[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """diffusers-named tensors joined into the reference tensors `rules` describe (any DiT family's table)."""
     out: dict[str, torch.Tensor] = {}
-    for rule in flux_table(arch):
+    for rule in rules:
         tensor = torch.cat([state[k] for k in rule.parts], dim=0)
         out[prefix + rule.ref] = _swap_halves(tensor) if rule.swap else tensor
     return out
+
+
+def to_reference(state: Mapping[str, torch.Tensor], arch: FluxArch, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The inverse of to_diffusers: diffusers-named tensors in the reference layout (for writing stand-ins)."""
+    return fuse(flux_table(arch), state, prefix)

@@ -9,6 +9,7 @@
   `transformer.transformer_blocks.0.attn.to_q`, ai-toolkit's `lora_transformer_...`, and the reference layout's
   `diffusion_model.double_blocks.0.img_attn.qkv`. A LoRA on a fused reference layer (qkv, single-block linear1)
   patches the rows of each diffusers layer it feeds (to_q/to_k/to_v/proj_mlp) with the matching rows of its `up`.
+- SD3: the same schemes over its reference names (`lora_unet_joint_blocks_0_x_block_attn_qkv`) and diffusers'.
 
 Every scheme is reduced to one spelling (dots as underscores) and looked up in a table built from the models
 themselves, so any size of a family maps with no per-size list.
@@ -24,6 +25,7 @@ from torch import nn
 
 from diffusion.flux import FluxArch, Fused, flux_table, reference_layers
 from diffusion.ldm_names import ldm_module_names
+from diffusion.sd3 import SD3Arch, sd3_table
 
 UNET = "unet"
 TE1 = "te1"
@@ -85,10 +87,12 @@ def _flat(name: str) -> str:
 
 
 def _reference_table(model: nn.Module) -> list[Fused]:
-    """The reference <-> diffusers key table of a transformer whose reference layout fuses layers (FLUX)."""
+    """The reference <-> diffusers key table of a transformer whose reference layout fuses layers (FLUX, SD3)."""
     config = getattr(model, "config", None)
     if config is not None and "num_single_layers" in config:
         return flux_table(FluxArch.from_config(config))
+    if config is not None and "dual_attention_layers" in config:
+        return sd3_table(SD3Arch.from_config(config))
     return []
 
 
