@@ -14,13 +14,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 
 from diffusion.controlnet import Crop, chain_residuals
 from diffusion.guidance import CFG, Guider, Rule
-from diffusion.model import DiffusionModel, GuidanceStep
+from diffusion.model import DiffusionModel, GuidanceStep, UnetPatch
 from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
 from diffusion.samplers import SAMPLERS, Sampler, SamplerChoice
@@ -148,9 +149,8 @@ class Guided:
         return [e for e in entries if e.opts.get("start_percent", 0.0) <= percent <= e.opts.get("end_percent", 1.0)]
 
     def _step_percent(self, sigma: float) -> float:
-        """How far through the model's full noise range a sigma lies (0 = pure noise), by timestep."""
-        t = float(self.model.timestep(torch.tensor([sigma]))[0])
-        return 1 - t / (len(self.model.schedule.sigmas) - 1)
+        """How far through the model's full noise range a sigma lies (0 = pure noise)."""
+        return self.model.schedule.sigma_to_percent(sigma)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         percent = self._step_percent(float(sigma[0]))
@@ -169,15 +169,44 @@ class Guided:
         guided, self.last_uncond = self.rule(estimates)
         cond = estimates[0]
         if self.model.post_guidance and cond is not None:  # model options (RescaleCFG, CFGZeroStar, ...)
-            step = GuidanceStep(x, sigma, cond, self.last_uncond, guided, self.rule.scale)
+            predict = partial(self._extra, sigma=sigma, percent=percent)
+            step = GuidanceStep(x, sigma, cond, self.last_uncond, guided, self.rule.scale, predict)
             guided = self.model.guide(step)
         return guided
 
+    def _extra(
+        self,
+        x: torch.Tensor,
+        conditioning: int | Conditioning,
+        patch: UnetPatch | None = None,
+        *,
+        sigma: torch.Tensor,
+        percent: float,
+    ) -> torch.Tensor | None:
+        """One more estimate for a post-guidance function (diffusion.model.Predictor): a set of this guider by
+        index, or another conditioning, optionally with a UNet patch for this call."""
+        if isinstance(conditioning, int):
+            if conditioning >= len(self.sets):
+                return None
+            entries = self.sets[conditioning]
+            entries = self._active(entries, percent) or (entries[:1] if conditioning == 0 else [])
+        else:
+            entries = _as_entries(conditioning, "empty_conditioning")
+        if not entries:
+            return None
+        model = self.model if patch is None else self.model.with_unet_patch(patch)
+        return self._combine(x, entries, self._predict(entries, x, sigma, percent, model))
+
     def _predict(
-        self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float
+        self,
+        entries: list[_Entry],
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        percent: float,
+        model: DiffusionModel | None = None,
     ) -> list[tuple[Region, torch.Tensor]]:
         """x0 estimates per entry, each computed on its region's crop of the latent; entries sharing a region
-        (most often: the whole frame) go through the UNet together."""
+        (most often: the whole frame) go through the UNet (this guider's model, or `model`: a patched copy) together."""
         regions = [region(e.opts, x) for e in entries]
         groups: dict[tuple[int, int, int, int], list[int]] = {}
         for i, reg in enumerate(regions):
@@ -188,19 +217,25 @@ class Guided:
             crop = regions[indices[0]].crop(x)
             group = [entries[i] for i in indices]
             area = None if bounds == (0, height, 0, width) else (height, width, *bounds)
-            denoised = self._forward(group, crop, sigma, percent, area)
+            denoised = self._forward(group, crop, sigma, percent, area, model or self.model)
             for i, chunk in zip(indices, denoised.split(self.batch), strict=True):
                 preds[i] = (regions[i], chunk)
         return preds
 
     def _forward(
-        self, entries: list[_Entry], x: torch.Tensor, sigma: torch.Tensor, percent: float, area: Crop | None
+        self,
+        entries: list[_Entry],
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        percent: float,
+        area: Crop | None,
+        model: DiffusionModel,
     ) -> torch.Tensor:
         """x0 estimates of `entries` on `x` (the whole latent, or the `area` of it), one batched UNet call."""
         n = len(entries)
-        c_skip, c_out, c_in = self.model.scalings(sigma)
+        c_skip, c_out, c_in = model.scalings(sigma)
         x_in = (x * c_in).repeat(n, 1, 1, 1)
-        t = self.model.timestep(sigma).to(self.device).repeat(n)
+        t = model.timestep(sigma).to(self.device).repeat(n)
         length = math.lcm(*(e.cond.shape[1] for e in entries))
         context = torch.cat([self._rows(e.cond.repeat(1, length // e.cond.shape[1], 1)) for e in entries])
         context = context.to(self.device)
@@ -208,7 +243,7 @@ class Guided:
         down, mid = self._control(entries, x_in, t, context, added, percent, area)
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
         with unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area)):
-            out = self.model.unet_forward(x_in, t, context, added, down, mid)
+            out = model.unet_forward(x_in, t, context, added, down, mid)
         return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
 
     def _combine(
@@ -293,28 +328,35 @@ class Guided:
 
 
 class Inpaint:
-    """Keeps the unmasked area on the original latent's noising path and in the output (mask 1 = repaint)."""
+    """Keeps the unmasked area on the original latent's noising path and in the output (mask 1 = repaint).
+
+    `mask_at` gives the mask a step at a sigma uses: the mask itself, or a model's per-step rework of it
+    (Differential Diffusion)."""
 
     def __init__(
         self,
         inner: Guided,
         latent: torch.Tensor,
         noise: torch.Tensor,
-        mask: torch.Tensor,
+        mask_at: Callable[[torch.Tensor], torch.Tensor],
         noise_scaling: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        self.inner, self.latent, self.noise, self.mask = inner, latent, noise, mask
+        self.inner, self.latent, self.noise, self.mask_at = inner, latent, noise, mask_at
+        self.mask: torch.Tensor | None = None
         self.noise_scaling = noise_scaling or (lambda s, n, x0: x0 + n * s)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         s = sigma[:, None, None, None]
-        x = x * self.mask + self.noise_scaling(s, self.noise, self.latent) * (1 - self.mask)
-        return self.inner(x, sigma) * self.mask + self.latent * (1 - self.mask)
+        mask = self.mask = self.mask_at(sigma)
+        x = x * mask + self.noise_scaling(s, self.noise, self.latent) * (1 - mask)
+        return self.inner(x, sigma) * mask + self.latent * (1 - mask)
 
     @property
     def last_uncond(self) -> torch.Tensor | None:
         uncond = self.inner.last_uncond
-        return None if uncond is None else uncond * self.mask + self.latent * (1 - self.mask)
+        if uncond is None or self.mask is None:
+            return None
+        return uncond * self.mask + self.latent * (1 - self.mask)
 
 
 @dataclass
@@ -409,7 +451,7 @@ def run(
         if sampler.fresh_inpaint_noise:  # DDIM: the kept area follows its own noise draw
             keep_noise = torch.randn(samples.shape, generator=seeded_generator(seed + 1)).to(device)
         flow = model.noise_scaling if model.prediction == "flow" else None
-        denoiser = Inpaint(guided, x0, keep_noise, m, flow)
+        denoiser = Inpaint(guided, x0, keep_noise, _mask_schedule(model, m, sigmas), flow)
     step_noise = _step_noise(sampler, x, sigmas, seed, latent.get("batch_index"))
     options = dict(choice.options)
     if sampler.schedule_defaults is not None:
@@ -427,12 +469,23 @@ def run(
     if report is not None and last["done"] < steps and last["denoised"] is not None:
         report(steps, steps, last["denoised"])  # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
     if m is not None:
-        result = result * m + x0 * (1 - m)
+        final = _mask_schedule(model, m, sigmas)(sigmas[-1:])
+        result = result * final + x0 * (1 - final)
     out["samples"] = result.float().cpu()
     denoised_out = dict(out)
     if last["denoised"] is not None:
         denoised_out["samples"] = last["denoised"].float().cpu()
     return out, denoised_out
+
+
+def _mask_schedule(
+    model: DiffusionModel, mask: torch.Tensor, sigmas: torch.Tensor
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The inpainting mask at each sigma: fixed, or reworked per step by the model's option."""
+    function = model.denoise_mask
+    if function is None:
+        return lambda _sigma: mask
+    return lambda sigma: function(mask, sigma, sigmas, model)
 
 
 def _step_noise(

@@ -55,6 +55,12 @@ class DiscreteSchedule:
         w = ((lo - log_sigma) / (lo - hi)).clamp(0, 1)
         return ((1 - w) * low + w * (low + 1)).view(sigma.shape)
 
+    def sigma_to_percent(self, sigma: float) -> float:
+        """How far through sampling a sigma lies (0 = pure noise, 1 = the end), by timestep: the inverse of
+        `percent_to_sigma`, which conditioning ranges and per-step model options are placed with."""
+        t = float(self.sigma_to_t(torch.tensor([sigma]))[0])
+        return 1 - t / (len(self.sigmas) - 1)
+
     def percent_to_sigma(self, percent: float) -> float:
         """The sigma a fraction of the way through sampling (0 = the start, pure noise; 1 = the end), by
         timestep: how conditioning ranges and sampler defaults are placed on a model's schedule."""
