@@ -35,6 +35,7 @@ BUILTIN_MODULES = (
     "nodes.dit",
     "nodes.pending_loaders",
     "nodes.rebatch",
+    "nodes.hooks",
 )
 
 
