@@ -44,6 +44,10 @@ class ContinuousSchedule(DiscreteSchedule):
             return 0.25 * sigma.clamp(min=1e-10).log()
         return sigma.atan() / math.pi * 2
 
+    def unet_time(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Trained on every sigma in the range: the time input is the function of sigma itself."""
+        return self.sigma_to_t(sigma)
+
     def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
         t = t.float()
         if self.time_input == "edm":

@@ -79,6 +79,10 @@ class FlowModel(DiffusionModel):
     def latent_channels(self) -> int:
         return self.latent_format
 
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Fractional: flow transformers take any sigma, and `unet_forward` maps it straight back."""
+        return self.schedule.sigma_to_t(sigma)
+
     @property
     def guidance_embed(self) -> bool:
         return bool(getattr(self.unet.config, "guidance_embeds", False))

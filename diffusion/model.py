@@ -130,7 +130,7 @@ class DiffusionModel:
         return latent + noise * ((sigma**2 + 1) ** 0.5 if at_top else sigma)
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
-        return self.schedule.sigma_to_t(sigma)
+        return self.schedule.unet_time(sigma)
 
     def unet_forward(
         self,

@@ -55,6 +55,12 @@ class DiscreteSchedule:
         w = ((lo - log_sigma) / (lo - hi)).clamp(0, 1)
         return ((1 - w) * low + w * (low + 1)).view(sigma.shape)
 
+    def unet_time(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The model's time input: the nearest training timestep in log-sigma, which is what a discrete model was
+        trained on and what the reference engine feeds it (a fractional one shifts images off the reference's)."""
+        dists = (sigma.float().clamp(min=1e-10).log()[..., None] - self.sigmas.log().to(sigma.device)).abs()
+        return dists.argmin(dim=-1).float().view(sigma.shape)
+
     def sigma_to_percent(self, sigma: float) -> float:
         """How far through sampling a sigma lies (0 = pure noise, 1 = the end), by timestep: the inverse of
         `percent_to_sigma`, which conditioning ranges and per-step model options are placed with."""

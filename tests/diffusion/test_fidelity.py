@@ -131,3 +131,23 @@ def test_unipc_third_order_corrector_solves_the_order_conditions() -> None:
             assert math.isclose(lhs, float(rhs[p]), rel_tol=1e-10)
         # phi_2(z) = (e^z - 1 - z) / z², so the first condition reads (e^hh - 1 - hh) / hh / B(h)
         assert math.isclose(float(rhs[0]), float((torch.expm1(hh) - hh) / hh / b_h), rel_tol=1e-12)
+
+
+def test_a_discrete_model_is_fed_the_nearest_training_timestep() -> None:
+    """Sigmas between training levels (karras, exponential, samplers' midpoints) reach the UNet as the nearest
+    whole timestep in log-sigma, as the reference feeds them; the fractional timestep stays for percents."""
+    between = SCHEDULE.t_to_sigma(torch.tensor([250.4, 250.6, 998.9]))
+    assert SCHEDULE.unet_time(between).tolist() == [250.0, 251.0, 999.0]
+    assert SCHEDULE.unet_time(torch.tensor([SCHEDULE.sigma_max * 2, 1e-6])).tolist() == [999.0, 0.0]
+    assert float(SCHEDULE.sigma_to_t(between)[0]) == pytest.approx(250.4, abs=1e-3)
+
+
+def test_continuous_and_flow_models_keep_a_fractional_time_input() -> None:
+    from diffusion.continuous import ContinuousSchedule
+    from diffusion.flow import FlowModel, flow_schedule
+
+    edm = ContinuousSchedule.between(0.002, 120.0, "edm")
+    assert float(edm.unet_time(torch.tensor([math.e]))) == pytest.approx(0.25)
+    flow = _Model(flow_schedule("sd3", 3.0))
+    sigma = flow.schedule.t_to_sigma(torch.tensor([500.3]))
+    assert float(FlowModel.timestep(flow, sigma)) == pytest.approx(500.3, abs=1e-2)  # type: ignore[arg-type]
