@@ -13,6 +13,7 @@ from torch.utils.hooks import RemovableHandle
 
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.schedulers import DiscreteSchedule
+from diffusion.unet_patches import attach_key_bias
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,11 @@ class DiffusionModel:
     ) -> torch.Tensor:
         dtype = self.manager.dtype
         kwargs: dict[str, Any] = {}
+        added = dict(added or {})
+        class_labels = added.pop("class_labels", None)  # unCLIP's image-embedding label
+        key_bias = added.pop("cross_attention_bias", None)  # style models' attn_bias, per prompt token
+        if class_labels is not None:
+            kwargs["class_labels"] = class_labels.to(dtype)
         if added:
             kwargs["added_cond_kwargs"] = {k: v.to(dtype) for k, v in added.items()}
         if down_residuals is not None:
@@ -120,6 +126,8 @@ class DiffusionModel:
             kwargs["mid_block_additional_residual"] = mid_residual.to(dtype)
         # The patches' hooks live for this call only: copies of a model share its module.
         handles = [handle for patch in self.unet_patches for handle in patch.attach(self.unet)]
+        if key_bias is not None:
+            handles += attach_key_bias(self.unet, key_bias)
         try:
             out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
         finally:

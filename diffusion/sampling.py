@@ -205,7 +205,10 @@ class Guided:
         context = torch.cat([self._rows(e.cond.repeat(1, length // e.cond.shape[1], 1)) for e in entries])
         context = context.to(self.device)
         added = self._added(entries)
+        bias = self._key_bias(entries, length)
         down, mid = self._control(entries, x_in, t, context, added, percent, area)
+        if bias is not None:
+            added = {**(added or {}), "cross_attention_bias": bias.to(self.device)}
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
         with unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area)):
             out = self.model.unet_forward(x_in, t, context, added, down, mid)
@@ -219,6 +222,27 @@ class Guided:
             return self._mean([p for _r, p in preds], entries)
         return blend(preds, x)
 
+    def _key_bias(self, entries: list[_Entry], length: int) -> torch.Tensor | None:
+        """The cross-attention logit bias [rows, 1, length] of entries that carry one per token (style models'
+        attn_bias), zeros for the others; None when no entry has one."""
+        if not any("attention_bias" in e.opts for e in entries):
+            return None
+        if getattr(self.model, "conditioning_inputs", None) is not None:
+            raise SamplingError("attn_bias style strength works on U-Net models; use strength_type multiply")
+        rows = []
+        for e in entries:
+            tokens = e.cond.shape[1]
+            bias = e.opts.get("attention_bias")
+            if bias is None:
+                bias = torch.zeros(tokens)
+            elif bias.shape[-1] != tokens:
+                raise SamplingError(
+                    f"a conditioning's attention bias covers {bias.shape[-1]} tokens, its prompt has {tokens} "
+                    "(apply the style model after changing the prompt's tokens)"
+                )
+            rows.append(bias.float().repeat(length // tokens)[None, None].expand(self.batch, 1, -1))
+        return torch.cat(rows)
+
     def _rows(self, cond: torch.Tensor) -> torch.Tensor:
         if cond.shape[0] == self.batch:
             return cond
@@ -231,10 +255,14 @@ class Guided:
         return sum((c * (w / total) for c, w in zip(chunks, weights, strict=True)), torch.zeros_like(chunks[0]))
 
     def _added(self, entries: list[_Entry]) -> dict[str, torch.Tensor] | None:
-        """SDXL's extra inputs: the pooled text embedding and the six size/crop numbers per row."""
+        """The UNet's extra inputs per row: SDXL's pooled text embedding and six size/crop numbers, or unCLIP's
+        class label."""
         model_inputs = getattr(self.model, "conditioning_inputs", None)
         if model_inputs is not None:  # the model's own per-row inputs (flow transformers: pooled, guidance)
             return {k: v.to(self.device) for k, v in model_inputs([e.opts for e in entries], self.batch).items()}
+        augmentor = self.model.extra.get("noise_augmentor")
+        if augmentor is not None:  # unCLIP: each entry's image embeddings as the UNet's class label
+            return {"class_labels": augmentor.class_labels([e.opts for e in entries], self.batch).to(self.device)}
         if getattr(self.model.unet.config, "addition_embed_type", None) != "text_time":
             return None
         pooled, ids = [], []
