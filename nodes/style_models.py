@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Out, Socket, node
-from nodes.shared import file_input, model_file, model_files
+from nodes.shared import file_input, model_file, model_files, naming_input
 
 STRENGTH_TYPES = ["multiply", "attn_bias"]
 
@@ -21,14 +21,11 @@ STRENGTH_TYPES = ["multiply", "attn_bias"]
 def StyleModelLoader(style_model_name: str = Combo(model_files("style_models")), *, ctx: NodeContext) -> Any:
     """Load a style model from models/style_models: a T2I-Adapter style adapter (SD 1.x, with the ViT-L/14
     encoder) or FLUX Redux (with the SigLIP encoder)."""
-    from diffusion.checkpoint import CheckpointError
     from diffusion.style_models import load_style_model
 
     path = model_file(ctx.env, "style_models", style_model_name, "style_model_name")
-    try:
+    with naming_input("style_model_name"):
         return load_style_model(path)
-    except CheckpointError as exc:
-        raise CheckpointError(f"style_model_name: {exc}") from exc
 
 
 @node(category="conditioning/style_model", outputs=[Out("CONDITIONING")], display_name="Apply Style Model")

@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Out, Socket, node
-from nodes.shared import embedding_dirs, file_input, model_file, model_files, model_manager
+from nodes.shared import embedding_dirs, file_input, model_file, model_files, model_manager, naming_input
 
 
 @node(
@@ -19,14 +19,11 @@ from nodes.shared import embedding_dirs, file_input, model_file, model_files, mo
 def unCLIPCheckpointLoader(ckpt_name: str = Combo(model_files("checkpoints")), *, ctx: NodeContext) -> tuple:
     """Load an SD 2.1 unCLIP checkpoint (sd21-unclip-h / -l): the model, its text encoder and VAE, and the CLIP
     vision encoder whose image embeddings it takes."""
-    from diffusion.checkpoint import CheckpointError
     from diffusion.loader import load_unclip_checkpoint
 
     path = model_file(ctx.env, "checkpoints", ckpt_name, "ckpt_name")
-    try:
+    with naming_input("ckpt_name"):
         checkpoint, vision = load_unclip_checkpoint(path, model_manager(ctx.env), embedding_dirs(ctx.env))
-    except CheckpointError as exc:
-        raise CheckpointError(f"ckpt_name: {exc}") from exc
     return checkpoint.model, checkpoint.clip, checkpoint.vae, vision
 
 

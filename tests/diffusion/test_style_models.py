@@ -10,9 +10,9 @@ from safetensors.torch import save_file
 
 from diffusion.checkpoint import CheckpointError
 from diffusion.clip_vision import CLIPVisionOutput
-from diffusion.sampling import SampleRequest, sample
 from diffusion.style_models import apply_style, load_style_model
 from tests.diffusion.tiny_image_models import tiny_redux, tiny_t2i_style
+from tests.diffusion.tiny_sampling import sample_latent
 
 
 def _output(seed: int = 0, width: int = 32, images: int = 1) -> CLIPVisionOutput:
@@ -103,35 +103,20 @@ def test_apply_appends_scales_or_biases_the_tokens() -> None:
         apply_style(conditioning, torch.zeros(1, 2, 8), 1.0, "multiply")
 
 
-def _sample(model, positive, negative) -> torch.Tensor:
-    req = SampleRequest(
-        model=model,
-        seed=3,
-        steps=2,
-        cfg=5.0,
-        sampler="euler",
-        scheduler="normal",
-        positive=positive,
-        negative=negative,
-        latent={"samples": torch.zeros(1, 4, 8, 8)},
-    )
-    return sample(req)["samples"]
-
-
 def test_attn_bias_weighs_the_tokens_in_cross_attention(sd1) -> None:
     text = sd1.clip.encode("a cat").cond
     negative = [[sd1.clip.encode("").cond, {}]]
     tokens = torch.randn(1, 3, text.shape[-1], generator=torch.Generator().manual_seed(4))
     positive = [[text, {}]]
-    plain = _sample(sd1.model, positive, negative)
-    once = _sample(sd1.model, apply_style(positive, tokens, 1.0, "multiply"), negative)
+    plain = sample_latent(sd1.model, positive, negative)
+    once = sample_latent(sd1.model, apply_style(positive, tokens, 1.0, "multiply"), negative)
     assert not torch.allclose(once, plain, atol=1e-4)
     # attending twice as much to each style token is attending to it as if it were there twice
-    doubled = _sample(sd1.model, apply_style(positive, tokens, 2.0, "attn_bias"), negative)
+    doubled = sample_latent(sd1.model, apply_style(positive, tokens, 2.0, "attn_bias"), negative)
     twice = apply_style(apply_style(positive, tokens, 1.0, "multiply"), tokens, 1.0, "multiply")
-    assert torch.allclose(doubled, _sample(sd1.model, twice, negative), rtol=1e-4, atol=1e-4)
+    assert torch.allclose(doubled, sample_latent(sd1.model, twice, negative), rtol=1e-4, atol=1e-4)
     assert not torch.allclose(doubled, once, atol=1e-4)
     # strength 0 shuts the tokens out of the attention: the text alone
-    off = _sample(sd1.model, apply_style(positive, tokens, 0.0, "attn_bias"), negative)
+    off = sample_latent(sd1.model, apply_style(positive, tokens, 0.0, "attn_bias"), negative)
     assert torch.allclose(off, plain, rtol=1e-4, atol=1e-4)
     assert not any(h for m in sd1.model.unet.modules() for h in m._forward_pre_hooks.values())

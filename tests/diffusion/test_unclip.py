@@ -10,9 +10,9 @@ from safetensors.torch import save_file
 from diffusion.checkpoint import CheckpointError
 from diffusion.clip_vision import CLIPVisionOutput, load_clip_vision_state
 from diffusion.loader import load_unclip_checkpoint
-from diffusion.sampling import SampleRequest, sample
 from diffusion.unclip import MERGE_NOISE, UnclipImage, level_embedding
 from tests.diffusion.tiny_image_models import TINY_VISION, tiny_unclip_state, tiny_vision_state, to_openclip
+from tests.diffusion.tiny_sampling import sample_latent
 
 
 @pytest.fixture(scope="module")
@@ -91,33 +91,18 @@ def test_labels_noise_scale_and_stack(loaded) -> None:
         augmentor.label([UnclipImage(CLIPVisionOutput(torch.zeros(1, 7), torch.zeros(1), torch.zeros(1)), 1.0, 0.0)])
 
 
-def _sample(model, positive, negative) -> torch.Tensor:
-    req = SampleRequest(
-        model=model,
-        seed=3,
-        steps=3,
-        cfg=5.0,
-        sampler="euler",
-        scheduler="normal",
-        positive=positive,
-        negative=negative,
-        latent={"samples": torch.zeros(1, 4, 8, 8)},
-    )
-    return sample(req)["samples"]
-
-
 def test_image_embeddings_steer_sampling(loaded) -> None:
     checkpoint, vision = loaded
     text = checkpoint.clip.encode("a cat").cond
     empty = checkpoint.clip.encode("").cond
     negative = [[empty, {}]]
-    plain = _sample(checkpoint.model, [[text, {}]], negative)
+    plain = sample_latent(checkpoint.model, [[text, {}]], negative)
     first = vision.encode(torch.rand(1, 28, 28, 3, generator=torch.Generator().manual_seed(1)))
     second = vision.encode(torch.rand(1, 28, 28, 3, generator=torch.Generator().manual_seed(2)))
-    one = _sample(checkpoint.model, [[text, {"unclip_conditioning": [UnclipImage(first, 1.0, 0.1)]}]], negative)
+    one = sample_latent(checkpoint.model, [[text, {"unclip_conditioning": [UnclipImage(first, 1.0, 0.1)]}]], negative)
     both = [UnclipImage(first, 1.0, 0.1), UnclipImage(second, 0.8, 0.1)]
-    stacked = _sample(checkpoint.model, [[text, {"unclip_conditioning": both}]], negative)
+    stacked = sample_latent(checkpoint.model, [[text, {"unclip_conditioning": both}]], negative)
     assert torch.isfinite(one).all() and torch.isfinite(stacked).all()
     assert not torch.allclose(one, plain, atol=1e-4)
     assert not torch.allclose(stacked, one, atol=1e-4)
-    assert torch.equal(_sample(checkpoint.model, [[text, {}]], negative), plain)
+    assert torch.equal(sample_latent(checkpoint.model, [[text, {}]], negative), plain)
