@@ -5,17 +5,21 @@ Writes a random-weight FLUX transformer in the reference layout (by default 2 do
 hidden size 3072, with FLUX.1-dev's guidance embedding) to a temporary file, loads it the way UNETLoader does
 (meta-device build, tensors assigned from the memory map), then times Euler steps at the chosen image size through
 Loom's sampler (CFG 1, one transformer call per step) and the same number of calls of the bare diffusers module on
-the same packed inputs. Overhead = Loom's step time / bare forward time - 1.
-Run: .venv/bin/python bench/dit.py [--hidden 3072] [--double 2] [--single 4] [--size 256] [--steps 4]
+the same packed inputs. The two are measured in turns, `--repeats` times, and the fastest of each kept, so load from
+other processes on a shared machine biases neither. Overhead = Loom's step time / bare forward time - 1.
+`--lowvram` also times Loom with the transformer run block by block (diffusion/offload.py) under a budget of half
+the model.
+Run: .venv/bin/python bench/dit.py [--hidden 3072] [--double 2] [--single 4] [--size 256] [--steps 4] [--lowvram]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,15 +27,42 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.model_layer import peak_rss_gb  # noqa: E402
 from diffusion.dit_loader import load_diffusion_model  # noqa: E402
+from diffusion.flow import FlowModel  # noqa: E402
 from diffusion.flux import FluxArch  # noqa: E402
-from diffusion.memory import ModelManager  # noqa: E402
+from diffusion.memory import ModelManager, module_nbytes  # noqa: E402
 from diffusion.sampling import SampleRequest, sample  # noqa: E402
 from diffusion.tiny_dit import flux_file_state  # noqa: E402
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def bare_inputs(model: FlowModel, cond: list, size: int, tokens: int) -> dict[str, torch.Tensor]:
+    """What Loom hands the transformer for a `size` x `size` image: 2x2-packed latent patches and their ids."""
+    device, dtype = model.manager.device, model.manager.dtype
+    h = w = size // 16
+    ids = torch.zeros(h * w, 3, device=device)
+    ids[:, 1] = torch.arange(h, device=device).repeat_interleave(w)
+    ids[:, 2] = torch.arange(w, device=device).repeat(h)
+    return {
+        "hidden_states": torch.randn(1, h * w, 64, device=device, dtype=dtype),
+        "encoder_hidden_states": cond[0][0].to(device, dtype),
+        "pooled_projections": cond[0][1]["pooled_output"].to(device, dtype),
+        "timestep": torch.tensor([0.5], device=device, dtype=dtype),
+        "img_ids": ids,
+        "txt_ids": torch.zeros(tokens, 3, device=device),
+        "guidance": torch.tensor([3.5], device=device, dtype=dtype),
+    }
+
+
+def timed(run: Callable[[], object], calls: int, device: torch.device) -> float:
+    """Seconds per call of `run` doing `calls` transformer calls."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    with torch.no_grad():
+        run()
+    sync()
+    return (time.perf_counter() - start) / calls
 
 
 def main() -> None:
@@ -41,8 +72,12 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=4)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=256, help="T5 tokens of the prompt")
+    parser.add_argument("--lowvram", action="store_true", help="also time block-by-block offload")
     args = parser.parse_args()
+    print(f"conditions: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, "
+          f"torch threads {torch.get_num_threads()}")  # fmt: skip
     torch.manual_seed(0)
     arch = FluxArch("", "reference", 16, args.hidden, 128, args.double, args.single, 4096, 768, True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,45 +91,44 @@ def main() -> None:
         start = time.perf_counter()
         model = load_diffusion_model(path, manager)
         load_s = time.perf_counter() - start
-    device, dtype = manager.device, manager.dtype
+        streamed = None
+        if args.lowvram:
+            budget = module_nbytes(model.unet) // 2
+            low = ModelManager(
+                manager.device, manager.dtype, manager.keep_file_dtype, lowvram=True, budget_bytes=budget
+            )
+            streamed = load_diffusion_model(path, low)
+    device = manager.device
     model.manager.load([model.unet])
-    latent = torch.zeros(1, 16, args.size // 8, args.size // 8)
+    latent = {"samples": torch.zeros(1, 16, args.size // 8, args.size // 8)}
     cond = [[torch.randn(1, args.tokens, 4096), {"pooled_output": torch.randn(1, 768), "guidance": 3.5}]]
-    request = SampleRequest(model, 0, args.steps, 1.0, "euler", "simple", cond, cond, {"samples": latent})
-    sample(SampleRequest(model, 0, 1, 1.0, "euler", "simple", cond, cond, {"samples": latent}))  # warm-up
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    sample(request)
-    sync()
-    loom_step = (time.perf_counter() - start) / args.steps
 
-    h = w = args.size // 16
-    hidden = torch.randn(1, h * w, 64, device=device, dtype=dtype)
-    ids = torch.zeros(h * w, 3, device=device)
-    ids[:, 1] = torch.arange(h, device=device).repeat_interleave(w)
-    ids[:, 2] = torch.arange(w, device=device).repeat(h)
-    kwargs = {
-        "hidden_states": hidden,
-        "encoder_hidden_states": cond[0][0].to(device, dtype),
-        "pooled_projections": cond[0][1]["pooled_output"].to(device, dtype),
-        "timestep": torch.tensor([0.5], device=device, dtype=dtype),
-        "img_ids": ids,
-        "txt_ids": torch.zeros(args.tokens, 3, device=device),
-        "guidance": torch.tensor([3.5], device=device, dtype=dtype),
-    }
-    with torch.no_grad():
-        model.unet(**kwargs)
-        sync()
-        start = time.perf_counter()
+    def loom(m: FlowModel) -> Callable[[], object]:
+        return lambda: sample(SampleRequest(m, 0, args.steps, 1.0, "euler", "simple", cond, cond, latent))
+
+    kwargs = bare_inputs(model, cond, args.size, args.tokens)
+
+    def bare() -> None:
         for _ in range(args.steps):
             model.unet(**kwargs)
-        sync()
-    bare_step = (time.perf_counter() - start) / args.steps
+
+    runs: dict[str, Callable[[], object]] = {"loom": loom(model), "bare": bare}
+    if streamed is not None:
+        runs["lowvram"] = loom(streamed)
+    best = dict.fromkeys(runs, float("inf"))
+    for run in runs.values():  # warm-up
+        timed(run, args.steps, device)
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            best[name] = min(best[name], timed(run, args.steps, device))
     print(f"load: {load_s:.2f} s")
-    print(f"loom: {loom_step:.3f} s/step   bare diffusers forward: {bare_step:.3f} s/call   "
-          f"overhead: {100 * (loom_step / bare_step - 1):+.1f}%")  # fmt: skip
-    print(f"peak RSS: {peak_rss_mib():.0f} MiB   device: {device} {dtype}")
+    print(f"loom: {best['loom']:.3f} s/step   bare diffusers forward: {best['bare']:.3f} s/call   "
+          f"overhead: {100 * (best['loom'] / best['bare'] - 1):+.1f}%   (best of {args.repeats})")  # fmt: skip
+    if streamed is not None:
+        peak = streamed.manager.ledger.peak / 2**30
+        print(f"lowvram: {best['lowvram']:.3f} s/step ({100 * (best['lowvram'] / best['loom'] - 1):+.1f}% vs whole), "
+              f"device peak {peak:.2f} GiB of a {streamed.manager.budget() / 2**30:.2f} GiB budget")  # fmt: skip
+    print(f"peak RSS: {peak_rss_gb():.2f} GiB   device: {device} {manager.dtype}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "fp32 / bf16 / fp16 for weights and compute (bf16 is fast on CPUs with AVX512-BF16/AMX)",
     )
     parser.add_argument(
+        "--lowvram",
+        action="store_true",
+        help="run models that do not fit the device's free memory block by block, their weights kept in RAM",
+    )
+    parser.add_argument(
         "--strict-model-names",
         action="store_true",
         help="use model file names exactly as a workflow gives them (no separator, subfolder, extension or hash "
@@ -70,6 +75,7 @@ def runtime_settings(args: argparse.Namespace) -> RuntimeSettings:
         extra_model_paths_configs=tuple(args.extra_model_paths_config),
         cpu=args.cpu,
         precision=args.precision,
+        lowvram=args.lowvram,
         strict_model_names=args.strict_model_names,
         load_packs=not args.disable_custom_nodes,
         disabled_packs=frozenset(args.disable_pack),

@@ -28,9 +28,11 @@ _SUFFIXES = (
     (".down.weight", "down"),
     (".up.weight", "up"),
     (".alpha", "alpha"),
+    (".diff_b", "diff_b"),
+    (".diff", "diff"),
 )
-# Parts of other adapter kinds (LoHa, LoKr, Tucker-LoCon, DoRA, full diffs) Loom does not apply.
-_UNSUPPORTED = ("hada_", "lokr_", ".lora_mid.", ".dora_scale", ".diff", ".diff_b", ".on_input")
+# Parts of other adapter kinds (LoHa, LoKr, Tucker-LoCon, DoRA) Loom does not apply.
+_UNSUPPORTED = ("hada_", "lokr_", ".lora_mid.", ".dora_scale", ".on_input")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +54,32 @@ class LoraPatch:
         flat.addmm_(up, down, alpha=strength * self.scale)
 
 
+@dataclass(frozen=True, slots=True)
+class DiffPatch:
+    """A whole-tensor difference (`.diff` for a weight, `.diff_b` for a bias): what full-rank extractions and
+    trainers store for layers a low-rank pair cannot describe (norms, biases)."""
+
+    target: Target
+    delta: torch.Tensor
+    param: str = "weight"  # or "bias"
+
+    def add_to(self, flat: torch.Tensor, strength: float) -> None:
+        """`flat += strength * delta` in place, the delta viewed as `flat` is."""
+        flat.add_(self.delta.to(flat.device, flat.dtype).reshape(flat.shape), alpha=strength)
+
+
+Patch = LoraPatch | DiffPatch
+
+
+def _param(patch: Patch) -> str:
+    return patch.param if isinstance(patch, DiffPatch) else "weight"
+
+
 @dataclass(slots=True)
 class LoraMatch:
     """A file's patches for one set of models, and the keys that patch nothing (key -> why), never dropped silently."""
 
-    patches: list[LoraPatch] = field(default_factory=list)
+    patches: list[Patch] = field(default_factory=list)
     unmapped: dict[str, str] = field(default_factory=dict)
 
 
@@ -87,6 +110,18 @@ def match_lora(state_dict: Mapping[str, torch.Tensor], components: Mapping[str, 
         if targets is None:
             result.unmapped.update(dict.fromkeys(keys, "no such layer in the model"))
             continue
+        for part, param in (("diff", "weight"), ("diff_b", "bias")):
+            if part in parts:
+                key, delta = parts.pop(part)
+                diffs = [_fitted_diff(target, delta, param, components) for target in targets]
+                misfit = next((d for d in diffs if isinstance(d, str)), None)
+                if misfit is not None:
+                    result.unmapped[key] = misfit
+                else:
+                    result.patches.extend(d for d in diffs if isinstance(d, DiffPatch))
+        if not parts:
+            continue
+        keys = [k for k, _ in parts.values()]
         if "down" not in parts or "up" not in parts:
             result.unmapped.update(dict.fromkeys(keys, "needs both an up and a down weight"))
             continue
@@ -112,9 +147,23 @@ def _fitted(
     if full_up.shape[0] < (target.rows[1] if target.rows is not None else rows):
         return misfit
     up = target.take(full_up)
-    if up.shape[0] != rows or up.numel() != rows * rank or down.numel() != rank * (weight.numel() // rows):
+    fits = up.shape[0] == rows and up.numel() == rows * rank and down.numel() == rank * (weight.numel() // rows)
+    if weight.ndim < 2 or not fits:
         return misfit
     return LoraPatch(target, down, up, scale)
+
+
+def _fitted_diff(
+    target: Target, delta: torch.Tensor, param: str, components: Mapping[str, nn.Module]
+) -> DiffPatch | str:
+    """The whole-tensor difference of one layer's weight or bias, or why it does not fit."""
+    own = getattr(components[target.component].get_submodule(target.module), param, None)
+    if own is None:
+        return f"the layer has no {param}"
+    part = target.take(delta)
+    if part.numel() != own.numel():
+        return f"{param} difference does not fit the layer's {param} of shape {tuple(own.shape)}"
+    return DiffPatch(target, part, param)
 
 
 def shared_copy(model: nn.Module) -> nn.Module:
@@ -125,13 +174,13 @@ def shared_copy(model: nn.Module) -> nn.Module:
 
 
 def apply_patches(
-    components: Mapping[str, nn.Module], patches: Sequence[LoraPatch], strengths: Mapping[str, float]
+    components: Mapping[str, nn.Module], patches: Sequence[Patch], strengths: Mapping[str, float]
 ) -> dict[str, nn.Module]:
     """`components` with each patched one replaced by a shared copy carrying the LoRA; the inputs are unchanged.
 
     `strengths` gives the strength per component; a component at strength 0 (or without patches) is returned as is.
     """
-    by_component: dict[str, list[LoraPatch]] = {}
+    by_component: dict[str, list[Patch]] = {}
     for patch in patches:
         if strengths.get(patch.target.component, 0.0) != 0.0:
             by_component.setdefault(patch.target.component, []).append(patch)
@@ -139,18 +188,18 @@ def apply_patches(
     for name, todo in by_component.items():
         strength = float(strengths[name])
         clone = shared_copy(components[name])
-        by_module: dict[str, list[LoraPatch]] = {}
+        by_tensor: dict[tuple[str, str], list[Patch]] = {}
         for patch in todo:
-            by_module.setdefault(patch.target.module, []).append(patch)
+            by_tensor.setdefault((patch.target.module, _param(patch)), []).append(patch)
         with torch.no_grad():
-            for module_name, group in by_module.items():
+            for (module_name, param), group in by_tensor.items():
                 module = clone.get_submodule(module_name)
-                base = module.weight
-                # One float32 copy of the weight takes every delta in place (half-precision sums would lose bits).
+                base = getattr(module, param)
+                # One float32 copy of the tensor takes every delta in place (half-precision sums would lose bits).
                 work = base.detach().to(torch.float32, copy=True)
-                flat = work.view(work.shape[0], -1)
+                flat = work.view(work.shape[0], -1) if work.ndim > 1 else work
                 for patch in group:
                     patch.add_to(flat, strength)
-                module.weight = nn.Parameter(work.to(base.dtype), requires_grad=base.requires_grad)
+                setattr(module, param, nn.Parameter(work.to(base.dtype), requires_grad=base.requires_grad))
         out[name] = clone
     return out

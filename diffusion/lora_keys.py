@@ -39,6 +39,10 @@ _PREFIXES: tuple[tuple[str, str | None, bool], ...] = (
     ("model.diffusion_model.", UNET, True),
     ("diffusion_model.", UNET, True),
     ("transformer.", UNET, True),
+    # the reference's text encoder spelling (its extraction node, its trainer's LORA_MODEL)
+    ("text_encoders.clip_l.transformer.", TE1, True),
+    ("text_encoders.clip_h.transformer.", TE1, True),
+    ("text_encoders.clip_g.transformer.", TE2, True),
     ("unet.", UNET, True),
     ("text_encoder_2.", TE2, True),
     ("text_encoder.", TE1, True),
@@ -48,7 +52,8 @@ _PREFIXES: tuple[tuple[str, str | None, bool], ...] = (
 # Old diffusers attention-processor LoRA layer names -> the layer they patch.
 _PROCESSOR_LAYERS = {"to_q_lora": "to_q", "to_k_lora": "to_k", "to_v_lora": "to_v", "to_out_lora": "to_out.0"}
 
-_PATCHABLE = (nn.Linear, nn.Conv2d, nn.Conv1d)
+# Layers a LoRA patches; norms only take whole-tensor differences (`.diff`, `.diff_b`).
+_PATCHABLE = (nn.Linear, nn.Conv2d, nn.Conv1d, nn.LayerNorm, nn.GroupNorm)
 
 
 @dataclass(frozen=True, slots=True)

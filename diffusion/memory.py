@@ -1,7 +1,9 @@
 """The one place that decides where models run and in which precision, and moves them on and off the device.
 
 Models are loaded to the CPU (memory-mapped reads), then moved to the compute device when a job needs them.
-Under device-memory pressure the least recently used other models go back to the CPU first.
+Under device-memory pressure the least recently used other models go back to the CPU first. With `lowvram`, a
+model larger than the device budget is not moved at all: it runs block by block (diffusion.offload), and the
+manager's ledger counts the blocks on the device as they come and go.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+from diffusion.offload import BlockStreamer, Ledger
 
 
 def pick_device(force_cpu: bool = False) -> torch.device:
@@ -69,28 +73,48 @@ class ModelManager:
     keep_file_dtype: bool = False  # fp32 compute over a file's 16-bit weights as stored (`--precision auto` on CPU)
     offload_device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     reserve_bytes: int = 1 << 30
+    lowvram: bool = False  # `--lowvram`: models larger than the budget run block by block
+    budget_bytes: int | None = None  # the device budget; None: what the device has free less `reserve_bytes`
+    ledger: Ledger = field(default_factory=Ledger, repr=False)
     _resident: OrderedDict[int, nn.Module] = field(default_factory=OrderedDict, repr=False)
+    _streamed: dict[int, BlockStreamer] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def create(cls, force_cpu: bool = False, dtype: torch.dtype | None = None, precision: str = "auto") -> ModelManager:
+    def create(
+        cls, force_cpu: bool = False, dtype: torch.dtype | None = None, precision: str = "auto", lowvram: bool = False
+    ) -> ModelManager:
         """`precision` (`--precision`): `auto` computes in fp32 on the CPU with 16-bit weights kept as stored (half
-        the memory), and in bf16/fp16 on a GPU; `fp32`, `bf16` and `fp16` set the compute and weight dtype."""
+        the memory), and in bf16/fp16 on a GPU; `fp32`, `bf16` and `fp16` set the compute and weight dtype.
+        `lowvram` (`--lowvram`): models that do not fit the device run block by block."""
         device = pick_device(force_cpu)
         chosen = dtype or pick_dtype(device, precision)
-        return cls(device=device, dtype=chosen, keep_file_dtype=precision == "auto" and chosen == torch.float32)
+        keep = precision == "auto" and chosen == torch.float32
+        return cls(device=device, dtype=chosen, keep_file_dtype=keep, lowvram=lowvram)
 
     @property
     def offloads(self) -> bool:
         return self.device != self.offload_device
+
+    def budget(self) -> int:
+        """Bytes models may take on the device: `budget_bytes`, else what it has free less the reserve plus what
+        Loom's models already hold there."""
+        if self.budget_bytes is not None:
+            return self.budget_bytes
+        return self.free_bytes() - self.reserve_bytes + self.ledger.resident
+
+    def streams(self, module: nn.Module) -> bool:
+        """Whether `module` currently runs block by block."""
+        return id(module) in self._streamed
 
     def prepare(self, module: nn.Module) -> nn.Module:
         """A freshly loaded module: cast to the working dtype and put in eval mode (it stays on the CPU)."""
         return module.to(dtype=self.dtype).eval().requires_grad_(False)
 
     def load(self, modules: Iterable[nn.Module]) -> None:
-        """Make `modules` resident on the compute device, offloading others as memory requires."""
-        if not self.offloads:
+        """Make `modules` resident on the compute device, offloading others as memory requires; with `lowvram`, one
+        that does not fit the budget is hooked to run block by block instead."""
+        if not self.offloads and not self.lowvram:
             return
         with self._lock:
             wanted = list(modules)
@@ -98,9 +122,27 @@ class ModelManager:
             self._free(need, keep={id(m) for m in wanted})
             for module in wanted:
                 if id(module) not in self._resident:
-                    module.to(self.device)
+                    self._make_resident(module)
                 self._resident[id(module)] = module
                 self._resident.move_to_end(id(module))
+
+    def _make_resident(self, module: nn.Module) -> None:
+        size = module_nbytes(module)
+        if self.lowvram and self.ledger.resident + size > self.budget():
+            streamer = BlockStreamer(module, self.device, self.ledger)
+            streamer.attach()
+            self._streamed[id(module)] = streamer
+            return
+        module.to(self.device)
+        self.ledger.add(size)
+
+    def _release(self, key: int, module: nn.Module) -> None:
+        streamer = self._streamed.pop(key, None)
+        if streamer is not None:
+            streamer.detach()
+            return
+        module.to(self.offload_device)
+        self.ledger.remove(module_nbytes(module))
 
     def _free(self, need: int, keep: set[int]) -> None:
         if self.device.type != "cuda":
@@ -112,9 +154,9 @@ class ModelManager:
             if key in keep:
                 continue
             module = self._resident.pop(key)
-            freed = module_nbytes(module)
-            module.to(self.offload_device)
-            free += freed
+            before = self.ledger.resident
+            self._release(key, module)
+            free += before - self.ledger.resident
         torch.cuda.empty_cache()
 
     def free_bytes(self) -> int:
@@ -127,8 +169,8 @@ class ModelManager:
     def unload_all(self) -> None:
         """Move every resident module back to the CPU (the `/free` request, or before a big allocation)."""
         with self._lock:
-            for module in self._resident.values():
-                module.to(self.offload_device)
+            for key, module in self._resident.items():
+                self._release(key, module)
             self._resident.clear()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -136,4 +178,10 @@ class ModelManager:
     def forget(self, module: nn.Module) -> None:
         """Called when a cached model is evicted, so the manager holds no reference to it."""
         with self._lock:
-            self._resident.pop(id(module), None)
+            if self._resident.pop(id(module), None) is None:
+                return
+            streamer = self._streamed.pop(id(module), None)
+            if streamer is not None:
+                streamer.detach()
+            else:
+                self.ledger.remove(module_nbytes(module))

@@ -271,17 +271,18 @@ class Guided:
             if p is None:
                 raise SamplingError("SDXL needs a pooled text embedding: encode the prompt with an SDXL CLIP")
             pooled.append(self._rows(p.reshape(p.shape[0], 1, -1)).reshape(self.batch, -1))
-            o = e.opts
-            row = [
-                o.get("height", self.pixel_h),
-                o.get("width", self.pixel_w),
-                o.get("crop_h", 0),
-                o.get("crop_w", 0),
-                o.get("target_height", self.pixel_h),
-                o.get("target_width", self.pixel_w),
-            ]
-            ids.append(torch.tensor([row], dtype=torch.float32).repeat(self.batch, 1))
+            ids.append(torch.tensor([self._time_ids(e, p.shape[-1])], dtype=torch.float32).repeat(self.batch, 1))
         return {"text_embeds": torch.cat(pooled).to(self.device), "time_ids": torch.cat(ids).to(self.device)}
+
+    def _time_ids(self, entry: _Entry, pooled_dim: int) -> list[float]:
+        """SDXL base: size, crop and target size; the SDXL refiner (room for five numbers in its added embedding):
+        size, crop and the aesthetic score (6 for prompts, 2.5 for negatives when a conditioning gives none)."""
+        o, config = entry.opts, self.model.unet.config
+        size = [o.get("height", self.pixel_h), o.get("width", self.pixel_w), o.get("crop_h", 0), o.get("crop_w", 0)]
+        count = (config.projection_class_embeddings_input_dim - pooled_dim) // config.addition_time_embed_dim
+        if count == 5:
+            return [*size, o.get("aesthetic_score", 2.5 if entry.negative else 6.0)]
+        return [*size, o.get("target_height", self.pixel_h), o.get("target_width", self.pixel_w)]
 
     def _control(
         self,
@@ -450,7 +451,7 @@ def run(
             report(last["done"], steps, denoised)
 
     with torch.no_grad():
-        result = sampler(denoiser, x, sigmas, step_noise, callback, **options)
+        result = sampler(denoiser, x, sigmas, step_noise, callback, flow_model=model.prediction == "flow", **options)
     if report is not None and last["done"] < steps and last["denoised"] is not None:
         report(steps, steps, last["denoised"])  # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
     if m is not None:

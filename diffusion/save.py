@@ -70,6 +70,14 @@ def model_metadata(family: str, prediction: str, title: str, extra: Mapping[str,
     return meta | dict(extra)
 
 
+def lora_metadata(family: str, title: str, rank: int, lora_type: str) -> dict[str, str]:
+    """A LoRA file's metadata: modelspec's architecture with its `/lora` suffix, and the network's rank."""
+    meta = {"modelspec.sai_model_spec": "1.0.0", "modelspec.title": title, "ss_network_dim": str(rank)}
+    if family in ARCHITECTURES:
+        meta["modelspec.architecture"] = f"{ARCHITECTURES[family]}/lora"
+    return meta | {"ss_network_module": "networks.lora", "loom.lora_type": lora_type}
+
+
 def encode(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> bytes:
     """safetensors bytes of contiguous CPU copies (tensors that shared storage are stored apart)."""
     from safetensors.torch import save

@@ -25,6 +25,8 @@ MODEL_FOLDERS = (
     "ipadapter",
     "style_models",
     "gligen",
+    "hypernetworks",
+    "configs",
 )
 MODEL_EXTENSIONS = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"})
 FOLDER_ALIASES = {"unet": "diffusion_models", "text_encoders": "clip", "t2i_adapter": "controlnet"}

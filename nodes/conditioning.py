@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.context import NodeContext
-from engine.native import Int, Out, Socket, String, node
+from engine.native import Float, Int, Out, Socket, String, node
 from nodes.shared import MAX_RESOLUTION
 
 
@@ -65,3 +65,22 @@ def CLIPTextEncodeSDXL(
             },
         ]
     ]
+
+
+@node(category="advanced/conditioning", outputs=["CONDITIONING"])
+def CLIPTextEncodeSDXLRefiner(
+    ascore: float = Float(6.0, min=0.0, max=1000.0, step=0.01),
+    width: int = Int(1024, min=0, max=MAX_RESOLUTION),
+    height: int = Int(1024, min=0, max=MAX_RESOLUTION),
+    text: str = String(multiline=True, dynamic_prompts=True),
+    clip: Any = Socket("CLIP"),
+    *,
+    ctx: NodeContext,
+) -> list[list[Any]]:
+    """SDXL refiner: the prompt, the image size and the aesthetic score the refiner was trained to condition on
+    (its added time embedding holds size, crop and score instead of the base model's target size)."""
+    if clip is None:
+        raise ValueError("clip: the checkpoint has no text encoder")
+    encoded = clip.encode(text, ctx.warn)
+    sizes = {"aesthetic_score": ascore, "width": width, "height": height}
+    return [[encoded.cond, {"pooled_output": encoded.pooled, **sizes}]]

@@ -197,6 +197,24 @@ def OptimalStepsScheduler(
     return published_schedule(OPTIMAL_STEPS[model_type], steps, denoise)
 
 
+@node(category=SCHEDULERS, outputs=["SIGMAS"], display_name="GITSScheduler")
+def GITSScheduler(
+    coeff: float = Float(1.20, min=0.80, max=1.50, step=0.05),
+    steps: int = Int(10, min=2, max=1000),
+    denoise: float = Float(1.0, min=0.0, max=1.0, step=0.01),
+) -> Any:
+    """The GITS paper's searched SD 1.x noise levels for `coeff` (tables for 2-20 steps; more steps stretch the
+    20-step table log-linearly)."""
+    from diffusion.published_schedules import GITS
+    from diffusion.schedulers import published_schedule
+
+    table = GITS.get(round(coeff * 100))
+    if table is None:
+        published = ", ".join(f"{c / 100:.2f}" for c in GITS)
+        raise ValueError(f"coeff: GITS publishes tables for {published}; got {coeff}")
+    return published_schedule(table[min(steps, 20) - 2], steps, denoise)
+
+
 @node(category="_for_testing/custom_sampling", outputs=["SIGMAS"], display_name="ManualSigmas", experimental=True)
 def ManualSigmas(sigmas: str = String("1, 0.5")) -> Any:
     """Sigmas typed by hand: every number in the text, in order."""

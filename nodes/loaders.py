@@ -47,6 +47,10 @@ def CheckpointLoaderSimple(
     ctx: NodeContext,
 ) -> tuple[Any, Any, Any]:
     """Load a Stable Diffusion checkpoint (SD 1.x, SD 2.x or SDXL, told apart by its tensors alone)."""
+    return _load_checkpoint(ckpt_name, ctx)
+
+
+def _load_checkpoint(ckpt_name: str, ctx: NodeContext) -> tuple[Any, Any, Any]:
     from diffusion.loader import load_checkpoint
 
     path = model_file(ctx.env, "checkpoints", ckpt_name, "ckpt_name")
@@ -58,6 +62,54 @@ def CheckpointLoaderSimple(
     if missing:
         ctx.warn(f"{Path(path).name} holds no {', '.join(missing)}; those outputs are empty")
     return ckpt.model, ckpt.clip, ckpt.vae
+
+
+CONFIG_EXTENSIONS = (".yaml", ".yml")
+
+
+def _config_choices(env: NodeEnvironment | None) -> list[str]:
+    """The files of models/configs and the stock config names the reference ships, sorted."""
+    from diffusion.ldm_config import STOCK_CONFIGS
+
+    files = env.folders.list_models("configs", CONFIG_EXTENSIONS) if env is not None else []
+    return sorted({*files, *STOCK_CONFIGS})
+
+
+def _checkpoint_with_config_identity(config_name: str, ckpt_name: str, env: NodeEnvironment | None = None) -> Any:
+    return [file_identity(env, "configs", config_name), file_identity(env, "checkpoints", ckpt_name)]
+
+
+@node(
+    category="advanced/loaders",
+    outputs=["MODEL", "CLIP", "VAE"],
+    display_name="Load Checkpoint With Config (DEPRECATED)",
+    deprecated=True,
+    fingerprint=_checkpoint_with_config_identity,
+)
+def CheckpointLoader(
+    config_name: str = Combo(_config_choices),
+    ckpt_name: str = Combo(model_files("checkpoints")),
+    *,
+    ctx: NodeContext,
+) -> tuple[Any, Any, Any]:
+    """CheckpointLoaderSimple with a latent-diffusion YAML config: the tensors say the architecture, the config
+    the prediction target (v-prediction configs) and the text encoder layer ("clip skip 2" configs)."""
+    from dataclasses import replace
+
+    from diffusion.ldm_config import ConfigError, read_ldm_config
+
+    folders = ctx.env.folders if ctx.env is not None else None
+    path = folders.model_path("configs", config_name) if folders is not None else None
+    try:
+        config = read_ldm_config(config_name, path)
+    except (ConfigError, OSError) as exc:
+        raise ValueError(f"config_name: {exc}") from exc
+    model, clip, vae = _load_checkpoint(ckpt_name, ctx)
+    if model is not None and model.prediction in ("eps", "v") and model.prediction != config.prediction:
+        model = replace(model, prediction=config.prediction)
+    if clip is not None and config.clip_layer is not None:
+        clip = clip.with_layer(config.clip_layer)
+    return model, clip, vae
 
 
 @node(category="loaders", outputs=["VAE"], display_name="Load VAE", fingerprint=_vae_identity)

@@ -1,4 +1,6 @@
-"""LoraLoader and LoraLoaderModelOnly: a MODEL/CLIP with a LoRA file's deltas, the inputs left untouched.
+"""LoraLoader and LoraLoaderModelOnly: a MODEL/CLIP with a LoRA file's deltas, the inputs left untouched;
+LoraModelLoader applies LoRA tensors held in memory (LORA_MODEL), LoraSave extracts a LoRA file from a model
+difference.
 
 Each node's fingerprint is the LoRA file's identity (path, size, mtime), so the engine cache keys a patched model by
 (base model signature, LoRA file, strengths): re-running costs nothing, and changing only the prompt downstream
@@ -12,8 +14,9 @@ from dataclasses import replace
 from typing import Any
 
 from engine.context import NodeContext
-from engine.native import Combo, Float, Out, Socket, node
-from nodes.shared import file_input, model_file, model_files
+from engine.native import Boolean, Combo, Float, Int, Out, Socket, String, node
+from nodes.files import OutputWriter
+from nodes.shared import file_input, folders_of, model_file, model_files
 
 STRENGTH = {"min": -100.0, "max": 100.0, "step": 0.01}
 UNIT_NAMES = ("te1", "te2")
@@ -96,3 +99,61 @@ def LoraLoaderModelOnly(
 ) -> tuple:
     """Apply a LoRA to the diffusion model only."""
     return (apply_lora(model, None, lora_name, strength_model, 0.0, ctx)[0],)
+
+
+def _lora_tensors(lora: Any) -> Mapping[str, Any]:
+    import torch
+
+    if not isinstance(lora, Mapping) or not all(isinstance(v, torch.Tensor) for v in lora.values()):
+        raise ValueError("lora: expected a LORA_MODEL, a mapping of LoRA key names to tensors")
+    return lora
+
+
+@node(category="loaders", outputs=[Out("MODEL", "model")], display_name="Load LoRA Model", experimental=True)
+def LoraModelLoader(
+    model: Any = Socket("MODEL"),
+    lora: Any = Socket("LORA_MODEL"),
+    strength_model: float = Float(1.0, min=-100.0, max=100.0),
+    *,
+    ctx: NodeContext,
+) -> tuple:
+    """Apply LoRA weights held in memory (a LORA_MODEL: key name -> tensor, as training nodes and packs produce)
+    to the diffusion model; keys that match no layer are named in a warning."""
+    tensors = _lora_tensors(lora)
+    if strength_model == 0.0:
+        return (model,)
+    return (apply_lora_tensors(model, None, tensors, "lora", strength_model, 0.0, ctx.warn)[0],)
+
+
+@node(category="_for_testing", outputs=[], output_node=True, display_name="Extract and Save Lora")
+def LoraSave(
+    filename_prefix: str = String("loras/Loom_extracted_lora"),
+    rank: int = Int(8, min=1, max=4096, step=1),
+    lora_type: str = Combo(("standard", "full_diff")),
+    bias_diff: bool = Boolean(True),
+    model_diff: Any = Socket("MODEL", optional=True),
+    text_encoder_diff: Any = Socket("CLIP", optional=True),
+    *,
+    ctx: NodeContext,
+) -> dict[str, Any]:
+    """Turn a model difference (ModelMergeSubtract / CLIPMergeSubtract of a finetune and its base) into a LoRA
+    file in the output folder: rank-`rank` factors per layer ("standard") or whole differences ("full_diff")."""
+    from diffusion.lora_extract import ExtractOptions, extract, text_stems, unet_stems
+    from diffusion.save import encode, lora_metadata
+
+    if model_diff is None and text_encoder_diff is None:
+        ctx.warn("LoraSave: neither model_diff nor text_encoder_diff is connected; no file was written")
+        return {"ui": {}, "result": ()}
+    options = ExtractOptions(rank, lora_type, bias_diff)
+    tensors: dict[str, Any] = {}
+    if model_diff is not None:
+        tensors |= extract(model_diff.unet, unet_stems(model_diff.unet), options)
+    if text_encoder_diff is not None:
+        for unit in text_encoder_diff.units:
+            tensors |= extract(unit.module, text_stems(unit.module, unit.arch.name), options)
+    if not tensors:
+        ctx.warn("the model difference is zero everywhere: the LoRA file holds no tensors")
+    family = (model_diff or text_encoder_diff).family
+    writer = OutputWriter(folders_of(ctx.env).output, "output", filename_prefix)
+    writer.write(encode(tensors, lora_metadata(family, writer.stem, rank, lora_type)), "safetensors")
+    return {"ui": {}, "result": ()}

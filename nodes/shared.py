@@ -29,20 +29,24 @@ Conditioning = list[list[Any]]
 """A CONDITIONING value: [[tensor, {"pooled_output": ..., other keys}], ...]."""
 
 
-def create_model_manager(force_cpu: bool, precision: str = "auto") -> ModelManager:
+def create_model_manager(force_cpu: bool, precision: str = "auto", lowvram: bool = False) -> ModelManager:
     """The environment's model store factory: imports torch, so it runs on the first model load, not at start."""
     from diffusion.memory import ModelManager
 
-    return ModelManager.create(force_cpu=force_cpu, precision=precision)
+    return ModelManager.create(force_cpu=force_cpu, precision=precision, lowvram=lowvram)
 
 
 def node_environment(
-    folders: Folders, *, force_cpu: bool = False, preview_method: str = "auto", precision: str = "auto"
+    folders: Folders,
+    *,
+    force_cpu: bool = False,
+    preview_method: str = "auto",
+    precision: str = "auto",
+    lowvram: bool = False,
 ) -> NodeEnvironment:
     """The environment for Loom's built-in nodes: `folders`, and a model manager made on first use."""
-    return NodeEnvironment(
-        folders, force_cpu, preview_method, model_store=functools.partial(create_model_manager, precision=precision)
-    )
+    store = functools.partial(create_model_manager, precision=precision, lowvram=lowvram)
+    return NodeEnvironment(folders, force_cpu, preview_method, model_store=store)
 
 
 def folders_of(env: NodeEnvironment | None) -> Folders:

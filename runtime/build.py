@@ -74,7 +74,11 @@ def build_runtime(settings: RuntimeSettings) -> Runtime:
     folders = build_folders(settings)
     write_demo_models(folders, always=settings.demo_models)
     env = node_environment(
-        folders, force_cpu=settings.cpu, preview_method=settings.preview_method, precision=settings.precision
+        folders,
+        force_cpu=settings.cpu,
+        preview_method=settings.preview_method,
+        precision=settings.precision,
+        lowvram=settings.lowvram,
     )
     registry = NodeRegistry(env)
     register_builtin(registry)

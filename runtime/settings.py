@@ -27,6 +27,7 @@ class RuntimeSettings:
     extra_model_paths_configs: tuple[Path, ...] = ()
     cpu: bool = False
     precision: str = "auto"  # `--precision`: auto, fp32, bf16 or fp16 (diffusion.memory.pick_dtype)
+    lowvram: bool = False  # `--lowvram`: models larger than the device's free memory run block by block
     strict_model_names: bool = False  # model names exactly as written: no resolution rules (`--strict-model-names`)
     load_packs: bool = True
     disabled_packs: frozenset[str] = field(default_factory=frozenset)

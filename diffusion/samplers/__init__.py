@@ -7,6 +7,7 @@ names and their order come from diffusion.names, the one list.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -16,6 +17,7 @@ import torch
 
 from diffusion.names import SAMPLER_NAMES
 from diffusion.samplers import dpm_solver, dpmpp, karras, multistep, sa_solver, stochastic, unipc
+from diffusion.samplers.flow import run_in_ve_space
 
 NoiseKind = Literal["none", "stream", "tree", "device_tree"]
 
@@ -30,6 +32,9 @@ class Sampler:
     one step more and drops the second-to-last sigma (the step into the smallest sigma is wasted on these).
     fresh_inpaint_noise: the masked-out area follows a second noise draw rather than the initial noise.
     schedule_defaults: options placed on the model's schedule, for options a sampler node did not set.
+    level_options: options that hold noise levels (converted with the sigmas when a flow model runs in VE terms).
+    stops_above_zero: returns the latent at the smallest nonzero sigma, leftover noise and all (DPM-Solver's
+    fast and adaptive forms, as the reference's).
     """
 
     name: str
@@ -39,11 +44,37 @@ class Sampler:
     fresh_inpaint_noise: bool = False
     schedule_defaults: Callable[[Any], dict[str, Any]] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    level_options: tuple[str, ...] = ()
+    stops_above_zero: bool = False
 
     def __call__(
-        self, model: Any, x: torch.Tensor, sigmas: torch.Tensor, noise: Any, cb: Any, **options: Any
+        self,
+        model: Any,
+        x: torch.Tensor,
+        sigmas: torch.Tensor,
+        noise: Any,
+        cb: Any,
+        flow_model: bool = False,
+        **options: Any,
     ) -> torch.Tensor:
-        return self.fn(model, x, sigmas, noise, cb, **(self.options | options))
+        """Run along `sigmas`; `flow_model`: the denoiser is a flow-matching one (x = (1 - s) x0 + s n), so a
+        run that adds noise steps in the equivalent VE terms (diffusion.samplers.flow); one that adds none solves
+        the probability-flow ODE, which has the same form in both."""
+        merged = self.options | options
+        if flow_model and self.adds_noise(options):
+            end = sigmas[sigmas > 0][-1] if self.stops_above_zero else sigmas[-1]
+            return run_in_ve_space(self.fn, model, x, sigmas, noise, cb, merged, self.level_options, end)
+        return self.fn(model, x, sigmas, noise, cb, **merged)
+
+    def adds_noise(self, options: dict[str, Any]) -> bool:
+        """Whether a run with `options` injects fresh noise (eta and s_noise nonzero: as a sampler node set them,
+        as this entry fixes them, or by the function's default)."""
+        if self.noise == "none":
+            return False
+        merged = self.options | options
+        params = inspect.signature(self.fn).parameters
+        defaults = {k: p.default for k, p in params.items() if k in ("eta", "s_noise")}
+        return all(float(merged.get(k, default)) != 0 for k, default in defaults.items())
 
     @property
     def needs_uncond(self) -> bool:
@@ -71,8 +102,8 @@ def _all() -> dict[str, Sampler]:
         Sampler("dpm_2", karras.dpm_2, discard_penultimate=True),
         Sampler("dpm_2_ancestral", karras.dpm_2_ancestral, "stream", discard_penultimate=True),
         Sampler("lms", m.lms),
-        Sampler("dpm_fast", dpm_solver.dpm_fast, "stream"),
-        Sampler("dpm_adaptive", dpm_solver.dpm_adaptive, "stream"),
+        Sampler("dpm_fast", dpm_solver.dpm_fast, "stream", stops_above_zero=True),
+        Sampler("dpm_adaptive", dpm_solver.dpm_adaptive, "stream", stops_above_zero=True),
         Sampler("dpmpp_2s_ancestral", p.dpmpp_2s_ancestral, "stream"),
         Sampler("dpmpp_2s_ancestral_cfg_pp", p.dpmpp_2s_ancestral_cfg_pp, "stream"),
         Sampler("dpmpp_sde", p.dpmpp_sde, "tree"),
@@ -99,13 +130,20 @@ def _all() -> dict[str, Sampler]:
         Sampler("er_sde", s.er_sde, "stream"),
         Sampler("seeds_2", s.seeds_2, "stream"),
         Sampler("seeds_3", s.seeds_3, "stream"),
-        Sampler("sa_solver", sa_solver.sa_solver, "stream", schedule_defaults=sa_solver.default_options),
+        Sampler(
+            "sa_solver",
+            sa_solver.sa_solver,
+            "stream",
+            schedule_defaults=sa_solver.default_options,
+            level_options=("sde_sigmas",),
+        ),
         Sampler(
             "sa_solver_pece",
             sa_solver.sa_solver,
             "stream",
             schedule_defaults=sa_solver.default_options,
             options={"use_pece": True},
+            level_options=("sde_sigmas",),
         ),
         # DDIM with eta = 0 is exactly the Euler step of the probability-flow ODE in sigma form.
         Sampler("ddim", karras.euler, fresh_inpaint_noise=True),

@@ -214,3 +214,51 @@ def test_shared_copy_shares_every_tensor() -> None:
     clone = shared_copy(clip)
     assert clone is not clip
     assert all(a is b for a, b in zip(clip.parameters(), clone.parameters(), strict=True))
+
+
+def test_whole_differences_and_the_reference_spellings() -> None:
+    unet, clip = tiny_unet(), tiny_clip()
+    names = ldm_module_names(unet)
+    linear = next(n for n, m in unet.named_modules() if isinstance(m, nn.Linear) and m.bias is not None)
+    norm = next(n for n, m in unet.named_modules() if isinstance(m, nn.GroupNorm))
+    q_proj = next(n for n, m in clip.named_modules() if n.endswith("q_proj"))
+    layer, norm_layer = unet.get_submodule(linear), unet.get_submodule(norm)
+    gen = torch.Generator().manual_seed(1)
+    sd = {
+        f"diffusion_model.{names[linear]}.diff": torch.randn(layer.weight.shape, generator=gen),
+        f"diffusion_model.{names[linear]}.diff_b": torch.randn(layer.bias.shape, generator=gen),
+        f"diffusion_model.{names[norm]}.diff": torch.randn(norm_layer.weight.shape, generator=gen),
+        f"text_encoders.clip_l.transformer.{_te(q_proj)}.diff_b": torch.ones(clip.get_submodule(q_proj).bias.shape),
+        f"diffusion_model.{names[linear]}.lora_up.weight": torch.zeros(3, 1),  # a wrong pair is named, not dropped
+        f"diffusion_model.{names[linear]}.lora_down.weight": torch.zeros(1, 5),
+        f"diffusion_model.{names[norm]}.diff_b": torch.zeros(7),
+    }
+    match = match_lora(sd, {UNET: unet, TE1: clip})
+    assert len(match.patches) == 4
+    assert set(match.unmapped) == {
+        f"diffusion_model.{names[linear]}.lora_up.weight",
+        f"diffusion_model.{names[linear]}.lora_down.weight",
+        f"diffusion_model.{names[norm]}.diff_b",
+    }
+    out = apply_patches({UNET: unet, TE1: clip}, match.patches, {UNET: 0.5, TE1: 1.0})
+    patched = out[UNET].get_submodule(linear)
+    assert torch.allclose(patched.weight, layer.weight + 0.5 * sd[f"diffusion_model.{names[linear]}.diff"])
+    assert torch.allclose(patched.bias, layer.bias + 0.5 * sd[f"diffusion_model.{names[linear]}.diff_b"])
+    assert torch.allclose(
+        out[UNET].get_submodule(norm).weight, norm_layer.weight + 0.5 * sd[f"diffusion_model.{names[norm]}.diff"]
+    )
+    assert torch.equal(out[TE1].get_submodule(q_proj).bias, clip.get_submodule(q_proj).bias + 1)
+    assert not torch.equal(layer.weight, patched.weight)  # the input modules are untouched
+
+
+def test_low_rank_extraction_is_exact_for_low_rank_differences() -> None:
+    from diffusion.lora_extract import low_rank
+
+    gen = torch.Generator().manual_seed(2)
+    diff = torch.randn(6, 2, generator=gen) @ torch.randn(2, 9, generator=gen)
+    up, down = low_rank(diff, 4)
+    assert up.shape == (6, 4) and down.shape == (4, 9) and torch.allclose(up @ down, diff, atol=1e-5)
+    conv = torch.randn(5, 1, generator=gen) @ torch.randn(1, 3 * 3 * 3, generator=gen)
+    up, down = low_rank(conv.reshape(5, 3, 3, 3), 1)
+    assert up.shape == (5, 1, 1, 1) and down.shape == (1, 3, 3, 3)
+    assert torch.allclose(up.flatten(1) @ down.flatten(1), conv, atol=1e-5)

@@ -86,6 +86,24 @@ def test_published_schedules(run: Runner) -> None:
     assert len(run("OptimalStepsScheduler", model_type="Wan", steps=10, denoise=0.0)) == 0
 
 
+def test_gits_follows_the_published_table(run: Runner) -> None:
+    # Rows typed from the GITS paper's table (coeff 1.20: 10 steps; coeff 0.80: 5 steps), ending at 0.
+    ten = [14.61464119, 5.85520077, 2.84484982, 1.67050016, 1.08895338, 0.74807048, 0.50118381, 0.32104823]
+    ten += [0.19894916, 0.09824532, 0.0]
+    assert torch.allclose(run("GITSScheduler", coeff=1.20, steps=10, denoise=1.0), torch.tensor(ten))
+    five = [14.61464119, 11.54541874, 7.49001646, 5.85520077, 2.05039096, 0.0]
+    assert torch.allclose(run("GITSScheduler", coeff=0.80, steps=5, denoise=1.0), torch.tensor(five))
+    # denoise keeps the last steps of the full schedule
+    assert torch.allclose(run("GITSScheduler", coeff=1.20, steps=10, denoise=0.5), torch.tensor(ten[-6:]))
+    assert len(run("GITSScheduler", coeff=1.20, steps=10, denoise=0.0)) == 0
+    # beyond 20 steps the 20-step row is stretched log-linearly: its ends are kept
+    long = run("GITSScheduler", coeff=1.00, steps=40, denoise=1.0)
+    assert len(long) == 41 and float(long[0]) == pytest.approx(14.61464119) and float(long[-1]) == 0.0
+    assert float(long[2]) == pytest.approx(12.2308979, rel=1e-5)  # every other point is a table entry
+    with pytest.raises(ValueError, match=r"coeff: GITS publishes tables for 0\.80, 0\.85"):
+        run("GITSScheduler", coeff=1.22, steps=10, denoise=1.0)
+
+
 def test_sigma_operations(run: Runner) -> None:
     sigmas = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
     high, low = run("SplitSigmas", sigmas=sigmas, step=2)

@@ -185,6 +185,94 @@ def test_missing_embedding_is_a_warning_event(flows: Any) -> None:
     assert "'nowhere'" in warnings[0].message
 
 
+def _random_lora(path: Any, model: Any, clip: Any, rank: int = 2) -> None:
+    """A kohya-named LoRA of rank `rank` on every linear layer of the UNet and the text encoder."""
+    gen = torch.Generator().manual_seed(3)
+    sd = {}
+    for prefix, module in (("lora_unet_", model.unet), ("lora_te_", clip.units[0].module)):
+        for name, layer in module.named_modules():
+            if isinstance(layer, nn.Linear):
+                stem = prefix + name.replace(".", "_")
+                sd[stem + ".lora_down.weight"] = torch.randn(rank, layer.in_features, generator=gen) * 0.1
+                sd[stem + ".lora_up.weight"] = torch.randn(layer.out_features, rank, generator=gen) * 0.1
+    save_file(sd, path)
+
+
+def _unet_out(model: Any) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(5)
+    channels = model.unet.config.in_channels
+    x, context = (
+        torch.randn(1, channels, 8, 8, generator=gen),
+        torch.randn(1, 3, model.unet.config.cross_attention_dim, generator=gen),
+    )
+    with torch.no_grad():
+        return model.unet(x, torch.tensor([500.0]), encoder_hidden_states=context).sample
+
+
+def test_lora_save_of_a_model_difference_round_trips_through_lora_loader(mreg: Any, menv: Any) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from diffusion.demo import DEMO_NAME
+    from tests.nodes.conftest import Runner
+
+    run = Runner(mreg, menv)
+    base, clip, _vae = run("CheckpointLoaderSimple", ckpt_name=DEMO_NAME)
+    loras = menv.folders.model_dirs("loras")[0]
+    _random_lora(loras / "style.safetensors", base, clip)
+    tuned, tuned_clip = run(
+        "LoraLoader", model=base, clip=clip, lora_name="style.safetensors", strength_model=1.0, strength_clip=1.0
+    )
+    model_diff = run("ModelMergeSubtract", model1=tuned, model2=base, multiplier=1.0)
+    clip_diff = run("CLIPMergeSubtract", clip1=tuned_clip, clip2=clip, multiplier=1.0)
+    before = {k: v.clone() for k, v in base.unet.state_dict().items()}
+    run(
+        "LoraSave",
+        filename_prefix="loras/extracted",
+        rank=4,
+        lora_type="standard",
+        bias_diff=True,
+        model_diff=model_diff,
+        text_encoder_diff=clip_diff,
+    )
+    written = menv.folders.output / "loras" / "extracted_00001_.safetensors"
+    tensors = load_file(written)
+    assert any(k.startswith("diffusion_model.") and k.endswith(".lora_up.weight") for k in tensors)
+    assert any(k.startswith("text_encoders.clip_l.transformer.text_model.") for k in tensors)
+    assert all(v.dtype == torch.float16 for v in tensors.values())
+    with safe_open(str(written), "pt") as f:
+        meta = f.metadata()
+    assert meta["modelspec.architecture"] == "stable-diffusion-v1/lora" and meta["ss_network_dim"] == "4"
+    (loras / "extracted.safetensors").write_bytes(written.read_bytes())
+    run.events.clear()
+    again, again_clip = run(
+        "LoraLoader", model=base, clip=clip, lora_name="extracted.safetensors", strength_model=1.0, strength_clip=1.0
+    )
+    assert not [e for e in run.events if isinstance(e, NodeWarning)]  # every extracted key found its layer
+    assert torch.allclose(_unet_out(again), _unet_out(tuned), atol=2e-3)
+    assert not torch.allclose(_unet_out(base), _unet_out(tuned), atol=2e-3)
+    want = run("CLIPTextEncode", text="a cat", clip=tuned_clip)[0][0]
+    assert torch.allclose(run("CLIPTextEncode", text="a cat", clip=again_clip)[0][0], want, atol=2e-3)
+    assert all(torch.equal(v, before[k]) for k, v in base.unet.state_dict().items())  # the cached base untouched
+    # LORA_MODEL: the same tensors held in memory apply as the file does
+    in_memory = run("LoraModelLoader", model=base, lora=tensors, strength_model=1.0)[0]
+    from_file = run("LoraLoaderModelOnly", model=base, lora_name="extracted.safetensors", strength_model=1.0)[0]
+    assert torch.equal(_unet_out(in_memory), _unet_out(from_file))
+    assert run("LoraModelLoader", model=base, lora=tensors, strength_model=0.0)[0] is base
+    with pytest.raises(ValueError, match="lora: expected a LORA_MODEL"):
+        run("LoraModelLoader", model=base, lora={"x": 1}, strength_model=1.0)
+    # full differences (and bias differences) are exact up to float16 rounding
+    run("LoraSave", filename_prefix="full", rank=1, lora_type="full_diff", bias_diff=True, model_diff=model_diff)
+    full = load_file(menv.folders.output / "full_00001_.safetensors")
+    assert full and all(k.endswith((".diff", ".diff_b")) for k in full)
+    assert torch.allclose(
+        _unet_out(run("LoraModelLoader", model=base, lora=full, strength_model=1.0)[0]), _unet_out(tuned), atol=2e-3
+    )
+    run.events.clear()
+    run("LoraSave", filename_prefix="none", rank=1, lora_type="standard", bias_diff=True)
+    assert any("no file was written" in e.message for e in run.events if isinstance(e, NodeWarning))
+
+
 def test_flux_lora_through_both_nodes_patches_copies_and_names_unmapped_keys(
     registry: Any, env: Any, tmp_path: Any
 ) -> None:

@@ -273,3 +273,79 @@ def test_sdxl_checkpoint_with_two_prompts(mreg, menv, loaded) -> None:
         )
     order = mreg.get("CLIPTextEncodeSDXL").schema()["input_order"]["required"]
     assert order[0] == "clip" and order[-2:] == ["text_g", "text_l"]  # the reference's order
+
+
+def test_checkpoint_loader_with_config(mreg, menv, loaded) -> None:
+    run = Runner(mreg, menv)
+    choices = mreg.get("CheckpointLoader").schema()["input"]["required"]["config_name"][0]
+    assert "v1-inference.yaml" in choices and "v2-inference-v.yaml" in choices  # the stock names, without files
+    model, clip, vae = run("CheckpointLoader", config_name="v1-inference.yaml", ckpt_name=DEMO_NAME)
+    assert model.prediction == loaded[0].prediction == "eps"
+    for a, b in zip(model.unet.state_dict().values(), loaded[0].unet.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(
+        run("CLIPTextEncode", text="a cat", clip=clip)[0][0], run("CLIPTextEncode", text="a cat", clip=loaded[1])[0][0]
+    )
+    assert type(vae) is type(loaded[2])
+    # a config file in models/configs is read: v-prediction and the penultimate text encoder layer
+    configs = menv.folders.model_dirs("configs")[0]
+    (configs / "mine.yaml").write_text(
+        "model:\n  params:\n    parameterization: v\n    cond_stage_config:\n"
+        "      params:\n        layer: hidden\n        layer_idx: -2\n"
+    )
+    assert "mine.yaml" in mreg.get("CheckpointLoader").schema()["input"]["required"]["config_name"][0]
+    v_model, v_clip, _ = run("CheckpointLoader", config_name="mine.yaml", ckpt_name=DEMO_NAME)
+    assert v_model.prediction == "v" and loaded[0].prediction == "eps"  # the cached base is untouched
+    skip = run("CLIPSetLastLayer", clip=loaded[1], stop_at_clip_layer=-2)
+    assert torch.equal(
+        run("CLIPTextEncode", text="a cat", clip=v_clip)[0][0], run("CLIPTextEncode", text="a cat", clip=skip)[0][0]
+    )
+    stock_skip = run("CheckpointLoader", config_name="v1-inference_clip_skip_2.yaml", ckpt_name=DEMO_NAME)[1]
+    assert stock_skip.layer == -2
+    (configs / "broken.yaml").write_text("just: text\n")
+    with pytest.raises(ValueError, match=r"config_name: broken\.yaml: not a latent-diffusion config"):
+        run("CheckpointLoader", config_name="broken.yaml", ckpt_name=DEMO_NAME)
+    with pytest.raises(ValueError, match=r"config_name: 'nope\.yaml' is neither a file"):
+        run("CheckpointLoader", config_name="nope.yaml", ckpt_name=DEMO_NAME)
+
+
+def test_sdxl_refiner_time_ids_carry_the_aesthetic_score(mreg, menv) -> None:
+    from dataclasses import replace
+
+    from diffusion.configs import family_defaults
+    from diffusion.tiny import build_tiny, tiny_spec, write_checkpoint
+
+    spec = tiny_spec("sdxl")
+    time_dim = family_defaults("sdxl")["addition_time_embed_dim"]
+    refiner = replace(spec, unet=replace(spec.unet, adm_in_channels=spec.text[-1].projection_dim + 5 * time_dim))
+    write_checkpoint(menv.folders.model_dirs("checkpoints")[0] / "tiny-refiner.safetensors", build_tiny(refiner))
+    run = Runner(mreg, menv)
+    model, clip, _vae = run("CheckpointLoaderSimple", ckpt_name="tiny-refiner.safetensors")
+    positive = run("CLIPTextEncodeSDXLRefiner", ascore=7.5, width=640, height=512, text="a cat", clip=clip)
+    assert positive[0][1]["aesthetic_score"] == 7.5 and positive[0][1]["width"] == 640
+    negative = run("CLIPTextEncode", text="", clip=clip)
+    seen: list[torch.Tensor] = []
+
+    def capture(_module, _args, kwargs):
+        seen.append(kwargs["added_cond_kwargs"]["time_ids"].clone())
+
+    handle = model.unet.register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        run(
+            "KSampler",
+            model=model,
+            seed=1,
+            steps=1,
+            cfg=2.0,
+            sampler_name="euler",
+            scheduler="normal",
+            positive=positive,
+            negative=negative,
+            latent_image={"samples": torch.zeros(1, 4, 8, 8)},
+            denoise=1.0,
+        )
+    finally:
+        handle.remove()
+    rows = {tuple(r.tolist()) for ids in seen for r in ids}
+    # (height, width, crop_h, crop_w, aesthetic score): the prompt's score, 2.5 for a negative without one
+    assert (512.0, 640.0, 0.0, 0.0, 7.5) in rows and (64.0, 64.0, 0.0, 0.0, 2.5) in rows

@@ -43,3 +43,17 @@ def test_output_cache_follows_the_settings(tmp_path: Path) -> None:
     assert output_cache(settings(tmp_path, cache_classic=True)).classic and not default.classic
     executor = build_executor(build_runtime(settings(tmp_path, cache_max_entries=3)))
     assert executor.cache.max_entries == 3 and executor.env is not None
+
+
+def test_lowvram_flag_reaches_the_model_manager(tmp_path: Path) -> None:
+    import argparse
+
+    from cli.runtime import add_common_arguments, runtime_settings
+
+    parser = argparse.ArgumentParser()
+    add_common_arguments(parser)
+    chosen = runtime_settings(parser.parse_args(["--lowvram", "--cpu", "--base-directory", str(tmp_path)]))
+    assert chosen.lowvram and not runtime_settings(parser.parse_args([])).lowvram
+    manager = build_runtime(replace(chosen, load_packs=False)).env.models
+    assert manager.lowvram and manager.device.type == "cpu"
+    assert not build_runtime(settings(tmp_path, cpu=True)).env.models.lowvram

@@ -39,6 +39,15 @@ def make_fast(canvas, steps: int = 2) -> None:
     )
 
 
+def new_seed(canvas) -> None:
+    """A seed no earlier test of the session used, so the run is not served whole from the cache."""
+    canvas.js(
+        "for (const n of app.graph._nodes)"
+        "  if (n.type === 'KSampler') n.widgets.find(w => w.name === 'seed').value = arg;",
+        random.randrange(10**6, 10**9),
+    )
+
+
 def test_page_loads_default_workflow_without_console_errors(canvas, loom_server) -> None:
     canvas.page.wait_for_selector(".status.open")
     canvas.shot("loaded")

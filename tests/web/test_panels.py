@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.web.test_canvas import make_fast
+from tests.web.test_canvas import make_fast, new_seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -78,8 +78,14 @@ def test_saved_workflow_survives_a_reload_and_is_renamed_and_deleted(canvas) -> 
     page.click("#clear-button")
     assert "•" in page.locator(".workflows-panel .current").inner_text()
 
+    page.wait_for_timeout(500)  # the open tabs are stored once edits pause
     page.reload()
     page.wait_for_function("() => window.loom && window.loom.app.timings.ready")
+    # The tab comes back as it was left (cleared, unsaved); closed, the saved workflow opens again from the list.
+    assert page.locator(".workflow-tab.active .title").inner_text() == "portrait •"
+    assert canvas.nodes() == []
+    page.once("dialog", lambda d: d.accept())
+    page.locator(".workflow-tab.active .close").click()
     page.click("#tab-workflows")
     entry = page.locator('.workflow-list li[data-workflow="portrait"]')
     entry.locator("button.name").click()
@@ -176,6 +182,7 @@ def test_minimap_shows_the_graph_and_moves_the_view(canvas) -> None:
 def test_node_run_times_show_on_the_canvas_and_in_the_history(canvas) -> None:
     page = canvas.page
     make_fast(canvas)
+    new_seed(canvas)
     sampler = canvas.node_id("KSampler")
     page.click("#queue-button")
     canvas.wait_for_images(canvas.node_id("SaveImage"))

@@ -1,5 +1,5 @@
-// The composition root: builds the parts (graph state, node types, files, runs, panels, toolbar, input),
-// wires them to each other, lays out the page, and publishes the extension API as `window.loom`.
+// The composition root: builds the parts (graph state and its tabs, node types, files, runs, panels, toolbar,
+// input), wires them to each other, lays out the page, and publishes the extension API as `window.loom`.
 
 import { LiteGraph } from "@comfyorg/litegraph";
 import { Api } from "./api";
@@ -19,6 +19,7 @@ import { Settings, SettingsDialog } from "./settings";
 import { buildSidebar } from "./sidebar";
 import { HistoryPanel } from "./history";
 import { WorkflowsPanel } from "./workflows";
+import { WorkflowTabs } from "./tabs";
 import { serializeWorkflow } from "./workflow_io";
 import { CanvasSearch } from "./search";
 import { Breadcrumb, trackSubgraphTypes } from "./subgraphs";
@@ -46,6 +47,7 @@ export class App implements LoomApp {
   readonly settingsDialog: SettingsDialog;
   readonly history: HistoryPanel;
   readonly workflows: WorkflowsPanel;
+  readonly tabs: WorkflowTabs;
   readonly nodeLibrary: NodeLibrary;
 
   constructor(root: HTMLElement) {
@@ -92,19 +94,29 @@ export class App implements LoomApp {
     this.settings = new Settings(this.api, this.state.canvas);
     this.settingsDialog = new SettingsDialog(this.settings);
     this.execution.showPreviews = () => this.settings.get("Loom.PreviewMethod") !== "none";
+    this.tabs = new WorkflowTabs(this.state, {
+      blank: () => this.files.buildDefault(),
+      shown: () => this.validation.clear(),
+      changed: () => this.workflows.renderCurrent(),
+      confirmClose: (tab) => window.confirm(`"${tab.title}" has unsaved changes. Close it anyway?`),
+    });
+    this.files.opener = (load, title, saved) => this.tabs.open(load, title, saved);
+    this.runner.onQueued = (id) => this.tabs.active.jobs.add(id);
+    this.execution.elsewhere = (id) => this.tabs.elsewhere(id);
     this.history = new HistoryPanel(this.api, {
-      open: (workflow) => this.files.loadWorkflow(workflow),
+      open: (workflow, title) => this.files.loadWorkflow(workflow, title),
       clientId: () => this.socket.clientId,
     });
     this.workflows = new WorkflowsPanel(this.api, {
       serialize: () => serializeWorkflow(this.state.graph),
-      open: (workflow) => this.files.loadWorkflow(workflow),
+      open: (name, workflow) => this.files.loadWorkflow(workflow, name, name),
+      current: () => this.tabs.active,
+      savedAs: (name) => this.tabs.savedAs(name),
+      savedChanged: (name, to) => this.tabs.savedChanged(name, to),
     });
-    this.files.onLoaded = () => this.workflows.detach();
     for (const type of ["execution_success", "execution_error", "execution_interrupted"]) {
       this.events.addEventListener(type, () => void this.history.refresh());
     }
-    this.state.onChange.push(() => this.workflows.markModified());
     const runTab = el("div", { class: "run-tab" }, this.queuePanel.element, this.gallery.element);
     const nodeLibrary = (this.nodeLibrary = new NodeLibrary(() => this.nodeTypes.defs));
     const modelLibrary = new ModelLibrary(this.api);
@@ -112,6 +124,7 @@ export class App implements LoomApp {
     root.append(
       this.#toolbar(),
       el("div", { class: "global-progress" }, progress),
+      this.tabs.element,
       el("main", {}, el("div", { class: "canvas-host" }, canvasEl, domWidgets.layer, breadcrumb.element, minimap.element), buildSidebar([
         { id: "run", label: "Queue", element: runTab },
         { id: "history", label: "History", element: this.history.element, shown: () => void this.history.refresh() },
@@ -172,8 +185,7 @@ export class App implements LoomApp {
     this.extensions.call("init", this.compat.app);
     this.nodeTypes.register();
     this.nodeLibrary.render();
-    this.files.loadInitial();
-    this.state.startHistory();
+    this.tabs.restore();
     this.#bindInput();
     this.socket.connect();
     this.extensions.call("setup", this);

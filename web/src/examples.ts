@@ -57,7 +57,7 @@ export class ExamplesDialog {
 
   constructor(
     private readonly api: Api,
-    private readonly open: (workflow: unknown) => void,
+    private readonly open: (workflow: unknown, title: string) => void,
   ) {
     this.element.hidden = true;
     this.element.addEventListener("click", (e) => {
@@ -107,7 +107,7 @@ export class ExamplesDialog {
     card.onclick = async () => {
       this.close();
       try {
-        this.open(await workflow);
+        this.open(await workflow, template.title);
       } catch (e) {
         toast(`Could not open ${template.title}: ${(e as Error).message}`, "error");
       }

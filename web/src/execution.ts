@@ -48,9 +48,17 @@ export class ExecutionView {
     this.canvas.setDirty(true, true);
   }
 
+  /** Whether a job belongs to a workflow not shown now (queued from another tab). */
+  elsewhere: (promptId: string | undefined) => boolean = () => false;
+
   /** Applies one job event. The server sends job events only to the client that queued the job, and they
-   * may overtake the answer to POST /prompt, so every job event received is shown. */
+   * may overtake the answer to POST /prompt, so every job event received is shown (on the nodes, unless the
+   * job is known to be another tab's). */
   handle(type: string, data: any): void {
+    if (this.elsewhere(data?.prompt_id)) {
+      this.#background(type, data);
+      return;
+    }
     switch (type) {
       case "execution_start":
         for (const node of this.graph._nodes) resetRunState(node, true);
@@ -71,8 +79,7 @@ export class ExecutionView {
         const fraction = data.max ? data.value / data.max : 0;
         const node = this.node(data.node ?? this.runningNode);
         if (node) node.progress = fraction;
-        this.progressBar.style.width = `${Math.round(fraction * 100)}%`;
-        document.title = `[${Math.round(fraction * 100)}%] ${TITLE}`;
+        this.#progress(fraction);
         break;
       }
       case "executed":
@@ -108,6 +115,31 @@ export class ExecutionView {
         return;
     }
     this.canvas.setDirty(true, false);
+  }
+
+  #progress(fraction: number): void {
+    this.progressBar.style.width = `${Math.round(fraction * 100)}%`;
+    document.title = `[${Math.round(fraction * 100)}%] ${TITLE}`;
+  }
+
+  /** Another tab's job: its progress, images in the gallery and how it ended, but nothing on these nodes. */
+  #background(type: string, data: any): void {
+    switch (type) {
+      case "progress":
+        this.#progress(data.max ? data.value / data.max : 0);
+        break;
+      case "executed":
+        this.gallery.add(data.output?.images ?? []);
+        break;
+      case "execution_error":
+        toast(`A job of another tab failed: ${data.exception_type}: ${data.exception_message}`, "error", 8000);
+        this.setRunning(null);
+        break;
+      case "execution_success":
+      case "execution_interrupted":
+        this.setRunning(null);
+        break;
+    }
   }
 
   /** The finished job's node times (its history entry, written before the closing event) as badges. */

@@ -1,11 +1,12 @@
-// Workflows and images in and out of the canvas: the workflow kept from the last visit, the default one, files
-// picked or dropped (JSON in either format, Loom PNGs), the server's examples, the download, and images
-// uploaded to the input folder (a picker's button or a drop onto its node).
+// Workflows and images in and out of the canvas: the default workflow, files picked or dropped (JSON in either
+// format, Loom PNGs) and the server's examples, each opened through `opener` (a tab of its own), the download,
+// and images uploaded to the input folder (a picker's button or a drop onto its node).
 
 import type { Api, ApiPrompt } from "./api";
 import { buildDefaultWorkflow } from "./default_workflow";
 import type { ValidationPanel } from "./errors";
 import { ExamplesDialog } from "./examples";
+import { UNSAVED_TITLE } from "./tabs";
 import type { GraphState } from "./graph_state";
 import { recordModelHashes } from "./model_hashes";
 import type { NodeTypes } from "./node_types";
@@ -27,8 +28,11 @@ export class Files {
   readonly examples: ExamplesDialog;
   /** A drop from the node or model library, handled (true) before files are looked at. */
   libraryDrop: (e: DragEvent) => boolean = () => false;
-  /** Called after a load replaced the canvas (the saved-workflows panel forgets which one was open). */
-  onLoaded: () => void = () => {};
+  /**
+   * Opens a loaded workflow: `load` puts it on the emptied graph, `title` names it. The tabs give it a tab of
+   * its own (app.ts); by default it replaces the canvas as one undo step.
+   */
+  opener: (load: () => void, title: string, saved: string | null) => void = (load) => this.state.replace(load);
 
   constructor(
     private readonly api: Api,
@@ -38,7 +42,7 @@ export class Files {
   ) {
     this.picker = el("input", { type: "file", accept: ".json,.png,application/json,image/png", id: "file-input" });
     this.picker.hidden = true;
-    this.examples = new ExamplesDialog(api, (workflow) => this.loadWorkflow(workflow));
+    this.examples = new ExamplesDialog(api, (workflow, title) => this.loadWorkflow(workflow, title));
     this.picker.onchange = () => {
       const file = this.picker.files?.[0];
       if (file) void this.loadFile(file);
@@ -50,31 +54,18 @@ export class Files {
     this.picker.click();
   }
 
-  /** The workflow from the last visit, else the default one (a corrupt stored workflow falls back too). */
-  loadInitial(): void {
-    try {
-      const loaded = classify(this.state.stored());
-      if (loaded) {
-        this.#apply(loaded);
-        return;
-      }
-    } catch {
-      // Unreadable storage: start from the default workflow.
-    }
+  /** Puts the default workflow on the graph, in view. */
+  buildDefault(): void {
     buildDefaultWorkflow(this.state.graph);
     this.state.fitView();
   }
 
+  /** The "Default" button: the active workflow becomes the default one (one undo step). */
   loadDefault(): void {
-    this.onLoaded();
-    this.state.replace(() => {
-      buildDefaultWorkflow(this.state.graph);
-      this.state.fitView();
-    });
+    this.state.replace(() => this.buildDefault());
   }
 
   #apply(loaded: Loaded): void {
-    this.onLoaded();
     this.validation.clear();
     if (loaded.kind === "api") {
       const missing = loadApiFormat(this.state.graph, loaded.data);
@@ -87,13 +78,17 @@ export class Files {
     this.state.fitView();
   }
 
-  loadWorkflow(data: unknown): boolean {
+  /**
+   * Opens a workflow (either format) in a tab named `title`, `saved` when it is a saved workflow of that name;
+   * false when `data` is none.
+   */
+  loadWorkflow(data: unknown, title = UNSAVED_TITLE, saved: string | null = null): boolean {
     const loaded = classify(data);
     if (!loaded) {
       toast("Not a workflow", "error");
       return false;
     }
-    this.state.replace(() => this.#apply(loaded));
+    this.opener(() => this.#apply(loaded), title, saved);
     void this.nodeTypes.checkModels();
     return true;
   }
@@ -101,7 +96,7 @@ export class Files {
   async loadFile(file: File): Promise<void> {
     try {
       const loaded = await readWorkflowFile(file);
-      this.state.replace(() => this.#apply(loaded));
+      this.opener(() => this.#apply(loaded), file.name.replace(/\.(api\.)?(json|png)$/i, ""), null);
       toast(`Loaded ${file.name}`);
       void this.nodeTypes.checkModels();
     } catch (e) {

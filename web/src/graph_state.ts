@@ -1,11 +1,10 @@
-// The graph being edited: the litegraph graph and canvas, undo/redo by snapshots, the copy kept in local
-// storage, and the edits every other part makes through it (add a node, group, replace the whole graph).
+// The graph being edited: the litegraph graph and canvas, undo/redo by snapshots, the edits every other part
+// makes through it (add a node, group, replace the whole graph), and the hook that keeps a copy for a reload.
 
 import { LGraph, LGraphCanvas, LGraphGroup, type LGraphNode, LiteGraph } from "@comfyorg/litegraph";
 import { setUpLitegraph } from "./litegraph_setup";
 import { UndoStack } from "./undo";
 
-const STORAGE_KEY = "loom.workflow";
 const READABLE_MARGIN = 1.1;
 
 export class GraphState {
@@ -13,6 +12,8 @@ export class GraphState {
   readonly canvas: LGraphCanvas;
   /** Created once the first workflow is on the canvas (its snapshot is the first undo state). */
   undo: UndoStack | null = null;
+  /** Writes what a reload restores (the tabs set it); called shortly after each edit, undo or redo. */
+  persist: () => void = () => {};
   #saveTimer = 0;
 
   constructor(readonly canvasEl: HTMLCanvasElement) {
@@ -30,21 +31,19 @@ export class GraphState {
     );
   }
 
-  /** The workflow kept from the last visit, or null (none, or storage disabled). */
-  stored(): unknown {
-    const text = localStorage.getItem(STORAGE_KEY);
-    return text ? JSON.parse(text) : null;
-  }
-
   /** Call after any edit: records an undo step and saves when the graph changed. */
   changed(): void {
     if (!this.undo?.check()) return;
-    this.#persist();
-    for (const listener of this.onChange) listener();
+    this.#edited();
   }
 
-  /** Called after each edit that became an undo step. */
+  /** Called after each edit that became an undo step, and after each undo or redo. */
   readonly onChange: (() => void)[] = [];
+
+  #edited(): void {
+    this.schedulePersist();
+    for (const listener of this.onChange) listener();
+  }
 
   /**
    * Runs a whole-graph replacement and makes it one undo step. Drawn before the snapshot: the first draw sizes
@@ -68,18 +67,13 @@ export class GraphState {
     // The subgraph that was open is a new object now (or gone): show its new self, else the workflow.
     if (open !== undefined) this.canvas.setGraph(this.graph.subgraphs.get(open) ?? this.graph);
     this.canvas.setDirty(true, true);
-    this.#persist();
+    this.#edited();
   }
 
-  #persist(): void {
+  /** Calls `persist` once edits pause (a drag is many edits). */
+  schedulePersist(): void {
     window.clearTimeout(this.#saveTimer);
-    this.#saveTimer = window.setTimeout(() => {
-      try {
-        localStorage.setItem(STORAGE_KEY, JSON.stringify(this.graph.serialize()));
-      } catch {
-        // Storage full or disabled: the canvas still works, it just will not survive a reload.
-      }
-    }, 300);
+    this.#saveTimer = window.setTimeout(() => this.persist(), 300);
   }
 
   /** Sizes the canvas bitmap to its host element and the device pixel ratio. */

@@ -9,8 +9,8 @@ import { el, openLightbox, toast } from "./ui";
 const SHOWN = 50;
 
 export interface HistoryActions {
-  /** Replaces the canvas with a past job's workflow. */
-  open(workflow: unknown): void;
+  /** Opens a past job's workflow (in a tab named `title`). */
+  open(workflow: unknown, title: string): void;
   /** The client id re-queued jobs report to. */
   clientId(): string;
 }
@@ -83,7 +83,7 @@ export class HistoryPanel {
       return img;
     });
     const open = el("button", { class: "open", text: "Open", title: "Open this job's workflow on the canvas" });
-    open.onclick = () => this.actions.open(workflowOf(entry));
+    open.onclick = () => this.actions.open(workflowOf(entry), `Job ${entry.prompt[0]}`);
     const requeue = el("button", { class: "requeue", text: "Re-queue", title: "Queue this job again as it was" });
     requeue.onclick = () => void this.#requeue(entry);
     const remove = el("button", { class: "delete", text: "Delete", title: "Delete from the history" });

@@ -46,6 +46,8 @@ export class Runner {
   readonly batch = el("input", { type: "number", min: "1", max: "100", value: "1", id: "batch-count", title: "Batch count" });
   /** The toolbar's connection and queue status. */
   readonly status = el("span", { class: "status", text: "connecting…" });
+  /** Told each job queued from the canvas (the tabs note which workflow it belongs to). */
+  onQueued: (promptId: string) => void = () => {};
 
   constructor(private readonly parts: RunnerParts) {
     this.socket = new Socket(
@@ -78,6 +80,7 @@ export class Runner {
           extra_data: { extra_pnginfo: { workflow } },
         });
         ids.push(res.prompt_id);
+        this.onQueued(res.prompt_id);
       } catch (e) {
         this.#onQueueError(e);
         break;

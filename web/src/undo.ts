@@ -33,6 +33,14 @@ export class UndoStack {
     this.#current = this.snapshot();
   }
 
+  /**
+   * The graph was loaded again from the current state (its tab shown again): compare the next gesture with the
+   * graph as loaded, which renumbers what it derives, so that gesture does not look like an edit.
+   */
+  rebase(): void {
+    this.#current = this.snapshot();
+  }
+
   undo(): boolean {
     this.check();
     return this.#step(this.#past, this.#future);

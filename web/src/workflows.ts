@@ -1,7 +1,9 @@
 // Saved workflows, kept on the server in the user's `workflows/` folder (`/userdata`): save the canvas under a
-// name, open, rename and delete; the open workflow's name is shown with a mark while it has unsaved changes.
+// name, open (in a tab), rename and delete; the active tab's saved name is shown with a mark while it has
+// unsaved changes.
 
 import type { Api } from "./api";
+import { UNSAVED_TITLE } from "./tabs";
 import { el, toast } from "./ui";
 
 const FOLDER = "workflows";
@@ -9,8 +11,14 @@ const FOLDER = "workflows";
 export interface WorkflowActions {
   /** The canvas as a saved file holds it. */
   serialize(): unknown;
-  /** Replaces the canvas with a saved workflow. */
-  open(workflow: unknown): void;
+  /** Opens the saved workflow `name` (its tab, when it is open already). */
+  open(name: string, workflow: unknown): void;
+  /** The workflow on the canvas: its saved name (null: not saved) and whether it changed since. */
+  current(): { saved: string | null; modified: boolean };
+  /** The canvas was saved as `name`. */
+  savedAs(name: string): void;
+  /** The saved workflow `name` was renamed to `to`, or deleted (`to` null). */
+  savedChanged(name: string, to: string | null): void;
 }
 
 /** One entry of a `/v2/userdata` listing. */
@@ -28,16 +36,13 @@ export class WorkflowsPanel {
   readonly #list = el("ul", { class: "workflow-list" });
   readonly #name = el("input", { type: "text", placeholder: "name", class: "workflow-name", "aria-label": "Workflow name" });
   readonly #current = el("div", { class: "current" });
-  /** The saved workflow on the canvas (null: not saved yet) and whether it changed since. */
-  #open: string | null = null;
-  #modified = false;
 
   constructor(
     private readonly api: Api,
     private readonly actions: WorkflowActions,
   ) {
     const save = el("button", { class: "save", text: "Save", title: "Save the canvas on the server under this name" });
-    save.onclick = () => void this.save(this.#name.value.trim() || this.#open || "");
+    save.onclick = () => void this.save(this.#name.value.trim() || this.actions.current().saved || "");
     this.element = el(
       "section",
       { class: "loom-panel workflows-panel" },
@@ -46,21 +51,6 @@ export class WorkflowsPanel {
       el("div", { class: "save-row" }, this.#name, save),
       this.#list,
     );
-    this.#renderCurrent();
-  }
-
-  /** Call on every edit of the canvas: the open workflow gets its unsaved mark. */
-  markModified(): void {
-    if (this.#modified) return;
-    this.#modified = true;
-    this.#renderCurrent();
-  }
-
-  /** Another workflow replaced the canvas (a file, an example): it is not one of the saved ones. */
-  detach(): void {
-    this.#open = null;
-    this.#modified = false;
-    this.#renderCurrent();
   }
 
   async refresh(): Promise<void> {
@@ -90,24 +80,18 @@ export class WorkflowsPanel {
       toast(`Could not save ${name}: ${(e as Error).message}`, "error");
       return;
     }
-    this.#open = name;
-    this.#modified = false;
+    this.actions.savedAs(name);
     this.#name.value = "";
-    this.#renderCurrent();
     toast(`Saved ${name}`);
     await this.refresh();
   }
 
   async open(name: string): Promise<void> {
     try {
-      this.actions.open(await this.api.json(`/userdata/${fileOf(name)}`));
+      this.actions.open(name, await this.api.json(`/userdata/${fileOf(name)}`));
     } catch (e) {
       toast(`Could not open ${name}: ${(e as Error).message}`, "error");
-      return;
     }
-    this.#open = name;
-    this.#modified = false;
-    this.#renderCurrent();
   }
 
   async #rename(name: string, to: string): Promise<void> {
@@ -117,8 +101,7 @@ export class WorkflowsPanel {
       toast(`Could not rename ${name}: ${(e as Error).message}`, "error");
       return;
     }
-    if (this.#open === name) this.#open = to;
-    this.#renderCurrent();
+    this.actions.savedChanged(name, to);
     await this.refresh();
   }
 
@@ -129,7 +112,7 @@ export class WorkflowsPanel {
       toast(`Could not delete ${name}: ${(e as Error).message}`, "error");
       return;
     }
-    if (this.#open === name) this.detach();
+    this.actions.savedChanged(name, null);
     await this.refresh();
   }
 
@@ -150,14 +133,18 @@ export class WorkflowsPanel {
     };
     const remove = el("button", { class: "delete", text: "Delete" });
     remove.onclick = () => void this.#delete(name);
-    return el("li", { "data-workflow": name, class: name === this.#open ? "open" : "" }, open, rename, remove);
+    return el("li", { "data-workflow": name, class: name === this.actions.current().saved ? "open" : "" }, open, rename, remove);
   }
 
-  #renderCurrent(): void {
-    const label = this.#open ? `${this.#open}${this.#modified ? " •" : ""}` : "Unsaved workflow";
-    this.#current.textContent = label;
-    this.#current.title = this.#modified ? "Changed since it was saved" : "";
-    this.#current.classList.toggle("modified", this.#modified);
+  /** Shows the active workflow's saved name and mark (call when the tab or its mark changes). */
+  renderCurrent(): void {
+    const { saved, modified } = this.actions.current();
+    this.#current.textContent = saved ? `${saved}${modified ? " •" : ""}` : UNSAVED_TITLE;
+    this.#current.title = modified ? "Changed since it was saved" : "";
+    this.#current.classList.toggle("modified", modified);
+    for (const row of this.#list.querySelectorAll<HTMLElement>("li[data-workflow]")) {
+      row.classList.toggle("open", row.dataset.workflow === saved);
+    }
   }
 }
 
