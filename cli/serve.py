@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from cli.frontend import LOOM_CANVAS, FrontEndError, front_end_root
 from cli.runtime import add_common_arguments, runtime_settings
+from diffusion import offline
 from engine.store import Store, StoreUnavailable
 from runtime.build import Runtime, build_job_queue, build_runtime
 from server.logs import LogRing
@@ -162,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     hosts = listen_hosts(args.listen)
     url_host = "127.0.0.1" if hosts[0] in ("0.0.0.0", "::") else hosts[0]
     print(f"Loom: serving on http://{url_host}:{args.port}", flush=True)
+    if state.workers is None:  # jobs run here: import the model layer while the server waits for its first one
+        offline.warm_up_in_background(state.activity.wait_quiet)
     try:
         web.run_app(create_app(state), host=hosts, port=args.port, print=None, access_log=None)
     finally:

@@ -19,10 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffusion import offline
 from diffusion.checkpoint import read_tensors
 from diffusion.configs import unet_config
 from diffusion.detect import UNetArch, UnknownModel, detect_unet, guess_family
 from diffusion.ldm_names import ldm_state_dict_names
+from diffusion.names import UNION_CONTROL_TYPES
 
 LDM_PREFIX = "control_model."
 # LDM names a ControlNet shares with its base UNet (its copy of the UNet's encoder half); the rest (hint encoder,
@@ -93,15 +95,14 @@ def _strip_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
 
 def controlnet_from_ldm(state_dict: Mapping[str, torch.Tensor], name: str = "ControlNet") -> nn.Module:
     """Build a diffusers ControlNetModel on the meta device and give it the file's tensors (no random init)."""
-    from diffusers import ControlNetModel
-
+    controlnet_class = offline.diffusers().ControlNetModel
     tensors = _strip_prefix(state_dict)
     try:
         arch = detect_controlnet({k: tuple(v.shape) for k, v in tensors.items()})
     except ControlNetError as exc:
         raise ControlNetError(f"{name}: {exc}") from exc
     with torch.device("meta"):
-        model = ControlNetModel(**arch.diffusers_config())
+        model = controlnet_class(**arch.diffusers_config())
     names = ldm_state_dict_names(model)
     missing = [ldm for ldm in names.values() if ldm not in tensors]
     if missing:
@@ -167,18 +168,85 @@ def load_controlnet(path: Path, base_unet: nn.Module | None = None) -> nn.Module
 
 
 def _load_diffusers_folder(folder: Path) -> nn.Module:
-    from diffusers import ControlNetModel
+    """A diffusers ControlNet folder; a union ControlNet (ControlNet++ / ProMax: its class name says Union, or its
+    config counts control types) comes back as `ControlTypes` with no type chosen yet."""
+    diffusers = offline.diffusers()
     from safetensors.torch import load_file
 
     config_path = folder / "config.json"
     weights = next((folder / n for n in ("diffusion_pytorch_model.safetensors",) if (folder / n).is_file()), None)
     if not config_path.is_file() or weights is None:
         raise ControlNetError(f"{folder.name}: a diffusers ControlNet folder needs config.json and a .safetensors")
-    config = {k: v for k, v in json.loads(config_path.read_text()).items() if not k.startswith("_")}
+    raw = json.loads(config_path.read_text())
+    union = "union" in str(raw.get("_class_name", "")).lower() or "num_control_type" in raw
+    config = {k: v for k, v in raw.items() if not k.startswith("_")}
     with torch.device("meta"):
-        model = ControlNetModel(**config)
+        model = (diffusers.ControlNetUnionModel if union else diffusers.ControlNetModel)(**config)
     model.load_state_dict(load_file(str(weights)), assign=True, strict=True)
-    return model.float().eval().requires_grad_(False)
+    model = model.float().eval().requires_grad_(False)
+    return ControlTypes(model, ()) if union else model
+
+
+class ControlTypes(nn.Module):
+    """A ControlNet with the control types its hint should be read as (SetUnionControlNetType). A union
+    ControlNet gets them as its one-hot type input and task embeddings; a plain ControlNet takes no type and runs
+    as it is. The wrapped ControlNet is shared, never changed."""
+
+    def __init__(self, net: nn.Module, types: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = net
+        self.types = tuple(types)
+
+    @property
+    def union(self) -> bool:
+        return hasattr(self.net, "task_embedding")
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        *,
+        encoder_hidden_states: torch.Tensor,
+        controlnet_cond: torch.Tensor,
+        conditioning_scale: float = 1.0,
+        added_cond_kwargs: dict[str, torch.Tensor] | None = None,
+        return_dict: bool = False,
+    ) -> Any:
+        args = {"encoder_hidden_states": encoder_hidden_states, "added_cond_kwargs": added_cond_kwargs}
+        if not self.union:
+            return self.net(
+                sample, timestep, controlnet_cond=controlnet_cond, conditioning_scale=conditioning_scale, **args,
+                return_dict=return_dict,
+            )  # fmt: skip
+        if not self.types:
+            raise ControlNetError(
+                "a union ControlNet needs its control type: set it with SetUnionControlNetType (Loom does not guess it)"
+            )
+        count = int(self.net.config.num_control_type)
+        if max(self.types) >= count:
+            raise ControlNetError(
+                f"this union ControlNet knows {count} control types; "
+                f"{UNION_CONTROL_TYPES[max(self.types)]!r} is not one"
+            )
+        control_type = torch.zeros(sample.shape[0], count, device=sample.device, dtype=sample.dtype)
+        control_type[:, list(self.types)] = 1
+        return self.net(
+            sample, timestep, controlnet_cond=[controlnet_cond] * len(self.types), control_type=control_type,
+            control_type_idx=list(self.types), conditioning_scale=[conditioning_scale] * len(self.types), **args,
+            return_dict=return_dict,
+        )  # fmt: skip
+
+
+def with_control_type(net: nn.Module, type_name: str) -> ControlTypes:
+    """`net` (or the ControlNet it wraps) set to read its hint as `type_name` ("auto": no type)."""
+    base = net.net if isinstance(net, ControlTypes) else net
+    if type_name == "auto":
+        return ControlTypes(base, ())
+    if type_name not in UNION_CONTROL_TYPES:
+        raise ControlNetError(
+            f"unknown control type {type_name!r}; expected auto or one of {', '.join(UNION_CONTROL_TYPES)}"
+        )
+    return ControlTypes(base, (UNION_CONTROL_TYPES.index(type_name),))
 
 
 @dataclass(eq=False)
@@ -276,3 +344,18 @@ def resize_cover(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         images = F.interpolate(images, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
     top, left = (new_h - target_h) // 2, (new_w - target_w) // 2
     return images[..., top : top + target_h, left : left + target_w]
+
+
+def inpaint_hint(net: nn.Module, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The hint of an inpainting ControlNet: a ControlNet whose hint has one channel more than the image takes
+    the image with the masked part blacked out plus the kept area (1 - mask) as that channel; any other ControlNet
+    gets the image unchanged. IMAGE [B, H, W, C], MASK [B, H, W] or [H, W] (1 = repaint)."""
+    base = net.net if isinstance(net, ControlTypes) else net
+    if int(base.config.conditioning_channels) != image.shape[-1] + 1:
+        return image
+    keep = 1.0 - mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float()
+    keep = F.interpolate(keep, size=image.shape[1:3], mode="bilinear", align_corners=False).round()
+    keep = keep.movedim(1, -1).to(image)
+    if keep.shape[0] != image.shape[0]:
+        keep = keep.repeat(math.ceil(image.shape[0] / keep.shape[0]), 1, 1, 1)[: image.shape[0]]
+    return torch.cat([image * keep, keep], dim=-1)

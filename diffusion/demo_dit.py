@@ -1,6 +1,7 @@
-"""The FLUX demo files: a tiny random-weight FLUX.1-dev transformer, CLIP-L, T5 (with a small T5-style
-tokenizer.json beside it) and a 16-channel VAE, written like the SD 1.5 demo (numpy, from a bundled tensor table)
-so workflows/flux.json runs on a fresh machine in seconds. Their images are noise."""
+"""The FLUX and SD3 demo files: tiny random-weight FLUX.1-dev and SD3 transformers, CLIP-L, CLIP-G, T5 (with a
+small T5-style tokenizer.json beside it) and 16-channel VAEs, written like the SD 1.5 demo (numpy, from bundled
+tensor tables) so workflows/flux.json and workflows/sd3.json run on a fresh machine in seconds. Their images are
+noise."""
 
 from __future__ import annotations
 
@@ -13,16 +14,20 @@ from pathlib import Path
 from diffusion.demo import CONFIGS, DemoModel, write_demo_model
 
 DIT_LAYOUT_FILE = CONFIGS / "demo_flux_layouts.json"
+SD3_LAYOUT_FILE = CONFIGS / "demo_sd3_layouts.json"
 DEMO_FLUX = "loom-demo-tiny-flux-dev.safetensors"
 DEMO_CLIP_L = "loom-demo-tiny-clip-l.safetensors"
 DEMO_T5 = "loom-demo-tiny-t5.safetensors"
 DEMO_FLUX_VAE = "loom-demo-tiny-flux-vae.safetensors"
+DEMO_SD3 = "loom-demo-tiny-sd3-medium.safetensors"
+DEMO_CLIP_G = "loom-demo-tiny-clip-g.safetensors"
+DEMO_SD3_VAE = "loom-demo-tiny-sd3-vae.safetensors"
 T5_SPECIALS = ("<pad>", "</s>", "<unk>")
 
 
 @cache
 def _layouts() -> dict[str, dict[str, list[int]]]:
-    return json.loads(DIT_LAYOUT_FILE.read_text())
+    return {**json.loads(DIT_LAYOUT_FILE.read_text()), **json.loads(SD3_LAYOUT_FILE.read_text())}
 
 
 def _layout(name: str) -> dict[str, list[int]]:
@@ -34,6 +39,9 @@ DIT_DEMO_MODELS: tuple[DemoModel, ...] = (
     DemoModel("text_encoders", DEMO_CLIP_L, lambda: _layout(DEMO_CLIP_L), 5, "tiny random-weight CLIP-L"),
     DemoModel("text_encoders", DEMO_T5, lambda: _layout(DEMO_T5), 6, "tiny random-weight T5 encoder"),
     DemoModel("vae", DEMO_FLUX_VAE, lambda: _layout(DEMO_FLUX_VAE), 7, "tiny random-weight 16-channel VAE"),
+    DemoModel("diffusion_models", DEMO_SD3, lambda: _layout(DEMO_SD3), 8, "tiny random-weight SD3 (MMDiT)"),
+    DemoModel("text_encoders", DEMO_CLIP_G, lambda: _layout(DEMO_CLIP_G), 9, "tiny random-weight CLIP-G (OpenCLIP)"),
+    DemoModel("vae", DEMO_SD3_VAE, lambda: _layout(DEMO_SD3_VAE), 10, "tiny random-weight SD3 16-channel VAE"),
 )
 
 
@@ -67,15 +75,17 @@ def write_dit_demo_model(model: DemoModel, folder: Path) -> Path:
 def ensure_dit_demo_models(
     folders: Mapping[str, tuple[Path, Iterable[str]]], demo_present: bool, *, always: bool = False
 ) -> list[Path]:
-    """Like ensure_demo_models: each FLUX demo file is due when the SD demo checkpoint is there and its folder
-    listed no model; with `always`, whenever it is missing. `folders` as there."""
+    """Like ensure_demo_models: each FLUX/SD3 demo file is due when the SD demo checkpoint is there and its folder
+    listed no model but demo files (so a machine from before a demo was added gets it too); with `always`, whenever
+    it is missing. `folders` as there."""
     written = []
     listed = {folder: list(existing) for folder, (_d, existing) in folders.items()}
+    demo_names = {m.name for m in DIT_DEMO_MODELS}
     for model in DIT_DEMO_MODELS:
         if model.folder not in folders:
             continue
         names = listed[model.folder]
-        due = demo_present and not names
+        due = demo_present and model.name not in names and set(names) <= demo_names
         if due or (always and model.name not in names):
             written.append(write_dit_demo_model(model, folders[model.folder][0]))
     return written

@@ -17,7 +17,7 @@ from torch import nn
 from diffusion.checkpoint import CheckpointError, TensorFile, assign_weights
 from diffusion.detect import UnknownModel, detect_text, family_defaults
 from diffusion.memory import ModelManager, module_nbytes
-from diffusion.t5 import PAD, T5Tokenizer, build_t5, detect_t5, find_tokenizer, is_t5, run_t5
+from diffusion.t5 import EOS, PAD, T5Tokenizer, build_t5, detect_t5, find_tokenizer, is_t5, run_t5
 from diffusion.text_encoder import Encoded, EncoderUnit, TextEncoder
 from diffusion.tokenizer import ClipTokenizer
 
@@ -83,50 +83,71 @@ class DiTTextEncoder:
         return replace(self, clips={k: c.with_embedding_dirs(dirs) for k, c in self.clips.items()}, view=True)
 
     @torch.no_grad()
-    def encode_t5(self, text: str) -> torch.Tensor | None:
+    def encode_t5(self, text: str, left_out: bool = False) -> torch.Tensor | None:
+        """T5's states, padded to the family's minimum length; a left-out prompt is the end token alone."""
         if self.t5 is None:
             return None
         self.manager.load([self.t5.module])
-        ids = self.t5.tokenizer(text)
-        minimum = family_defaults(self.family)["t5_min_length"]
-        ids += [PAD] * (minimum - len(ids))
+        ids = [EOS] if left_out else self.t5.tokenizer(text)
+        if not left_out:
+            ids += [PAD] * (family_defaults(self.family)["t5_min_length"] - len(ids))
         return run_t5(self.t5.module, ids, self.manager.device).cpu()
 
     @torch.no_grad()
     def encode(
-        self, text: str, warn: Callable[[str], None] = lambda _m: None, per_encoder: dict[str, str] | None = None
+        self,
+        text: str,
+        warn: Callable[[str], None] = lambda _m: None,
+        per_encoder: dict[str, str] | None = None,
+        left_out: frozenset[str] = frozenset(),
     ) -> Encoded:
-        """`per_encoder` gives an encoder (clip_l, clip_g, t5xxl) its own text, as CLIPTextEncodeFlux/SD3 do."""
+        """`per_encoder` gives an encoder (clip_l, clip_g, t5xxl) its own text, as CLIPTextEncodeFlux/SD3 do;
+        `left_out` names encoders whose (empty) prompt is dropped rather than encoded (CLIPTextEncodeSD3's
+        empty_padding "none"): T5's then is its end token alone, and SD3's CLIPs go only when both are."""
         own = per_encoder or {}
-        clip = {name: enc.encode(own.get(name, text), warn) for name, enc in self.clips.items()}
-        t5 = self.encode_t5(own.get("t5xxl", text))
+        skip_clips = {"clip_l", "clip_g"} <= left_out
+        clip = {} if skip_clips else {name: enc.encode(own.get(name, text), warn) for name, enc in self.clips.items()}
+        t5 = self.encode_t5(own.get("t5xxl", text), "t5xxl" in left_out)
         if self.family == "flux":
             if t5 is None or "clip_l" not in clip:
                 raise CheckpointError("FLUX needs both a CLIP-L and a T5-XXL text encoder (DualCLIPLoader, type flux)")
             return Encoded(t5, clip["clip_l"].pooled)
-        return self._sd3(clip, t5)
+        return self._sd3(clip, t5, skip_clips)
 
-    def _sd3(self, clip: dict[str, Encoded], t5: torch.Tensor | None) -> Encoded:
-        """Missing encoders contribute zeros, so SD3 runs with any subset of its three."""
-        widths = {u.arch.name: u.arch for c in self.clips.values() for u in c.units}
-        parts, pooled = [], []
-        for name, default in (("clip_l", 768), ("clip_g", 1280)):
-            arch = widths.get(name)
-            if name in clip:
-                parts.append(clip[name].cond)
-                pooled.append(clip[name].pooled)
-            else:
-                width = arch.hidden if arch else default
-                parts.append(torch.zeros(1, 77, width))
-                pooled.append(torch.zeros(1, arch.projection_dim if arch else default))
-        length = max(p.shape[1] for p in parts)
-        parts = [p if p.shape[1] == length else torch.cat([p, p.new_zeros(1, length - p.shape[1], p.shape[2])], 1)
-                 for p in parts]  # fmt: skip
+    def _sd3(self, clip: dict[str, Encoded], t5: torch.Tensor | None, skip_clips: bool) -> Encoded:
+        """CLIP-L and CLIP-G states side by side (the shorter prompt extended with empty windows), zero-padded to
+        the joint width, then T5's states; pooled: both CLIPs' side by side. A missing encoder contributes zeros
+        of its width, so SD3 runs with any subset of its three."""
+        d = family_defaults(self.family)
+        width = max(d["context_width"], t5.shape[-1] if t5 is not None else 0)
+        archs = {u.arch.name: u.arch for c in self.clips.values() for u in c.units}
+        defaults = d["clip_widths"]
+        pooled = []
+        for name in ("clip_l", "clip_g"):
+            arch = archs.get(name)
+            size = (arch.projection_dim or arch.hidden) if arch else defaults[name]
+            pooled.append(clip[name].pooled if name in clip else torch.zeros(1, size))
+        if t5 is not None:
+            t5 = torch.nn.functional.pad(t5, (0, width - t5.shape[-1]))
+        if skip_clips or not clip:
+            cond = t5 if t5 is not None else torch.zeros(1, 77, width)
+            return Encoded(cond, torch.cat(pooled, dim=-1))
+        length = max(c.cond.shape[1] for c in clip.values())
+        parts = []
+        for name in ("clip_l", "clip_g"):
+            if name not in clip:
+                parts.append(torch.zeros(1, length, archs[name].hidden if name in archs else defaults[name]))
+                continue
+            cond = clip[name].cond
+            if cond.shape[1] < length:
+                blank = self.clips[name].encode("").cond
+                cond = torch.cat([cond, *[blank] * ((length - cond.shape[1]) // blank.shape[1])], dim=1)
+            parts.append(cond)
         clip_cond = torch.cat(parts, dim=-1)
-        width = t5.shape[-1] if t5 is not None else 4096
-        clip_cond = torch.nn.functional.pad(clip_cond, (0, max(0, width - clip_cond.shape[-1])))
-        cond = clip_cond if t5 is None else torch.cat([clip_cond, t5], dim=1)
-        return Encoded(cond, torch.cat(pooled, dim=-1))
+        clip_cond = torch.nn.functional.pad(clip_cond, (0, width - clip_cond.shape[-1]))
+        if t5 is None:
+            return Encoded(clip_cond, torch.cat(pooled, dim=-1))
+        return Encoded(torch.cat([clip_cond, t5], dim=1), torch.cat(pooled, dim=-1))
 
 
 def _clip_name(arch_width: int, layout: str, prefix: str, file_name: str) -> str:
@@ -172,8 +193,8 @@ def read_text_file(
             arch = detect_text(view.shapes, "", dict(specs[encoder], layout=layout))
         except (UnknownModel, KeyError) as exc:
             raise CheckpointError(f"{name}: incomplete CLIP text encoder ({exc})") from exc
-        if family == "flux":
-            arch = replace(arch, projection_dim=None)  # FLUX takes CLIP-L's pooled output before the projection
+        if encoder == "clip_l" and family in ("flux", "sd3"):
+            arch = replace(arch, projection_dim=None)  # FLUX and SD3 take CLIP-L's pooled output unprojected
         module = build_text(arch)
         wanted = module.state_dict()
         state = {k: v for k, v in fit_text_keys(text_state(view, arch), module).items() if k in wanted}

@@ -45,6 +45,24 @@ def flow_schedule(kind: str, shift: float) -> DiscreteSchedule:
     return DiscreteSchedule(sigmas.float())
 
 
+def pad_to_patches(x: torch.Tensor, patch: int) -> torch.Tensor:
+    """The latent extended (edge pixels repeated) to whole patch x patch tiles; outputs are cropped back."""
+    h, w = x.shape[2], x.shape[3]
+    return F.pad(x, (0, -w % patch, 0, -h % patch), mode="replicate")
+
+
+def fit_width(context: torch.Tensor, width: int) -> torch.Tensor:
+    """The prompt's states zero-padded to the transformer's joint width. States wider than it are refused unless
+    the excess is the text encoder's own zero padding (CLIP-only SD3 prompts are padded to T5-XXL's width)."""
+    have = context.shape[-1]
+    if have <= width:
+        return F.pad(context, (0, width - have))
+    if bool(context[..., width:].any()):
+        raise ValueError(f"the prompt's states are {have} wide; this transformer takes {width}: use its own text "
+                         "encoders")  # fmt: skip
+    return context[..., :width]
+
+
 @dataclass(eq=False)
 class FlowModel(DiffusionModel):
     """A FLUX or SD3 transformer (diffusers) as a flow-matching denoiser; `unet` holds the transformer."""
@@ -96,15 +114,21 @@ class FlowModel(DiffusionModel):
         dtype, device = self.manager.dtype, x_in.device
         sigma = self.schedule.t_to_sigma(timestep.float()).to(device)
         pooled = added["pooled"].to(device, dtype)
-        if self.family == "flux":
-            return self._flux(x_in, sigma, context.to(device, dtype), pooled, added).float()
+        with self.patches_attached():
+            if self.family == "flux":
+                return self._flux(x_in, sigma, context.to(device, dtype), pooled, added).float()
+            return self._sd3(x_in, sigma, context.to(device, dtype), pooled)
+
+    def _sd3(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """Pad the latent to whole patches, fit the prompt to the joint width, run, crop."""
+        h, w = x.shape[2], x.shape[3]
         out = self.unet(
-            hidden_states=x_in.to(dtype),
-            encoder_hidden_states=context.to(device, dtype),
+            hidden_states=pad_to_patches(x, int(self.unet.config.patch_size)).to(self.manager.dtype),
+            encoder_hidden_states=fit_width(context, int(self.unet.config.joint_attention_dim)),
             pooled_projections=pooled,
-            timestep=(sigma * TIMESTEPS).to(dtype),
-        )
-        return out.sample.float()
+            timestep=(sigma * TIMESTEPS).to(self.manager.dtype),
+        ).sample
+        return out.float()[:, :, :h, :w]
 
     def _flux(
         self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor, added: dict
@@ -112,7 +136,7 @@ class FlowModel(DiffusionModel):
         """Pack the latent into 2x2 patches with their (0, row, col) position ids, run, unpack."""
         dtype = self.manager.dtype
         b, c, h, w = x.shape
-        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+        x = pad_to_patches(x, 2)
         hh, ww = x.shape[2] // 2, x.shape[3] // 2
         packed = x.view(b, c, hh, 2, ww, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, hh * ww, c * 4)
         img_ids = torch.zeros(hh, ww, 3, device=x.device)

@@ -199,11 +199,11 @@ class LayerPart:
     swap: bool = False
 
 
-def reference_layers(arch: FluxArch) -> dict[str, tuple[LayerPart, ...]]:
+def reference_layers(rules: list[Fused]) -> dict[str, tuple[LayerPart, ...]]:
     """Reference layer name (`double_blocks.0.img_attn.qkv`) -> the diffusers layers its output rows feed, for
-    every linear layer: what a LoRA trained on the fused layers patches in diffusers' split ones."""
+    every layer of a key table (`flux_table`): what a LoRA trained on the fused layers patches in the split ones."""
     out: dict[str, tuple[LayerPart, ...]] = {}
-    for rule in flux_table(arch):
+    for rule in rules:
         if not rule.ref.endswith(".weight"):
             continue
         names = tuple(part.removesuffix(".weight") for part in rule.parts)
@@ -242,10 +242,15 @@ def to_diffusers(state: Mapping[str, torch.Tensor], arch: FluxArch) -> dict[str,
     return out
 
 
-def to_reference(state: Mapping[str, torch.Tensor], arch: FluxArch, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The inverse of to_diffusers: diffusers-named tensors in the reference layout (for writing stand-ins)."""
+def fuse(rules: list[Fused], state: Mapping[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """diffusers-named tensors joined into the reference tensors `rules` describe (any DiT family's table)."""
     out: dict[str, torch.Tensor] = {}
-    for rule in flux_table(arch):
+    for rule in rules:
         tensor = torch.cat([state[k] for k in rule.parts], dim=0)
         out[prefix + rule.ref] = _swap_halves(tensor) if rule.swap else tensor
     return out
+
+
+def to_reference(state: Mapping[str, torch.Tensor], arch: FluxArch, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The inverse of to_diffusers: diffusers-named tensors in the reference layout (for writing stand-ins)."""
+    return fuse(flux_table(arch), state, prefix)

@@ -109,7 +109,9 @@ class PerpNeg:
         result = empty + self.cfg * along
         if neg is not None:
             away = neg - empty
-            perpendicular = away - (away * along).sum() / along.norm() ** 2 * along
+            # 0/0 when the positive equals the empty prompt: no direction to be perpendicular to, so plain guidance
+            projection = torch.nan_to_num((away * along).sum() / along.norm() ** 2, nan=0.0, posinf=0.0, neginf=0.0)
+            perpendicular = away - projection * along
             result = result - self.cfg * self.neg_scale * perpendicular
         return result, neg if neg is not None else empty
 

@@ -35,9 +35,11 @@ from diffusion.detect import (
     family_defaults,
     guess_family,
 )
+from diffusion.flux import is_flux
 from diffusion.memory import ModelManager
 from diffusion.model import DiffusionModel
 from diffusion.schedulers import DiscreteSchedule
+from diffusion.sd3 import is_sd3
 from diffusion.text_encoder import EncoderUnit, TextEncoder
 from diffusion.tokenizer import ClipTokenizer
 from diffusion.unclip import read_augmentor
@@ -116,8 +118,13 @@ def load_checkpoint(
     want_clip: bool = True,
     want_vae: bool = True,
 ) -> Checkpoint:
-    """A single-file checkpoint in the LDM layout: detect, build empty modules, assign the file's tensors."""
+    """A single-file checkpoint in the LDM layout: detect, build empty modules, assign the file's tensors. FLUX and
+    SD3 checkpoints go to diffusion.dit_loader."""
     tensors = TensorFile(path)
+    if is_flux(tensors.shapes) or is_sd3(tensors.shapes):
+        from diffusion.dit_loader import load_dit_checkpoint
+
+        return load_dit_checkpoint(tensors, manager, embedding_dirs, want_model, want_clip, want_vae)
     try:
         info = detect(tensors.shapes)
     except UnknownModel as exc:
@@ -179,6 +186,12 @@ def load_vae_file(path: Path, manager: ModelManager) -> VAE:
     name = Path(path).name
     prefix = VAE_PREFIX if f"{VAE_PREFIX}encoder.conv_in.weight" in tensors.shapes else ""
     family = vae_family(name, tensors.shapes.get(f"{prefix}decoder.conv_in.weight", (0, 0))[1])
+    return vae_from(tensors, prefix, family, manager)
+
+
+def vae_from(tensors: TensorFile, prefix: str, family: str, manager: ModelManager) -> VAE:
+    """The LDM-layout VAE under `prefix` in a file, with `family`'s latent scale and shift."""
+    name = tensors.path.name
     try:
         arch = detect_vae(tensors.shapes, prefix, family)
     except (UnknownModel, KeyError) as exc:

@@ -9,6 +9,7 @@
   `transformer.transformer_blocks.0.attn.to_q`, ai-toolkit's `lora_transformer_...`, and the reference layout's
   `diffusion_model.double_blocks.0.img_attn.qkv`. A LoRA on a fused reference layer (qkv, single-block linear1)
   patches the rows of each diffusers layer it feeds (to_q/to_k/to_v/proj_mlp) with the matching rows of its `up`.
+- SD3: the same schemes over its reference names (`lora_unet_joint_blocks_0_x_block_attn_qkv`) and diffusers'.
 
 Every scheme is reduced to one spelling (dots as underscores) and looked up in a table built from the models
 themselves, so any size of a family maps with no per-size list.
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from diffusion.flux import FluxArch, reference_layers
+from diffusion.flux import FluxArch, Fused, flux_table, reference_layers
 from diffusion.ldm_names import ldm_module_names
+from diffusion.sd3 import SD3Arch, sd3_table
 
 UNET = "unet"
 TE1 = "te1"
@@ -84,12 +86,19 @@ def _flat(name: str) -> str:
     return name.replace(".", "_")
 
 
-def _fused_names(component: str, model: nn.Module) -> dict[str, Targets]:
-    """The file-layout names of a model whose layers diffusers splits (FLUX), each with the layers it feeds."""
+def _reference_table(model: nn.Module) -> list[Fused]:
+    """The reference <-> diffusers key table of a transformer whose reference layout fuses layers (FLUX, SD3)."""
     config = getattr(model, "config", None)
-    if config is None or "num_single_layers" not in config:
-        return {}
-    layers = reference_layers(FluxArch.from_config(config))
+    if config is not None and "num_single_layers" in config:
+        return flux_table(FluxArch.from_config(config))
+    if config is not None and "dual_attention_layers" in config:
+        return sd3_table(SD3Arch.from_config(config))
+    return []
+
+
+def _fused_names(component: str, model: nn.Module) -> dict[str, Targets]:
+    """The reference-layout names of a transformer's layers, each with the diffusers layers it feeds."""
+    layers = reference_layers(_reference_table(model))
     return {
         _flat(ref): tuple(Target(component, p.module, p.rows, p.swap) for p in parts) for ref, parts in layers.items()
     }

@@ -3,17 +3,41 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.schedulers import DiscreteSchedule
 from diffusion.unet_patches import attach_key_bias
+
+
+class Removable(Protocol):
+    """What a UNet patch leaves behind for one call: a forward hook's handle, or a swapped attention processor."""
+
+    def remove(self) -> None: ...
+
+
+class UnetPatch(Protocol):
+    """A model option that changes features inside the UNet (FreeU, attention patches): `attach` registers hooks
+    on the module (or swaps attention processors) and returns what undoes them; `unet_forward` undoes them after
+    each call, so the shared module is never left changed."""
+
+    def attach(self, unet: nn.Module) -> list[Removable]: ...
+
+
+class Predictor(Protocol):
+    """One more x0 estimate within a sampling step, for guidance that needs extra model calls (PAG, SAG,
+    Perp-Neg): of the guider's conditioning set `conditioning` (0 positive, 1 negative) or of a conditioning
+    list, at the noisy latent `x`, with `patch` attached for that call only. None when the guider has no such set."""
+
+    def __call__(
+        self, x: torch.Tensor, conditioning: int | Sequence[Any], patch: UnetPatch | None = None
+    ) -> torch.Tensor | None: ...
 
 
 @dataclass(frozen=True)
@@ -26,6 +50,7 @@ class GuidanceStep:
     uncond: torch.Tensor | None  # the negative's, when guidance evaluated it
     guided: torch.Tensor  # the guided estimate so far
     scale: float  # the guidance scale (cfg)
+    predict: Predictor | None = None  # further estimates of this step, when the sampler offers them
 
 
 # A model option that reworks the guided estimate of every step (RescaleCFG, CFGZeroStar, APG, ...). Samplers call
@@ -33,18 +58,16 @@ class GuidanceStep:
 PostGuidance = Callable[[GuidanceStep], torch.Tensor]
 
 
-class UnetPatch(Protocol):
-    """A model option that changes features inside the UNet (FreeU): `attach` registers forward hooks on the
-    module and returns their handles; `unet_forward` removes them after each call."""
-
-    def attach(self, unet: nn.Module) -> list[RemovableHandle]: ...
+# A model option that reworks the inpainting mask at each step (Differential Diffusion): (mask, sigma, the run's
+# sigmas, the model) -> the mask that step uses (1 = repaint).
+DenoiseMask = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "DiffusionModel"], torch.Tensor]
 
 
 @dataclass(eq=False)
 class DiffusionModel:
     unet: nn.Module  # diffusers UNet2DConditionModel
     family: str
-    prediction: str  # "eps", "v", "x0" or "flow" (rectified flow: velocity)
+    prediction: str  # "eps", "v", "edm" (+v, EDM), "x0" or "flow" (rectified flow: velocity)
     schedule: DiscreteSchedule
     manager: ModelManager
     latent_rgb_factors: tuple[tuple[float, float, float], ...]
@@ -52,6 +75,8 @@ class DiffusionModel:
     extra: dict[str, Any] = field(default_factory=dict)
     post_guidance: tuple[PostGuidance, ...] = ()
     unet_patches: tuple[UnetPatch, ...] = ()
+    denoise_mask: DenoiseMask | None = None
+    sigma_data: float = 1.0  # the data's standard deviation the prediction's scalings assume (EDM: 0.5)
 
     def loom_nbytes(self) -> int:
         return module_nbytes(self.unet)
@@ -68,6 +93,10 @@ class DiffusionModel:
         """A copy whose UNet calls run with `patch` attached (after those it has); the module is shared."""
         return replace(self, unet_patches=(*self.unet_patches, patch))
 
+    def with_denoise_mask(self, function: DenoiseMask) -> DiffusionModel:
+        """A copy whose inpainting masks go through `function` at each step (replacing any it has)."""
+        return replace(self, denoise_mask=function)
+
     def guide(self, step: GuidanceStep) -> torch.Tensor:
         """The guided estimate after the post-guidance functions, each seeing the previous one's result."""
         for function in self.post_guidance:
@@ -83,9 +112,11 @@ class DiffusionModel:
         s = sigma[:, None, None, None]
         if self.prediction == "flow":  # x = (1 - s) x0 + s noise, model predicts v = noise - x0
             return torch.ones_like(s), -s, torch.ones_like(s)
-        c_in = 1 / (s**2 + 1) ** 0.5
-        if self.prediction == "v":
-            return 1 / (s**2 + 1), -s / (s**2 + 1) ** 0.5, c_in
+        data = self.sigma_data**2
+        c_in = 1 / (s**2 + data) ** 0.5
+        if self.prediction in ("v", "edm"):  # Karras et al. 2022, table 1; EDM's network predicts +v
+            c_out = s * self.sigma_data / (s**2 + data) ** 0.5
+            return data / (s**2 + data), c_out if self.prediction == "edm" else -c_out, c_in
         if self.prediction == "x0":  # the UNet predicts the clean latent itself
             return torch.zeros_like(s), torch.ones_like(s), c_in
         return torch.ones_like(s), -s, c_in
@@ -124,13 +155,22 @@ class DiffusionModel:
             kwargs["down_block_additional_residuals"] = [r.to(dtype) for r in down_residuals]
         if mid_residual is not None:
             kwargs["mid_block_additional_residual"] = mid_residual.to(dtype)
-        # The patches' hooks live for this call only: copies of a model share its module.
-        handles = [handle for patch in self.unet_patches for handle in patch.attach(self.unet)]
-        if key_bias is not None:
-            handles += attach_key_bias(self.unet, key_bias)
-        try:
+        with self.patches_attached(key_bias):
             out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
-        finally:
-            for handle in handles:
-                handle.remove()
         return out.sample.float()
+
+    @contextmanager
+    def patches_attached(self, key_bias: torch.Tensor | None = None) -> Iterator[None]:
+        """The patches' hooks for one call only: copies of a model share its module. They come off in reverse
+        order, so processors wrapped twice go back to the original. `key_bias` adds a per-prompt-token
+        cross-attention bias (style models' attn_bias) for the call."""
+        handles: list[Removable] = []
+        try:
+            for patch in self.unet_patches:
+                handles.extend(patch.attach(self.unet))
+            if key_bias is not None:
+                handles.extend(attach_key_bias(self.unet, key_bias))
+            yield
+        finally:
+            for handle in reversed(handles):
+                handle.remove()

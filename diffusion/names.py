@@ -66,3 +66,15 @@ SCHEDULER_NAMES: tuple[str, ...] = (
     "linear_quadratic",
     "kl_optimal",
 )
+
+# The control types of union ControlNets (ControlNet++ / ProMax), in their task-embedding order.
+UNION_CONTROL_TYPES = (
+    "openpose",
+    "depth",
+    "hed/pidi/scribble/ted",
+    "canny/lineart/anime_lineart/mlsd",
+    "normal",
+    "segment",
+    "tile",
+    "repaint",
+)

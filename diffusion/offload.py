@@ -1,10 +1,11 @@
 """Per-block offload (`--lowvram`): a model larger than the device budget runs one block at a time.
 
 The model's weights stay where they were loaded (CPU, memory-mapped from the file). Its blocks are the items of its
-top-level module lists (a transformer's double/single blocks, a U-Net's down/up blocks); everything else (embedders,
-final norm and projection) is small and stays on the device while the model is loaded. Before a block's forward a
-device copy of each of its tensors takes the CPU tensor's place; after it the CPU tensor is put back and the copy
-released. A `Ledger` counts what is on the device, so the memory manager sees the streamed blocks too.
+outermost module lists (a transformer's double/single blocks, a text encoder's layers, a U-Net's down/up blocks);
+everything else (embedders, final norm and projection) is small and stays on the device while the model is loaded.
+Before a block's forward a device copy of each of its tensors takes the CPU tensor's place; after it the CPU tensor
+is put back and the copy released. A `Ledger` counts what is on the device, so the memory manager sees the streamed
+blocks too.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from torch.utils.hooks import RemovableHandle
 
 
 def blocks_of(model: nn.Module) -> list[nn.Module]:
-    """The items of every top-level nn.ModuleList, in order."""
-    return [block for child in model.children() if isinstance(child, nn.ModuleList) for block in child]
+    """The items of the outermost nn.ModuleLists, in order: a transformer's blocks at the top (FLUX, SD3) or
+    deeper (T5's `encoder.block`, CLIP's `text_model.encoder.layers`), a U-Net's down and up blocks."""
+    blocks: list[nn.Module] = []
+    for child in model.children():
+        blocks.extend(child if isinstance(child, nn.ModuleList) else blocks_of(child))
+    return blocks
 
 
 def _tensors(module: nn.Module, recurse: bool = True) -> Iterator[tuple[nn.Module, str, torch.Tensor]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from diffusion.model import GuidanceStep
+from diffusion.model import GuidanceStep, UnetPatch
 
 
 def _per_item(t: torch.Tensor) -> torch.Tensor:
@@ -128,3 +128,30 @@ class OperationOnGuidance:
         if step.uncond is None:
             return self.operation(latent=step.guided)
         return step.uncond + step.scale * self.operation(latent=step.cond - step.uncond)
+
+
+@dataclass(frozen=True)
+class SkipLayerGuidance:
+    """Skip-layer guidance (Stability AI's for SD3, after Perturbed-Attention Guidance, Ahn et al. 2024): while
+    sigma is within [sigma_end, sigma_start], predict the positive again with some transformer blocks skipped and
+    push the guided estimate away from that weaker prediction by `scale`; `rescale` > 0 then pulls the result's
+    spread toward the positive estimate's."""
+
+    skip: UnetPatch
+    scale: float
+    sigma_start: float
+    sigma_end: float
+    rescale: float = 0.0
+
+    def __call__(self, step: GuidanceStep) -> torch.Tensor:
+        sigma = float(step.sigma[0])
+        if self.scale <= 0 or step.predict is None or not self.sigma_end <= sigma <= self.sigma_start:
+            return step.guided
+        weaker = step.predict(step.x, 0, self.skip)
+        if weaker is None:
+            return step.guided
+        guided = step.guided + (step.cond - weaker) * self.scale
+        if self.rescale != 0:
+            factor = step.cond.std() / guided.std()
+            guided = guided * (self.rescale * factor + (1 - self.rescale))
+        return guided

@@ -55,6 +55,12 @@ class DiscreteSchedule:
         w = ((lo - log_sigma) / (lo - hi)).clamp(0, 1)
         return ((1 - w) * low + w * (low + 1)).view(sigma.shape)
 
+    def sigma_to_percent(self, sigma: float) -> float:
+        """How far through sampling a sigma lies (0 = pure noise, 1 = the end), by timestep: the inverse of
+        `percent_to_sigma`, which conditioning ranges and per-step model options are placed with."""
+        t = float(self.sigma_to_t(torch.tensor([sigma]))[0])
+        return 1 - t / (len(self.sigmas) - 1)
+
     def percent_to_sigma(self, percent: float) -> float:
         """The sigma a fraction of the way through sampling (0 = the start, pure noise; 1 = the end), by
         timestep: how conditioning ranges and sampler defaults are placed on a model's schedule."""
@@ -120,11 +126,15 @@ def simple(schedule: DiscreteSchedule, steps: int) -> torch.Tensor:
 
 
 def ddim_uniform(schedule: DiscreteSchedule, steps: int) -> torch.Tensor:
-    """DDIM's "uniform" discretisation: every (N // steps)-th training timestep starting at 1, top down."""
+    """DDIM's "uniform" timestep skip (Song et al. 2021, sec. 4.2) as the reference engine takes it: training
+    timesteps 1, 1 + c, 1 + 2c, ... below N with c = N // steps (at least 1), top down, then 0. Where c does not
+    divide N that is more than `steps` timesteps (7 steps: 8), and all of them run. A table whose second sigma is
+    already ~0 ends on it instead of an appended 0, with the spacing planned for steps + 1."""
     n = len(schedule.sigmas)
-    stride = max(n // steps, 1)
-    picked = [schedule.sigmas[i] for i in range(1, n, stride)]
-    return _append_zero(torch.stack(picked[::-1]))
+    ends_at_zero = math.isclose(float(schedule.sigmas[1]), 0.0, abs_tol=1e-5)
+    stride = max(n // (steps + 1 if ends_at_zero else steps), 1)
+    picked = schedule.sigmas[1::stride].flip(0).float()
+    return picked if ends_at_zero else _append_zero(picked)
 
 
 def beta(schedule: DiscreteSchedule, steps: int, alpha: float = 0.6, beta_: float = 0.6) -> torch.Tensor:

@@ -75,6 +75,29 @@ class FreeU:
         return hook
 
 
+def _pass_through(_module: nn.Module, _args: Any, kwargs: dict[str, Any], _output: Any) -> tuple[Any, Any]:
+    return kwargs["encoder_hidden_states"], kwargs["hidden_states"]
+
+
+@dataclass(frozen=True)
+class SkipBlocks:
+    """Transformer blocks that hand their inputs on unchanged (skip-layer guidance's degraded prediction):
+    `double` indexes the joint (image + text) blocks of FLUX and SD3, `single` FLUX's single-stream blocks.
+    Indices past a model's last block skip nothing, as in the reference."""
+
+    double: tuple[int, ...]
+    single: tuple[int, ...] = ()
+
+    def attach(self, unet: nn.Module) -> list[RemovableHandle]:
+        handles = []
+        for attr, indices in (("transformer_blocks", self.double), ("single_transformer_blocks", self.single)):
+            blocks = getattr(unet, attr, ())
+            for i in indices:
+                if i < len(blocks):
+                    handles.append(blocks[i].register_forward_hook(_pass_through, with_kwargs=True))
+        return handles
+
+
 def attach_key_bias(unet: nn.Module, bias: torch.Tensor) -> list[RemovableHandle]:
     """Add `bias` [rows, 1, keys] to the logits of every cross-attention layer (as its attention mask) for one
     call: per prompt token, how much more or less the image attends to it (style models' attn_bias)."""

@@ -127,15 +127,16 @@ def Float(
 def String(
     default: str | None = None,
     *,
-    multiline: bool = False,
+    multiline: bool | None = None,
     dynamic_prompts: bool | None = None,
     optional: bool = False,
     tooltip: str | None = None,
     force_input: bool = False,
     lazy: bool = False,
 ) -> Input:
-    """`dynamic_prompts` tells the canvas whether to expand {a|b} choices in the text before queueing."""
-    options: dict[str, Any] = {"multiline": True} if multiline else {}
+    """`dynamic_prompts` tells the canvas whether to expand {a|b} choices in the text before queueing; `multiline`
+    is stated in the schema only when given (some reference classes state False)."""
+    options: dict[str, Any] = {"multiline": multiline} if multiline is not None else {}
     if dynamic_prompts is not None:
         options["dynamicPrompts"] = dynamic_prompts
     return Input(STRING, default, optional, tooltip, lazy, force_input, options)

@@ -25,6 +25,7 @@ BUILTIN_MODULES = (
     "nodes.conditioning_models",
     "nodes.lora",
     "nodes.controlnet",
+    "nodes.gligen",
     "nodes.clip_vision",
     "nodes.ip_adapter",
     "nodes.unclip",
@@ -36,6 +37,7 @@ BUILTIN_MODULES = (
     "nodes.dit",
     "nodes.pending_loaders",
     "nodes.rebatch",
+    "nodes.hooks",
 )
 
 

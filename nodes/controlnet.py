@@ -1,4 +1,5 @@
-"""ControlNetLoader, DiffControlNetLoader, ControlNetApply and ControlNetApplyAdvanced.
+"""ControlNetLoader, DiffControlNetLoader, ControlNetApply and ControlNetApplyAdvanced; SetUnionControlNetType (the
+control type a union ControlNet reads its hint as) and ControlNetInpaintingAliMamaApply (image and mask hints).
 
 Applying a ControlNet returns new conditioning pairs whose dict holds a `ControlHint` under "control", chained on top
 of any control already there; the sampler sums the chain's residuals at each step.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from diffusion.names import UNION_CONTROL_TYPES
 from engine.context import NodeContext
 from engine.native import Combo, Float, Out, Socket, node
 from nodes.shared import file_input, model_file, model_files
@@ -94,4 +96,40 @@ def ControlNetApplyAdvanced(
     `vae` is accepted for workflow compatibility; it is only needed by latent-hint ControlNets, which Loom does not
     load, so pixel hints are used as they are."""
     args = (control_net, image, strength, start_percent, end_percent)
+    return apply_control(positive, *args), apply_control(negative, *args)
+
+
+@node(category="conditioning/controlnet", outputs=[Out("CONTROL_NET")])
+def SetUnionControlNetType(
+    control_net: Any = Socket("CONTROL_NET"), type: str = Combo(("auto", *UNION_CONTROL_TYPES))
+) -> tuple:
+    """The control type a union ControlNet (ControlNet++ / ProMax) reads its hint as; a plain ControlNet takes no
+    type and is unaffected. Returns a new CONTROL_NET sharing the loaded one."""
+    from diffusion.controlnet import ControlNetError, with_control_type
+
+    try:
+        return (with_control_type(control_net, type),)
+    except ControlNetError as exc:
+        raise ValueError(f"type: {exc}") from exc
+
+
+@node(category="conditioning/controlnet", outputs=[Out("CONDITIONING", "positive"), Out("CONDITIONING", "negative")])
+def ControlNetInpaintingAliMamaApply(
+    positive: Any = COND,
+    negative: Any = COND,
+    control_net: Any = Socket("CONTROL_NET"),
+    vae: Any = Socket("VAE"),
+    image: Any = Socket("IMAGE"),
+    mask: Any = Socket("MASK"),
+    strength: float = Float(1.0, min=0.0, max=10.0, step=0.01),
+    start_percent: float = Float(0.0, min=0.0, max=1.0, step=0.001),
+    end_percent: float = Float(1.0, min=0.0, max=1.0, step=0.001),
+) -> tuple:
+    """An inpainting ControlNet on both conditionings: a ControlNet made for a mask channel gets the image with the
+    masked part blacked out plus the mask; any other acts as with Apply ControlNet. `vae` serves latent-hint
+    ControlNets, which Loom does not load; pixel hints are used as they are."""
+    from diffusion.controlnet import inpaint_hint
+
+    hint = inpaint_hint(control_net, image, mask)
+    args = (control_net, hint, strength, start_percent, end_percent)
     return apply_control(positive, *args), apply_control(negative, *args)

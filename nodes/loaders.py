@@ -1,4 +1,5 @@
-"""Model loaders: checkpoints (MODEL, CLIP, VAE), standalone VAEs, and CLIP skip.
+"""Model loaders: checkpoints (MODEL, CLIP, VAE, with or without an LDM config), standalone VAEs, CLIP skip, and
+hypernetworks.
 
 A loaded model is a cache entry like any other output: the loaders' fingerprint is the file's size and mtime,
 so two workflows naming the same unchanged file share one copy, and a replaced file loads again.
@@ -11,8 +12,8 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.environment import NodeEnvironment
-from engine.native import Combo, Int, Out, Socket, node
-from nodes.shared import embedding_dirs, file_identity, model_file, model_files, model_manager
+from engine.native import Combo, Float, Int, Out, Socket, node
+from nodes.shared import embedding_dirs, file_identity, file_input, model_file, model_files, model_manager
 
 
 def _checkpoint_identity(ckpt_name: str, env: NodeEnvironment | None = None) -> Any:
@@ -199,3 +200,25 @@ def DiffusersLoader(
     except Exception as exc:
         _raise_named("model_path", exc)
     return ckpt.model, ckpt.clip, ckpt.vae
+
+
+@node(category="loaders", outputs=["MODEL"], fingerprint=file_input("hypernetworks", "hypernetwork_name"))
+def HypernetworkLoader(
+    model: Any = Socket("MODEL"),
+    hypernetwork_name: str = Combo(model_files("hypernetworks")),
+    strength: float = Float(1.0, min=-10.0, max=10.0, step=0.01),
+    *,
+    ctx: NodeContext,
+) -> Any:
+    """A hypernetwork from models/hypernetworks on the model's attention layers (key and value inputs get
+    `x + strength * mlp(x)` wherever the file has MLPs for that width); the loaded model is shared, not changed."""
+    from diffusion.hypernetwork import HypernetworkError, HypernetworkPatch, load_hypernetwork
+
+    if not hasattr(model, "with_unet_patch"):
+        raise ValueError("model: hypernetworks patch the attention of U-Net models (SD 1.x, SD 2.x, SDXL)")
+    path = model_file(ctx.env, "hypernetworks", hypernetwork_name, "hypernetwork_name")
+    try:
+        nets = load_hypernetwork(path)
+    except HypernetworkError as exc:
+        raise ValueError(f"hypernetwork_name: {exc}") from exc
+    return model.with_unet_patch(HypernetworkPatch(nets, strength))

@@ -2,7 +2,7 @@
 assume them (the stock front end's model library maps each model folder to one of these) and workflows naming
 them load; running one fails with a clear error naming what to use instead.
 
-Each is replaced here by the real loader when its model family lands (image-to-video models, GLIGEN).
+Each is replaced here by the real loader when its model family lands (image-to-video models).
 """
 
 from __future__ import annotations
@@ -34,9 +34,3 @@ def ImageOnlyCheckpointLoader(ckpt_name: str = Combo(model_files("checkpoints"))
         f"image-to-video checkpoints such as {ckpt_name!r}",
         "text-to-image checkpoints load with CheckpointLoaderSimple",
     )
-
-
-@node(category="loaders", outputs=[Out("GLIGEN")], display_name="GLIGENLoader", deprecated=True)
-def GLIGENLoader(gligen_name: str = Combo(model_files("gligen"))) -> Any:
-    """A GLIGEN model from models/gligen: not supported yet."""
-    _not_yet("GLIGENLoader", f"GLIGEN models such as {gligen_name!r}", "remove the node to run the rest")

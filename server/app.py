@@ -48,7 +48,7 @@ def create_app(state: ServerState) -> web.Application:
     config = state.config
     policy = SecurityPolicy(token=config.auth_token, loopback_only=all_loopback(config.host))
     app = web.Application(
-        middlewares=[errors_as_json, make_middleware(policy)],
+        middlewares=[state.activity.middleware, errors_as_json, make_middleware(policy)],
         client_max_size=config.max_upload_bytes + 1024 * 1024,  # multipart overhead on top of one upload
     )
     hub = Hub(state.jobs, state.feature_flags(), previews_for_all=config.preview_method in ("auto", "latent2rgb"))

@@ -15,6 +15,7 @@ from engine.folders import Folders
 from engine.jobs import JobQueue
 from engine.packs import PackSummary
 from engine.registry import NodeRegistry
+from server.activity import RequestActivity
 from server.hub import Hub
 from server.logs import LogRing
 from server.users import UserFiles
@@ -64,6 +65,7 @@ class ServerState:
     hub: Hub = field(init=False)  # set by server.app.create_app
     users: UserFiles = field(init=False)
     logs: LogRing = field(default_factory=LogRing)  # recent log lines while the app runs (server.app attaches it)
+    activity: RequestActivity = field(default_factory=RequestActivity)  # requests being answered (server.app counts)
 
     def __post_init__(self) -> None:
         self.users = UserFiles(self.folders.user, multi_user=self.config.multi_user)

@@ -39,12 +39,14 @@ class VEDenoiser:
     def __init__(self, inner: Denoise, sigmas: torch.Tensor, levels: torch.Tensor) -> None:
         self.inner = inner
         self.exact = {float(v): float(s) for v, s in zip(levels, sigmas, strict=True)}
+        self.last_level = levels[0]  # of the latest call: the step callback reports the latent it was given
 
     def flow_sigma(self, level: torch.Tensor) -> torch.Tensor:
         exact = self.exact.get(float(level.flatten()[0]))
         return torch.full_like(level, exact) if exact is not None else to_flow(level)
 
     def __call__(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        self.last_level = level.flatten()[0]
         return self.inner(x / (1 + level.reshape(-1, 1, 1, 1)), self.flow_sigma(level))
 
     @property
@@ -73,7 +75,7 @@ def run_in_ve_space(
         return noise(denoiser.flow_sigma(level), denoiser.flow_sigma(level_next))
 
     def ve_callback(i: int, x_ve: torch.Tensor, denoised: torch.Tensor) -> None:
-        cb(i, x_ve / (1 + levels[i]), denoised)
+        cb(i, x_ve / (1 + denoiser.last_level), denoised)
 
     converted = dict(options)
     for name in level_options:

@@ -30,3 +30,11 @@ def sd1(tiny_files, manager):
     from diffusion.loader import load_checkpoint
 
     return load_checkpoint(tiny_files["sd1"][0], manager)
+
+
+@pytest.fixture(scope="module")
+def attention_model(manager):
+    """The tiny SD 1.x model with self-attention at every depth (tests/diffusion/tiny_patch_models.py)."""
+    from tests.diffusion.tiny_patch_models import attention_model
+
+    return attention_model(manager)

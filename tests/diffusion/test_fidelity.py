@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import pytest
 import torch
 
 from diffusion.samplers import SAMPLERS
@@ -21,11 +22,43 @@ class _Model:
     schedule: DiscreteSchedule
 
 
-def test_ddim_uniform_takes_every_c_th_training_timestep_from_1() -> None:
+def _sd1_sigma(t: int) -> float:
+    """SD 1.x's training sigma at timestep t, from the scaled-linear betas (0.00085 to 0.012 over 1000 steps)."""
+    root_lo, root_hi = 0.00085**0.5, 0.012**0.5
+    alphabar = math.prod(1 - (root_lo + (root_hi - root_lo) * i / 999) ** 2 for i in range(t + 1))
+    return math.sqrt((1 - alphabar) / alphabar)
+
+
+@pytest.mark.parametrize(
+    ("steps", "picked"),
+    [
+        (1, [1]),
+        (3, [667, 334, 1]),  # c = 333
+        (6, [997, 831, 665, 499, 333, 167, 1]),  # c = 166 does not divide 1000: 7 timesteps
+        (7, [995, 853, 711, 569, 427, 285, 143, 1]),  # c = 142: 8 timesteps
+        (8, [876, 751, 626, 501, 376, 251, 126, 1]),  # c = 125
+        (10, [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]),
+    ],
+)
+def test_ddim_uniform_takes_every_c_th_training_timestep_from_1(steps: int, picked: list[int]) -> None:
     """DDIM (Song et al. 2021, "uniform" skip): tau_i = i * c + 1 with c = 1000 // steps, top down, then 0."""
-    for steps, picked in ((10, [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]), (3, [667, 334, 1])):
-        want = torch.cat([SCHEDULE.sigmas[picked], torch.zeros(1)])
-        assert torch.equal(sigmas_for(SCHEDULE, "ddim_uniform", steps), want)
+    want = torch.tensor([*map(_sd1_sigma, picked), 0.0], dtype=torch.float32)
+    torch.testing.assert_close(sigmas_for(SCHEDULE, "ddim_uniform", steps), want, rtol=1e-6, atol=0)
+
+
+def test_ddim_uniform_with_more_steps_than_half_the_table_takes_every_timestep() -> None:
+    """c = 1000 // 600 = 1: all 999 timesteps from 999 down to 1 (the reference runs 999 steps, not 600)."""
+    sigmas = sigmas_for(SCHEDULE, "ddim_uniform", 600)
+    assert torch.equal(sigmas, torch.cat([SCHEDULE.sigmas[1:].flip(0), torch.zeros(1)]))
+
+
+def test_ddim_uniform_on_a_table_that_starts_at_zero_ends_on_its_own_zero() -> None:
+    """A table whose second sigma is ~0: the spacing is planned for steps + 1 (100 // 5 = 20 for 4 steps) and the
+    last pick, sigma[1] = 0, is the end; no 0 is appended."""
+    table = torch.cat([torch.zeros(2), torch.linspace(0.1, 9.8, 98)])
+    sigmas = sigmas_for(DiscreteSchedule(table), "ddim_uniform", 4)
+    assert torch.equal(sigmas, table[[81, 61, 41, 21, 1]])
+    assert float(sigmas[-1]) == 0.0
 
 
 def test_ddim_uniform_keeps_every_picked_timestep_when_steps_do_not_divide_1000() -> None:

@@ -100,7 +100,18 @@ def test_the_denoiser_sees_the_flow_sigmas_and_latents() -> None:
 
     sigmas = _sigmas(6)
     x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
-    SAMPLERS["euler_ancestral"](recording, x, sigmas, GaussianNoise(SHAPE, 1), lambda *_: None, flow_model=True)
+    reported: list[float] = []
+
+    def report(_i: int, x_now: torch.Tensor, _denoised: torch.Tensor) -> None:
+        reported.append(float(x_now.std()))
+
+    SAMPLERS["euler_ancestral"](recording, x, sigmas, GaussianNoise(SHAPE, 1), report, flow_model=True)
     assert [s for s, _ in seen] == pytest.approx(sigmas[:-1].tolist(), abs=1e-6)
     assert seen[0][0] == 1.0 and seen[0][1] == pytest.approx(float(x.std()), rel=1e-4)
     assert all(spread < 1.2 for _, spread in seen)  # flow latents, never the VE ones (x / (1 - sigma))
+    assert reported == pytest.approx([spread for _, spread in seen], rel=1e-5)  # the callback sees them too
+    many = _sigmas(3)  # dpm_adaptive reports more steps than there are sigmas
+    calls: list[int] = []
+    SAMPLERS["dpm_adaptive"](denoise, x, many, GaussianNoise(SHAPE, 1), lambda i, *_: calls.append(i), flow_model=True,
+                             eta=1.0)  # fmt: skip
+    assert len(calls) > len(many)

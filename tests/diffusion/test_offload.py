@@ -110,6 +110,14 @@ def test_sampling_with_lowvram_gives_the_same_latent(flux_file: Path) -> None:
     assert 0 < manager.ledger.peak <= budget
 
 
+def test_blocks_are_found_below_the_top_level_too() -> None:
+    from diffusion.t5 import build_t5
+    from diffusion.tiny_dit import t5_file_state, tiny_t5_arch
+
+    t5 = build_t5(tiny_t5_arch(), t5_file_state(), "t5", torch.float32)
+    assert blocks_of(t5) == list(t5.encoder.block) and len(blocks_of(t5)) == tiny_t5_arch().layers
+
+
 def test_a_failing_block_still_gives_its_weights_back(flux_file: Path) -> None:
     model = load_diffusion_model(flux_file, _manager()).unet
     manager = _manager(_budget_for(model))

@@ -120,3 +120,90 @@ def test_diff_controlnet_is_completed_with_the_models_unet(flows: Any) -> None:
         from diffusion.controlnet import load_controlnet
 
         load_controlnet(flows.folder("controlnet") / "diff.safetensors")
+
+
+def _union_net(folder: Any) -> Any:
+    from diffusers import ControlNetUnionModel
+
+    from tests.diffusion.tiny_lora_models import CONTEXT
+
+    torch.manual_seed(4)
+    net = ControlNetUnionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        cross_attention_dim=CONTEXT,
+        attention_head_dim=8,
+        norm_num_groups=8,
+        conditioning_embedding_out_channels=(4, 4, 8, 8),
+        num_control_type=8,
+        num_trans_channel=8,
+        num_trans_head=2,
+        num_proj_channel=8,
+        addition_time_embed_dim=4,  # the control type's sinusoidal embedding width
+    )
+    with torch.no_grad():
+        for param in net.parameters():
+            param.normal_(0, 0.2)
+    net.eval().requires_grad_(False).save_pretrained(folder)
+    return net
+
+
+def _step(hint: ControlHint) -> Any:
+    gen = torch.Generator().manual_seed(1)
+    x, context = torch.randn(1, 4, 8, 8, generator=gen), torch.randn(1, 3, 16, generator=gen)
+    return hint.residuals(x, torch.tensor([10.0]), context, 0.0), (x, context)
+
+
+def test_union_type_selects_the_task_embedding_and_leaves_plain_controlnets_alone(run: Any, env: Any) -> None:
+    from diffusion.controlnet import ControlNetError, ControlTypes
+
+    folder = env.folders.model_dirs("controlnet")[0] / "union"
+    net = _union_net(folder)
+    (loaded,) = run("ControlNetLoader", control_net_name="union/diffusion_pytorch_model.safetensors")
+    assert isinstance(loaded, ControlTypes) and loaded.union and loaded.types == ()
+    (depth,) = run("SetUnionControlNetType", control_net=loaded, type="depth")
+    assert depth.types == (1,) and depth.net is loaded.net and loaded.types == ()  # the loaded one is shared
+    image = torch.rand(1, 64, 64, 3)
+    (down, mid), (x, context) = _step(ControlHint(depth, image))
+    one_hot = torch.zeros(1, 8)
+    one_hot[0, 1] = 1
+    cond = [ControlHint(depth, image).hint(x, None)]
+    with torch.no_grad():
+        want_down, want_mid = net(
+            x, torch.tensor([10.0]), encoder_hidden_states=context, controlnet_cond=cond, control_type=one_hot,
+            control_type_idx=[1], conditioning_scale=[1.0], return_dict=False,
+        )  # fmt: skip
+    assert torch.allclose(mid, want_mid, atol=1e-6) and all(
+        torch.allclose(a, b, atol=1e-6) for a, b in zip(down, want_down, strict=True)
+    )
+    (canny,) = run("SetUnionControlNetType", control_net=depth, type="canny/lineart/anime_lineart/mlsd")
+    assert canny.types == (3,) and not torch.allclose(_step(ControlHint(canny, image))[0][1], mid)
+    with pytest.raises(ControlNetError, match="needs its control type"):
+        _step(ControlHint(loaded, image))
+    plain = tiny_controlnet()
+    (typed,) = run("SetUnionControlNetType", control_net=plain, type="tile")
+    assert torch.equal(_step(ControlHint(typed, image))[0][1], _step(ControlHint(plain, image))[0][1])
+
+
+def test_alimama_inpainting_hint_carries_the_mask_for_a_mask_channel(run: Any) -> None:
+    from diffusers import ControlNetModel
+
+    image, mask = torch.rand(1, 16, 16, 3), torch.zeros(1, 16, 16)
+    mask[:, 4:12, 4:12] = 1.0
+    plain = tiny_controlnet()
+    args = {"vae": None, "image": image, "mask": mask, "strength": 0.8, "start_percent": 0.0, "end_percent": 1.0}
+    pos, neg = run("ControlNetInpaintingAliMamaApply", positive=_cond(), negative=_cond(), control_net=plain, **args)
+    hint = pos[0][1]["control"]
+    assert hint.image is image and hint.strength == 0.8 and neg[0][1]["control"].image is image  # as Apply ControlNet
+    torch.manual_seed(0)
+    four = ControlNetModel(
+        block_out_channels=(8, 16), layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        cross_attention_dim=16, attention_head_dim=8, norm_num_groups=8,
+        conditioning_embedding_out_channels=(4, 4, 8, 8), conditioning_channels=4,
+    ).eval()  # fmt: skip
+    pos, _neg = run("ControlNetInpaintingAliMamaApply", positive=_cond(), negative=_cond(), control_net=four, **args)
+    got = pos[0][1]["control"].image
+    assert got.shape == (1, 16, 16, 4)
+    assert torch.equal(got[..., 3], 1 - mask) and torch.equal(got[..., :3], image * (1 - mask)[..., None])
+    assert _step(pos[0][1]["control"])[0] is not None

@@ -349,3 +349,45 @@ def test_sdxl_refiner_time_ids_carry_the_aesthetic_score(mreg, menv) -> None:
     rows = {tuple(r.tolist()) for ids in seen for r in ids}
     # (height, width, crop_h, crop_w, aesthetic score): the prompt's score, 2.5 for a negative without one
     assert (512.0, 640.0, 0.0, 0.0, 7.5) in rows and (64.0, 64.0, 0.0, 0.0, 2.5) in rows
+
+
+def _sample(run: Runner, model, clip) -> torch.Tensor:
+    cond = run("CLIPTextEncode", text="a cat", clip=clip)
+    return run(
+        "KSampler",
+        model=model,
+        seed=3,
+        steps=2,
+        cfg=4.0,
+        sampler_name="euler",
+        scheduler="normal",
+        positive=cond,
+        negative=run("CLIPTextEncode", text="", clip=clip),
+        latent_image={"samples": torch.zeros(1, 4, 8, 8)},
+        denoise=1.0,
+    )["samples"]
+
+
+def test_hypernetwork_loader(mreg, menv, loaded) -> None:
+    from tests.diffusion.tiny_hypernetworks import write_pt
+
+    model, clip, _vae = loaded
+    run = Runner(mreg, menv)
+    folder = menv.folders.model_dirs("hypernetworks")[0]
+    context, inner = model.unet.config.cross_attention_dim, model.unet.config.block_out_channels[-1]
+    write_pt(folder / "zero.pt", {context: 1, inner: 2}, zero_out=True)
+    write_pt(folder / "style.pt", {context: 1, inner: 2})
+    assert mreg.get("HypernetworkLoader").schema()["input"]["required"]["hypernetwork_name"][0] == [
+        "style.pt",
+        "zero.pt",
+    ]
+    plain = _sample(run, model, clip)
+    zero = run("HypernetworkLoader", model=model, hypernetwork_name="zero.pt", strength=1.0)
+    assert torch.equal(_sample(run, zero, clip), plain)
+    styled = run("HypernetworkLoader", model=model, hypernetwork_name="style.pt", strength=1.0)
+    assert styled is not model and styled.unet is model.unet and not model.unet_patches  # the base is shared
+    assert not torch.allclose(_sample(run, styled, clip), plain)
+    assert torch.equal(_sample(run, model, clip), plain)  # and untouched
+    (folder / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"hypernetwork_name: junk\.pt: not a readable hypernetwork"):
+        run("HypernetworkLoader", model=model, hypernetwork_name="junk.pt", strength=1.0)

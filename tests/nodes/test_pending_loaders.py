@@ -11,7 +11,6 @@ from nodes.pending_loaders import LoaderNotAvailable
 
 SCHEMAS = {
     "ImageOnlyCheckpointLoader": (["ckpt_name"], ["MODEL", "CLIP_VISION", "VAE"], "checkpoints"),
-    "GLIGENLoader": (["gligen_name"], ["GLIGEN"], "gligen"),
 }
 
 
@@ -31,7 +30,6 @@ def test_schema_lists_the_model_folder(name: str, registry: NodeRegistry, env: N
     ("name", "inputs"),
     [
         ("ImageOnlyCheckpointLoader", {"ckpt_name": "svd.safetensors"}),
-        ("GLIGENLoader", {"gligen_name": "gligen.safetensors"}),
     ],
 )
 def test_running_fails_clearly(name: str, inputs: dict[str, str], run) -> None:

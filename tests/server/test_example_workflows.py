@@ -88,3 +88,14 @@ async def test_ip_adapter_example_runs_through_the_api(tmp_path: Path) -> None:
     prompt["9"]["inputs"]["steps"] = 2
     entry = await run_through_api(tmp_path, folders, prompt)
     assert_one_saved_image(entry, folders, "11")
+
+
+@pytest.mark.slow
+async def test_sd3_example_runs_through_the_api(tmp_path: Path) -> None:
+    folders = fresh_machine(tmp_path)
+    assert "loom-demo-tiny-sd3-medium.safetensors" in folders.list_models("diffusion_models")
+    assert "loom-demo-tiny-clip-g.safetensors" in folders.list_models("text_encoders")
+    prompt = json.loads((WORKFLOWS / "sd3.api.json").read_text())
+    prompt["7"]["inputs"].update(width=64, height=48)
+    prompt["8"]["inputs"]["steps"] = 2
+    assert_one_saved_image(await run_through_api(tmp_path, folders, prompt), folders, "10")

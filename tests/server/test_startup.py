@@ -1,4 +1,5 @@
-"""Start-up stays light: assembling the server imports neither torch nor diffusers (they load when a node runs)."""
+"""Start-up stays light: assembling the server imports neither torch nor diffusers; `serve` imports them in the
+background once it answers, so that a first job does not wait for them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from cli import build_parser
 from cli.runtime import runtime_settings
+from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,3 +52,19 @@ def test_cache_flags() -> None:
     assert not runtime_settings(build_parser().parse_args(["validate", "x.json"])).cache_classic
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--cache-none", "--cache-lru", "3"])
+
+
+@pytest.mark.slow
+def test_serve_imports_the_model_layer_in_the_background_after_it_starts_answering(tmp_path: Path) -> None:
+    """The first job would otherwise pay for importing torch, diffusers and transformers (seconds)."""
+    from tests.server.test_crash import Child
+
+    child = Child(tmp_path)  # returns once /object_info answers
+    log = tmp_path / "server.log"
+    try:
+        wait_for(lambda: "model layer imported in the background" in log.read_text(), timeout=600, interval=0.5)
+        text = log.read_text()
+        assert text.index("serving on") < text.index("model layer imported in the background")
+        assert "CheckpointLoaderSimple" in child.get("/object_info")
+    finally:
+        child.stop()

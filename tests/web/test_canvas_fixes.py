@@ -146,6 +146,12 @@ def test_widget_promoted_to_a_subgraph_input_feeds_the_inner_node(canvas) -> Non
     canvas.shot("promoted-outside")
     prompt = canvas.js("return app.prompt();")
     assert prompt[f"{outer}:{inner}"]["inputs"]["steps"] == 3
+    # The server's conversion of the saved file agrees (what `main.py run` and POST /workflow/convert do).
+    server = canvas.js(
+        "return fetch('/api/workflow/convert', {method: 'POST', body: JSON.stringify(app.graph.serialize())})"
+        ".then(r => r.json());"
+    )
+    assert server[f"{outer}:{inner}"]["inputs"] == prompt[f"{outer}:{inner}"]["inputs"]
 
     # It survives a reload of the workflow, and the server runs it.
     canvas.js("app.loadWorkflow(JSON.parse(JSON.stringify(app.graph.serialize())));")

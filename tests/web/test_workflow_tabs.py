@@ -119,10 +119,18 @@ def test_tabs_and_saved_workflows_survive_a_reload(open_canvas, own_server) -> N
     page.wait_for_function("() => document.querySelectorAll('.workflow-tab').length === 2")
     assert active(canvas) == "alpha" and sampler_title(canvas) == "Alpha sampler"
     canvas.shot("reopened")
+
+    # Saving another tab under the same name: the file holds that one now, the old tab is an unsaved copy.
+    page.locator(".workflow-tab .title").first.click()
+    page.fill(".workflow-name", "alpha")
+    page.click(".workflows-panel button.save")
+    page.wait_for_function("() => document.querySelector('.workflow-tab.active .title').textContent === 'alpha'")
+    assert tabs(canvas) == ["alpha", "alpha •"]
     assert canvas.errors == []
 
 
-def test_a_job_shows_on_the_tab_it_was_queued_from(canvas) -> None:
+@pytest.mark.parametrize("closed", [False, True], ids=["switched", "closed"])
+def test_a_job_shows_on_the_tab_it_was_queued_from(canvas, closed: bool) -> None:
     page = canvas.page
     make_fast(canvas)
     new_seed(canvas)
@@ -131,6 +139,10 @@ def test_a_job_shows_on_the_tab_it_was_queued_from(canvas) -> None:
     queued = canvas.js("return app.queue();")
     assert len(queued) == 1
     page.click(".workflow-tabs .new-tab")  # the job runs on while another workflow is shown
+    if closed:  # ... or after the tab it came from was closed
+        page.once("dialog", lambda d: d.accept())
+        page.locator(".workflow-tab .close").first.click()
+        assert tabs(canvas) == ["Unsaved workflow"]
     page.wait_for_function(
         "(id) => fetch('/api/history/' + id).then(r => r.json()).then(h => !!h[id])", arg=queued[0], timeout=120_000
     )

@@ -41,7 +41,7 @@ def skip_unless_nodes_exist(name: str, registry: NodeRegistry) -> None:
 
 def test_every_example_has_both_formats_and_a_readme_entry() -> None:
     readme = (WORKFLOWS / "README.md").read_text()
-    assert len(EXAMPLES) == 13
+    assert len(EXAMPLES) == 14
     for name in EXAMPLES:
         canvas = json.loads((WORKFLOWS / f"{name}.json").read_text())
         assert is_canvas(canvas), name
@@ -69,11 +69,13 @@ def test_canvas_example_lists_a_slot_per_widget(name: str, registry: NodeRegistr
         assert slots == {w.name for w in widget_inputs(spec)}, (name, node["id"])
 
 
-OUT_OF_THE_BOX = ("txt2img", "flux")  # examples naming the demo files themselves: they validate on a bare machine
+# examples naming the demo files themselves: they validate on a bare machine
+OUT_OF_THE_BOX = ("txt2img", "flux", "sd3")
 SMALL = ["KSampler.steps=2", "Empty Latent.width=64", "Empty Latent.height=64"]
 # Per example: `--set` overrides that keep the run small, and the model files it needs besides the checkpoint.
 RUNS: dict[str, list[str]] = {
     "flux": ["KSampler.steps=2", "Empty Latent.width=64", "Empty Latent.height=64"],
+    "sd3": ["KSampler.steps=2", "Empty Latent.width=64", "Empty Latent.height=64"],
     "txt2img": SMALL,
     "img2img": SMALL[:1],
     "inpainting": SMALL[:1],

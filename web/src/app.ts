@@ -101,7 +101,7 @@ export class App implements LoomApp {
       confirmClose: (tab) => window.confirm(`"${tab.title}" has unsaved changes. Close it anyway?`),
     });
     this.files.opener = (load, title, saved) => this.tabs.open(load, title, saved);
-    this.runner.onQueued = (id) => this.tabs.active.jobs.add(id);
+    this.runner.onQueued = (id) => this.tabs.active?.jobs.add(id);
     this.execution.elsewhere = (id) => this.tabs.elsewhere(id);
     this.history = new HistoryPanel(this.api, {
       open: (workflow, title) => this.files.loadWorkflow(workflow, title),
@@ -110,7 +110,7 @@ export class App implements LoomApp {
     this.workflows = new WorkflowsPanel(this.api, {
       serialize: () => serializeWorkflow(this.state.graph),
       open: (name, workflow) => this.files.loadWorkflow(workflow, name, name),
-      current: () => this.tabs.active,
+      current: () => this.tabs.active ?? { saved: null, modified: false },
       savedAs: (name) => this.tabs.savedAs(name),
       savedChanged: (name, to) => this.tabs.savedChanged(name, to),
     });

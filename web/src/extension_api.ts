@@ -24,7 +24,8 @@ export interface LoomApp {
   prompt(): ApiPrompt;
   /** Queues the canvas `batch` times; resolves to the prompt ids accepted. */
   queue(batch?: number): Promise<string[]>;
-  /** Replaces the canvas with a workflow (canvas or API format) as one undo step; false when it is neither. */
+  /** Opens a workflow (canvas or API format) in a tab (the active one when it is an untouched unsaved workflow);
+   * false when it is neither. */
   loadWorkflow(data: unknown): boolean;
   /** Zooms to show the workflow; `readable: false` allows zooming out below the scale where text is drawn. */
   fitView(options?: { readable?: boolean }): void;

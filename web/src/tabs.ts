@@ -53,6 +53,8 @@ export class WorkflowTabs {
   readonly element = el("nav", { class: "workflow-tabs", "aria-label": "Open workflows" });
   readonly tabs: Tab[] = [];
   #active!: Tab;
+  /** Jobs of tabs closed since: their events belong to no workflow on the canvas. */
+  readonly #orphanJobs = new Set<string>();
 
   constructor(
     private readonly state: GraphState,
@@ -62,7 +64,8 @@ export class WorkflowTabs {
     state.onChange.push(() => this.markModified());
   }
 
-  get active(): Tab {
+  /** The tab shown; undefined until `restore()` ran (a panel may ask before). */
+  get active(): Tab | undefined {
     return this.#active;
   }
 
@@ -164,6 +167,7 @@ export class WorkflowTabs {
     if (tab.modified && !this.hooks.confirmClose(tab)) return false;
     const index = this.tabs.indexOf(tab);
     this.tabs.splice(index, 1);
+    for (const id of tab.jobs) this.#orphanJobs.add(id);
     if (tab === this.#active) {
       const next = this.tabs[Math.min(index, this.tabs.length - 1)];
       if (next) {
@@ -178,9 +182,10 @@ export class WorkflowTabs {
     return true;
   }
 
-  /** Whether the job was queued from a tab other than the active one. */
+  /** Whether the job was queued from a tab other than the active one (or from one closed since). */
   elsewhere(promptId: string | undefined): boolean {
-    return promptId !== undefined && this.tabs.some((t) => t !== this.#active && t.jobs.has(promptId));
+    if (promptId === undefined) return false;
+    return this.#orphanJobs.has(promptId) || this.tabs.some((t) => t !== this.#active && t.jobs.has(promptId));
   }
 
   /** The active tab changed (an edit, undo or redo). */
@@ -190,8 +195,11 @@ export class WorkflowTabs {
     this.#render();
   }
 
-  /** The active tab was saved as `name`. */
+  /** The active tab was saved as `name`; another tab that was that saved workflow is an unsaved copy now. */
   savedAs(name: string): void {
+    for (const tab of this.tabs.filter((t) => t.saved === name && t !== this.#active)) {
+      Object.assign(tab, { saved: null, modified: true });
+    }
     Object.assign(this.#active, { title: name, saved: name, modified: false });
     this.state.schedulePersist();
     this.#render();
