@@ -6,7 +6,9 @@ hidden size 3072, with FLUX.1-dev's guidance embedding) to a temporary file, loa
 (meta-device build, tensors assigned from the memory map), then times Euler steps at the chosen image size through
 Loom's sampler (CFG 1, one transformer call per step) and the same number of calls of the bare diffusers module on
 the same packed inputs. The two are measured in turns, `--repeats` times, and the fastest of each kept, so load from
-other processes on a shared machine biases neither. Overhead = Loom's step time / bare forward time - 1.
+other processes on a shared machine biases neither. Overhead = Loom's step time / bare forward time - 1; on a
+loaded machine that ratio swings with the other processes, so the in-run overhead is printed too: the time a
+sampling run spends outside the transformer's forward over the time inside it, both from the same run.
 `--lowvram` also times Loom with the transformer run block by block (diffusion/offload.py) under a budget of half
 the model.
 Run: .venv/bin/python bench/dit.py [--hidden 3072] [--double 2] [--single 4] [--size 256] [--steps 4] [--lowvram]
@@ -65,6 +67,24 @@ def timed(run: Callable[[], object], calls: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / calls
 
 
+class ForwardClock:
+    """Seconds spent inside `module`'s forward calls, from hooks around them."""
+
+    def __init__(self, module: torch.nn.Module, device: torch.device) -> None:
+        self.inside, self.started = 0.0, 0.0
+        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        module.register_forward_pre_hook(lambda *_: self.start())
+        module.register_forward_hook(lambda *_: self.stop())
+
+    def start(self) -> None:
+        self.sync()
+        self.started = time.perf_counter()
+
+    def stop(self) -> None:
+        self.sync()
+        self.inside += time.perf_counter() - self.started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hidden", type=int, default=3072)
@@ -107,6 +127,10 @@ def main() -> None:
         best = fastest({"loom": loom(model), "bare": bare}, args.steps, args.repeats, manager.device)
         print(f"loom: {best['loom']:.3f} s/step   bare diffusers forward: {best['bare']:.3f} s/call   "
               f"overhead: {100 * (best['loom'] / best['bare'] - 1):+.1f}%   (best of {args.repeats})")  # fmt: skip
+        clock = ForwardClock(model.unet, manager.device)
+        total = timed(loom(model), 1, manager.device)
+        print(f"in-run overhead: {100 * (total / clock.inside - 1):+.2f}% ({total - clock.inside:.3f} s of "
+              f"{total:.3f} s outside the transformer over {args.steps} steps)")  # fmt: skip
         print(f"peak RSS: {peak_rss_gb():.2f} GiB   device: {manager.device} {manager.dtype}")
         if args.lowvram:
             budget = module_nbytes(model.unet) // 2
