@@ -5,7 +5,11 @@ read + cast to fp32 of the same file), the first and the following sampling step
 sampler against a bare diffusers UNet forward, VAE decode time, peak RSS; then the PSNR of each precision's image
 against fp32's.
 
-    python bench/model_layer.py [--sizes 256 512] [--steps 2] [--precisions auto fp32 bf16]
+`--channels-last fp32 bf16` adds runs of those precisions with the UNet in channels-last memory format (compared
+with the same precision's plain run, and by PSNR with fp32's image). `--checkpoint FILE` uses that file instead of
+writing one.
+
+    python bench/model_layer.py [--sizes 256 512] [--steps 2] [--precisions auto fp32 bf16] [--channels-last fp32]
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -114,16 +119,21 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(1 / mse)
 
 
-def run_precision(path: Path, precision: str, sizes: list[int], steps: int, out_dir: Path) -> None:
+def run_precision(
+    path: Path, precision: str, sizes: list[int], steps: int, out_dir: Path, channels_last: bool = False
+) -> None:
     """One precision in this (fresh) process: load, sample, decode; prints figures, saves the images for PSNR."""
     torch.set_grad_enabled(False)
     manager = ModelManager.create(force_cpu=not torch.cuda.is_available(), precision=precision)
     start = time.perf_counter()
     ckpt = load_checkpoint(path, manager)
     loaded = time.perf_counter() - start
+    label = f"{precision}-cl" if channels_last else precision
+    if channels_last:
+        ckpt.model.unet.to(memory_format=torch.channels_last)
     weights = {p.dtype for p in ckpt.model.unet.parameters()}
     print(
-        f"[{precision}] compute {str(manager.dtype).removeprefix('torch.')}, UNet weights "
+        f"[{label}] compute {str(manager.dtype).removeprefix('torch.')}, UNet weights "
         f"{', '.join(str(d).removeprefix('torch.') for d in weights)}: load_checkpoint {loaded:.2f} s, "
         f"RSS after load {peak_rss_gb():.2f} GB"
     )
@@ -151,13 +161,13 @@ def run_precision(path: Path, precision: str, sizes: list[int], steps: int, out_
         decode_start = time.perf_counter()
         image = ckpt.vae.decode(result["samples"])
         decode = time.perf_counter() - decode_start
-        torch.save(image, out_dir / f"{precision}-{size}.pt")
+        torch.save(image, out_dir / f"{label}-{size}.pt")
         print(
-            f"[{precision}] {size}x{size}: first step {first:.3f} s; step {loom_step:.3f} s, of which UNet forward "
+            f"[{label}] {size}x{size}: first step {first:.3f} s; step {loom_step:.3f} s, of which UNet forward "
             f"{unet_step:.3f} s (Loom's own work {100 * (loom_step / unet_step - 1):+.2f}%); bare UNet forward "
             f"{bare:.3f} s; VAE decode {decode:.3f} s"
         )
-    print(f"[{precision}] peak RSS {peak_rss_gb():.2f} GB")
+    print(f"[{label}] peak RSS {peak_rss_gb():.2f} GB; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> int:
@@ -165,23 +175,27 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256])
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--precisions", nargs="+", default=["auto", "fp32", "bf16"])
+    parser.add_argument("--channels-last", nargs="*", default=[], metavar="PRECISION")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="an SD 1.5 file to use instead of writing one")
     parser.add_argument("--one", nargs=2, metavar=("CHECKPOINT", "OUT_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        run_precision(Path(args.one[0]), args.precisions[0], args.sizes, args.steps, Path(args.one[1]))
+        cl = bool(args.channels_last)
+        run_precision(Path(args.one[0]), args.precisions[0], args.sizes, args.steps, Path(args.one[1]), cl)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "sd15-random.safetensors"
-        t = timed(lambda: write_full_checkpoint(path))
-        print(
-            f"wrote {path.stat().st_size / 1e9:.2f} GB fp16 checkpoint in {t:.1f} s; threads {torch.get_num_threads()}"
-        )
+        path = args.checkpoint or Path(tmp) / "sd15-random.safetensors"
+        if args.checkpoint is None:
+            t = timed(lambda: write_full_checkpoint(path))
+            print(f"wrote {path.stat().st_size / 1e9:.2f} GB fp16 checkpoint in {t:.1f} s")
+        print(f"{path.stat().st_size / 1e9:.2f} GB fp16 checkpoint; threads {torch.get_num_threads()}")
         gc.collect()
         from safetensors.torch import load_file
 
         plain = timed(lambda: {k: v.float() for k, v in load_file(str(path)).items()})
         print(f"plain safetensors load_file + cast to fp32: {plain:.2f} s")
-        for precision in args.precisions:  # a process each, so that each peak RSS is its own
+        runs = [(p, False) for p in args.precisions] + [(p, True) for p in args.channels_last]
+        for precision, channels_last in runs:  # a process each, so that each peak RSS is its own
             cmd = [
                 sys.executable,
                 __file__,
@@ -194,10 +208,12 @@ def main() -> int:
                 str(args.steps),
                 "--sizes",
                 *map(str, args.sizes),
+                *(["--channels-last", precision] if channels_last else []),
             ]
             subprocess.run(cmd, check=True)
         if "fp32" in args.precisions:
-            for other in (p for p in args.precisions if p != "fp32"):
+            others = [p for p in args.precisions if p != "fp32"] + [f"{p}-cl" for p in args.channels_last]
+            for other in others:
                 for size in args.sizes:
                     ref = torch.load(Path(tmp) / f"fp32-{size}.pt")
                     img = torch.load(Path(tmp) / f"{other}-{size}.pt")

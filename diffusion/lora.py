@@ -3,7 +3,8 @@
 A patched model is a structural copy of the base whose untouched parameters ARE the base's tensors (shared, not
 copied) and whose patched layers hold new weights `W + strength * alpha/rank * up @ down`. The base stays
 bit-identical however many LoRAs are applied and dropped, stacking is applying to a patched copy, and removing a
-LoRA is dropping the copy.
+LoRA is dropping the copy. `patch_copies` does the same for any `WeightUpdate` (hooks' model-as-LoRA diffs too),
+each with its own strength.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -47,8 +49,17 @@ class LoraPatch:
     up: torch.Tensor
     scale: float
 
-    def add_to(self, flat: torch.Tensor, strength: float) -> None:
-        """`flat += strength * scale * up @ down` in place, on the weight viewed as [out, in * kernel]."""
+    @property
+    def component(self) -> str:
+        return self.target.component
+
+    @property
+    def parameter(self) -> str:
+        return f"{self.target.module}.weight"
+
+    def add_to(self, work: torch.Tensor, base: torch.Tensor, strength: float) -> None:
+        """`work += strength * scale * up @ down` in place, on the weight viewed as [out, in * kernel]."""
+        flat = work.view(work.shape[0], -1)
         up = self.up.to(flat.device, flat.dtype).reshape(self.up.shape[0], -1)
         down = self.down.to(flat.device, flat.dtype).reshape(self.down.shape[0], -1)
         flat.addmm_(up, down, alpha=strength * self.scale)
@@ -63,16 +74,20 @@ class DiffPatch:
     delta: torch.Tensor
     param: str = "weight"  # or "bias"
 
-    def add_to(self, flat: torch.Tensor, strength: float) -> None:
-        """`flat += strength * delta` in place, the delta viewed as `flat` is."""
-        flat.add_(self.delta.to(flat.device, flat.dtype).reshape(flat.shape), alpha=strength)
+    @property
+    def component(self) -> str:
+        return self.target.component
+
+    @property
+    def parameter(self) -> str:
+        return f"{self.target.module}.{self.param}"
+
+    def add_to(self, work: torch.Tensor, base: torch.Tensor, strength: float) -> None:
+        """`work += strength * delta` in place, the delta viewed as `work` is."""
+        work.add_(self.delta.to(work.device, work.dtype).reshape(work.shape), alpha=strength)
 
 
 Patch = LoraPatch | DiffPatch
-
-
-def _param(patch: Patch) -> str:
-    return patch.param if isinstance(patch, DiffPatch) else "weight"
 
 
 @dataclass(slots=True)
@@ -173,6 +188,19 @@ def shared_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
+class WeightUpdate(Protocol):
+    """A change to one parameter of one component ("unet", "te1", "te2"): `add_to` adds it, at `strength`, to
+    `work` (a float32 copy of the parameter that may already hold other updates); `base` is the unpatched value."""
+
+    @property
+    def component(self) -> str: ...
+
+    @property
+    def parameter(self) -> str: ...
+
+    def add_to(self, work: torch.Tensor, base: torch.Tensor, strength: float) -> None: ...
+
+
 def apply_patches(
     components: Mapping[str, nn.Module], patches: Sequence[Patch], strengths: Mapping[str, float]
 ) -> dict[str, nn.Module]:
@@ -180,26 +208,30 @@ def apply_patches(
 
     `strengths` gives the strength per component; a component at strength 0 (or without patches) is returned as is.
     """
-    by_component: dict[str, list[Patch]] = {}
-    for patch in patches:
-        if strengths.get(patch.target.component, 0.0) != 0.0:
-            by_component.setdefault(patch.target.component, []).append(patch)
+    return patch_copies(components, [(patch, float(strengths.get(patch.component, 0.0))) for patch in patches])
+
+
+def patch_copies(
+    components: Mapping[str, nn.Module], updates: Sequence[tuple[WeightUpdate, float]]
+) -> dict[str, nn.Module]:
+    """`components` with each updated one replaced by a shared copy carrying the updates in order, each at its
+    strength; updates at strength 0 are skipped, so a component none changes is returned as is."""
+    by_component: dict[str, dict[str, list[tuple[WeightUpdate, float]]]] = {}
+    for update, strength in updates:
+        if strength != 0.0:
+            by_component.setdefault(update.component, {}).setdefault(update.parameter, []).append((update, strength))
     out = dict(components)
-    for name, todo in by_component.items():
-        strength = float(strengths[name])
+    for name, by_parameter in by_component.items():
         clone = shared_copy(components[name])
-        by_tensor: dict[tuple[str, str], list[Patch]] = {}
-        for patch in todo:
-            by_tensor.setdefault((patch.target.module, _param(patch)), []).append(patch)
         with torch.no_grad():
-            for (module_name, param), group in by_tensor.items():
-                module = clone.get_submodule(module_name)
-                base = getattr(module, param)
+            for parameter, todo in by_parameter.items():
+                owner_name, _, leaf = parameter.rpartition(".")
+                owner = clone.get_submodule(owner_name)
+                base = getattr(owner, leaf)
                 # One float32 copy of the tensor takes every delta in place (half-precision sums would lose bits).
                 work = base.detach().to(torch.float32, copy=True)
-                flat = work.view(work.shape[0], -1) if work.ndim > 1 else work
-                for patch in group:
-                    patch.add_to(flat, strength)
-                setattr(module, param, nn.Parameter(work.to(base.dtype), requires_grad=base.requires_grad))
+                for update, strength in todo:
+                    update.add_to(work, base, strength)
+                setattr(owner, leaf, nn.Parameter(work.to(base.dtype), requires_grad=base.requires_grad))
         out[name] = clone
     return out

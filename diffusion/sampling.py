@@ -20,7 +20,9 @@ from typing import Any
 import torch
 
 from diffusion.controlnet import Crop, chain_residuals
+from diffusion.gligen import gligen_attached
 from diffusion.guidance import CFG, Guider, Rule
+from diffusion.hooks import HookedModels, HookError, HookKey
 from diffusion.model import DiffusionModel, GuidanceStep, UnetPatch
 from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
@@ -125,7 +127,11 @@ def _as_entries(conditioning: Conditioning, name: str) -> list[_Entry]:
 
 class Guided:
     """D(x, sigma): the x0 estimates of every conditioning set in one batched UNet call, combined by a guidance
-    rule (classifier-free guidance for KSampler). Keeps the step's unguided estimate for CFG++ samplers."""
+    rule (classifier-free guidance for KSampler). Keeps the step's unguided estimate for CFG++ samplers.
+
+    Entries with hooks (diffusion.hooks) are predicted by the model with their hooks' weights at this step's
+    keyframe strengths, a call per distinct set of weights. Entries marked "default" fill in only where the other
+    entries of their set leave weight below 1 (e.g. outside every hooked entry's mask), with the weight left."""
 
     def __init__(
         self,
@@ -135,8 +141,10 @@ class Guided:
         latent: torch.Tensor,
         device: torch.device,
         keep_uncond: bool = False,
+        sigma_max: float | None = None,
     ) -> None:
         self.model, self.rule, self.device = model, rule, device
+        self.hooked = HookedModels(model, sigma_max if sigma_max is not None else model.schedule.sigma_max)
         self.sets = [_as_entries(cond, name) for name, cond in sets]
         if not self.sets[0]:
             raise SamplingError(f"{sets[0][0]}: the conditioning is empty")
@@ -145,8 +153,33 @@ class Guided:
         self.pixel_h, self.pixel_w = latent.shape[2] * 8, latent.shape[3] * 8
         self.last_uncond: torch.Tensor | None = None
 
-    def _active(self, entries: list[_Entry], percent: float) -> list[_Entry]:
-        return [e for e in entries if e.opts.get("start_percent", 0.0) <= percent <= e.opts.get("end_percent", 1.0)]
+    @staticmethod
+    def _active(entries: list[_Entry], percent: float) -> list[_Entry]:
+        """The entries acting at `percent`: within their timestep range, and within their CLIP schedule range."""
+        active = []
+        for e in entries:
+            start = max(e.opts.get("start_percent", 0.0), e.opts.get("clip_start_percent", 0.0))
+            end = min(e.opts.get("end_percent", 1.0), e.opts.get("clip_end_percent", 1.0))
+            if start <= percent <= end:
+                active.append(e)
+        return active
+
+    def _with_defaults(self, active: list[_Entry], x: torch.Tensor) -> tuple[list[_Entry], list[Region]]:
+        """The active entries and their regions; "default" entries weigh what the others leave uncovered of each
+        cell (1 minus their summed weights, at least 0) and are dropped where that is nothing."""
+        regular = [e for e in active if not e.opts.get("default")]
+        regions = [region(e.opts, x) for e in regular]
+        defaults = [e for e in active if e.opts.get("default")]
+        if not defaults:
+            return regular, regions
+        covered = torch.zeros(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+        for reg in regions:
+            covered[..., reg.y0 : reg.y1, reg.x0 : reg.x1] += reg.weight
+        left = (1 - covered).clamp_min(0)
+        if not bool((left > 0).any()):
+            return regular, regions
+        whole = Region(0, x.shape[2], 0, x.shape[3], left)
+        return regular + defaults, regions + [whole] * len(defaults)
 
     def _step_percent(self, sigma: float) -> float:
         """How far through the model's full noise range a sigma lies (0 = pure noise)."""
@@ -154,15 +187,17 @@ class Guided:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         percent = self._step_percent(float(sigma[0]))
-        groups = []
+        groups: list[tuple[list[_Entry], list[Region]]] = []
         for i, entries in enumerate(self.sets):
             active = self._active(entries, percent) if self.wanted[i] else []
-            groups.append(active or entries[:1] if i == 0 else active)
-        flat = [e for group in groups for e in group]
-        preds = self._predict(flat, x, sigma, percent)
+            if i == 0 and not active:
+                active = entries[:1]
+            groups.append(self._with_defaults(active, x))
+        flat = [e for group, _ in groups for e in group]
+        preds = self._predict(flat, [r for _, regions in groups for r in regions], x, sigma, percent)
         estimates: list[torch.Tensor | None] = []
         start = 0
-        for group in groups:
+        for group, _ in groups:
             chunk = preds[start : start + len(group)]
             estimates.append(self._combine(x, group, chunk) if group else None)
             start += len(group)
@@ -194,44 +229,56 @@ class Guided:
             entries = _as_entries(conditioning, "empty_conditioning")
         if not entries:
             return None
-        model = self.model if patch is None else self.model.with_unet_patch(patch)
-        return self._combine(x, entries, self._predict(entries, x, sigma, percent, model))
+        entries, regions = self._with_defaults(entries, x)
+        return self._combine(x, entries, self._predict(entries, regions, x, sigma, percent, patch))
 
     def _predict(
         self,
         entries: list[_Entry],
+        regions: list[Region],
         x: torch.Tensor,
         sigma: torch.Tensor,
         percent: float,
-        model: DiffusionModel | None = None,
+        patch: UnetPatch | None = None,
     ) -> list[tuple[Region, torch.Tensor]]:
         """x0 estimates per entry, each computed on its region's crop of the latent; entries sharing a region
-        (most often: the whole frame) go through the UNet (this guider's model, or `model`: a patched copy) together."""
-        regions = [region(e.opts, x) for e in entries]
-        groups: dict[tuple[int, int, int, int], list[int]] = {}
-        for i, reg in enumerate(regions):
-            groups.setdefault(reg.bounds, []).append(i)
+        (most often: the whole frame) and hook weights go through the UNet together, with `patch` for this call
+        when one is given."""
+        groups: dict[tuple[tuple[int, int, int, int], HookKey], list[int]] = {}
+        for i, (entry, reg) in enumerate(zip(entries, regions, strict=True)):
+            try:
+                hooks = self.hooked.key(entry.opts.get("hooks"), float(sigma[0]))
+            except HookError as exc:
+                raise SamplingError(f"hooks: {exc}") from exc
+            groups.setdefault((reg.bounds, hooks), []).append(i)
         height, width = x.shape[2], x.shape[3]
         preds: list[tuple[Region, torch.Tensor]] = [None] * len(entries)  # type: ignore[list-item]
-        for bounds, indices in groups.items():
+        for (bounds, hooks), indices in groups.items():
             crop = regions[indices[0]].crop(x)
             group = [entries[i] for i in indices]
             area = None if bounds == (0, height, 0, width) else (height, width, *bounds)
-            denoised = self._forward(group, crop, sigma, percent, area, model or self.model)
+            try:
+                model = self.hooked.model(hooks)
+            except HookError as exc:
+                raise SamplingError(f"hooks: {exc}") from exc
+            if patch is not None:
+                model = model.with_unet_patch(patch)
+            denoised = self._forward(model, group, crop, sigma, percent, area)
             for i, chunk in zip(indices, denoised.split(self.batch), strict=True):
                 preds[i] = (regions[i], chunk)
         return preds
 
     def _forward(
         self,
+        model: DiffusionModel,
         entries: list[_Entry],
         x: torch.Tensor,
         sigma: torch.Tensor,
         percent: float,
         area: Crop | None,
-        model: DiffusionModel,
     ) -> torch.Tensor:
-        """x0 estimates of `entries` on `x` (the whole latent, or the `area` of it), one batched UNet call."""
+        """x0 estimates of `entries` on `x` (the whole latent, or the `area` of it), one batched call of `model`
+        (the sampled model, or a copy of it carrying the entries' hooks and a post-guidance pass's patch)."""
         n = len(entries)
         c_skip, c_out, c_in = model.scalings(sigma)
         x_in = (x * c_in).repeat(n, 1, 1, 1)
@@ -242,15 +289,20 @@ class Guided:
         added = self._added(entries)
         down, mid = self._control(entries, x_in, t, context, added, percent, area)
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
-        with unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area)):
+        boxes = [e.opts.get("gligen") for e in entries for _ in range(self.batch)]
+        with (
+            unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area)),
+            gligen_attached(model.unet, boxes, (x.shape[2], x.shape[3])),
+        ):
             out = model.unet_forward(x_in, t, context, added, down, mid)
         return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
 
     def _combine(
         self, x: torch.Tensor, entries: list[_Entry], preds: list[tuple[Region, torch.Tensor]]
     ) -> torch.Tensor:
-        """Strength-weighted mean of the entries' estimates; areas and masks weight only where they apply."""
-        if not has_regions([e.opts for e in entries]):
+        """Strength-weighted mean of the entries' estimates; areas, masks and defaults weight only where they
+        apply."""
+        if not has_regions([e.opts for e in entries]) and not any(e.opts.get("default") for e in entries):
             return self._mean([p for _r, p in preds], entries)
         return blend(preds, x)
 
@@ -442,7 +494,9 @@ def run(
     noise = noise.float().to(device)
     sigmas = sigmas.to(device)
     x = model.noise_scaling(sigmas[0], noise, x0)
-    guided = Guided(model, guider.sets, guider.rule, x0, device, keep_uncond=sampler.needs_uncond)
+    guided = Guided(
+        model, guider.sets, guider.rule, x0, device, keep_uncond=sampler.needs_uncond, sigma_max=float(sigmas.max())
+    )
     denoiser: Guided | Inpaint = guided
     mask = latent.get("noise_mask")
     m = latent_mask(mask, x0).to(device) if isinstance(mask, torch.Tensor) else None

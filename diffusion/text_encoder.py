@@ -7,17 +7,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from diffusion.checkpoint import CheckpointError, TensorFile
 from diffusion.detect import TextArch
+from diffusion.hooks import ClipHooks, clip_schedule, patch_components
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.prompt import Window, tokenize_prompt
 from diffusion.tokenizer import EOS, ClipTokenizer
 
 EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin", ".pth")
+COMPONENTS = ("te1", "te2")  # the units' names as LoRA and hook patches address them (diffusion.lora_keys)
 
 
 @dataclass(eq=False)
@@ -44,6 +47,7 @@ class TextEncoder:
     layer: int | None = None  # CLIPSetLastLayer's value; None keeps each encoder's family default
     extra: dict[str, object] = field(default_factory=dict)
     view: bool = False  # shares the modules of another TextEncoder (the cache counts their bytes there)
+    hooks: ClipHooks | None = None  # SetClipHooks' hooks: encoding patches the units with them
 
     def loom_nbytes(self) -> int:
         return 1024 if self.view else sum(module_nbytes(u.module) for u in self.units)
@@ -57,6 +61,31 @@ class TextEncoder:
     def with_units(self, units: Sequence[EncoderUnit]) -> TextEncoder:
         """A copy around other encoder modules (e.g. ones with LoRA deltas applied); this one stays untouched."""
         return replace(self, units=tuple(units))
+
+    def components(self) -> dict[str, nn.Module]:
+        """The encoder modules by the names patches address them with (te1, te2)."""
+        return {name: unit.module for name, unit in zip(COMPONENTS, self.units, strict=False)}
+
+    def encode_scheduled(
+        self, text: str, warn: Callable[[str], None] = lambda _m: None, per_encoder: dict[str, str] | None = None
+    ) -> list[tuple[Encoded, dict[str, Any]]]:
+        """`encode` as conditioning entries (encoding, extra keys): one plain entry without hooks; with hooks, the
+        units patched at each range of the hooks' CLIP schedule, the range under clip_start/end_percent, and the
+        hooks themselves under "hooks" when they apply to the conditioning too."""
+        if self.hooks is None:
+            return [(self.encode(text, warn, per_encoder), {})]
+        group = self.hooks.group
+        ranges = clip_schedule(group, self.hooks.schedule)
+        out = []
+        for start, end, strengths in ranges:
+            modules = patch_components(self.components(), list(zip(group.hooks, strengths, strict=True)))
+            units = [replace(u, module=modules[n]) for n, u in zip(COMPONENTS, self.units, strict=False)]
+            patched = replace(self.with_units(units), hooks=None)
+            extras: dict[str, Any] = {"hooks": group} if self.hooks.apply_to_conds else {}
+            if self.hooks.schedule:
+                extras |= {"clip_start_percent": start, "clip_end_percent": end}
+            out.append((patched.encode(text, warn if not out else lambda _m: None, per_encoder), extras))
+        return out
 
     @property
     def device(self) -> torch.device:
@@ -101,6 +130,19 @@ class TextEncoder:
                 conds[i] = torch.cat([cond, *[blank] * ((longest - cond.shape[1]) // blank.shape[1])], dim=1)
         return Encoded(torch.cat(conds, dim=-1).float().cpu(), pooled.float().cpu() if pooled is not None else None)
 
+    @torch.no_grad()
+    def phrase_embedding(self, text: str) -> torch.Tensor:
+        """The first encoder's final-layer-normed state at the end-of-text token, unprojected ([1, width]): the
+        phrase embedding GLIGEN's boxes carry."""
+        unit = self.units[0]
+        self.manager.load([unit.module])
+        words = self.tokenizer.words
+        window = tokenize_prompt(text, words, lambda _n: None, lambda _m: None, unit.arch.pad_token)[0]
+        whole = replace(unit, arch=replace(unit.arch, pooled=True))
+        _hidden, pooled = run_clip(whole, window.tokens, -1, self.device, self.manager.dtype, project=False)
+        assert pooled is not None
+        return pooled.float().cpu()
+
     def _encode_unit(self, unit: EncoderUnit, windows: list[Window]) -> tuple[torch.Tensor, torch.Tensor | None]:
         outs, pooled = [], None
         empty: torch.Tensor | None = None
@@ -119,9 +161,15 @@ class TextEncoder:
 
 
 def run_clip(
-    unit: EncoderUnit, tokens: list, layer: int | None, device: torch.device, dtype: torch.dtype
+    unit: EncoderUnit,
+    tokens: list,
+    layer: int | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    project: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One 77-token window through one encoder, stopping at the requested layer.
+    """One 77-token window through one encoder, stopping at the requested layer (the pooled output, for encoders
+    that give one, through the text projection when `project`).
 
     Embedding vectors (tensors among the tokens) replace the token embedding at their position.
     """
@@ -156,7 +204,7 @@ def run_clip(
         final = text_model.final_layer_norm(states)
         eos = [pos for pos, t in enumerate(tokens) if isinstance(t, int) and t == EOS]
         pooled = final[:, eos[0] if eos else -1]
-        if hasattr(model, "text_projection"):
+        if project and hasattr(model, "text_projection"):
             pooled = model.text_projection(pooled)
     return selected, pooled
 

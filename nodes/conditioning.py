@@ -27,8 +27,17 @@ def CLIPTextEncode(
     """Encode a prompt with the checkpoint's text encoder(s); long prompts are encoded in 77-token windows."""
     if clip is None:
         raise ValueError("clip: the checkpoint has no text encoder")
-    encoded = clip.encode(text, ctx.warn)
-    return [[encoded.cond, {"pooled_output": encoded.pooled}]]
+    return [[encoded.cond, {"pooled_output": encoded.pooled, **extras}] for encoded, extras in _encode(clip, text, ctx)]
+
+
+def _encode(clip: Any, text: str, ctx: NodeContext, per_encoder: dict[str, str] | None = None) -> list[Any]:
+    """(encoding, extra keys) per conditioning entry: one, or one per range of a hooked CLIP's schedule
+    (SetClipHooks) with the hooks attached."""
+    from diffusion.text_encoder import TextEncoder
+
+    if isinstance(clip, TextEncoder):
+        return clip.encode_scheduled(text, ctx.warn, per_encoder)
+    return [(clip.encode(text, ctx.warn, per_encoder), {})]
 
 
 @node(category="advanced/conditioning", outputs=["CONDITIONING"])
@@ -50,21 +59,16 @@ def CLIPTextEncodeSDXL(
         raise ValueError("clip: the checkpoint has no text encoder")
     if clip.family != "sdxl":
         raise ValueError(f"clip: CLIPTextEncodeSDXL needs an SDXL text encoder, this one is {clip.family}")
-    encoded = clip.encode(text_g, ctx.warn, per_encoder={"clip_l": text_l, "clip_g": text_g})
-    return [
-        [
-            encoded.cond,
-            {
-                "pooled_output": encoded.pooled,
-                "width": width,
-                "height": height,
-                "crop_w": crop_w,
-                "crop_h": crop_h,
-                "target_width": target_width,
-                "target_height": target_height,
-            },
-        ]
-    ]
+    sizes = {
+        "width": width,
+        "height": height,
+        "crop_w": crop_w,
+        "crop_h": crop_h,
+        "target_width": target_width,
+        "target_height": target_height,
+    }
+    entries = _encode(clip, text_g, ctx, {"clip_l": text_l, "clip_g": text_g})
+    return [[encoded.cond, {"pooled_output": encoded.pooled, **sizes, **extras}] for encoded, extras in entries]
 
 
 @node(category="advanced/conditioning", outputs=["CONDITIONING"])
@@ -81,6 +85,8 @@ def CLIPTextEncodeSDXLRefiner(
     (its added time embedding holds size, crop and score instead of the base model's target size)."""
     if clip is None:
         raise ValueError("clip: the checkpoint has no text encoder")
-    encoded = clip.encode(text, ctx.warn)
     sizes = {"aesthetic_score": ascore, "width": width, "height": height}
-    return [[encoded.cond, {"pooled_output": encoded.pooled, **sizes}]]
+    return [
+        [encoded.cond, {"pooled_output": encoded.pooled, **sizes, **extras}]
+        for encoded, extras in _encode(clip, text, ctx)
+    ]

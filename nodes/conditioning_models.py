@@ -91,6 +91,7 @@ RANGE = {"min": 0.0, "max": 1.0, "step": 0.001}
 @node(
     category="advanced/hooks",
     outputs=[Out("TIMESTEPS_RANGE"), Out("TIMESTEPS_RANGE", "BEFORE_RANGE"), Out("TIMESTEPS_RANGE", "AFTER_RANGE")],
+    display_name="Timesteps Range",
     experimental=True,
 )
 def ConditioningTimestepsRange(
