@@ -130,6 +130,19 @@ class TextEncoder:
                 conds[i] = torch.cat([cond, *[blank] * ((longest - cond.shape[1]) // blank.shape[1])], dim=1)
         return Encoded(torch.cat(conds, dim=-1).float().cpu(), pooled.float().cpu() if pooled is not None else None)
 
+    @torch.no_grad()
+    def phrase_embedding(self, text: str) -> torch.Tensor:
+        """The first encoder's final-layer-normed state at the end-of-text token, unprojected ([1, width]): the
+        phrase embedding GLIGEN's boxes carry."""
+        unit = self.units[0]
+        self.manager.load([unit.module])
+        words = self.tokenizer.words
+        window = tokenize_prompt(text, words, lambda _n: None, lambda _m: None, unit.arch.pad_token)[0]
+        whole = replace(unit, arch=replace(unit.arch, pooled=True))
+        _hidden, pooled = run_clip(whole, window.tokens, -1, self.device, self.manager.dtype, project=False)
+        assert pooled is not None
+        return pooled.float().cpu()
+
     def _encode_unit(self, unit: EncoderUnit, windows: list[Window]) -> tuple[torch.Tensor, torch.Tensor | None]:
         outs, pooled = [], None
         empty: torch.Tensor | None = None
@@ -148,9 +161,15 @@ class TextEncoder:
 
 
 def run_clip(
-    unit: EncoderUnit, tokens: list, layer: int | None, device: torch.device, dtype: torch.dtype
+    unit: EncoderUnit,
+    tokens: list,
+    layer: int | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    project: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One 77-token window through one encoder, stopping at the requested layer.
+    """One 77-token window through one encoder, stopping at the requested layer (the pooled output, for encoders
+    that give one, through the text projection when `project`).
 
     Embedding vectors (tensors among the tokens) replace the token embedding at their position.
     """
@@ -185,7 +204,7 @@ def run_clip(
         final = text_model.final_layer_norm(states)
         eos = [pos for pos, t in enumerate(tokens) if isinstance(t, int) and t == EOS]
         pooled = final[:, eos[0] if eos else -1]
-        if hasattr(model, "text_projection"):
+        if project and hasattr(model, "text_projection"):
             pooled = model.text_projection(pooled)
     return selected, pooled
 

@@ -25,6 +25,7 @@ BUILTIN_MODULES = (
     "nodes.conditioning_models",
     "nodes.lora",
     "nodes.controlnet",
+    "nodes.gligen",
     "nodes.clip_vision",
     "nodes.ip_adapter",
     "nodes.preprocess",

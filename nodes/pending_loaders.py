@@ -2,8 +2,7 @@
 assume them (the stock front end's model library maps each model folder to one of these) and workflows naming
 them load; running one fails with a clear error naming what to use instead.
 
-Each is replaced here by the real loader when its model family lands (CLIP vision image prompts and style models,
-GLIGEN).
+Each is replaced here by the real loader when its model family lands (CLIP vision image prompts and style models).
 """
 
 from __future__ import annotations
@@ -41,9 +40,3 @@ def ImageOnlyCheckpointLoader(ckpt_name: str = Combo(model_files("checkpoints"))
 def StyleModelLoader(style_model_name: str = Combo(model_files("style_models"))) -> Any:
     """A style model (image prompt adapter) from models/style_models: not supported yet."""
     _not_yet("StyleModelLoader", f"style models such as {style_model_name!r}", "remove the node to run the rest")
-
-
-@node(category="loaders", outputs=[Out("GLIGEN")], display_name="GLIGENLoader", deprecated=True)
-def GLIGENLoader(gligen_name: str = Combo(model_files("gligen"))) -> Any:
-    """A GLIGEN model from models/gligen: not supported yet."""
-    _not_yet("GLIGENLoader", f"GLIGEN models such as {gligen_name!r}", "remove the node to run the rest")
