@@ -58,6 +58,14 @@ class GuidanceStep:
 PostGuidance = Callable[[GuidanceStep], torch.Tensor]
 
 
+class LatentFormat(Protocol):
+    """A model's own latent space (diffusion.latent_format): the sampler maps Loom's latent in and the result out."""
+
+    def to_model(self, latent: torch.Tensor) -> torch.Tensor: ...
+
+    def from_model(self, latent: torch.Tensor) -> torch.Tensor: ...
+
+
 # A model option that reworks the inpainting mask at each step (Differential Diffusion): (mask, sigma, the run's
 # sigmas, the model) -> the mask that step uses (1 = repaint).
 DenoiseMask = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "DiffusionModel"], torch.Tensor]
@@ -77,6 +85,7 @@ class DiffusionModel:
     unet_patches: tuple[UnetPatch, ...] = ()
     denoise_mask: DenoiseMask | None = None
     sigma_data: float = 1.0  # the data's standard deviation the prediction's scalings assume (EDM: 0.5)
+    latent_format: LatentFormat | None = None  # the model's own latent space, when not Loom's (Playground v2.5)
 
     def loom_nbytes(self) -> int:
         return module_nbytes(self.unet)

@@ -518,7 +518,10 @@ def run(
         return out, out
     device = model.manager.device
     model.manager.load([model.unet])
+    latent_format = model.latent_format
     x0 = samples.float().to(device)
+    if latent_format is not None:
+        x0 = latent_format.to_model(x0)
     noise = noise.float().to(device)
     sigmas = sigmas.to(device)
     x = model.noise_scaling(sigmas[0], noise, x0)
@@ -541,22 +544,26 @@ def run(
     steps = len(sigmas) - 1
     last: dict[str, Any] = {"done": 0, "denoised": None}
 
+    def to_loom(latent: torch.Tensor) -> torch.Tensor:
+        return latent if latent_format is None else latent_format.from_model(latent)
+
     def callback(i: int, _x: torch.Tensor, denoised: torch.Tensor) -> None:
         last["done"], last["denoised"] = min(i + 1, steps), denoised
         if report is not None:
-            report(last["done"], steps, denoised)
+            report(last["done"], steps, to_loom(denoised))
 
     with torch.no_grad():
         result = sampler(denoiser, x, sigmas, step_noise, callback, flow_model=model.prediction == "flow", **options)
     if report is not None and last["done"] < steps and last["denoised"] is not None:
-        report(steps, steps, last["denoised"])  # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
+        # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
+        report(steps, steps, to_loom(last["denoised"]))
     if m is not None:
         final = _mask_schedule(model, m, sigmas)(sigmas[-1:])
         result = result * final + x0 * (1 - final)
-    out["samples"] = result.float().cpu()
+    out["samples"] = to_loom(result).float().cpu()
     denoised_out = dict(out)
     if last["denoised"] is not None:
-        denoised_out["samples"] = last["denoised"].float().cpu()
+        denoised_out["samples"] = to_loom(last["denoised"]).float().cpu()
     return out, denoised_out
 
 
