@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -61,15 +61,18 @@ def _step_seed(step: StepInfo, layer: int) -> int:
     return layer * 1_000_003 + round(step.percent * 1_000_000)
 
 
-class _Wrapped:
-    """A processor around the layer's own: plain self-attention on a [batch, tokens, channels] input inside a
-    sampler's call (anywhere, when not `needs_step`) goes through `attend`; anything else goes to the layer's
-    processor unchanged."""
+Patch = TypeVar("Patch")
+
+
+class _Wrapped(Generic[Patch]):
+    """A processor around the layer's own (`base`), for one patch: plain self-attention on a [batch, tokens,
+    channels] input inside a sampler's call (anywhere, when not `needs_step`) goes through `attend`; anything else
+    goes to the layer's processor unchanged."""
 
     needs_step = True
 
-    def __init__(self, base: Any, layer: int) -> None:
-        self.base, self.layer = base, layer
+    def __init__(self, base: Any, layer: int, patch: Patch) -> None:
+        self.base, self.layer, self.patch = base, layer, patch
 
     def __call__(
         self,
@@ -123,11 +126,7 @@ class HyperTile:
         return random_divisor(rows, side, self.swap_size, rng), random_divisor(cols, side, self.swap_size, rng)
 
 
-class _Tiled(_Wrapped):
-    def __init__(self, base: Any, layer: int, patch: HyperTile) -> None:
-        super().__init__(base, layer)
-        self.patch = patch
-
+class _Tiled(_Wrapped[HyperTile]):
     def attend(
         self, attn: nn.Module, hidden: torch.Tensor, temb: torch.Tensor | None, step: StepInfo | None
     ) -> torch.Tensor:
@@ -223,11 +222,7 @@ class TokenMerging:
         return [ProcessorSwap(a, _Merged(a.processor, i, self)) for i, a in enumerate(self_attention_layers(unet))]
 
 
-class _Merged(_Wrapped):
-    def __init__(self, base: Any, layer: int, patch: TokenMerging) -> None:
-        super().__init__(base, layer)
-        self.patch = patch
-
+class _Merged(_Wrapped[TokenMerging]):
     def attend(
         self, attn: nn.Module, hidden: torch.Tensor, temb: torch.Tensor | None, step: StepInfo | None
     ) -> torch.Tensor:
@@ -257,7 +252,7 @@ def value_passthrough(attn: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return out / attn.rescale_output_factor
 
 
-class _Identity(_Wrapped):
+class _Identity(_Wrapped[None]):
     needs_step = False
 
     def attend(
@@ -271,7 +266,7 @@ class MidBlockIdentity:
     """Every self-attention layer of the middle block as the identity map (Ahn et al. 2024's perturbation)."""
 
     def attach(self, unet: nn.Module) -> list[ProcessorSwap]:
-        return [ProcessorSwap(a, _Identity(a.processor, i)) for i, a in enumerate(middle_self_attention(unet))]
+        return [ProcessorSwap(a, _Identity(a.processor, i, None)) for i, a in enumerate(middle_self_attention(unet))]
 
 
 def attention_received(attn: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
@@ -296,11 +291,7 @@ class AttentionRecorder:
         return [ProcessorSwap(layer, _Recording(layer.processor, 0, self))]
 
 
-class _Recording(_Wrapped):
-    def __init__(self, base: Any, layer: int, recorder: AttentionRecorder) -> None:
-        super().__init__(base, layer)
-        self.recorder = recorder
-
+class _Recording(_Wrapped["AttentionRecorder"]):
     def attend(
         self, attn: nn.Module, hidden: torch.Tensor, temb: torch.Tensor | None, step: StepInfo | None
     ) -> torch.Tensor:
@@ -309,7 +300,7 @@ class _Recording(_Wrapped):
         rows = step.negative.to(hidden.device)
         if rows.shape[0] != hidden.shape[0] or not bool(rows.any()):
             rows = torch.ones(hidden.shape[0], dtype=torch.bool, device=hidden.device)
-        self.recorder.received = attention_received(attn, hidden[rows]).detach()
+        self.patch.received = attention_received(attn, hidden[rows]).detach()
         return out
 
 

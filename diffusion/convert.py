@@ -71,11 +71,12 @@ def _rename(rest: str, renames: tuple[tuple[str, str], ...], forward: bool) -> s
 def unet_table(arch: UNetArch) -> KeyTable:
     levels = len(arch.block_channels)
     lpb = arch.layers_per_block
+    adm = "class_embedding" if arch.class_embedding else "add_embedding"
     pairs = [
         Pair("time_embed.0", "time_embedding.linear_1"),
         Pair("time_embed.2", "time_embedding.linear_2"),
-        Pair("label_emb.0.0", "add_embedding.linear_1"),
-        Pair("label_emb.0.2", "add_embedding.linear_2"),
+        Pair("label_emb.0.0", f"{adm}.linear_1"),
+        Pair("label_emb.0.2", f"{adm}.linear_2"),
         Pair("input_blocks.0.0", "conv_in"),
         Pair("out.0", "conv_norm_out"),
         Pair("out.2", "conv_out"),

@@ -47,6 +47,7 @@ class UNetArch:
     linear_projection: bool
     adm_in_channels: int | None
     heads: tuple[int, ...]
+    class_embedding: bool = False  # the adm input is a class label (unCLIP's image embedding), not SDXL's sizes
 
 
 @dataclass(frozen=True)
@@ -163,15 +164,18 @@ def detect_unet(shapes: Shapes, prefix: str = UNET_PREFIX, family: str | None = 
         linear_projection=linear,
         adm_in_channels=adm[1] if adm is not None else None,
         heads=heads,
+        class_embedding=adm is not None and fam != "sdxl",
     )
 
 
 def guess_family(context_dim: int, has_adm: bool, openclip_text: bool = False) -> str:
     """SDXL has the added (pooled + size) embedding; SD 2.x conditions on OpenCLIP states (1024 wide at full
-    size, and stored under OpenCLIP's names); everything else is SD 1.x."""
-    if has_adm:
+    size, and stored under OpenCLIP's names), its unCLIP variant with an added embedding too; everything else is
+    SD 1.x."""
+    sd2 = context_dim == 1024 or openclip_text
+    if has_adm and not sd2:
         return "sdxl"
-    return "sd2" if context_dim == 1024 or openclip_text else "sd1"
+    return "sd2" if sd2 else "sd1"
 
 
 def detect_vae(shapes: Shapes, prefix: str = VAE_PREFIX, family: str = "sd1") -> VAEArch:

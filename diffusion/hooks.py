@@ -111,6 +111,9 @@ class LoraWeights:
     name: str
     tensors: Mapping[str, torch.Tensor]
 
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+
 
 @dataclass(frozen=True, eq=False)
 class CheckpointWeights:
@@ -118,6 +121,9 @@ class CheckpointWeights:
 
     name: str
     components: Mapping[str, Mapping[str, torch.Tensor]]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for c in self.components.values() for t in c.values())
 
 
 class _Identity:
@@ -154,6 +160,11 @@ class HookGroup:
 
     def with_keyframes(self, keyframes: Keyframes) -> HookGroup:
         return HookGroup(tuple(h.with_keyframes(keyframes) for h in self.hooks))
+
+    def loom_nbytes(self) -> int:
+        """The memory the hooks' weights hold (each source once), for the output cache's accounting."""
+        sources = {id(h.source): h.source for h in self.hooks}
+        return sum(source.nbytes() for source in sources.values())
 
 
 def combine_groups(groups: Iterable[HookGroup | None]) -> HookGroup | None:

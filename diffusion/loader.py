@@ -12,6 +12,7 @@ from torch import nn
 
 from diffusion import offline
 from diffusion.checkpoint import CheckpointError, TensorFile, assign_weights, build_empty
+from diffusion.clip_vision import CLIPVision, load_clip_vision_state
 from diffusion.configs import text_config, unet_config, vae_config
 from diffusion.convert import (
     convert,
@@ -41,7 +42,10 @@ from diffusion.schedulers import DiscreteSchedule
 from diffusion.sd3 import is_sd3
 from diffusion.text_encoder import EncoderUnit, TextEncoder
 from diffusion.tokenizer import ClipTokenizer
+from diffusion.unclip import read_augmentor
 from diffusion.vae import VAE
+
+UNCLIP_EMBEDDER = "embedder."
 
 
 @dataclass(eq=False)
@@ -134,6 +138,8 @@ def load_checkpoint(
         unet_sd, _ = convert(tensors, unet_table(info.unet), UNET_PREFIX)
         unet = assign_weights(build_unet(info.unet, info.family), unet_sd, f"{name}: UNet", dtype, keep)
         model = make_model(info, unet, manager)
+        if info.unet.class_embedding and info.unet.adm_in_channels:
+            model.extra["noise_augmentor"] = read_augmentor(tensors, info.unet.adm_in_channels, name)
     if want_vae and info.vae is not None:
         vae_sd, _ = convert(tensors, vae_table(info.vae), VAE_PREFIX)
         vae_sd = fix_vae_attention(vae_sd, to_linear=True)
@@ -150,6 +156,21 @@ def load_checkpoint(
             units.append(EncoderUnit(arch, module))
         clip = TextEncoder(info.family, tuple(units), ClipTokenizer(), manager, tuple(embedding_dirs))
     return Checkpoint(info, model, clip, vae)
+
+
+def load_unclip_checkpoint(
+    path: Path, manager: ModelManager, embedding_dirs: Sequence[Path] = ()
+) -> tuple[Checkpoint, CLIPVision]:
+    """An SD 2.1 unCLIP checkpoint: the model (its noise augmentor attached), text encoder, VAE, and the CLIP
+    vision encoder it was trained with, stored under `embedder.*`."""
+    name = Path(path).name
+    checkpoint = load_checkpoint(path, manager, embedding_dirs)
+    if checkpoint.model is None or "noise_augmentor" not in checkpoint.model.extra:
+        raise CheckpointError(f"{name}: not an unCLIP checkpoint (its UNet takes no image embedding)")
+    tensors = TensorFile(path)
+    if not any(k.startswith(UNCLIP_EMBEDDER) for k in tensors.shapes):
+        raise CheckpointError(f"{name}: holds no CLIP vision encoder ({UNCLIP_EMBEDDER}*)")
+    return checkpoint, load_clip_vision_state(tensors, manager, name)
 
 
 def info_hint(tensors: TensorFile) -> str:

@@ -13,6 +13,7 @@ from torch import nn
 
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.schedulers import DiscreteSchedule
+from diffusion.unet_patches import attach_key_bias
 
 
 class Removable(Protocol):
@@ -57,6 +58,14 @@ class GuidanceStep:
 PostGuidance = Callable[[GuidanceStep], torch.Tensor]
 
 
+class LatentFormat(Protocol):
+    """A model's own latent space (diffusion.latent_format): the sampler maps Loom's latent in and the result out."""
+
+    def to_model(self, latent: torch.Tensor) -> torch.Tensor: ...
+
+    def from_model(self, latent: torch.Tensor) -> torch.Tensor: ...
+
+
 # A model option that reworks the inpainting mask at each step (Differential Diffusion): (mask, sigma, the run's
 # sigmas, the model) -> the mask that step uses (1 = repaint).
 DenoiseMask = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "DiffusionModel"], torch.Tensor]
@@ -76,6 +85,7 @@ class DiffusionModel:
     unet_patches: tuple[UnetPatch, ...] = ()
     denoise_mask: DenoiseMask | None = None
     sigma_data: float = 1.0  # the data's standard deviation the prediction's scalings assume (EDM: 0.5)
+    latent_format: LatentFormat | None = None  # the model's own latent space, when not Loom's (Playground v2.5)
 
     def loom_nbytes(self) -> int:
         return module_nbytes(self.unet)
@@ -143,24 +153,32 @@ class DiffusionModel:
     ) -> torch.Tensor:
         dtype = self.manager.dtype
         kwargs: dict[str, Any] = {}
+        added = dict(added or {})
+        class_labels = added.pop("class_labels", None)  # unCLIP's image-embedding label
+        key_bias = added.pop("cross_attention_bias", None)  # style models' attn_bias, per prompt token
+        if class_labels is not None:
+            kwargs["class_labels"] = class_labels.to(dtype)
         if added:
             kwargs["added_cond_kwargs"] = {k: v.to(dtype) for k, v in added.items()}
         if down_residuals is not None:
             kwargs["down_block_additional_residuals"] = [r.to(dtype) for r in down_residuals]
         if mid_residual is not None:
             kwargs["mid_block_additional_residual"] = mid_residual.to(dtype)
-        with self.patches_attached():
+        with self.patches_attached(key_bias):
             out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
         return out.sample.float()
 
     @contextmanager
-    def patches_attached(self) -> Iterator[None]:
+    def patches_attached(self, key_bias: torch.Tensor | None = None) -> Iterator[None]:
         """The patches' hooks for one call only: copies of a model share its module. They come off in reverse
-        order, so processors wrapped twice go back to the original."""
+        order, so processors wrapped twice go back to the original. `key_bias` adds a per-prompt-token
+        cross-attention bias (style models' attn_bias) for the call."""
         handles: list[Removable] = []
         try:
             for patch in self.unet_patches:
                 handles.extend(patch.attach(self.unet))
+            if key_bias is not None:
+                handles.extend(attach_key_bias(self.unet, key_bias))
             yield
         finally:
             for handle in reversed(handles):

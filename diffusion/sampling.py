@@ -287,7 +287,10 @@ class Guided:
         context = torch.cat([self._rows(e.cond.repeat(1, length // e.cond.shape[1], 1)) for e in entries])
         context = context.to(self.device)
         added = self._added(entries)
+        bias = self._key_bias(entries, length)
         down, mid = self._control(entries, x_in, t, context, added, percent, area)
+        if bias is not None:
+            added = {**(added or {}), "cross_attention_bias": bias.to(self.device)}
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
         boxes = [e.opts.get("gligen") for e in entries for _ in range(self.batch)]
         with (
@@ -306,6 +309,27 @@ class Guided:
             return self._mean([p for _r, p in preds], entries)
         return blend(preds, x)
 
+    def _key_bias(self, entries: list[_Entry], length: int) -> torch.Tensor | None:
+        """The cross-attention logit bias [rows, 1, length] of entries that carry one per token (style models'
+        attn_bias), zeros for the others; None when no entry has one."""
+        if not any("attention_bias" in e.opts for e in entries):
+            return None
+        if getattr(self.model, "conditioning_inputs", None) is not None:
+            raise SamplingError("attn_bias style strength works on U-Net models; use strength_type multiply")
+        rows = []
+        for e in entries:
+            tokens = e.cond.shape[1]
+            bias = e.opts.get("attention_bias")
+            if bias is None:
+                bias = torch.zeros(tokens)
+            elif bias.shape[-1] != tokens:
+                raise SamplingError(
+                    f"a conditioning's attention bias covers {bias.shape[-1]} tokens, its prompt has {tokens} "
+                    "(apply the style model after changing the prompt's tokens)"
+                )
+            rows.append(bias.float().repeat(length // tokens)[None, None].expand(self.batch, 1, -1))
+        return torch.cat(rows)
+
     def _rows(self, cond: torch.Tensor) -> torch.Tensor:
         if cond.shape[0] == self.batch:
             return cond
@@ -318,10 +342,14 @@ class Guided:
         return sum((c * (w / total) for c, w in zip(chunks, weights, strict=True)), torch.zeros_like(chunks[0]))
 
     def _added(self, entries: list[_Entry]) -> dict[str, torch.Tensor] | None:
-        """SDXL's extra inputs: the pooled text embedding and the six size/crop numbers per row."""
+        """The UNet's extra inputs per row: SDXL's pooled text embedding and six size/crop numbers, or unCLIP's
+        class label."""
         model_inputs = getattr(self.model, "conditioning_inputs", None)
         if model_inputs is not None:  # the model's own per-row inputs (flow transformers: pooled, guidance)
             return {k: v.to(self.device) for k, v in model_inputs([e.opts for e in entries], self.batch).items()}
+        augmentor = self.model.extra.get("noise_augmentor")
+        if augmentor is not None:  # unCLIP: each entry's image embeddings as the UNet's class label
+            return {"class_labels": augmentor.class_labels([e.opts for e in entries], self.batch).to(self.device)}
         if getattr(self.model.unet.config, "addition_embed_type", None) != "text_time":
             return None
         pooled, ids = [], []
@@ -490,7 +518,10 @@ def run(
         return out, out
     device = model.manager.device
     model.manager.load([model.unet])
+    latent_format = model.latent_format
     x0 = samples.float().to(device)
+    if latent_format is not None:
+        x0 = latent_format.to_model(x0)
     noise = noise.float().to(device)
     sigmas = sigmas.to(device)
     x = model.noise_scaling(sigmas[0], noise, x0)
@@ -513,22 +544,26 @@ def run(
     steps = len(sigmas) - 1
     last: dict[str, Any] = {"done": 0, "denoised": None}
 
+    def to_loom(latent: torch.Tensor) -> torch.Tensor:
+        return latent if latent_format is None else latent_format.from_model(latent)
+
     def callback(i: int, _x: torch.Tensor, denoised: torch.Tensor) -> None:
         last["done"], last["denoised"] = min(i + 1, steps), denoised
         if report is not None:
-            report(last["done"], steps, denoised)
+            report(last["done"], steps, to_loom(denoised))
 
     with torch.no_grad():
         result = sampler(denoiser, x, sigmas, step_noise, callback, flow_model=model.prediction == "flow", **options)
     if report is not None and last["done"] < steps and last["denoised"] is not None:
-        report(steps, steps, last["denoised"])  # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
+        # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
+        report(steps, steps, to_loom(last["denoised"]))
     if m is not None:
         final = _mask_schedule(model, m, sigmas)(sigmas[-1:])
         result = result * final + x0 * (1 - final)
-    out["samples"] = result.float().cpu()
+    out["samples"] = to_loom(result).float().cpu()
     denoised_out = dict(out)
     if last["denoised"] is not None:
-        denoised_out["samples"] = last["denoised"].float().cpu()
+        denoised_out["samples"] = to_loom(last["denoised"]).float().cpu()
     return out, denoised_out
 
 

@@ -96,3 +96,18 @@ class SkipBlocks:
                 if i < len(blocks):
                     handles.append(blocks[i].register_forward_hook(_pass_through, with_kwargs=True))
         return handles
+
+
+def attach_key_bias(unet: nn.Module, bias: torch.Tensor) -> list[RemovableHandle]:
+    """Add `bias` [rows, 1, keys] to the logits of every cross-attention layer (as its attention mask) for one
+    call: per prompt token, how much more or less the image attends to it (style models' attn_bias)."""
+
+    def hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        return args, {**kwargs, "attention_mask": bias.to(hidden.device, hidden.dtype)}
+
+    return [
+        module.register_forward_pre_hook(hook, with_kwargs=True)
+        for name, module in unet.named_modules()
+        if name.endswith("attn2")
+    ]

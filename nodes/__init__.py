@@ -28,6 +28,8 @@ BUILTIN_MODULES = (
     "nodes.gligen",
     "nodes.clip_vision",
     "nodes.ip_adapter",
+    "nodes.unclip",
+    "nodes.style_models",
     "nodes.preprocess",
     "nodes.upscale",
     "nodes.model_merging",

@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Out, Socket, node
-from nodes.shared import file_input, model_file, model_files, model_manager
+from nodes.shared import file_input, model_file, model_files, model_manager, naming_input
 
 
 @node(
@@ -24,10 +24,8 @@ def CLIPVisionLoader(clip_name: str = Combo(model_files("clip_vision")), *, ctx:
     from diffusion.clip_vision import load_clip_vision
 
     path = model_file(ctx.env, "clip_vision", clip_name, "clip_name")
-    try:
+    with naming_input("clip_name"):
         return (load_clip_vision(path, model_manager(ctx.env)),)
-    except ValueError as exc:
-        raise ValueError(f"clip_name: {exc}") from exc
 
 
 @node(category="conditioning", outputs=[Out("CLIP_VISION_OUTPUT")], display_name="CLIP Vision Encode")

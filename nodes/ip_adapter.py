@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.context import NodeContext
 from engine.native import Combo, Float, Out, Socket, node
-from nodes.shared import file_input, model_file, model_files
+from nodes.shared import file_input, model_file, model_files, naming_input
 
 WEIGHT_TYPES = ["linear", "ease in", "ease out"]
 WEIGHT = Float(1.0, min=-1.0, max=3.0, step=0.05)
@@ -32,10 +32,8 @@ def IPAdapterModelLoader(ipadapter_file: str = Combo(model_files("ipadapter")), 
     from diffusion.ip_adapter import load_ip_adapter
 
     path = model_file(ctx.env, "ipadapter", ipadapter_file, "ipadapter_file")
-    try:
+    with naming_input("ipadapter_file"):
         return (load_ip_adapter(path),)
-    except ValueError as exc:
-        raise ValueError(f"ipadapter_file: {exc}") from exc
 
 
 def _apply(

@@ -259,12 +259,14 @@ def DifferentialDiffusion(
 
 SIGMA = {"min": 0.0, "max": 1000.0, "step": 0.001, "round": False}
 # sampling -> (prediction, sigma_data)
-CONTINUOUS_EDM = {"v_prediction": ("v", 1.0), "edm": ("edm", 0.5), "eps": ("eps", 1.0)}
-CONTINUOUS_EDM_TYPES = ("v_prediction", "edm", "edm_playground_v2.5", "eps", "cosmos_rflow")
-UNSUPPORTED_EDM = {
-    "edm_playground_v2.5": "Playground v2.5's latent format is not supported by Loom yet",
-    "cosmos_rflow": "it is for Cosmos models, which Loom does not load",
+CONTINUOUS_EDM = {
+    "v_prediction": ("v", 1.0),
+    "edm": ("edm", 0.5),
+    "edm_playground_v2.5": ("edm", 0.5),  # and Playground's per-channel latent normalisation
+    "eps": ("eps", 1.0),
 }
+CONTINUOUS_EDM_TYPES = ("v_prediction", "edm", "edm_playground_v2.5", "eps", "cosmos_rflow")
+UNSUPPORTED_EDM = {"cosmos_rflow": "it is for Cosmos models, which Loom does not load"}
 
 
 def _continuous(model: Any, prediction: str, sigma_data: float, sigma_min: float, sigma_max: float, time: str) -> Any:
@@ -289,13 +291,23 @@ def ModelSamplingContinuousEDM(
     sigma_min: float = Float(0.002, **SIGMA),
 ) -> Any:
     """Sample a model trained on continuous noise levels (EDM-style: CosXL, Playground v2.5): sigma_min to
-    sigma_max, the time input ln(sigma)/4, and what the model predicts (edm: EDM's scalings with sigma_data 0.5)."""
+    sigma_max, the time input ln(sigma)/4, and what the model predicts (edm: EDM's scalings with sigma_data 0.5;
+    edm_playground_v2.5: those in Playground v2.5's per-channel normalised latent space)."""
     if sampling in UNSUPPORTED_EDM:
         raise ValueError(f"sampling: {sampling!r} is not supported: {UNSUPPORTED_EDM[sampling]}")
     if sampling not in CONTINUOUS_EDM:
         raise ValueError(f"sampling: expected one of {', '.join(CONTINUOUS_EDM_TYPES)}, got {sampling!r}")
     prediction, sigma_data = CONTINUOUS_EDM[sampling]
-    return _continuous(model, prediction, sigma_data, sigma_min, sigma_max, "edm")
+    patched = _continuous(model, prediction, sigma_data, sigma_min, sigma_max, "edm")
+    if sampling == "edm_playground_v2.5":
+        from dataclasses import replace
+
+        from diffusion.detect import family_defaults
+        from diffusion.latent_format import playground_v25
+
+        vae_scale = float(family_defaults(model.family)["vae_scaling_factor"])
+        patched = replace(patched, latent_format=playground_v25(vae_scale))
+    return patched
 
 
 @node(category="advanced/model", outputs=["MODEL"])

@@ -2,7 +2,7 @@
 assume them (the stock front end's model library maps each model folder to one of these) and workflows naming
 them load; running one fails with a clear error naming what to use instead.
 
-Each is replaced here by the real loader when its model family lands (CLIP vision image prompts and style models).
+Each is replaced here by the real loader when its model family lands (image-to-video models).
 """
 
 from __future__ import annotations
@@ -34,9 +34,3 @@ def ImageOnlyCheckpointLoader(ckpt_name: str = Combo(model_files("checkpoints"))
         f"image-to-video checkpoints such as {ckpt_name!r}",
         "text-to-image checkpoints load with CheckpointLoaderSimple",
     )
-
-
-@node(category="loaders", outputs=[Out("STYLE_MODEL")], display_name="Load Style Model", deprecated=True)
-def StyleModelLoader(style_model_name: str = Combo(model_files("style_models"))) -> Any:
-    """A style model (image prompt adapter) from models/style_models: not supported yet."""
-    _not_yet("StyleModelLoader", f"style models such as {style_model_name!r}", "remove the node to run the rest")

@@ -6,7 +6,8 @@ Node modules import helpers from here (or from the helper modules files, imageio
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,3 +123,13 @@ def step_reporter(ctx: NodeContext, model: Any) -> Callable[[int, int, Any], Non
 def with_values(conditioning: Conditioning, **values: Any) -> Conditioning:
     """A copy of every pair with `values` set in its dict."""
     return [[tensor, {**extras, **values}] for tensor, extras in conditioning]
+
+
+@contextmanager
+def naming_input(input_name: str) -> Iterator[None]:
+    """A loader's errors about its file name the input: a ValueError (CheckpointError, ...) raised inside comes out
+    as the same type with `input_name: ` in front."""
+    try:
+        yield
+    except ValueError as exc:
+        raise type(exc)(f"{input_name}: {exc}") from exc

@@ -29,7 +29,9 @@ def unet_config(arch: UNetArch, family: str) -> dict[str, Any]:
     if arch.mid_attention and arch.mid_transformer_depth > 1:
         # diffusers reads the mid block's depth from the last level's entry
         cfg["transformer_layers_per_block"] = (*cfg["transformer_layers_per_block"][:-1], arch.mid_transformer_depth)
-    if arch.adm_in_channels is not None:
+    if arch.adm_in_channels is not None and arch.class_embedding:
+        cfg.update(class_embed_type="projection", projection_class_embeddings_input_dim=arch.adm_in_channels)
+    elif arch.adm_in_channels is not None:
         time_dim = family_defaults(family)["addition_time_embed_dim"]
         cfg.update(
             addition_embed_type="text_time",

@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from diffusion.continuous import ContinuousSchedule
+from diffusion.latent_format import playground_v25
 from diffusion.model import DiffusionModel
+from diffusion.sampling import SampleRequest, sample
 from diffusion.schedulers import sigmas_for
-from tests.diffusion.tiny_patch_models import run
+from tests.diffusion.tiny_patch_models import prompts, run
 
 
 def test_edm_schedule() -> None:
@@ -76,3 +78,33 @@ def test_sampling_on_a_continuous_schedule(attention_model: DiffusionModel) -> N
     assert not torch.allclose(out, run(model, scheduler="karras"), atol=1e-3)
     v = replace(model, prediction="v", schedule=ContinuousSchedule.between(0.03, 500.0, "v"))
     assert bool(torch.isfinite(run(v)).all())
+
+
+def test_playground_latent_format_round_trips() -> None:
+    fmt = playground_v25(0.13025)
+    latent = torch.randn(2, 4, 3, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(fmt.from_model(fmt.to_model(latent)), latent, atol=1e-5)
+    zero = fmt.to_model(torch.zeros(1, 4, 1, 1)).flatten().tolist()  # the VAE's zero: minus mean over std, halved
+    expected = [1.6574 * 0.5 / 8.4927, -1.886 * 0.5 / 5.9022, 1.383 * 0.5 / 6.5498, -2.5155 * 0.5 / 5.2299]
+    assert zero == pytest.approx(expected)
+    one = fmt.to_model(torch.full((1, 4, 1, 1), 0.13025)).flatten()[0].item()  # a raw VAE latent of 1
+    assert one == pytest.approx((1 + 1.6574) * 0.5 / 8.4927)
+    with pytest.raises(ValueError, match="channels"):
+        fmt.to_model(torch.zeros(1, 16, 2, 2))
+
+
+def test_sampling_in_the_model_latent_space(attention_model: DiffusionModel) -> None:
+    model = replace(attention_model, prediction="edm", sigma_data=0.5)
+    model = replace(model, schedule=ContinuousSchedule.between(0.002, 80.0, "edm"))
+    playground = replace(model, latent_format=playground_v25(0.13025))
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+    seen: list[torch.Tensor] = []
+
+    def request(m: DiffusionModel) -> SampleRequest:
+        positive, negative = prompts()
+        return SampleRequest(m, 2, 2, 4.0, "euler", "karras", positive, negative, latent)
+
+    out = sample(request(playground), lambda i, n, x0: seen.append(x0))["samples"]
+    plain = sample(request(model))["samples"]
+    assert out.shape == plain.shape and not torch.allclose(out, plain, atol=1e-3)
+    assert torch.allclose(seen[-1], out, atol=1e-4)  # previews are in Loom's latent space too

@@ -95,6 +95,8 @@ def test_groups_combine_each_hook_once_and_keep_identity_across_keyframes() -> N
     assert len(scheduled.combine(both).hooks) == 2
     assert combine_groups([None, None]) is None
     assert combine_groups([None, a]) == a
+    weights = HookGroup((WeightHook(LoraWeights("w", {"x": torch.zeros(4, 2)}), 1.0, 1.0),))
+    assert weights.combine(weights.with_keyframes(Keyframes().add(Keyframe(0.5)))).loom_nbytes() == 32
 
 
 def test_clip_schedule_ranges() -> None:

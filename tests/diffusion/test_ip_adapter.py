@@ -16,8 +16,8 @@ from diffusion.ip_adapter import (
     load_ip_adapter,
     read_ip_adapter,
 )
-from diffusion.sampling import SampleRequest, sample
 from tests.diffusion.tiny_image_models import flat, tiny_ip_adapter, tiny_vision_state
+from tests.diffusion.tiny_sampling import sample_latent
 
 VARIANTS = [
     ("ip-adapter_sd15.bin", "linear", "base"),
@@ -74,19 +74,7 @@ def test_public_shapes_name_family_and_encoder() -> None:
 
 
 def _sample(model, cond, **over) -> torch.Tensor:
-    pos, neg = cond
-    req = dict(
-        model=model,
-        seed=3,
-        steps=4,
-        cfg=5.0,
-        sampler="euler",
-        scheduler="normal",
-        positive=pos,
-        negative=neg,
-        latent={"samples": torch.zeros(1, 4, 8, 8)},
-    )
-    return sample(SampleRequest(**(req | over)))["samples"]
+    return sample_latent(model, *cond, **({"steps": 4} | over))
 
 
 @pytest.fixture(scope="module")

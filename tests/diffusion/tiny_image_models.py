@@ -77,3 +77,44 @@ def tiny_ip_adapter(unet: torch.nn.Module, variant: str, clip_dim: int, seed: in
 def flat(adapter: dict[str, dict]) -> dict[str, torch.Tensor]:
     """The .safetensors form: `image_proj.*` and `ip_adapter.*` names."""
     return {f"{group}.{k}": v.contiguous() for group, tensors in adapter.items() for k, v in tensors.items()}
+
+
+def tiny_unclip_state(seed: int = 7) -> dict[str, torch.Tensor]:
+    """A tiny SD 2.1 unCLIP checkpoint in the real single-file layout: an SD 2.x model whose UNet takes a class
+    label (`label_emb.0.0` / `.0.2`, input twice the image-embedding width), the tiny CLIP vision encoder in
+    OpenCLIP's layout under `embedder.model.visual.*`, and the noise augmentor (`noise_augmentor.*`: a
+    squared-cosine schedule of 1000 levels, the embeddings' mean and std)."""
+    from dataclasses import replace
+
+    from diffusion.tiny import build_tiny, ldm_state, tiny_spec
+
+    spec = tiny_spec("sd2")
+    width = TINY_VISION.projection_dim
+    spec = replace(spec, unet=replace(spec.unet, adm_in_channels=2 * width, class_embedding=True))
+    state = ldm_state(build_tiny(spec, seed))
+    vision = to_openclip(tiny_vision_state(seed), TINY_VISION.layers)
+    state.update({f"embedder.model.{k}": v for k, v in vision.items()})
+    steps = torch.arange(1001, dtype=torch.float64) / 1000
+    alpha_bar = torch.cos((steps + 0.008) / 1.008 * torch.pi / 2) ** 2
+    betas = (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)
+    gen = torch.Generator().manual_seed(seed)
+    state["noise_augmentor.betas"] = betas.float()
+    state["noise_augmentor.alphas_cumprod"] = torch.cumprod(1 - betas, 0).float()
+    state["noise_augmentor.data_mean"] = torch.randn(1, width, generator=gen) * 0.1
+    state["noise_augmentor.data_std"] = 1 + torch.rand(1, width, generator=gen)
+    return {k: v.contiguous() for k, v in state.items()}
+
+
+def tiny_t2i_style(context_dim: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A T2I-Adapter style adapter file's tensors for the tiny encoder (32 wide): 4 style tokens, 2 layers."""
+    from diffusion.style_models import T2I_STYLE_HEADS, T2IStyleAdapter
+
+    module = T2IStyleAdapter(TINY_VISION.hidden, context_dim, tokens=4, layers=2, heads=T2I_STYLE_HEADS)
+    return random_weights(module, seed)
+
+
+def tiny_redux(text_dim: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A FLUX Redux file's tensors (`redux_up`, `redux_down`) reading the tiny encoder's hidden states."""
+    from diffusion.style_models import ReduxEncoder
+
+    return random_weights(ReduxEncoder(TINY_VISION.hidden, 3 * text_dim, text_dim), seed)

@@ -200,9 +200,12 @@ def test_continuous_model_sampling_nodes(run: Any, sample: Any) -> None:
     assert cv.schedule.time_input == "v" and cv.prediction == "v"
     out = sample(edm)
     assert out.shape == sample().shape and bool(torch.isfinite(out).all())
-    for sampling, reason in (("edm_playground_v2.5", "latent format"), ("cosmos_rflow", "Cosmos")):
-        with pytest.raises(ValueError, match=reason):
-            run("ModelSamplingContinuousEDM", model=model, sampling=sampling, sigma_max=80.0, sigma_min=0.002)
+    playground = run("ModelSamplingContinuousEDM", model=model, sampling="edm_playground_v2.5", sigma_max=80.0,
+                     sigma_min=0.002)  # fmt: skip
+    assert playground.prediction == "edm" and playground.latent_format.vae_scale == pytest.approx(0.18215)
+    assert model.latent_format is None and sample(playground).shape == out.shape
+    with pytest.raises(ValueError, match="Cosmos"):
+        run("ModelSamplingContinuousEDM", model=model, sampling="cosmos_rflow", sigma_max=80.0, sigma_min=0.002)
     with pytest.raises(ValueError, match="sigma_min"):
         run("ModelSamplingContinuousV", model=model, sampling="v_prediction", sigma_max=500.0, sigma_min=0.0)
 

@@ -11,7 +11,6 @@ from nodes.pending_loaders import LoaderNotAvailable
 
 SCHEMAS = {
     "ImageOnlyCheckpointLoader": (["ckpt_name"], ["MODEL", "CLIP_VISION", "VAE"], "checkpoints"),
-    "StyleModelLoader": (["style_model_name"], ["STYLE_MODEL"], "style_models"),
 }
 
 
@@ -31,7 +30,6 @@ def test_schema_lists_the_model_folder(name: str, registry: NodeRegistry, env: N
     ("name", "inputs"),
     [
         ("ImageOnlyCheckpointLoader", {"ckpt_name": "svd.safetensors"}),
-        ("StyleModelLoader", {"style_model_name": "style.safetensors"}),
     ],
 )
 def test_running_fails_clearly(name: str, inputs: dict[str, str], run) -> None:

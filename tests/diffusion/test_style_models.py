@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from diffusion.checkpoint import CheckpointError
+from diffusion.clip_vision import CLIPVisionOutput
+from diffusion.style_models import apply_style, load_style_model
+from tests.diffusion.tiny_image_models import tiny_redux, tiny_t2i_style
+from tests.diffusion.tiny_sampling import sample_latent
+
+
+def _output(seed: int = 0, width: int = 32, images: int = 1) -> CLIPVisionOutput:
+    hidden = torch.randn(images, 5, width, generator=torch.Generator().manual_seed(seed))
+    return CLIPVisionOutput(torch.zeros(images, 24), hidden, hidden * 0.5)
+
+
+def _layer_norm(x: torch.Tensor, sd: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+    return F.layer_norm(x, x.shape[-1:], sd[f"{name}.weight"], sd[f"{name}.bias"], 1e-5)
+
+
+def _t2i_by_hand(sd: dict[str, torch.Tensor], hidden: torch.Tensor, heads: int = 8) -> torch.Tensor:
+    """The style adapter written out: style tokens after the image tokens, pre-norm attention and QuickGELU MLP
+    blocks, the style tokens' final norm and projection."""
+    tokens = sd["style_embedding"].shape[1]
+    x = _layer_norm(torch.cat([hidden, sd["style_embedding"]], dim=1), sd, "ln_pre")
+    for i in range(2):
+        p = f"transformer_layes.{i}."
+        h = _layer_norm(x, sd, f"{p}ln_1")
+        q, k, v = (h @ sd[f"{p}attn.in_proj_weight"].t() + sd[f"{p}attn.in_proj_bias"]).chunk(3, dim=-1)
+        split = [t.reshape(1, -1, heads, t.shape[-1] // heads).transpose(1, 2) for t in (q, k, v)]
+        weights = torch.softmax(split[0] @ split[1].transpose(-1, -2) / math.sqrt(split[0].shape[-1]), dim=-1)
+        attended = (weights @ split[2]).transpose(1, 2).reshape(x.shape)
+        x = x + attended @ sd[f"{p}attn.out_proj.weight"].t() + sd[f"{p}attn.out_proj.bias"]
+        m = _layer_norm(x, sd, f"{p}ln_2") @ sd[f"{p}mlp.c_fc.weight"].t() + sd[f"{p}mlp.c_fc.bias"]
+        x = x + (m * torch.sigmoid(1.702 * m)) @ sd[f"{p}mlp.c_proj.weight"].t() + sd[f"{p}mlp.c_proj.bias"]
+    return _layer_norm(x[:, -tokens:], sd, "ln_post") @ sd["proj"]
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_t2i_style_adapter_from_its_file_layout(tmp_path: Path, suffix: str) -> None:
+    state = tiny_t2i_style(context_dim=16)
+    path = tmp_path / f"t2iadapter_style_sd14v1{suffix}"
+    save_file(state, str(path)) if suffix == ".safetensors" else torch.save(state, path)
+    model = load_style_model(path)
+    assert (model.kind, model.image_dim, model.context_dim) == ("t2i-style", 32, 16)
+    output = _output()
+    tokens = model.tokens(output)
+    assert tokens.shape == (1, 4, 16)
+    assert torch.allclose(tokens, _t2i_by_hand(state, output.last_hidden_state), atol=1e-5)
+
+
+def test_flux_redux_from_its_file_layout(tmp_path: Path) -> None:
+    state = tiny_redux(text_dim=16)
+    save_file(state, str(tmp_path / "flux1-redux-dev.safetensors"))
+    model = load_style_model(tmp_path / "flux1-redux-dev.safetensors")
+    assert (model.kind, model.image_dim, model.context_dim) == ("redux", 32, 16)
+    hidden = _output(images=2).last_hidden_state
+    expected = F.silu(hidden @ state["redux_up.weight"].t() + state["redux_up.bias"])
+    expected = expected @ state["redux_down.weight"].t() + state["redux_down.bias"]
+    assert torch.allclose(model.tokens(_output(images=2)), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="SigLIP"):
+        model.tokens(_output(width=48))
+
+
+def test_other_files_are_refused(tmp_path: Path) -> None:
+    save_file({"lora_unet_x.lora_up.weight": torch.zeros(2, 2)}, str(tmp_path / "lora.safetensors"))
+    with pytest.raises(CheckpointError, match="not a style model"):
+        load_style_model(tmp_path / "lora.safetensors")
+    state = tiny_t2i_style(context_dim=16)
+    state["proj"] = torch.zeros(32, 16, 2)
+    save_file(state, str(tmp_path / "broken.safetensors"))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_style_model(tmp_path / "broken.safetensors")
+
+
+def test_apply_appends_scales_or_biases_the_tokens() -> None:
+    text = torch.randn(1, 3, 4)
+    conditioning = [[text, {"pooled_output": torch.zeros(1, 2)}]]
+    tokens = torch.randn(2, 2, 4)  # two images, two tokens each: one prompt of four tokens
+    (scaled,) = apply_style(conditioning, tokens, 0.5, "multiply")
+    assert scaled[0].shape == (1, 7, 4) and torch.equal(scaled[0][:, :3], text)
+    assert torch.equal(scaled[0][:, 3:], tokens.reshape(1, 4, 4) * 0.5)
+    assert "attention_bias" not in scaled[1] and "pooled_output" in scaled[1]
+    (plain,) = apply_style(conditioning, tokens, 1.0, "attn_bias")
+    assert "attention_bias" not in plain[1] and torch.equal(plain[0][:, 3:], tokens.reshape(1, 4, 4))
+    (biased,) = apply_style(conditioning, tokens, 2.0, "attn_bias")
+    assert torch.equal(biased[0], plain[0])
+    assert torch.allclose(biased[1]["attention_bias"], torch.tensor([0.0] * 3 + [math.log(2.0)] * 4))
+    (again,) = apply_style([biased], tokens[:1], 1.0, "multiply")
+    assert again[1]["attention_bias"].shape == (9,) and not again[1]["attention_bias"][7:].any()
+    (off,) = apply_style(conditioning, tokens, 0.0, "attn_bias")
+    assert torch.isinf(off[1]["attention_bias"][3:]).all()
+    assert "attention_bias" not in conditioning[0][1]
+    with pytest.raises(ValueError, match="strength_type"):
+        apply_style(conditioning, tokens, 1.0, "add")
+    with pytest.raises(ValueError, match="entry 0 is 4 wide"):
+        apply_style(conditioning, torch.zeros(1, 2, 8), 1.0, "multiply")
+
+
+def test_attn_bias_weighs_the_tokens_in_cross_attention(sd1) -> None:
+    text = sd1.clip.encode("a cat").cond
+    negative = [[sd1.clip.encode("").cond, {}]]
+    tokens = torch.randn(1, 3, text.shape[-1], generator=torch.Generator().manual_seed(4))
+    positive = [[text, {}]]
+    plain = sample_latent(sd1.model, positive, negative)
+    once = sample_latent(sd1.model, apply_style(positive, tokens, 1.0, "multiply"), negative)
+    assert not torch.allclose(once, plain, atol=1e-4)
+    # attending twice as much to each style token is attending to it as if it were there twice
+    doubled = sample_latent(sd1.model, apply_style(positive, tokens, 2.0, "attn_bias"), negative)
+    twice = apply_style(apply_style(positive, tokens, 1.0, "multiply"), tokens, 1.0, "multiply")
+    assert torch.allclose(doubled, sample_latent(sd1.model, twice, negative), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(doubled, once, atol=1e-4)
+    # strength 0 shuts the tokens out of the attention: the text alone
+    off = sample_latent(sd1.model, apply_style(positive, tokens, 0.0, "attn_bias"), negative)
+    assert torch.allclose(off, plain, rtol=1e-4, atol=1e-4)
+    assert not any(h for m in sd1.model.unet.modules() for h in m._forward_pre_hooks.values())
