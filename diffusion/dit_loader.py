@@ -69,7 +69,7 @@ def flow_model(module: nn.Module, family: str, shift: float, latent_channels: in
         latent_rgb_bias=tuple(d["latent_rgb_bias"]),
         shift_kind=d["shift_kind"],
         shift=shift,
-        latent_format=latent_channels,
+        channels=latent_channels,
     )
 
 

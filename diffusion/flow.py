@@ -69,7 +69,7 @@ class FlowModel(DiffusionModel):
 
     shift_kind: str = "flux"
     shift: float = 1.15
-    latent_format: int = 16
+    channels: int = 16  # the latent's channels (16 for FLUX and SD3)
 
     def with_shift(self, kind: str, shift: float) -> FlowModel:
         """A copy sampling with another shift (ModelSamplingFlux / ModelSamplingSD3)."""
@@ -77,7 +77,7 @@ class FlowModel(DiffusionModel):
 
     @property
     def latent_channels(self) -> int:
-        return self.latent_format
+        return self.channels
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         """Fractional: flow transformers take any sigma, and `unet_forward` maps it straight back."""
