@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.ensure_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.web.conftest import ARTIFACTS, ServerProcess, free_port
@@ -119,7 +120,7 @@ def test_stock_front_end_on_loom(stock_server: ServerProcess, stock_page: StockP
     # A new user is greeted by the template browser, which lists Loom's own examples with titles.
     templates = ui.page.locator(".p-dialog:visible")
     templates.wait_for(state="visible")
-    assert "Text to image" in templates.inner_text()
+    expect(templates).to_contain_text("Text to image", timeout=60_000)  # the list fills in after the dialog opens
     ui.shot("templates")
     ui.page.keyboard.press("Escape")
     templates.wait_for(state="hidden")

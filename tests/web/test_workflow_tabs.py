@@ -3,9 +3,16 @@ examples and saved workflows open in tabs; closing an unsaved tab asks; the tabs
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from typing import TypeVar
+
 import pytest
 
+from tests.polling import wait_for
 from tests.web.test_canvas import make_fast, new_seed
+
+T = TypeVar("T")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -16,6 +23,14 @@ def tabs(canvas) -> list[str]:
 
 def active(canvas) -> str:
     return canvas.page.locator(".workflow-tab.active .title").inner_text()
+
+
+def settled(read: Callable[[], T], expected: T, timeout: float = 15) -> None:
+    """The canvas answers some clicks after a round trip (a stored workflow fetched, a dialog answered): poll for
+    the expected state, then assert it so that a failure shows the last one seen."""
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: read() == expected, timeout, interval=0.05)
+    assert read() == expected
 
 
 def edit(canvas, body: str, arg: object = None) -> None:
@@ -29,9 +44,9 @@ def sampler_title(canvas) -> str:
 
 def test_each_tab_keeps_its_workflow_history_view_and_mark(canvas) -> None:
     page = canvas.page
-    assert tabs(canvas) == ["Unsaved workflow"]
+    settled(lambda: tabs(canvas), ["Unsaved workflow"])
     edit(canvas, "app.graph._nodes.find(n => n.type === 'KSampler').title = 'Tab one sampler'")
-    assert tabs(canvas) == ["Unsaved workflow •"]
+    settled(lambda: tabs(canvas), ["Unsaved workflow •"])
 
     # An example opens in a tab of its own; the edited workflow waits in the first one.
     page.click("#examples-button")
@@ -46,12 +61,12 @@ def test_each_tab_keeps_its_workflow_history_view_and_mark(canvas) -> None:
     canvas.js("app.canvas.ds.scale = 0.8; app.canvas.ds.offset = [12, 34]; app.canvas.setDirty(true, true);")
     edit(canvas, "app.graph.remove(app.graph._nodes.find(n => n.type === 'SaveImage'))")
     assert len(canvas.nodes()) == example_nodes - 1
-    assert tabs(canvas)[1] == f"{example} •"
+    settled(lambda: tabs(canvas)[1], f"{example} •")
     canvas.shot("two-tabs")
 
     # Back to the first tab: its graph, and its own undo history.
     page.locator(".workflow-tab .title").first.click()
-    assert active(canvas) == "Unsaved workflow •"
+    settled(lambda: active(canvas), "Unsaved workflow •")
     assert sampler_title(canvas) == "Tab one sampler"
     canvas.js("app.state.undo.undo();")
     assert sampler_title(canvas) == "KSampler"
@@ -73,7 +88,7 @@ def test_each_tab_keeps_its_workflow_history_view_and_mark(canvas) -> None:
     assert len(tabs(canvas)) == 2
     page.once("dialog", lambda d: d.accept())
     page.locator(".workflow-tab.active .close").click()
-    assert tabs(canvas) == ["Unsaved workflow •"]
+    settled(lambda: tabs(canvas), ["Unsaved workflow •"])
     assert sampler_title(canvas) == "Tab one sampler"
 
 
@@ -88,17 +103,17 @@ def test_tabs_and_saved_workflows_survive_a_reload(open_canvas, own_server) -> N
     page.fill(".workflow-name", "alpha")
     page.click(".workflows-panel button.save")
     page.locator('.workflow-list li[data-workflow="alpha"]').wait_for()
-    assert tabs(canvas) == ["alpha"]
+    settled(lambda: tabs(canvas), ["alpha"])
 
     page.click(".workflow-tabs .new-tab")
-    assert tabs(canvas) == ["alpha", "Unsaved workflow"]
+    settled(lambda: tabs(canvas), ["alpha", "Unsaved workflow"])
     assert sampler_title(canvas) == "KSampler"
     edit(canvas, "app.graph._nodes.find(n => n.type === 'KSampler').title = 'Beta sampler'")
     assert page.locator(".workflows-panel .current").inner_text() == "Unsaved workflow"
 
     # A saved workflow that is open already: its tab is shown, not a second copy.
     page.locator('.workflow-list li[data-workflow="alpha"] button.name').click()
-    assert tabs(canvas) == ["alpha", "Unsaved workflow •"] and active(canvas) == "alpha"
+    settled(lambda: (tabs(canvas), active(canvas)), (["alpha", "Unsaved workflow •"], "alpha"))
     assert sampler_title(canvas) == "Alpha sampler"
     assert page.locator(".workflows-panel .current").inner_text() == "alpha"
     canvas.shot("saved-and-unsaved")
@@ -106,18 +121,18 @@ def test_tabs_and_saved_workflows_survive_a_reload(open_canvas, own_server) -> N
     page.wait_for_timeout(500)  # the tabs are stored once edits pause
     page.reload()
     page.wait_for_function("() => window.loom && window.loom.app.timings.ready")
-    assert tabs(canvas) == ["alpha", "Unsaved workflow •"] and active(canvas) == "alpha"
+    settled(lambda: (tabs(canvas), active(canvas)), (["alpha", "Unsaved workflow •"], "alpha"))
     assert sampler_title(canvas) == "Alpha sampler"
     page.locator(".workflow-tab .title").nth(1).click()
     assert sampler_title(canvas) == "Beta sampler"
 
     # A closed saved workflow opens again from the list, in a new tab, as it was saved.
     page.locator(".workflow-tab .close").first.click()
-    assert tabs(canvas) == ["Unsaved workflow •"]
+    settled(lambda: tabs(canvas), ["Unsaved workflow •"])
     page.click("#tab-workflows")
     page.locator('.workflow-list li[data-workflow="alpha"] button.name').click()
     page.wait_for_function("() => document.querySelectorAll('.workflow-tab').length === 2")
-    assert active(canvas) == "alpha" and sampler_title(canvas) == "Alpha sampler"
+    settled(lambda: (active(canvas), sampler_title(canvas)), ("alpha", "Alpha sampler"))
     canvas.shot("reopened")
 
     # Saving another tab under the same name: the file holds that one now, the old tab is an unsaved copy.
@@ -125,7 +140,7 @@ def test_tabs_and_saved_workflows_survive_a_reload(open_canvas, own_server) -> N
     page.fill(".workflow-name", "alpha")
     page.click(".workflows-panel button.save")
     page.wait_for_function("() => document.querySelector('.workflow-tab.active .title').textContent === 'alpha'")
-    assert tabs(canvas) == ["alpha", "alpha •"]
+    settled(lambda: tabs(canvas), ["alpha", "alpha •"])
     assert canvas.errors == []
 
 
@@ -142,7 +157,7 @@ def test_a_job_shows_on_the_tab_it_was_queued_from(canvas, closed: bool) -> None
     if closed:  # ... or after the tab it came from was closed
         page.once("dialog", lambda d: d.accept())
         page.locator(".workflow-tab .close").first.click()
-        assert tabs(canvas) == ["Unsaved workflow"]
+        settled(lambda: tabs(canvas), ["Unsaved workflow"])
     page.wait_for_function(
         "(id) => fetch('/api/history/' + id).then(r => r.json()).then(h => !!h[id])", arg=queued[0], timeout=120_000
     )
