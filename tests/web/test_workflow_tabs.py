@@ -154,6 +154,7 @@ def test_a_job_shows_on_the_tab_it_was_queued_from(canvas, closed: bool) -> None
     queued = canvas.js("return app.queue();")
     assert len(queued) == 1
     page.click(".workflow-tabs .new-tab")  # the job runs on while another workflow is shown
+    settled(lambda: (len(tabs(canvas)), active(canvas)), (2, "Unsaved workflow"))
     if closed:  # ... or after the tab it came from was closed
         page.once("dialog", lambda d: d.accept())
         page.locator(".workflow-tab .close").first.click()
