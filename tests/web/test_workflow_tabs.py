@@ -163,7 +163,8 @@ def test_a_job_shows_on_the_tab_it_was_queued_from(canvas, closed: bool) -> None
         "(id) => fetch('/api/history/' + id).then(r => r.json()).then(h => !!h[id])", arg=queued[0], timeout=120_000
     )
     canvas.wait_idle()
-    shown = canvas.js("return app.graph._nodes.filter(n => n.loom && n.loom.imageUrls.length).length;")
+    shown = canvas.js("return app.graph._nodes.filter(n => n.loom?.imageUrls.length || n.loom?.preview).length;")
     assert shown == 0
+    assert active(canvas) == "Unsaved workflow"  # its previews did not resize a node here either
     assert canvas.js("return app.graph._nodes.every(n => n.loomRunTime === undefined);")
     assert gallery.count() > before  # its images reach the gallery all the same

@@ -16,6 +16,8 @@ const TITLE = "Loom";
 
 export class ExecutionView {
   runningNode: string | null = null;
+  /** The job whose events came last: live previews carry no job id, and belong to this one. */
+  #currentJob: string | undefined;
 
   constructor(
     private readonly graph: LGraph,
@@ -55,6 +57,7 @@ export class ExecutionView {
    * may overtake the answer to POST /prompt, so every job event received is shown (on the nodes, unless the
    * job is known to be another tab's). */
   handle(type: string, data: any): void {
+    if (data?.prompt_id !== undefined) this.#currentJob = data.prompt_id;
     if (this.elsewhere(data?.prompt_id)) {
       this.#background(type, data);
       return;
@@ -175,14 +178,19 @@ export class ExecutionView {
   /** Whether live previews are shown (the "Live previews" setting). */
   showPreviews: () => boolean = () => true;
 
-  /** A live preview frame: shown on the running node until its output arrives. */
+  /** A live preview frame: shown on the running node until its output arrives, unless another tab's job sent it
+   * (a node of the shown workflow may have the running node's id). */
   preview(blob: Blob): void {
-    if (!this.showPreviews()) return;
-    const node = this.node(this.runningNode);
-    if (!node?.loom) return;
+    if (!this.showPreviews() || this.elsewhere(this.#currentJob)) return;
+    const job = this.#currentJob;
     const img = new Image();
     const url = URL.createObjectURL(blob);
     img.onload = () => {
+      const node = this.elsewhere(job) ? null : this.node(this.runningNode);
+      if (!node?.loom) {
+        URL.revokeObjectURL(url);
+        return;
+      }
       const old = node.loom.preview;
       if (old) URL.revokeObjectURL(old.src);
       node.loom.preview = img;
