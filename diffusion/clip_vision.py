@@ -5,8 +5,9 @@ the file's tensors, and the image preprocessing the encoders were trained with.
 IP-Adapter, unCLIP and style models read three things from an encoding: the image embedding, the penultimate
 layer's hidden states and the last layer's. SigLIP (FLUX Redux reads its so400m-patch14-384 encoder,
 `sigclip_vision_patch14_384.safetensors`) is told apart by what CLIP has and it lacks: a class token (its
-positions are a square grid of patches, 27 x 27) and a projection. Its files may hold the attention-pooling head (`vision_model.head.*`); no image prompt reads it, so it
-is left out, and the image embedding of a SigLIP encoding is, as in the reference, the whole normalised last layer.
+positions are a square grid of patches, 27 x 27) and a projection. Its files may hold the attention-pooling head
+(`vision_model.head.*`); no image prompt reads it, so it is left out, and the image embedding of a SigLIP encoding
+is, as in the reference, the whole normalised last layer.
 """
 
 from __future__ import annotations

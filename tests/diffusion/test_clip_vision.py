@@ -19,7 +19,13 @@ from diffusion.clip_vision import (
     vision_state,
 )
 from diffusion.memory import ModelManager
-from tests.diffusion.tiny_image_models import TINY_SIGLIP, TINY_VISION, tiny_siglip_state, tiny_vision_state, to_openclip
+from tests.diffusion.tiny_image_models import (
+    TINY_SIGLIP,
+    TINY_VISION,
+    tiny_siglip_state,
+    tiny_vision_state,
+    to_openclip,
+)
 
 MEAN = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
@@ -152,10 +158,17 @@ def test_siglip_size_is_told_from_shapes() -> None:
     so400m = detect_vision(_siglip_shapes(1152, 14, 729))
     assert so400m.name == "SigLIP so400m patch14 384"
     assert (so400m.family, so400m.hidden, so400m.layers, so400m.heads, so400m.intermediate) == (
-        "siglip", 1152, 27, 16, 4304
+        "siglip",
+        1152,
+        27,
+        16,
+        4304,
     )
     assert (so400m.patch, so400m.image_size, so400m.projection_dim, so400m.hidden_act) == (
-        14, 384, 0, "gelu_pytorch_tanh"
+        14,
+        384,
+        0,
+        "gelu_pytorch_tanh",
     )
     assert so400m.mean_std == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     large = detect_vision(_siglip_shapes(1152, 16, 1024))
