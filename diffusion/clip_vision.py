@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -247,37 +248,33 @@ def module_state(arch: VisionArch, state: Mapping[str, torch.Tensor]) -> dict[st
     return {k.removeprefix("vision_model."): v for k, v in state.items()}
 
 
-def build_vision(arch: VisionArch) -> nn.Module:
-    """An empty CLIPVisionModelWithProjection (SiglipVisionModel without its pooling head, for SigLIP) of `arch`
-    (no download, no random initialisation)."""
+def vision_config(arch: VisionArch) -> Any:
+    """The transformers config of `arch`: a CLIPVisionConfig, or a SiglipVisionConfig without the pooling head."""
     tf = offline.transformers()
+    sizes = {
+        "hidden_size": arch.hidden,
+        "intermediate_size": arch.intermediate,
+        "num_hidden_layers": arch.layers,
+        "num_attention_heads": arch.heads,
+        "patch_size": arch.patch,
+        "image_size": arch.image_size,
+        "hidden_act": arch.hidden_act,
+    }
     if arch.family == "siglip":
-        siglip = tf.SiglipVisionConfig(
-            hidden_size=arch.hidden,
-            intermediate_size=arch.intermediate,
-            num_hidden_layers=arch.layers,
-            num_attention_heads=arch.heads,
-            patch_size=arch.patch,
-            image_size=arch.image_size,
-            hidden_act=arch.hidden_act,
-            layer_norm_eps=1e-6,
-            vision_use_head=False,
-        )
-        siglip._attn_implementation = "sdpa"
-        return build_empty(lambda: tf.SiglipVisionModel(siglip))
-    config = tf.CLIPVisionConfig(
-        hidden_size=arch.hidden,
-        intermediate_size=arch.intermediate,
-        num_hidden_layers=arch.layers,
-        num_attention_heads=arch.heads,
-        patch_size=arch.patch,
-        image_size=arch.image_size,
-        projection_dim=arch.projection_dim,
-        hidden_act=arch.hidden_act,
-        layer_norm_eps=1e-5,
-    )
+        config = tf.SiglipVisionConfig(**sizes, layer_norm_eps=1e-6, vision_use_head=False)
+    else:
+        config = tf.CLIPVisionConfig(**sizes, projection_dim=arch.projection_dim, layer_norm_eps=1e-5)
     config._attn_implementation = "sdpa"
-    return build_empty(lambda: tf.CLIPVisionModelWithProjection(config))
+    return config
+
+
+def build_vision(arch: VisionArch) -> nn.Module:
+    """An empty CLIPVisionModelWithProjection (SiglipVisionModel, for SigLIP) of `arch` (no download, no random
+    initialisation)."""
+    tf = offline.transformers()
+    model = tf.SiglipVisionModel if arch.family == "siglip" else tf.CLIPVisionModelWithProjection
+    config = vision_config(arch)
+    return build_empty(lambda: model(config))
 
 
 def load_clip_vision_state(state: Mapping[str, torch.Tensor], manager: ModelManager, name: str) -> CLIPVision:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from diffusion.clip_vision import VisionArch, build_vision
+from diffusion.clip_vision import VisionArch, build_vision, vision_config
 from diffusion.tiny import random_weights
 
 TINY_VISION = VisionArch(
@@ -46,18 +46,10 @@ def tiny_siglip_state(seed: int = 0, head: bool = True) -> dict[str, torch.Tenso
     """The tiny SigLIP encoder's tensors as the single-file SigLIP encoders hold them: transformers'
     SiglipVisionModel names under `vision_model.`, with (`head`) the attention-pooling head
     (`vision_model.head.probe`, `.attention.*`, `.layernorm.*`, `.mlp.*`) or without it."""
-    from transformers import SiglipVisionConfig, SiglipVisionModel
+    from transformers import SiglipVisionModel
 
-    arch = TINY_SIGLIP
-    config = SiglipVisionConfig(
-        hidden_size=arch.hidden,
-        intermediate_size=arch.intermediate,
-        num_hidden_layers=arch.layers,
-        num_attention_heads=arch.heads,
-        patch_size=arch.patch,
-        image_size=arch.image_size,
-        vision_use_head=head,
-    )
+    config = vision_config(TINY_SIGLIP)
+    config.vision_use_head = head
     with torch.device("meta"):
         module = SiglipVisionModel(config)
     return {f"vision_model.{k}": v.contiguous() for k, v in random_weights(module, seed).items()}
