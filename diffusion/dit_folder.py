@@ -192,10 +192,11 @@ def load_vae(folder: PipelineFolder, manager: ModelManager) -> VAE:
     """`vae/`: a 16-channel AutoencoderKL whose latent scale and shift its config holds (the family's where not)."""
     path = folder.path
     cls = offline.diffusers().AutoencoderKL
-    config = _full_config(cls, _read_json(path / "vae" / "config.json", path))
+    raw = _read_json(path / "vae" / "config.json", path)
+    config = _full_config(cls, raw)
     d = family_defaults(folder.family)
-    scale = config.get("scaling_factor") or d["vae_scaling_factor"]
-    shift = config.get("shift_factor")
+    scale = raw.get("scaling_factor") or d["vae_scaling_factor"]  # not AutoencoderKL's default, SD's 0.18215
+    shift = raw.get("shift_factor")
     shift = d.get("vae_shift_factor", 0.0) if shift is None else shift
     module = build_empty(lambda: cls.from_config(config))
     tensors = component_weights(path / "vae", DIFFUSERS_WEIGHTS)

@@ -208,6 +208,17 @@ def test_a_missing_part_is_named(
         load_diffusers_folder(folder, _manager())
 
 
+def test_a_vae_config_without_a_latent_scale_gets_the_family_s(
+    pipelines: dict[str, TinyPipeline], tmp_path: Path
+) -> None:
+    folder = _copy(pipelines["sd3"], tmp_path)
+    config_file = folder / "vae" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({k: v for k, v in config.items() if k not in ("scaling_factor", "shift_factor")}))
+    vae = load_diffusers_folder(folder, _manager()).vae
+    assert (vae.scaling_factor, vae.shift_factor) == (pytest.approx(1.5305), pytest.approx(0.0609))
+
+
 def test_a_folder_of_another_family_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "other"
     (folder / "transformer").mkdir(parents=True)
