@@ -208,6 +208,25 @@ def test_a_missing_part_is_named(
         load_diffusers_folder(folder, _manager())
 
 
+def test_other_ways_the_weights_are_stored(pipelines: dict[str, TinyPipeline], tmp_path: Path) -> None:
+    """A precision variant's file name (`*.fp16.safetensors`), and CLIP-L as transformers 5 saves a CLIPTextModel
+    (no `text_model.` level), load like the hub's plain names."""
+    from safetensors.torch import load_file, save_file
+
+    pipe = pipelines["schnell"]
+    expected = load_diffusers_folder(pipe.folder, _manager())
+    folder = _copy(pipe, tmp_path)
+    weights = folder / "transformer" / "diffusion_pytorch_model.safetensors"
+    weights.rename(weights.with_name("diffusion_pytorch_model.fp16.safetensors"))
+    clip_file = folder / "text_encoder" / "model.safetensors"
+    save_file({k.removeprefix("text_model."): v for k, v in load_file(clip_file).items()}, str(clip_file))
+    ckpt = load_diffusers_folder(folder, _manager())
+    with torch.no_grad():
+        inputs = _flux_inputs(guidance=False)
+        assert torch.equal(ckpt.model.unet(**inputs).sample, expected.model.unet(**inputs).sample)
+    assert torch.equal(ckpt.clip.encode("a fox").pooled, expected.clip.encode("a fox").pooled)
+
+
 def test_a_vae_config_without_a_latent_scale_gets_the_family_s(
     pipelines: dict[str, TinyPipeline], tmp_path: Path
 ) -> None:
