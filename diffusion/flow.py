@@ -84,6 +84,11 @@ class FlowModel(DiffusionModel):
         return self.schedule.sigma_to_t(sigma)
 
     @property
+    def takes_attention_bias(self) -> bool:
+        """FLUX's joint attention takes a mask (as in the reference); SD3's is not given one."""
+        return self.family == "flux"
+
+    @property
     def guidance_embed(self) -> bool:
         return bool(getattr(self.unet.config, "guidance_embeds", False))
 
@@ -118,6 +123,9 @@ class FlowModel(DiffusionModel):
         dtype, device = self.manager.dtype, x_in.device
         sigma = self.schedule.t_to_sigma(timestep.float()).to(device)
         pooled = added["pooled"].to(device, dtype)
+        bias = added.get("cross_attention_bias")
+        if bias is not None and not self.takes_attention_bias:
+            raise ValueError(f"{self.family}: the transformer takes no attention bias (style models' attn_bias)")
         with self.patches_attached():
             if self.family == "flux":
                 return self._flux(x_in, sigma, context.to(device, dtype), pooled, added).float()
@@ -148,6 +156,9 @@ class FlowModel(DiffusionModel):
         img_ids[..., 2] = torch.arange(ww, device=x.device)[None, :]
         txt_ids = torch.zeros(context.shape[1], 3, device=x.device)
         kwargs: dict[str, Any] = {}
+        if "cross_attention_bias" in added:  # style models' attn_bias, over the joint [prompt, image] sequence
+            mask = joint_attention_bias(added["cross_attention_bias"], added["cross_attention_bias_group"], hh * ww)
+            kwargs["joint_attention_kwargs"] = {"attention_mask": mask.to(x.device, dtype)}
         hook = None
         if self.guidance_embed:
             kwargs["guidance"] = added["guidance"].to(x.device, dtype)
@@ -170,3 +181,15 @@ class FlowModel(DiffusionModel):
                 hook.remove()
         out = out.float().view(b, hh, ww, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, hh * 2, ww * 2)
         return out[:, :, :h, :w]
+
+
+def joint_attention_bias(bias: torch.Tensor, group: torch.Tensor, image_tokens: int) -> torch.Tensor:
+    """The additive attention mask [rows, 1, L + N, L + N] over a joint [prompt (L), image (N)] sequence from a
+    per-prompt-token bias [rows, 1, L] and the style application that made each token [rows, L] (0: the prompt's
+    own): image positions and the prompt's own tokens get every token's bias, a style token only the biases of
+    later applications' tokens (so a style's tokens attend to each other as they would unbiased); keys that are
+    image positions get none."""
+    rows, _, length = bias.shape
+    prompt = torch.where(group[:, None, :] > group[:, :, None], bias, torch.zeros((), dtype=bias.dtype))
+    queries = torch.cat([prompt, bias.expand(rows, image_tokens, length)], dim=1)
+    return F.pad(queries, (0, image_tokens))[:, None]

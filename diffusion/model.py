@@ -116,6 +116,12 @@ class DiffusionModel:
     def latent_channels(self) -> int:
         return int(self.unet.config.in_channels)
 
+    @property
+    def takes_attention_bias(self) -> bool:
+        """Whether `unet_forward` honours a per-prompt-token attention bias (style models' attn_bias): the UNet's
+        cross-attention does."""
+        return True
+
     def scalings(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(c_skip, c_out, c_in) of the denoiser, shaped to broadcast over [B, C, H, W]."""
         s = sigma[:, None, None, None]
@@ -156,6 +162,7 @@ class DiffusionModel:
         added = dict(added or {})
         class_labels = added.pop("class_labels", None)  # unCLIP's image-embedding label
         key_bias = added.pop("cross_attention_bias", None)  # style models' attn_bias, per prompt token
+        added.pop("cross_attention_bias_group", None)  # only image positions query the prompt here
         if class_labels is not None:
             kwargs["class_labels"] = class_labels.to(dtype)
         if added:

@@ -125,6 +125,26 @@ def _as_entries(conditioning: Conditioning, name: str) -> list[_Entry]:
     return entries
 
 
+# Prompts of different lengths share a model call repeated to a common length (the least common multiple), as long
+# as that is at most this many times the shortest (the reference's rule); others get calls of their own.
+MAX_LENGTH_REPEAT = 4
+
+
+def _length_batches(indices: list[int], entries: list[_Entry]) -> list[list[int]]:
+    """`indices` split into batches whose prompts repeat to a common length of at most MAX_LENGTH_REPEAT times the
+    shortest (a FLUX prompt of 256 T5 tokens and one with 729 Redux tokens more would make 252,160)."""
+    batches: list[list[int]] = []
+    for i in indices:
+        for batch in batches:
+            lengths = [entries[j].cond.shape[1] for j in (*batch, i)]
+            if math.lcm(*lengths) <= MAX_LENGTH_REPEAT * min(lengths):
+                batch.append(i)
+                break
+        else:
+            batches.append([i])
+    return batches
+
+
 class Guided:
     """D(x, sigma): the x0 estimates of every conditioning set in one batched UNet call, combined by a guidance
     rule (classifier-free guidance for KSampler). Keeps the step's unguided estimate for CFG++ samplers.
@@ -255,9 +275,8 @@ class Guided:
             groups.setdefault((reg.bounds, hooks), []).append(i)
         height, width = x.shape[2], x.shape[3]
         preds: list[tuple[Region, torch.Tensor]] = [None] * len(entries)  # type: ignore[list-item]
-        for (bounds, hooks), indices in groups.items():
-            crop = regions[indices[0]].crop(x)
-            group = [entries[i] for i in indices]
+        for (bounds, hooks), shared in groups.items():
+            crop = regions[shared[0]].crop(x)
             area = None if bounds == (0, height, 0, width) else (height, width, *bounds)
             try:
                 model = self.hooked.model(hooks)
@@ -265,9 +284,10 @@ class Guided:
                 raise SamplingError(f"hooks: {exc}") from exc
             if patch is not None:
                 model = model.with_unet_patch(patch)
-            denoised = self._forward(model, group, crop, sigma, percent, area)
-            for i, chunk in zip(indices, denoised.split(self.batch), strict=True):
-                preds[i] = (regions[i], chunk)
+            for indices in _length_batches(shared, entries):
+                denoised = self._forward(model, [entries[i] for i in indices], crop, sigma, percent, area)
+                for i, chunk in zip(indices, denoised.split(self.batch), strict=True):
+                    preds[i] = (regions[i], chunk)
         return preds
 
     def _forward(
@@ -292,7 +312,7 @@ class Guided:
         bias = self._key_bias(entries, length)
         down, mid = self._control(entries, x_in, t, context, added, percent, area)
         if bias is not None:
-            added = {**(added or {}), "cross_attention_bias": bias.to(self.device)}
+            added = {**(added or {}), **{k: v.to(self.device) for k, v in bias.items()}}
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
         boxes = [e.opts.get("gligen") for e in entries for _ in range(self.batch)]
         with (
@@ -311,26 +331,32 @@ class Guided:
             return self._mean([p for _r, p in preds], entries)
         return blend(preds, x)
 
-    def _key_bias(self, entries: list[_Entry], length: int) -> torch.Tensor | None:
-        """The cross-attention logit bias [rows, 1, length] of entries that carry one per token (style models'
-        attn_bias), zeros for the others; None when no entry has one."""
+    def _key_bias(self, entries: list[_Entry], length: int) -> dict[str, torch.Tensor] | None:
+        """The attention bias towards the prompt tokens of entries that carry one (style models' attn_bias), per
+        row: `cross_attention_bias` [rows, 1, length], the logit bias per token, and `cross_attention_bias_group`
+        [rows, length], the style application that made each token (for joint attention, where prompt tokens are
+        queries too); zeros for the other entries. None when no entry has one."""
         if not any("attention_bias" in e.opts for e in entries):
             return None
-        if getattr(self.model, "conditioning_inputs", None) is not None:
-            raise SamplingError("attn_bias style strength works on U-Net models; use strength_type multiply")
-        rows = []
+        if not self.model.takes_attention_bias:
+            raise SamplingError(
+                f"attn_bias style strength works on U-Net and FLUX models, not {self.model.family}; use "
+                "strength_type multiply"
+            )
+        biases, groups = [], []
         for e in entries:
             tokens = e.cond.shape[1]
-            bias = e.opts.get("attention_bias")
-            if bias is None:
-                bias = torch.zeros(tokens)
-            elif bias.shape[-1] != tokens:
+            bias, group = e.opts.get("attention_bias"), e.opts.get("attention_bias_group")
+            bias = torch.zeros(tokens) if bias is None else bias
+            group = torch.zeros(tokens, dtype=torch.long) if group is None else group
+            if bias.shape[-1] != tokens or group.shape[-1] != tokens:
                 raise SamplingError(
                     f"a conditioning's attention bias covers {bias.shape[-1]} tokens, its prompt has {tokens} "
                     "(apply the style model after changing the prompt's tokens)"
                 )
-            rows.append(bias.float().repeat(length // tokens)[None, None].expand(self.batch, 1, -1))
-        return torch.cat(rows)
+            biases.append(bias.float().repeat(length // tokens)[None, None].expand(self.batch, 1, -1))
+            groups.append(group.long().repeat(length // tokens)[None].expand(self.batch, -1))
+        return {"cross_attention_bias": torch.cat(biases), "cross_attention_bias_group": torch.cat(groups)}
 
     def _rows(self, cond: torch.Tensor) -> torch.Tensor:
         if cond.shape[0] == self.batch:

@@ -131,8 +131,11 @@ def apply_style(conditioning: list, tokens: torch.Tensor, strength: float, stren
     """Each conditioning entry with the style tokens ([n, T, C]: all images' tokens become one prompt) appended.
 
     "multiply" scales the tokens by `strength`; "attn_bias" keeps them and adds log(strength) to the attention
-    logits towards them (cross-attention favours them `strength` times as much), recorded per token in the
-    entry's `attention_bias`."""
+    logits towards them (attention favours them `strength` times as much), recorded per token in the entry's
+    `attention_bias`. Once an entry has a bias, every later application extends it (zeros for its tokens unless it
+    biases them too), and `attention_bias_group` records which application made each token (0: the prompt's own,
+    then 1, 2, ...): in joint attention, where prompt tokens are queries too, a token is biased towards the tokens
+    of later applications only, as in the reference."""
     if strength_type not in STRENGTH_TYPES:
         raise ValueError(f"strength_type: expected one of {STRENGTH_TYPES}, got {strength_type!r}")
     style = tokens.reshape(1, -1, tokens.shape[-1])
@@ -149,9 +152,15 @@ def apply_style(conditioning: list, tokens: torch.Tensor, strength: float, stren
         previous = opts.get("attention_bias")
         biased = strength_type == "attn_bias" and strength != 1.0
         if previous is not None or biased:
+            count = style.shape[1]
             text_bias = previous if previous is not None else torch.zeros(text.shape[1])
+            text_group = opts.get("attention_bias_group")
+            if text_group is None or text_group.shape[-1] != text_bias.shape[-1]:
+                text_group = torch.zeros(text_bias.shape[-1], dtype=torch.long)
+            group = int(text_group.max()) + 1 if text_group.numel() else 1
             value = (math.log(strength) if strength > 0 else -math.inf) if biased else 0.0
-            opts["attention_bias"] = torch.cat([text_bias, torch.full((style.shape[1],), value)])
+            opts["attention_bias"] = torch.cat([text_bias, torch.full((count,), value)])
+            opts["attention_bias_group"] = torch.cat([text_group, torch.full((count,), group, dtype=torch.long)])
         rows = style.to(text.dtype).expand(text.shape[0], -1, -1)
         out.append([torch.cat([text, rows], dim=1), opts])
     return out

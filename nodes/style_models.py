@@ -37,7 +37,7 @@ def StyleModelApply(
     strength_type: str = Combo(STRENGTH_TYPES),
 ) -> Any:
     """Append the style tokens of the encoded images to the prompt: "multiply" scales the tokens by `strength`,
-    "attn_bias" makes the image attend to them `strength` times as much (U-Net models)."""
+    "attn_bias" makes the image attend to them `strength` times as much (U-Net and FLUX models; not SD3)."""
     from diffusion.style_models import apply_style
 
     return apply_style(conditioning, style_model.tokens(clip_vision_output), strength, strength_type)

@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 
 from diffusion.checkpoint import CheckpointError
 from diffusion.clip_vision import CLIPVisionOutput
+from diffusion.flow import joint_attention_bias
 from diffusion.style_models import apply_style, load_style_model
 from tests.diffusion.tiny_image_models import tiny_redux, tiny_t2i_style
 from tests.diffusion.tiny_sampling import sample_latent
@@ -120,3 +121,117 @@ def test_attn_bias_weighs_the_tokens_in_cross_attention(sd1) -> None:
     off = sample_latent(sd1.model, apply_style(positive, tokens, 0.0, "attn_bias"), negative)
     assert torch.allclose(off, plain, rtol=1e-4, atol=1e-4)
     assert not any(h for m in sd1.model.unet.modules() for h in m._forward_pre_hooks.values())
+
+
+# -- attn_bias on FLUX: a mask over the joint [prompt, image] attention ------------------------------------------
+
+
+def test_joint_attention_bias_biases_later_styles_tokens_for_every_query() -> None:
+    a, b = math.log(0.5), math.log(3.0)
+    bias = torch.tensor([[[0.0, 0.0, a, a, b]]])
+    group = torch.tensor([[0, 0, 1, 1, 2]])
+    mask = joint_attention_bias(bias, group, image_tokens=2)
+    assert mask.shape == (1, 1, 7, 7)
+    prompt_row, first_style_row, later_style_row = [0, 0, a, a, b], [0, 0, 0, 0, b], [0.0] * 5
+    expected = [prompt_row] * 2 + [first_style_row] * 2 + [later_style_row] + [prompt_row] * 2
+    assert torch.allclose(mask[0, 0, :, :5], torch.tensor(expected))
+    assert not mask[..., 5:].any()  # image keys: no bias
+
+
+@pytest.fixture(scope="module")
+def flux(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, torch.Tensor, torch.Tensor, Path]:
+    """The FLUX demo transformer, the demo encoders' states and pooled output for a prompt, and the folder of the
+    demo files."""
+    from diffusion.demo_dit import DEMO_CLIP_L, DEMO_FLUX, DEMO_T5, DIT_DEMO_MODELS, write_dit_demo_model
+    from diffusion.dit_loader import load_diffusion_model
+    from diffusion.dit_text import load_text_encoders
+    from diffusion.memory import ModelManager
+
+    folder = tmp_path_factory.mktemp("flux")
+    files = {m.name: write_dit_demo_model(m, folder) for m in DIT_DEMO_MODELS}
+    manager = ModelManager.create(force_cpu=True)
+    encoded = load_text_encoders([files[DEMO_CLIP_L], files[DEMO_T5]], "flux", manager).encode("a red fox")
+    return load_diffusion_model(files[DEMO_FLUX], manager), encoded.cond, encoded.pooled, folder
+
+
+def _flux_sample(model: object, positive: list, negative: list | None = None, **overrides: object) -> torch.Tensor:
+    latent = {"samples": torch.zeros(1, 16, 8, 8)}
+    request = dict(model=model, positive=positive, negative=negative or positive, latent=latent, cfg=1.0, steps=2)
+    return sample_latent(**(request | overrides), scheduler="simple")
+
+
+def _redux_tokens(text: torch.Tensor) -> torch.Tensor:
+    return torch.randn(1, 9, text.shape[-1], generator=torch.Generator().manual_seed(2)) * text.std() * 4
+
+
+@pytest.mark.slow
+def test_attn_bias_weighs_the_redux_tokens_in_flux_joint_attention(flux) -> None:
+    model, text, pooled, _ = flux
+    prompt = [[text, {"pooled_output": pooled}]]
+    tokens = _redux_tokens(text)
+    plain = _flux_sample(model, prompt)
+    once = _flux_sample(model, apply_style(prompt, tokens, 1.0, "multiply"))
+    assert not torch.allclose(once, plain, atol=1e-3)
+    # strength 1 is no bias at all; an all-zero bias goes through the mask and changes nothing
+    assert torch.equal(_flux_sample(model, apply_style(prompt, tokens, 1.0, "attn_bias")), once)
+    [[cond, opts]] = apply_style(prompt, tokens, 1.0, "multiply")
+    zeros = {"attention_bias": torch.zeros(cond.shape[1]), "attention_bias_group": torch.zeros(cond.shape[1])}
+    assert torch.allclose(_flux_sample(model, [[cond, opts | zeros]]), once, atol=1e-5)
+    # strength 0 shuts the Redux tokens out of every query's attention: the prompt alone
+    off = _flux_sample(model, apply_style(prompt, tokens, 0.0, "attn_bias"))
+    assert torch.allclose(off, plain, atol=1e-5)
+    # below 1 the result moves towards the prompt alone
+    half = _flux_sample(model, apply_style(prompt, tokens, 0.5, "attn_bias"))
+    assert (half - plain).norm() < (once - plain).norm() and not torch.allclose(half, once, atol=1e-4)
+    assert not torch.allclose(_flux_sample(model, apply_style(prompt, tokens, 2.0, "attn_bias")), once, atol=1e-4)
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in model.unet.modules())
+
+
+@pytest.mark.slow
+def test_attn_bias_on_flux_under_cfg_with_an_unbiased_negative(flux) -> None:
+    """One step from pure noise is the guided x0 estimate itself, so at cfg 3 it is neg + 3 (pos - neg) of the
+    estimates each conditioning gets alone: batched with a negative without bias (the same length, so one model
+    call, zero bias in its rows) or of another length (a call of its own), the positive keeps its bias."""
+    model, text, pooled, _ = flux
+    prompt = [[text, {"pooled_output": pooled}]]
+    tokens = _redux_tokens(text)
+    positive = apply_style(prompt, tokens, 0.3, "attn_bias")
+    same_length = apply_style(prompt, tokens, 0.0, "multiply")
+    pos = _flux_sample(model, positive, steps=1)
+    for negative in (same_length, prompt):
+        neg = _flux_sample(model, negative, steps=1)
+        guided = _flux_sample(model, positive, negative, steps=1, cfg=3.0)
+        assert torch.allclose(guided, neg + 3.0 * (pos - neg), atol=1e-4)
+    # every joint attention layer, double and single, gets the mask: the positive's row biased, the negative's zero
+    masks: list[torch.Tensor] = []
+    layers = [m for name, m in model.unet.named_modules() if name.endswith(".attn")]
+    handles = [
+        layer.register_forward_pre_hook(lambda _m, _a, kw: masks.append(kw["attention_mask"]), with_kwargs=True)
+        for layer in layers
+    ]
+    try:
+        _flux_sample(model, positive, same_length, steps=1, cfg=3.0)
+    finally:
+        for handle in handles:
+            handle.remove()
+    [[_, opts]] = positive
+    expected = joint_attention_bias(opts["attention_bias"][None, None], opts["attention_bias_group"][None], 16)
+    assert len(masks) == len(layers) == 4
+    for mask in masks:
+        assert mask.shape == (2, 1, text.shape[1] + 9 + 16, text.shape[1] + 9 + 16)
+        assert torch.equal(mask[:1], expected) and not mask[1:].any()
+
+
+def test_attn_bias_is_refused_on_sd3(flux) -> None:
+    from diffusion.demo_dit import DEMO_SD3
+    from diffusion.dit_loader import load_diffusion_model
+    from diffusion.memory import ModelManager
+    from diffusion.sampling import SamplingError
+
+    _, _, _, folder = flux
+    sd3 = load_diffusion_model(folder / DEMO_SD3, ModelManager.create(force_cpu=True))
+    prompt = [[torch.randn(1, 6, 64), {"pooled_output": torch.randn(1, 64)}]]
+    biased = apply_style(prompt, torch.randn(1, 3, 64), 0.5, "attn_bias")
+    with pytest.raises(SamplingError, match="not sd3; use strength_type multiply"):
+        _flux_sample(sd3, biased)
+    assert _flux_sample(sd3, apply_style(prompt, torch.randn(1, 3, 64), 0.5, "multiply")).isfinite().all()

@@ -195,10 +195,16 @@ def test_flux_redux_end_to_end(redux_env: tuple[NodeEnvironment, NodeRegistry]) 
     assert torch.equal(run_flow(env, registry, redux_flow(1.0))[2], styled)
 
 
-def test_attn_bias_redux_on_flux_is_refused_by_the_sampler(redux_env: tuple[NodeEnvironment, NodeRegistry]) -> None:
+def test_attn_bias_redux_on_flux_end_to_end(redux_env: tuple[NodeEnvironment, NodeRegistry]) -> None:
     env, registry = redux_env
-    workflow = parse_api(redux_flow(2.0, "attn_bias"))
-    checked = validate(workflow, registry)
-    assert checked.ok, checked.to_response()
-    outcome = Executor(registry, env=env).run(workflow, outputs=checked.outputs, prompt_id="p", emit=lambda _e: None)
-    assert outcome.status == "error" and "attn_bias" in str(outcome.error)
+    plain = run_flow(env, registry, redux_flow(None))[2]
+    styled_run, styled_flow, styled = run_flow(env, registry, redux_flow(1.0))
+    # strength 1 biases nothing: the same image as the tokens plainly appended
+    assert torch.equal(run_flow(env, registry, redux_flow(1.0, "attn_bias"))[2], styled)
+    executor, workflow, weaker = run_flow(env, registry, redux_flow(0.25, "attn_bias"))
+    [[cond, opts]] = node_output(executor, workflow, registry, "14")
+    assert torch.allclose(opts["attention_bias"][-9:], torch.full((9,), -1.3863), atol=1e-4)
+    assert not opts["attention_bias"][:-9].any() and opts["attention_bias_group"].tolist()[-10:] == [0] + [1] * 9
+    # a weaker Redux: the tokens stay as they are, the image attends to them less and moves towards the prompt's
+    assert torch.equal(cond, node_output(styled_run, styled_flow, registry, "14")[0][0])
+    assert (weaker - plain).norm() < (styled - plain).norm() and not torch.allclose(weaker, styled, atol=1e-4)
