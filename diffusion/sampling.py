@@ -27,6 +27,7 @@ from diffusion.model import DiffusionModel, GuidanceStep, UnetPatch
 from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
 from diffusion.samplers import SAMPLERS, Sampler, SamplerChoice
+from diffusion.samplers.scaling import VE, NoiseScaling, RectifiedFlow
 from diffusion.schedulers import sigmas_for
 from diffusion.step import StepInfo, unet_step
 
@@ -553,7 +554,7 @@ def run(
             report(last["done"], steps, to_loom(denoised))
 
     with torch.no_grad():
-        result = sampler(denoiser, x, sigmas, step_noise, callback, flow_model=model.prediction == "flow", **options)
+        result = sampler(denoiser, x, sigmas, step_noise, callback, scaling=sampler_scaling(model), **options)
     if report is not None and last["done"] < steps and last["denoised"] is not None:
         # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
         report(steps, steps, to_loom(last["denoised"]))
@@ -565,6 +566,14 @@ def run(
     if last["denoised"] is not None:
         denoised_out["samples"] = to_loom(last["denoised"]).float().cpu()
     return out, denoised_out
+
+
+def sampler_scaling(model: DiffusionModel) -> NoiseScaling:
+    """How the samplers must scale this model's latents: flow models' (1 - sigma) x0 + sigma n, with half-log-SNR
+    steps starting 0.01% of the way into the model's schedule rather than at sigma 1 (as the reference's)."""
+    if model.prediction == "flow":
+        return RectifiedFlow(top=model.schedule.percent_to_sigma(1e-4))
+    return VE
 
 
 def _mask_schedule(

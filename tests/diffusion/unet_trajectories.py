@@ -42,7 +42,9 @@ def digest(name: str, options: dict[str, Any]) -> str:
     sigmas = sigmas_for(SCHEDULE, "karras", 6)
     x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0)) * sigmas[0]
     noise: NoiseSource = (
-        BrownianTreeNoise.for_sigmas(x, sigmas, 5) if sampler.noise in ("tree", "device_tree") else GaussianNoise(SHAPE, 5)
+        BrownianTreeNoise.for_sigmas(x, sigmas, 5)
+        if sampler.noise in ("tree", "device_tree")
+        else GaussianNoise(SHAPE, 5)
     )
     h = hashlib.sha256()
 
