@@ -348,6 +348,30 @@ def test_seeds_2_one_step() -> None:
     _close(got, x + path * 0.6)
 
 
+def test_seeds_3_one_step() -> None:
+    """Stages at a third and two thirds of the step in half log-SNR, x0 terms scaled by each stage's alpha, one
+    noise path through the three segments."""
+    got, noise = _step("seeds_3", 0.8, 0.6)
+    lam_s, h = _lam(0.8), _lam(0.6) - _lam(0.8)
+    s_1, s_2 = _sig(lam_s + h / 3), _sig(lam_s + 2 * h / 3)
+
+    def phi_2(z: float) -> float:
+        return (math.expm1(z) - z) / z
+
+    path = math.sqrt(-math.expm1(-2 * h / 3)) * noise.at(0.8, s_1)
+    x_1 = s_1 / 0.8 * math.exp(-h / 3) * X - (1 - s_1) * math.expm1(-2 * h / 3) * _d(X, 0.8) + path * s_1
+    a2 = 2 * phi_2(-4 * h / 3)
+    a1 = math.expm1(-4 * h / 3) - a2
+    x_2 = s_2 / 0.8 * math.exp(-2 * h / 3) * X - (1 - s_2) * (a1 * _d(X, 0.8) + a2 * _d(x_1, s_1))
+    path = path * math.exp(-h / 3) + math.sqrt(-math.expm1(-2 * h / 3)) * noise.at(s_1, s_2)
+    x_2 = x_2 + path * s_2
+    b3 = phi_2(-2 * h) * 3 / 2
+    b1 = math.expm1(-2 * h) - b3
+    x = 0.6 / 0.8 * math.exp(-h) * X - 0.4 * (b1 * _d(X, 0.8) + b3 * _d(x_2, s_2))
+    path = path * math.exp(-h / 3) + math.sqrt(-math.expm1(-2 * h / 3)) * noise.at(s_2, 0.6)
+    _close(got, x + path * 0.6)
+
+
 def test_sa_solver_first_step() -> None:
     """The first predictor (order 1, no corrector yet) inside the stochastic interval (tau = 1): x =
     (s_t / s) e^(-h) x + alpha_t (1 - e^(-2h)) D + s_t sqrt(1 - e^(-2h)) n."""

@@ -8,6 +8,7 @@ SD 1.x's schedule, so CFG++ samplers have an unguided estimate to read."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 from typing import Any
 
 import torch
@@ -62,8 +63,6 @@ def digest(name: str, options: dict[str, Any]) -> str:
 
 def applies(name: str, variant: str) -> bool:
     """Whether a variant's options are ones `name` takes."""
-    import inspect
-
     params = inspect.signature(SAMPLERS[name].fn).parameters
     return all(k in params for k in VARIANTS[variant])
 
