@@ -142,8 +142,10 @@ class Guided:
         device: torch.device,
         keep_uncond: bool = False,
         sigma_max: float | None = None,
+        seed: int = 0,
     ) -> None:
         self.model, self.rule, self.device = model, rule, device
+        self.seed = seed  # the sampler's: model inputs drawn from it (unCLIP's noise augmentation)
         self.hooked = HookedModels(model, sigma_max if sigma_max is not None else model.schedule.sigma_max)
         self.sets = [_as_entries(cond, name) for name, cond in sets]
         if not self.sets[0]:
@@ -349,7 +351,8 @@ class Guided:
             return {k: v.to(self.device) for k, v in model_inputs([e.opts for e in entries], self.batch).items()}
         augmentor = self.model.extra.get("noise_augmentor")
         if augmentor is not None:  # unCLIP: each entry's image embeddings as the UNet's class label
-            return {"class_labels": augmentor.class_labels([e.opts for e in entries], self.batch).to(self.device)}
+            labels = augmentor.class_labels([e.opts for e in entries], self.batch, self.seed)
+            return {"class_labels": labels.to(self.device)}
         if getattr(self.model.unet.config, "addition_embed_type", None) != "text_time":
             return None
         pooled, ids = [], []
@@ -519,7 +522,14 @@ def run(
     sigmas = sigmas.to(device)
     x = model.noise_scaling(sigmas[0], noise, x0)
     guided = Guided(
-        model, guider.sets, guider.rule, x0, device, keep_uncond=sampler.needs_uncond, sigma_max=float(sigmas.max())
+        model,
+        guider.sets,
+        guider.rule,
+        x0,
+        device,
+        keep_uncond=sampler.needs_uncond,
+        sigma_max=float(sigmas.max()),
+        seed=seed,
     )
     denoiser: Guided | Inpaint = guided
     mask = latent.get("noise_mask")
