@@ -13,7 +13,7 @@ import pickle
 import struct
 import threading
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,57 @@ class TensorFile(Mapping[str, torch.Tensor]):
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+class ShardedTensors(Mapping[str, torch.Tensor]):
+    """The tensors of several files seen as one: a diffusers or transformers component stored in shards."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.files = [TensorFile(p) for p in paths]
+        self.path = self.files[0].path
+        self._owner: dict[str, TensorFile] = {}
+        for file in self.files:
+            for key in file.shapes:
+                if key in self._owner:
+                    raise CheckpointError(f"{file.path.name}: tensor {key!r} is also in {self._owner[key].path.name}")
+                self._owner[key] = file
+        self._shapes = {k: f.shapes[k] for k, f in self._owner.items()}
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return self._shapes
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._owner[key][key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._owner)
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+
+def component_weights(folder: Path, stem: str) -> ShardedTensors:
+    """The weights of one component folder of a pipeline (`transformer/`, `text_encoder_2/`...) as the hub stores
+    them: `<stem>.safetensors`, shards listed by `<stem>.safetensors.index.json`, a precision variant
+    (`<stem>.fp16.safetensors`) or a pickled `<stem>.bin`; an error naming the folder when none is there."""
+    folder = Path(folder)
+    indexes = sorted(folder.glob(f"{stem}.safetensors.index*.json"), key=lambda p: (len(p.name), p.name))
+    if indexes:
+        try:
+            weight_map = json.loads(indexes[0].read_text())["weight_map"]
+            shards = list(dict.fromkeys(weight_map.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{folder.name}/{indexes[0].name}: not a readable shard index ({exc})") from exc
+        missing = [s for s in shards if not (folder / s).is_file()]
+        if missing or not shards:
+            raise CheckpointError(f"{folder.name}/: the shard index lists missing files: {', '.join(missing)}")
+        return ShardedTensors([folder / s for s in shards])
+    variants = sorted(folder.glob(f"{stem}.*.safetensors"))
+    for candidate in (folder / f"{stem}.safetensors", *variants[:1], folder / f"{stem}.bin"):
+        if candidate.is_file():
+            return ShardedTensors([candidate])
+    raise CheckpointError(f"{folder.name}/: no weights ({stem}.safetensors, its shards or {stem}.bin) in {folder}")
 
 
 def build_empty(factory: Any) -> nn.Module:

@@ -56,18 +56,27 @@ def build_sd3(arch: SD3Arch) -> nn.Module:
     return build_empty(lambda: cls.from_config(arch.config()))
 
 
-def flow_model(module: nn.Module, family: str, shift: float, latent_channels: int, manager: ModelManager) -> FlowModel:
-    """The MODEL value of a transformer, sampling with its family's noise-level shift."""
+def flow_model(
+    module: nn.Module,
+    family: str,
+    shift: float,
+    latent_channels: int,
+    manager: ModelManager,
+    shift_kind: str | None = None,
+) -> FlowModel:
+    """The MODEL value of a transformer, sampling with a noise-level shift of `shift_kind` (the family's own kind
+    when None: FLUX's exponential one, SD3's multiplying one)."""
     d = family_defaults(family)
+    kind = shift_kind or d["shift_kind"]
     return FlowModel(
         unet=module,
         family=family,
         prediction="flow",
-        schedule=flow_schedule(d["shift_kind"], shift),
+        schedule=flow_schedule(kind, shift),
         manager=manager,
         latent_rgb_factors=tuple(tuple(r) for r in d["latent_rgb_factors"]),
         latent_rgb_bias=tuple(d["latent_rgb_bias"]),
-        shift_kind=d["shift_kind"],
+        shift_kind=kind,
         shift=shift,
         channels=latent_channels,
     )

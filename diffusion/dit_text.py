@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from diffusion.checkpoint import CheckpointError, TensorFile, assign_weights
+from diffusion.checkpoint import CheckpointError, ShardedTensors, TensorFile, assign_weights
 from diffusion.detect import UnknownModel, detect_text, family_defaults
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.t5 import EOS, PAD, T5Tokenizer, build_t5, detect_t5, find_tokenizer, is_t5, run_t5
@@ -29,7 +29,7 @@ LORA_ORDER = ("clip_l", "clip_g")
 class KeyView(Mapping[str, torch.Tensor]):
     """The tensors of `source` under prefix `old`, seen under prefix `new` (so one detector reads every layout)."""
 
-    def __init__(self, source: TensorFile, old: str, new: str) -> None:
+    def __init__(self, source: TensorFile | ShardedTensors, old: str, new: str) -> None:
         self.source = source
         self.names = {new + k[len(old) :]: k for k in source.shapes if k.startswith(old)}
         self.shapes = {k: source.shapes[v] for k, v in self.names.items()}
@@ -164,18 +164,45 @@ def _specs(family: str) -> dict[str, dict]:
     return {s["name"]: s for s in family_defaults(family)["text_encoders"]}
 
 
+def clip_encoder(
+    view: KeyView,
+    layout: str,
+    encoder: str,
+    family: str,
+    what: str,
+    manager: ModelManager,
+    embedding_dirs: Sequence[Path],
+    tokenizer: ClipTokenizer | None = None,
+) -> TextEncoder:
+    """One CLIP encoder (`encoder`: clip_l or clip_g) from tensors seen under `transformer.` (hf layout) or
+    `model.` (openclip), as a one-encoder TextEncoder; `tokenizer` defaults to the bundled CLIP vocabulary."""
+    from diffusion.loader import build_text, fit_text_keys, text_state
+
+    specs = _specs(family)
+    if encoder not in specs:
+        raise CheckpointError(f"{what}: a {encoder} text encoder is no part of {family}")
+    try:
+        arch = detect_text(view.shapes, "", dict(specs[encoder], layout=layout))
+    except (UnknownModel, KeyError) as exc:
+        raise CheckpointError(f"{what}: incomplete CLIP text encoder ({exc})") from exc
+    if encoder == "clip_l" and family in ("flux", "sd3"):
+        arch = replace(arch, projection_dim=None)  # FLUX and SD3 take CLIP-L's pooled output unprojected
+    module = build_text(arch)
+    wanted = module.state_dict()
+    state = {k: v for k, v in fit_text_keys(text_state(view, arch), module).items() if k in wanted}
+    module = assign_weights(module, state, f"{what}: {encoder}", manager.dtype)
+    unit = EncoderUnit(arch, module)
+    return TextEncoder(family, (unit,), tokenizer or ClipTokenizer(), manager, tuple(embedding_dirs))
+
+
 def read_text_file(
     path: Path, family: str, manager: ModelManager, embedding_dirs: Sequence[Path]
 ) -> tuple[dict[str, TextEncoder], T5Unit | None]:
     """The CLIP and T5 encoders one file holds (a standalone encoder, or several under their own prefixes)."""
-    from diffusion.loader import build_text, fit_text_keys, text_state
-
     tensors = TensorFile(path)
     name = Path(path).name
-    dtype = manager.dtype
     clips: dict[str, TextEncoder] = {}
     t5 = None
-    specs = _specs(family)
     for key in tensors.shapes:
         if key.endswith(HF_MARK):
             layout, old, new = "hf", key[: -len(HF_MARK)], "transformer."
@@ -187,24 +214,10 @@ def read_text_file(
         width = view.shapes["transformer.text_model.embeddings.token_embedding.weight" if layout == "hf"
                             else "model.token_embedding.weight"][1]  # fmt: skip
         encoder = _clip_name(width, layout, old, name)
-        if encoder not in specs:
-            raise CheckpointError(f"{name}: a {encoder} text encoder is no part of {family}")
-        try:
-            arch = detect_text(view.shapes, "", dict(specs[encoder], layout=layout))
-        except (UnknownModel, KeyError) as exc:
-            raise CheckpointError(f"{name}: incomplete CLIP text encoder ({exc})") from exc
-        if encoder == "clip_l" and family in ("flux", "sd3"):
-            arch = replace(arch, projection_dim=None)  # FLUX and SD3 take CLIP-L's pooled output unprojected
-        module = build_text(arch)
-        wanted = module.state_dict()
-        state = {k: v for k, v in fit_text_keys(text_state(view, arch), module).items() if k in wanted}
-        module = assign_weights(module, state, f"{name}: {encoder}", dtype)
-        unit = EncoderUnit(arch, module)
-        clips[encoder] = TextEncoder(family, (unit,), ClipTokenizer(), manager, tuple(embedding_dirs))
+        clips[encoder] = clip_encoder(view, layout, encoder, family, name, manager, embedding_dirs)
     if is_t5(tensors.shapes):
-        arch5 = detect_t5(tensors.shapes)
-        tokenizer = T5Tokenizer(find_tokenizer(path))
-        t5 = T5Unit(build_t5(arch5, tensors, f"{name}: T5", dtype), tokenizer)
+        t5 = T5Unit(build_t5(detect_t5(tensors.shapes), tensors, f"{name}: T5", manager.dtype),
+                    T5Tokenizer(find_tokenizer(path)))  # fmt: skip
     if not clips and t5 is None:
         raise CheckpointError(f"{name}: no CLIP or T5 text encoder found in this file")
     return clips, t5

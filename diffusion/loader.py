@@ -220,10 +220,17 @@ def vae_family(file_name: str, latent_channels: int) -> str:
 
 
 def load_diffusers_folder(path: Path, manager: ModelManager, embedding_dirs: Sequence[Path] = ()) -> Checkpoint:
-    """A diffusers pipeline folder (unet/, vae/, text_encoder/[, text_encoder_2/]) from local files only."""
+    """A diffusers pipeline folder from local files only: SD 1.x/2.x/SDXL (unet/, vae/, text_encoder/[,
+    text_encoder_2/]) here, FLUX and SD3 (transformer/, ...) in diffusion.dit_folder."""
     path = Path(path)
-    if not (path / "model_index.json").is_file() or not (path / "unet" / "config.json").is_file():
-        raise CheckpointError(f"{path.name}: not a diffusers pipeline folder (no model_index.json / unet/)")
+    if not (path / "model_index.json").is_file():
+        raise CheckpointError(f"{path.name}: not a diffusers pipeline folder (no model_index.json)")
+    from diffusion.dit_folder import is_dit_folder, load_dit_folder
+
+    if is_dit_folder(path):
+        return load_dit_folder(path, manager, embedding_dirs)
+    if not (path / "unet" / "config.json").is_file():
+        raise CheckpointError(f"{path.name}: not a diffusers pipeline folder (no unet/ or transformer/)")
     diffusers, tf = offline.diffusers(), offline.transformers()
     dtype = manager.dtype
     common = {"local_files_only": True, "torch_dtype": dtype}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -59,12 +60,34 @@ def clip_vocabulary(path: Path | None = None) -> ClipVocabulary:
     return ClipVocabulary({t: i for i, t in enumerate(tokens)}, [(a, b) for a, b in merges])
 
 
-class ClipTokenizer:
-    """Text -> CLIP token ids without the start/end tokens (the prompt layer adds those per 77-token window)."""
+def folder_vocabulary(folder: Path) -> ClipVocabulary:
+    """The vocabulary of a tokenizer folder as the hub stores it (`vocab.json`, `merges.txt`); its start and end
+    tokens must have CLIP's ids, which the prompt layer writes."""
+    from diffusion.checkpoint import CheckpointError
 
-    def __init__(self) -> None:
+    vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"
+    if not vocab_file.is_file() or not merges_file.is_file():
+        raise CheckpointError(f"{folder.name}/: the CLIP tokenizer is missing (vocab.json and merges.txt) in {folder}")
+    try:
+        vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
+        lines = merges_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder.name}/: not a readable CLIP tokenizer ({exc})") from exc
+    merges = [tuple(line.split()) for line in lines if line and not line.startswith("#version")]
+    if not isinstance(vocab, dict) or any(len(m) != 2 for m in merges):
+        raise CheckpointError(f"{folder.name}/: vocab.json or merges.txt is not a CLIP BPE vocabulary")
+    if vocab.get("<|startoftext|>") != BOS or vocab.get("<|endoftext|>") != EOS:
+        raise CheckpointError(f"{folder.name}/: the start/end tokens are not CLIP's ({BOS}, {EOS})")
+    return ClipVocabulary(vocab, [(a, b) for a, b in merges])
+
+
+class ClipTokenizer:
+    """Text -> CLIP token ids without the start/end tokens (the prompt layer adds those per 77-token window);
+    the bundled vocabulary, or a pipeline folder's `tokenizer/` (`folder_vocabulary`)."""
+
+    def __init__(self, vocab: ClipVocabulary | None = None) -> None:
         transformers = offline.transformers()
-        vocab = clip_vocabulary()
+        vocab = vocab or clip_vocabulary()
         self._tok = transformers.CLIPTokenizer(vocab=vocab.vocab, merges=vocab.merges, model_max_length=MAX_LENGTH)
         if len(self._tok.get_vocab()) < EOS + 1:
             raise RuntimeError("the CLIP tokenizer came up with an incomplete vocabulary")

@@ -187,11 +187,15 @@ def _diffusers_identity(model_path: str, env: NodeEnvironment | None = None) -> 
     fingerprint=_diffusers_identity,
 )
 def DiffusersLoader(
-    model_path: str = Combo(_diffusers_choices, tooltip="A diffusers pipeline folder (unet/, vae/, text_encoder/)."),
+    model_path: str = Combo(
+        _diffusers_choices,
+        tooltip="A diffusers pipeline folder: SD 1.x/2.x/SDXL (unet/, vae/, "
+        "text_encoder/) or FLUX.1/SD3 (transformer/, vae/, text_encoder*/, tokenizer*/).",
+    ),
     *,
     ctx: NodeContext,
 ) -> tuple[Any, Any, Any]:
-    """Load a diffusers-format pipeline folder from local files only."""
+    """Load a diffusers-format pipeline folder from local files only (SD 1.x/2.x/SDXL, FLUX.1, SD3/SD3.5)."""
     from diffusion.loader import load_diffusers_folder
 
     path = _diffusers_path(ctx.env, model_path)

@@ -391,3 +391,68 @@ def test_hypernetwork_loader(mreg, menv, loaded) -> None:
     (folder / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match=r"hypernetwork_name: junk\.pt: not a readable hypernetwork"):
         run("HypernetworkLoader", model=model, hypernetwork_name="junk.pt", strength=1.0)
+
+
+def _flux_workflow(loaders: dict[str, dict], model: list, clip: list, vae: list, prefix: str) -> dict:
+    return loaders | {
+        "5": {"class_type": "CLIPTextEncodeFlux",
+              "inputs": {"clip_l": "a red fox", "t5xxl": "a red fox in the snow", "guidance": 3.5, "clip": clip}},
+        "6": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["5", 0]}},
+        "7": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 48, "batch_size": 1}},
+        "8": {"class_type": "KSampler",
+              "inputs": {"seed": 3, "steps": 2, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
+                         "denoise": 1.0, "model": model, "positive": ["5", 0], "negative": ["6", 0],
+                         "latent_image": ["7", 0]}},
+        "9": {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": vae}},
+        "10": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": prefix}},
+    }  # fmt: skip
+
+
+def _run_workflow(mreg, menv, api: dict, prompt_id: str) -> Path:
+    from engine import executor, validate, workflow
+
+    parsed = workflow.parse_api(api)
+    result = validate.validate(parsed, mreg)
+    assert result.ok, result.to_response()
+    outcome = executor.Executor(mreg, env=menv).run(parsed, outputs=result.outputs, prompt_id=prompt_id)
+    assert outcome.status == "success", outcome.error
+    image = outcome.outputs["10"]["images"][0]
+    return menv.folders.output / image["subfolder"] / image["filename"]
+
+
+def test_a_flux_pipeline_folder_runs_a_workflow_like_its_single_files(tmp_path: Path, mreg, menv) -> None:
+    """DiffusersLoader on a FLUX.1-dev folder (sharded transformer) gives the image UNETLoader, DualCLIPLoader and
+    VAELoader give on the same weights as single files."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.diffusion.tiny_dit_folders import write_flux_pipeline
+
+    pipe = write_flux_pipeline(tmp_path / "hub", shards=2)
+    folders = menv.folders
+    shutil.copytree(pipe.folder, folders.model_dirs("checkpoints")[0].parent / "diffusers" / "FLUX.1-dev-tiny")
+    names = {"model": "diffusion_models", "clip_l": "text_encoders", "t5xxl": "text_encoders", "vae": "vae"}
+    for part, kind in names.items():
+        shutil.copy(pipe.files[part], folders.model_dirs(kind)[0] / f"tiny-flux-{pipe.files[part].name}")
+    tokenizer = pipe.files["t5xxl"].with_name("t5xxl.tokenizer.json")
+    shutil.copy(tokenizer, folders.model_dirs("text_encoders")[0] / "tiny-flux-t5xxl.tokenizer.json")
+    assert "FLUX.1-dev-tiny" in mreg.get("DiffusersLoader").schema()["input"]["required"]["model_path"][0]
+
+    folder_api = _flux_workflow({"1": {"class_type": "DiffusersLoader", "inputs": {"model_path": "FLUX.1-dev-tiny"}}},
+                                ["1", 0], ["1", 1], ["1", 2], "flux-folder")  # fmt: skip
+    files_api = _flux_workflow(
+        {
+            "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny-flux-model.safetensors",
+                                                         "weight_dtype": "default"}},
+            "2": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "tiny-flux-clip_l.safetensors",
+                                                             "clip_name2": "tiny-flux-t5xxl.safetensors",
+                                                             "type": "flux"}},
+            "3": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny-flux-ae.safetensors"}},
+        },
+        ["1", 0], ["2", 0], ["3", 0], "flux-files",
+    )  # fmt: skip
+    from_folder = np.asarray(Image.open(_run_workflow(mreg, menv, folder_api, "flux-folder")))
+    from_files = np.asarray(Image.open(_run_workflow(mreg, menv, files_api, "flux-files")))
+    assert from_folder.shape == (48, 64, 3) and from_folder.std() > 0 and np.array_equal(from_folder, from_files)
