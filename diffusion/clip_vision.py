@@ -1,9 +1,13 @@
-"""CLIP vision encoders (the image side of CLIP): single files in the transformers (`vision_model.*`) or OpenCLIP
-(`visual.*`) layout, built as transformers' CLIPVisionModelWithProjection with the file's tensors, and the image
-preprocessing the encoders were trained with.
+"""CLIP vision encoders (the image side of CLIP, and of SigLIP): single files in the transformers (`vision_model.*`)
+or OpenCLIP (`visual.*`) layout, built as transformers' CLIPVisionModelWithProjection (or SiglipVisionModel) with
+the file's tensors, and the image preprocessing the encoders were trained with.
 
-IP-Adapter, unCLIP and style models read three things from an encoding: the projected image embedding, the
-penultimate layer's hidden states and the last layer's.
+IP-Adapter, unCLIP and style models read three things from an encoding: the image embedding, the penultimate
+layer's hidden states and the last layer's. SigLIP (FLUX Redux reads its so400m-patch14-384 encoder,
+`sigclip_vision_patch14_384.safetensors`) is told apart by what CLIP has and it lacks: a class token (its
+positions are a square grid of patches, 27 x 27) and a projection. Its files may hold the attention-pooling head
+(`vision_model.head.*`); no image prompt reads it, so it is left out, and the image embedding of a SigLIP encoding
+is, as in the reference, the whole normalised last layer.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +35,13 @@ OPENCLIP_PATCH = "visual.conv1.weight"
 KNOWN_WIDTHS = {768: ("ViT-B", "quick_gelu"), 1024: ("ViT-L/14", "quick_gelu"), 1280: ("ViT-H/14", "gelu")}
 KNOWN_WIDTHS[1664] = ("ViT-bigG/14", "gelu")
 CROPS = ("center", "none")
+SIGLIP_MEAN = SIGLIP_STD = (0.5, 0.5, 0.5)
+SIGLIP_HEAD = "vision_model.head."
+# Hidden width -> name of the public SigLIP encoders (so400m is the one FLUX Redux reads).
+SIGLIP_NAMES = {768: "SigLIP base", 1024: "SigLIP large", 1152: "SigLIP so400m"}
+# The published SigLIP input sizes. The patch grid does not always tell the size: so400m-patch14-384 sees 27 x 27
+# patches of 14 px (378 px), the convolution dropping the last 6 px of its 384 px input.
+SIGLIP_SIZES = (224, 256, 384, 448, 512)
 
 
 @dataclass(frozen=True)
@@ -43,15 +55,21 @@ class VisionArch:
     heads: int
     patch: int
     image_size: int
-    projection_dim: int
+    projection_dim: int  # 0: none (SigLIP)
     hidden_act: str
+    family: str = "clip"  # "clip" (CLIPVisionModelWithProjection) or "siglip" (SiglipVisionModel)
+
+    @property
+    def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The pixel normalisation the encoder was trained with."""
+        return (SIGLIP_MEAN, SIGLIP_STD) if self.family == "siglip" else (CLIP_MEAN, CLIP_STD)
 
 
 @dataclass(frozen=True)
 class CLIPVisionOutput:
     """One encoding of a batch of images (the CLIP_VISION_OUTPUT socket value)."""
 
-    image_embeds: torch.Tensor  # [B, projection_dim]
+    image_embeds: torch.Tensor  # CLIP: [B, projection_dim]; SigLIP: the last hidden state [B, tokens, hidden]
     last_hidden_state: torch.Tensor  # [B, tokens, hidden]
     penultimate_hidden_states: torch.Tensor  # [B, tokens, hidden]
 
@@ -66,7 +84,8 @@ class CLIPVision:
 
     def encode(self, image: torch.Tensor, crop: str = "center") -> CLIPVisionOutput:
         """Encode IMAGE [B, H, W, C] (0..1) after the training preprocessing (see `preprocess`)."""
-        return self.encode_pixels(preprocess(image, self.arch.image_size, crop))
+        mean, std = self.arch.mean_std
+        return self.encode_pixels(preprocess(image, self.arch.image_size, crop, mean, std))
 
     def encode_pixels(self, pixels: torch.Tensor) -> CLIPVisionOutput:
         """Encode already normalised pixels [B, 3, S, S] (S = the encoder's image size)."""
@@ -75,19 +94,27 @@ class CLIPVision:
         pixels = pixels.to(manager.device, manager.dtype)
         with torch.no_grad():
             out = self.module(pixel_values=pixels, output_hidden_states=True)
+        last = out.last_hidden_state.float().cpu()
         return CLIPVisionOutput(
-            image_embeds=out.image_embeds.float().cpu(),
-            last_hidden_state=out.last_hidden_state.float().cpu(),
+            image_embeds=last if self.arch.family == "siglip" else out.image_embeds.float().cpu(),
+            last_hidden_state=last,
             penultimate_hidden_states=out.hidden_states[-2].float().cpu(),
         )
 
 
-def preprocess(image: torch.Tensor, size: int, crop: str = "center") -> torch.Tensor:
+def preprocess(
+    image: torch.Tensor,
+    size: int,
+    crop: str = "center",
+    mean: tuple[float, ...] = CLIP_MEAN,
+    std: tuple[float, ...] = CLIP_STD,
+) -> torch.Tensor:
     """IMAGE [B, H, W, C] in 0..1 -> normalised pixels [B, 3, size, size] as CLIP's image processor makes them.
 
     "center": the shortest side is resized to `size` (bicubic, antialiased like PIL's resize) and the centre cut
-    out; "none": the whole image is squashed to size x size. Values are clamped to 0..1 after resizing (the
-    reference works on 8-bit images) and normalised with CLIP's mean and std."""
+    out; "none": the whole image is squashed to size x size (what SigLIP's own processor does; the reference
+    honours the crop choice for SigLIP too). Values are clamped to 0..1 after resizing (the reference works on 8-bit
+    images) and normalised with the encoder's mean and std (CLIP's; 0.5 for SigLIP)."""
     if crop not in CROPS:
         raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
     if image.ndim != 4 or image.shape[-1] < 3:
@@ -103,9 +130,7 @@ def preprocess(image: torch.Tensor, size: int, crop: str = "center") -> torch.Te
         pixels = F.interpolate(pixels, size=target, mode="bicubic", align_corners=False, antialias=True)
     top, left = (target[0] - size) // 2, (target[1] - size) // 2
     pixels = pixels[..., top : top + size, left : left + size].clamp(0, 1)
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    return (pixels - mean) / std
+    return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
 def find_prefix(shapes: Mapping[str, tuple[int, ...]]) -> tuple[str, str]:
@@ -121,11 +146,20 @@ def find_prefix(shapes: Mapping[str, tuple[int, ...]]) -> tuple[str, str]:
 
 def detect_vision(shapes: Mapping[str, tuple[int, ...]], prefix: str = "") -> VisionArch:
     """The architecture from tensor shapes under transformers' names (see `vision_state`)."""
-    hidden, _, patch, _ = shapes[f"{prefix}{HF_PATCH}"]
+    patch_shape = shapes[f"{prefix}{HF_PATCH}"]
+    if len(patch_shape) != 4:
+        raise CheckpointError(
+            f"a linear patch embedding {tuple(patch_shape)}: a SigLIP 2 NaFlex encoder (variable resolution), which "
+            "Loom does not build; use a fixed-resolution SigLIP file such as sigclip_vision_patch14_384"
+        )
+    hidden, _, patch, _ = patch_shape
     positions = shapes[f"{prefix}vision_model.embeddings.position_embedding.weight"][0]
     layer_rx = re.compile(re.escape(prefix) + r"vision_model\.encoder\.layers\.(\d+)\.")
     layers = 1 + max(int(m.group(1)) for k in shapes if (m := layer_rx.match(k)))
     intermediate = shapes[f"{prefix}vision_model.encoder.layers.0.mlp.fc1.weight"][0]
+    heads = 16 if hidden >= 1024 else max(1, hidden // 64)
+    if math.isqrt(positions) ** 2 == positions:  # a square grid of patches and no class token's position
+        return _siglip_arch(hidden, layers, intermediate, heads, patch, positions)
     projection = shapes.get(f"{prefix}visual_projection.weight")
     if projection is None:
         raise CheckpointError("CLIP vision encoder without a projection (visual_projection / visual.proj)")
@@ -136,12 +170,21 @@ def detect_vision(shapes: Mapping[str, tuple[int, ...]], prefix: str = "") -> Vi
         hidden=hidden,
         layers=layers,
         intermediate=intermediate,
-        heads=16 if hidden >= 1024 else max(1, hidden // 64),
+        heads=heads,
         patch=patch,
         image_size=side * patch,
         projection_dim=projection[0],
         hidden_act=act,
     )
+
+
+def _siglip_arch(hidden: int, layers: int, intermediate: int, heads: int, patch: int, positions: int) -> VisionArch:
+    """A SigLIP encoder: one position per patch of a square image (729 = 27 x 27 patches of 14 px: 384 px),
+    tanh-approximated GELU, no projection."""
+    side = math.isqrt(positions)
+    size = next((s for s in SIGLIP_SIZES if s // patch == side), side * patch)
+    name = f"{SIGLIP_NAMES.get(hidden, f'SigLIP ({hidden} wide)')} patch{patch} {size}"
+    return VisionArch(name, hidden, layers, intermediate, heads, patch, size, 0, "gelu_pytorch_tanh", "siglip")
 
 
 def openclip_to_hf(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -190,25 +233,48 @@ def vision_state(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
     if layout == "openclip":
         return openclip_to_hf(tensors, prefix)
     keep = (f"{prefix}vision_model.", f"{prefix}visual_projection.")
-    return {k[len(prefix) :]: tensors[k] for k in shapes if k.startswith(keep) and not k.endswith("position_ids")}
+    return {
+        k[len(prefix) :]: tensors[k]
+        for k in shapes
+        if k.startswith(keep) and not k.endswith("position_ids") and not k.startswith(f"{prefix}{SIGLIP_HEAD}")
+    }
+
+
+def module_state(arch: VisionArch, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors under transformers' CLIP names renamed for the module `build_vision` makes: SiglipVisionModel holds
+    the `vision_model.` parts at its top level."""
+    if arch.family != "siglip":
+        return dict(state)
+    return {k.removeprefix("vision_model."): v for k, v in state.items()}
+
+
+def vision_config(arch: VisionArch) -> Any:
+    """The transformers config of `arch`: a CLIPVisionConfig, or a SiglipVisionConfig without the pooling head."""
+    tf = offline.transformers()
+    sizes = {
+        "hidden_size": arch.hidden,
+        "intermediate_size": arch.intermediate,
+        "num_hidden_layers": arch.layers,
+        "num_attention_heads": arch.heads,
+        "patch_size": arch.patch,
+        "image_size": arch.image_size,
+        "hidden_act": arch.hidden_act,
+    }
+    if arch.family == "siglip":
+        config = tf.SiglipVisionConfig(**sizes, layer_norm_eps=1e-6, vision_use_head=False)
+    else:
+        config = tf.CLIPVisionConfig(**sizes, projection_dim=arch.projection_dim, layer_norm_eps=1e-5)
+    config._attn_implementation = "sdpa"
+    return config
 
 
 def build_vision(arch: VisionArch) -> nn.Module:
-    """An empty CLIPVisionModelWithProjection of `arch` (no download, no random initialisation)."""
+    """An empty CLIPVisionModelWithProjection (SiglipVisionModel, for SigLIP) of `arch` (no download, no random
+    initialisation)."""
     tf = offline.transformers()
-    config = tf.CLIPVisionConfig(
-        hidden_size=arch.hidden,
-        intermediate_size=arch.intermediate,
-        num_hidden_layers=arch.layers,
-        num_attention_heads=arch.heads,
-        patch_size=arch.patch,
-        image_size=arch.image_size,
-        projection_dim=arch.projection_dim,
-        hidden_act=arch.hidden_act,
-        layer_norm_eps=1e-5,
-    )
-    config._attn_implementation = "sdpa"
-    return build_empty(lambda: tf.CLIPVisionModelWithProjection(config))
+    model = tf.SiglipVisionModel if arch.family == "siglip" else tf.CLIPVisionModelWithProjection
+    config = vision_config(arch)
+    return build_empty(lambda: model(config))
 
 
 def load_clip_vision_state(state: Mapping[str, torch.Tensor], manager: ModelManager, name: str) -> CLIPVision:
@@ -218,7 +284,8 @@ def load_clip_vision_state(state: Mapping[str, torch.Tensor], manager: ModelMana
         arch = detect_vision({k: tuple(v.shape) for k, v in hf.items()})
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{name}: not a CLIP vision encoder Loom can build ({exc})") from exc
-    module = assign_weights(build_vision(arch), hf, f"{name}: CLIP vision", manager.dtype)
+    what = f"{name}: {arch.name} vision encoder"
+    module = assign_weights(build_vision(arch), module_state(arch, hf), what, manager.dtype)
     return CLIPVision(module, arch, manager)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from diffusion.controlnet import Crop, chain_residuals
+from diffusion.controlnet import Crop, add_rows, chain_residuals
 from diffusion.gligen import gligen_attached
 from diffusion.guidance import CFG, Guider, Rule
 from diffusion.hooks import HookedModels, HookError, HookKey
@@ -142,9 +142,11 @@ class Guided:
         device: torch.device,
         keep_uncond: bool = False,
         sigma_max: float | None = None,
+        seed: int = 0,
         warn: Warn | None = None,
     ) -> None:
         self.model, self.rule, self.device = model, rule, device
+        self.seed = seed  # the sampler's: model inputs drawn from it (unCLIP's noise augmentation)
         self.warn = once_each(warn)
         self.hooked = HookedModels(model, sigma_max if sigma_max is not None else model.schedule.sigma_max)
         self.sets = [_as_entries(cond, name) for name, cond in sets]
@@ -290,7 +292,7 @@ class Guided:
         context = context.to(self.device)
         added = self._added(entries)
         bias = self._key_bias(entries, length)
-        down, mid = self._control(entries, x_in, t, context, added, percent, area)
+        residuals = self._control(model, entries, x_in, t, context, added, percent, area)
         if bias is not None:
             added = {**(added or {}), "cross_attention_bias": bias.to(self.device)}
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
@@ -299,7 +301,7 @@ class Guided:
             unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area, self.warn)),
             gligen_attached(model.unet, boxes, (x.shape[2], x.shape[3])),
         ):
-            out = model.unet_forward(x_in, t, context, added, down, mid)
+            out = model.unet_forward(x_in, t, context, added, *residuals)
         return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
 
     def _combine(
@@ -351,7 +353,8 @@ class Guided:
             return {k: v.to(self.device) for k, v in model_inputs([e.opts for e in entries], self.batch).items()}
         augmentor = self.model.extra.get("noise_augmentor")
         if augmentor is not None:  # unCLIP: each entry's image embeddings as the UNet's class label
-            return {"class_labels": augmentor.class_labels([e.opts for e in entries], self.batch).to(self.device)}
+            labels = augmentor.class_labels([e.opts for e in entries], self.batch, self.seed)
+            return {"class_labels": labels.to(self.device)}
         if getattr(self.model.unet.config, "addition_embed_type", None) != "text_time":
             return None
         pooled, ids = [], []
@@ -375,6 +378,7 @@ class Guided:
 
     def _control(
         self,
+        model: DiffusionModel,
         entries: list[_Entry],
         x_in: torch.Tensor,
         t: torch.Tensor,
@@ -382,31 +386,23 @@ class Guided:
         added: dict[str, torch.Tensor] | None,
         percent: float,
         area: Crop | None,
-    ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
+    ) -> tuple[Any, ...]:
         """Sum the residuals of each entry's ControlNet chain; each control sees only its entry's rows (and,
         for SDXL, their pooled embedding and size numbers, which its own added embedding needs), and for an area
-        entry the area's crop, so its hint is cut to match."""
-        down: list[torch.Tensor] | None = None
-        mid: torch.Tensor | None = None
-        total = x_in.shape[0]
+        entry the area's crop, so its hint is cut to match. U-Net ControlNets give (down, mid), DiT ones (joint
+        blocks, single blocks): the model's residual arguments, () when no control acts."""
+        total: Any = None
         for n, entry in enumerate(entries):
             rows = list(range(n * self.batch, (n + 1) * self.batch))
             extra: dict[str, Any] = {"added_cond_kwargs": {k: v[rows] for k, v in added.items()}} if added else {}
             if area is not None:
                 extra["crop"] = area
             result = chain_residuals(
-                entry.opts.get("control"), x_in[rows], t[rows], context[rows], percent, rows, **extra
+                entry.opts.get("control"), x_in[rows], t[rows], context[rows], percent, rows, model=model, **extra
             )
-            if result is None:
-                continue
-            res_down, res_mid = result
-            if down is None or mid is None:
-                down = [torch.zeros(total, *r.shape[1:], device=r.device, dtype=r.dtype) for r in res_down]
-                mid = torch.zeros(total, *res_mid.shape[1:], device=res_mid.device, dtype=res_mid.dtype)
-            for acc, r in zip(down, res_down, strict=True):
-                acc[rows] += r
-            mid[rows] += res_mid
-        return down, mid
+            if result is not None:
+                total = add_rows(total, result, rows, x_in.shape[0])
+        return () if total is None else tuple(total)
 
 
 class Inpaint:
@@ -537,6 +533,7 @@ def run(
         device,
         keep_uncond=sampler.needs_uncond,
         sigma_max=float(sigmas.max()),
+        seed=seed,
         warn=warn,
     )
     denoiser: Guided | Inpaint = guided

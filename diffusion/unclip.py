@@ -6,6 +6,10 @@ an image noises its embedding to a chosen level of that schedule (so the model c
 appends a sinusoidal embedding of the level; that vector, scaled by the strength, goes through the UNet's class
 embedding (diffusers' `class_embed_type="projection"`, the LDM `label_emb`) and is added to the timestep
 embedding. Rows without an image get a zero label, as the model saw in training when the embedding was dropped.
+
+The augmentation noise is drawn from the sampler's seed, as the reference does (the seed minus 10, a freshly seeded
+CPU generator for each image), so a seed gives the same image and another seed another augmentation. Level 0 is no
+noise at all (the reference still mixes in the schedule's first step, a few thousandths of the noise).
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import torch
 
 from diffusion.checkpoint import CheckpointError, TensorFile
 from diffusion.clip_vision import CLIPVisionOutput
+from diffusion.noise import seeded_generator
 
 AUGMENTOR_PREFIX = "noise_augmentor."
 # Several images are summed, and the sum noised once more at this level (of 0..1) into one label.
 MERGE_NOISE = 0.05
-NOISE_SEED = 0
+# The augmentation noise's seed is the sampler's seed minus this (the reference's offset).
+SEED_OFFSET = 10
 
 
 @dataclass(frozen=True)
@@ -66,22 +72,25 @@ class NoiseAugmentor:
         """A noise amount 0..1 as a level of the schedule."""
         return round((len(self.alphas_cumprod) - 1) * min(max(amount, 0.0), 1.0))
 
-    def augment(self, embeds: torch.Tensor, amount: float, generator: torch.Generator) -> torch.Tensor:
-        """[n, dim] embeddings -> [n, 2 dim]: noised to `amount` in normalised space, then the level's embedding."""
+    def augment(self, embeds: torch.Tensor, amount: float, seed: int) -> torch.Tensor:
+        """[n, dim] embeddings -> [n, 2 dim]: noised to `amount` in normalised space with noise drawn from `seed`
+        (the sampler's seed), then the level's embedding. Level 0 leaves the embeddings as they are."""
         level = self.level(amount)
-        alpha = self.alphas_cumprod[level]
-        normalised = (embeds.float() - self.mean) / self.std
-        noise = torch.randn(normalised.shape, generator=generator)
-        noised = alpha.sqrt() * normalised + (1 - alpha).sqrt() * noise
+        noised = embeds.float()
+        if level > 0:
+            alpha = self.alphas_cumprod[level]
+            normalised = (noised - self.mean) / self.std
+            noise = torch.randn(normalised.shape, generator=seeded_generator(seed - SEED_OFFSET))
+            noised = (alpha.sqrt() * normalised + (1 - alpha).sqrt() * noise) * self.std + self.mean
         level_emb = level_embedding(level, self.dim).expand(embeds.shape[0], -1)
-        return torch.cat([noised * self.std + self.mean, level_emb], dim=1)
+        return torch.cat([noised, level_emb], dim=1)
 
-    def label(self, images: Sequence[UnclipImage]) -> torch.Tensor:
+    def label(self, images: Sequence[UnclipImage], seed: int = 0) -> torch.Tensor:
         """The class label [1, 2 dim] of one conditioning entry: zeros without images; one image's augmented
-        embedding times its strength; several images summed and noised once more (MERGE_NOISE) into one."""
+        embedding times its strength; several images summed and noised once more (MERGE_NOISE) into one. `seed`:
+        the sampler's."""
         if not images:
             return torch.zeros(1, self.label_dim)
-        generator = torch.Generator("cpu").manual_seed(NOISE_SEED)
         parts = []
         for image in images:
             embeds = image.output.image_embeds
@@ -90,15 +99,19 @@ class NoiseAugmentor:
                     f"clip_vision_output: image embeddings are {embeds.shape[-1]} wide, this unCLIP model takes "
                     f"{self.dim} (use the CLIP vision model of its unCLIPCheckpointLoader)"
                 )
-            parts.extend(self.augment(e[None], image.noise_augmentation, generator) * image.strength for e in embeds)
+            parts.extend(self.augment(e[None], image.noise_augmentation, seed) * image.strength for e in embeds)
         if len(parts) == 1:
             return parts[0]
         summed = torch.stack(parts).sum(0)
-        return self.augment(summed[:, : self.dim], MERGE_NOISE, generator)
+        return self.augment(summed[:, : self.dim], MERGE_NOISE, seed)
 
-    def class_labels(self, entries: Sequence[Mapping[str, object]], batch: int) -> torch.Tensor:
-        """Class labels for a batched UNet call: `batch` rows per conditioning entry, in order."""
-        labels = [self.label(list(opts.get("unclip_conditioning") or ())).expand(batch, -1) for opts in entries]  # type: ignore[call-overload]
+    def class_labels(self, entries: Sequence[Mapping[str, object]], batch: int, seed: int = 0) -> torch.Tensor:
+        """Class labels for a batched UNet call: `batch` rows per conditioning entry, in order; `seed`: the
+        sampler's, which seeds the augmentation noise."""
+        labels = [
+            self.label(list(opts.get("unclip_conditioning") or ()), seed).expand(batch, -1)  # type: ignore[call-overload]
+            for opts in entries
+        ]
         return torch.cat(labels)
 
 

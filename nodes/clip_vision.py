@@ -20,7 +20,8 @@ from nodes.shared import file_input, model_file, model_files, model_manager, nam
 )
 def CLIPVisionLoader(clip_name: str = Combo(model_files("clip_vision")), *, ctx: NodeContext) -> tuple:
     """Load a CLIP vision encoder (ViT-L/14, ViT-H/14, ViT-bigG/14, ...) from one file in models/clip_vision,
-    in the transformers (`vision_model.*`) or OpenCLIP (`visual.*`) layout."""
+    in the transformers (`vision_model.*`) or OpenCLIP (`visual.*`) layout, or a SigLIP encoder (FLUX Redux's
+    sigclip_vision_patch14_384)."""
     from diffusion.clip_vision import load_clip_vision
 
     path = model_file(ctx.env, "clip_vision", clip_name, "clip_name")
@@ -35,5 +36,5 @@ def CLIPVisionEncode(
     crop: str = Combo(["center", "none"]),
 ) -> tuple:
     """Encode images with a CLIP vision model: "center" resizes the short side and cuts out the centre, "none"
-    squashes the whole image to the encoder's square input."""
+    squashes the whole image to the encoder's square input (SigLIP's own preprocessing)."""
     return (clip_vision.encode(image, crop),)

@@ -35,7 +35,8 @@ def unCLIPConditioning(
     noise_augmentation: float = Float(0.0, min=0.0, max=1.0, step=0.01),
 ) -> tuple:
     """Prompt an unCLIP model with the encoded images: `noise_augmentation` (0..1) noises their embedding first,
-    leaving the model more freedom. Applied again, the images stack (summed into one label)."""
+    leaving the model more freedom; the noise comes from the sampler's seed. Applied again, the images stack
+    (summed into one label)."""
     from diffusion.unclip import UnclipImage
 
     if strength == 0:

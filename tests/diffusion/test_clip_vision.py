@@ -9,9 +9,23 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from diffusion.checkpoint import CheckpointError
-from diffusion.clip_vision import CLIP_MEAN, CLIP_STD, detect_vision, load_clip_vision, preprocess, vision_state
+from diffusion.clip_vision import (
+    CLIP_MEAN,
+    CLIP_STD,
+    detect_vision,
+    load_clip_vision,
+    load_clip_vision_state,
+    preprocess,
+    vision_state,
+)
 from diffusion.memory import ModelManager
-from tests.diffusion.tiny_image_models import TINY_VISION, tiny_vision_state, to_openclip
+from tests.diffusion.tiny_image_models import (
+    TINY_SIGLIP,
+    TINY_VISION,
+    tiny_siglip_state,
+    tiny_vision_state,
+    to_openclip,
+)
 
 MEAN = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
@@ -98,3 +112,77 @@ def test_a_file_that_is_no_encoder_is_named(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"lora\.safetensors"):
         load_clip_vision(path, _manager())
     assert vision_state(tiny_vision_state()).keys() == tiny_vision_state().keys()
+
+
+@pytest.mark.parametrize("variant", ["with head", "without head", "whole SigLIP"])
+def test_siglip_files_load_as_siglip(tmp_path: Path, variant: str) -> None:
+    state = tiny_siglip_state(head=variant != "without head")
+    if variant == "whole SigLIP":  # a SiglipModel checkpoint: the text tower and the logit scale beside
+        state |= {"text_model.embeddings.token_embedding.weight": torch.zeros(10, 32), "logit_scale": torch.ones(1)}
+    path = tmp_path / "sigclip_vision_patch14_384.safetensors"
+    save_file(state, str(path))
+    vision = load_clip_vision(path, _manager())
+    assert vision.arch == TINY_SIGLIP
+    loaded = vision.module.state_dict()
+    assert not any(k.startswith("head.") for k in loaded)  # the pooling head is no image prompt's input
+    for key, tensor in loaded.items():
+        assert torch.equal(tensor, state[f"vision_model.{key}"]), key
+    image = torch.rand(2, 50, 70, 3, generator=torch.Generator().manual_seed(1))
+    out = vision.encode(image)
+    # 3 x 3 patches of 14 px, no class token; the image embedding is the whole last layer, as the reference has it
+    assert out.last_hidden_state.shape == out.penultimate_hidden_states.shape == (2, 9, 32)
+    assert torch.equal(out.image_embeds, out.last_hidden_state)
+    pixels = preprocess(image, 42, "center", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    with torch.no_grad():
+        direct = vision.module(pixel_values=pixels, output_hidden_states=True)
+    assert torch.allclose(out.last_hidden_state, direct.last_hidden_state)
+    assert torch.allclose(out.penultimate_hidden_states, direct.hidden_states[-2])
+    # SigLIP normalises with mean and std 0.5: a grey 0.75 image is 0.5 everywhere
+    assert torch.allclose(vision.encode(torch.full((1, 42, 42, 3), 0.75)).last_hidden_state,
+                          vision.encode_pixels(torch.full((1, 3, 42, 42), 0.5)).last_hidden_state)  # fmt: skip
+    assert not torch.allclose(vision.encode(image, "none").last_hidden_state, out.last_hidden_state)
+
+
+def _siglip_shapes(hidden: int, patch: int, positions: int, layers: int = 27) -> dict[str, tuple[int, ...]]:
+    v = "vision_model."
+    return {
+        f"{v}embeddings.patch_embedding.weight": (hidden, 3, patch, patch),
+        f"{v}embeddings.patch_embedding.bias": (hidden,),
+        f"{v}embeddings.position_embedding.weight": (positions, hidden),
+        f"{v}encoder.layers.0.mlp.fc1.weight": (4304, hidden),
+        f"{v}encoder.layers.{layers - 1}.mlp.fc1.weight": (4304, hidden),
+    }
+
+
+def test_siglip_size_is_told_from_shapes() -> None:
+    so400m = detect_vision(_siglip_shapes(1152, 14, 729))
+    assert so400m.name == "SigLIP so400m patch14 384"
+    assert (so400m.family, so400m.hidden, so400m.layers, so400m.heads, so400m.intermediate) == (
+        "siglip",
+        1152,
+        27,
+        16,
+        4304,
+    )
+    assert (so400m.patch, so400m.image_size, so400m.projection_dim, so400m.hidden_act) == (
+        14,
+        384,
+        0,
+        "gelu_pytorch_tanh",
+    )
+    assert so400m.mean_std == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    large = detect_vision(_siglip_shapes(1152, 16, 1024))
+    assert (large.name, large.image_size) == ("SigLIP so400m patch16 512", 512)
+
+
+def test_siglip_files_loom_cannot_build_are_named(tmp_path: Path) -> None:
+    naflex = _siglip_shapes(1152, 16, 256)
+    naflex["vision_model.embeddings.patch_embedding.weight"] = (1152, 3 * 16 * 16)
+    with pytest.raises(CheckpointError, match="SigLIP 2 NaFlex"):
+        detect_vision(naflex)
+    with pytest.raises(CheckpointError, match="without a projection"):  # a class token's position: CLIP
+        detect_vision(_siglip_shapes(1152, 14, 730))
+    state = tiny_siglip_state()
+    del state["vision_model.encoder.layers.1.mlp.fc2.bias"]
+    with pytest.raises(CheckpointError, match=r"tiny\.safetensors: SigLIP .* 1 missing"):
+        load_clip_vision_state(state, _manager(), "tiny.safetensors")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.diffusion.tiny_image_models import tiny_vision_state, to_openclip
+from tests.diffusion.tiny_image_models import TINY_SIGLIP, tiny_siglip_state, tiny_vision_state, to_openclip
 
 
 def test_loader_and_encode(run: Any, env: Any) -> None:
@@ -18,6 +18,19 @@ def test_loader_and_encode(run: Any, env: Any) -> None:
     (whole,) = run("CLIPVisionEncode", clip_vision=vision, image=image, crop="none")
     assert center.image_embeds.shape == whole.image_embeds.shape == (1, 24)
     assert not torch.allclose(center.image_embeds, whole.image_embeds)
+
+
+def test_loader_and_encode_siglip(run: Any, env: Any) -> None:
+    folder = env.folders.model_dirs("clip_vision")[0]
+    save_file(tiny_siglip_state(), str(folder / "sigclip_vision_patch14_384.safetensors"))
+    (vision,) = run("CLIPVisionLoader", clip_name="sigclip_vision_patch14_384.safetensors")
+    assert vision.arch == TINY_SIGLIP
+    image = torch.rand(2, 40, 20, 3)
+    (center,) = run("CLIPVisionEncode", clip_vision=vision, image=image, crop="center")
+    (whole,) = run("CLIPVisionEncode", clip_vision=vision, image=image, crop="none")
+    assert center.last_hidden_state.shape == whole.penultimate_hidden_states.shape == (2, 9, 32)
+    assert torch.equal(center.image_embeds, center.last_hidden_state)
+    assert not torch.allclose(center.last_hidden_state, whole.last_hidden_state)
 
 
 def test_loader_names_its_input(run: Any, env: Any) -> None:
