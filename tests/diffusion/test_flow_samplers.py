@@ -21,7 +21,8 @@ from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource
 from diffusion.samplers import SAMPLERS, Sampler
 from diffusion.samplers.common import ancestral_step
 from diffusion.samplers.scaling import VE, NoiseScaling, RectifiedFlow
-from diffusion.schedulers import sigmas_for
+from diffusion.sampling import sampler_scaling
+from diffusion.schedulers import DiscreteSchedule, sigmas_for
 from tests.diffusion.unet_trajectories import all_digests
 
 MU, C = 0.5, 0.6
@@ -124,6 +125,21 @@ def test_half_log_snr_samplers_start_from_the_models_sigma_a_hair_below_1() -> N
     sigmas = torch.tensor([1.0, 0.5, 0.0])
     assert RF.snr_sigmas(sigmas).tolist() == pytest.approx([RF.top, 0.5, 0.0])
     assert torch.equal(VE.snr_sigmas(sigmas), sigmas) and sigmas[0] == 1.0
+
+
+def test_the_runner_hands_each_model_its_noise_scaling() -> None:
+    """Flow models get the rectified-flow rules, starting half-log-SNR runs at their own schedule's sigma 0.01% in;
+    U-Net models the sigma form."""
+
+    class Flow:
+        prediction, schedule = "flow", flow_schedule("flux", 1.15)
+
+    class UNet:
+        prediction, schedule = "eps", DiscreteSchedule.scaled_linear(0.00085, 0.012, 1000)
+
+    scaling = sampler_scaling(Flow())  # type: ignore[arg-type]
+    assert isinstance(scaling, RectifiedFlow) and scaling.top == Flow.schedule.percent_to_sigma(1e-4)
+    assert sampler_scaling(UNet()) is VE  # type: ignore[arg-type]
 
 
 def test_flow_schedules_place_percentages_on_the_continuous_shift() -> None:
