@@ -2,7 +2,8 @@
 
 A ControlNet applied to a conditioning becomes a `ControlHint` stored under `"control"` in the conditioning's
 dict. The sampler calls `residuals(...)` on it and on every `.previous` in the chain, sums what they return, and
-hands the sums to the UNet as `down_block_additional_residuals` / `mid_block_additional_residual`.
+hands the sums to the UNet as `down_block_additional_residuals` / `mid_block_additional_residual`. ControlNets of
+the DiT families (FLUX, SD3) live in diffusion.dit_controlnet and chain the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,10 @@ def load_controlnet(path: Path, base_unet: nn.Module | None = None) -> nn.Module
         tensors = read_tensors(path)
     except ValueError as exc:
         raise ControlNetError(str(exc)) from exc
+    from diffusion.dit_controlnet import is_dit_controlnet, load_dit_controlnet
+
+    if is_dit_controlnet(tensors):
+        return load_dit_controlnet(tensors, path.name)
     if any(k.startswith(("controlnet_down_blocks.", "controlnet_cond_embedding.")) for k in tensors):
         if (path.parent / "config.json").is_file():
             return _load_diffusers_folder(path.parent)
@@ -178,6 +183,10 @@ def _load_diffusers_folder(folder: Path) -> nn.Module:
     if not config_path.is_file() or weights is None:
         raise ControlNetError(f"{folder.name}: a diffusers ControlNet folder needs config.json and a .safetensors")
     raw = json.loads(config_path.read_text())
+    if raw.get("_class_name") in ("SD3ControlNetModel", "FluxControlNetModel"):
+        from diffusion.dit_controlnet import load_dit_controlnet
+
+        return load_dit_controlnet(load_file(str(weights)), folder.name)
     union = "union" in str(raw.get("_class_name", "")).lower() or "num_control_type" in raw
     config = {k: v for k, v in raw.items() if not k.startswith("_")}
     with torch.device("meta"):
@@ -189,8 +198,8 @@ def _load_diffusers_folder(folder: Path) -> nn.Module:
 
 class ControlTypes(nn.Module):
     """A ControlNet with the control types its hint should be read as (SetUnionControlNetType). A union
-    ControlNet gets them as its one-hot type input and task embeddings; a plain ControlNet takes no type and runs
-    as it is. The wrapped ControlNet is shared, never changed."""
+    ControlNet gets them as its one-hot type input and task embeddings, or, with none ("auto"), reads its hint
+    untyped; a plain ControlNet takes no type and runs as it is. The wrapped ControlNet is shared, never changed."""
 
     def __init__(self, net: nn.Module, types: tuple[int, ...]) -> None:
         super().__init__()
@@ -212,17 +221,17 @@ class ControlTypes(nn.Module):
         added_cond_kwargs: dict[str, torch.Tensor] | None = None,
         return_dict: bool = False,
     ) -> Any:
+        """The ControlNet's (down residuals, mid residual); `return_dict` passes on to a typed or plain net, as
+        diffusers' call takes it (Loom's sampler asks for the tuple)."""
         args = {"encoder_hidden_states": encoder_hidden_states, "added_cond_kwargs": added_cond_kwargs}
         if not self.union:
             return self.net(
                 sample, timestep, controlnet_cond=controlnet_cond, conditioning_scale=conditioning_scale, **args,
                 return_dict=return_dict,
             )  # fmt: skip
-        if not self.types:
-            raise ControlNetError(
-                "a union ControlNet needs its control type: set it with SetUnionControlNetType (Loom does not guess it)"
-            )
         count = int(self.net.config.num_control_type)
+        if not self.types:
+            return self._untyped(sample, timestep, controlnet_cond, conditioning_scale, count, args)
         if max(self.types) >= count:
             raise ControlNetError(
                 f"this union ControlNet knows {count} control types; "
@@ -236,10 +245,38 @@ class ControlTypes(nn.Module):
             return_dict=return_dict,
         )  # fmt: skip
 
+    def _untyped(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        controlnet_cond: torch.Tensor,
+        conditioning_scale: float,
+        count: int,
+        args: dict[str, Any],
+    ) -> Residuals:
+        """A union ControlNet with no type chosen ("auto"), as the reference runs it: an all-zero type vector,
+        and the hint embedded as a plain ControlNet's, added to the input convolution's output without the
+        task embedding and the transformer that fuses typed hints."""
+        hint = self.net.controlnet_cond_embedding(controlnet_cond)
+        handle = self.net.conv_in.register_forward_hook(lambda _module, _args, out: out + hint)
+        control_type = torch.zeros(sample.shape[0], count, device=sample.device, dtype=sample.dtype)
+        try:
+            down, mid = self.net(
+                sample, timestep, controlnet_cond=[], control_type=control_type, control_type_idx=[],
+                conditioning_scale=[], **args, return_dict=False,
+            )  # fmt: skip
+        finally:
+            handle.remove()
+        return [d * conditioning_scale for d in down], mid * conditioning_scale
+
 
 def with_control_type(net: nn.Module, type_name: str) -> ControlTypes:
-    """`net` (or the ControlNet it wraps) set to read its hint as `type_name` ("auto": no type)."""
+    """`net` (or the ControlNet it wraps) set to read its hint as `type_name` ("auto": no type). A DiT ControlNet
+    (diffusion.dit_controlnet) makes its own copy."""
     base = net.net if isinstance(net, ControlTypes) else net
+    own = getattr(base, "with_control_type", None)
+    if own is not None:
+        return own(type_name)
     if type_name == "auto":
         return ControlTypes(base, ())
     if type_name not in UNION_CONTROL_TYPES:
@@ -262,11 +299,12 @@ class ControlHint:
     start_percent: float = 0.0
     end_percent: float = 1.0
     previous: ControlHint | None = None
+    source: str = "ControlNetApplyAdvanced"  # the node that applied it, for errors raised while sampling
     _hints: dict[tuple[Any, ...], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def chained(self, previous: ControlHint | None) -> ControlHint:
         """This control put on top of another chain (a fresh object: applied conditionings are never mutated)."""
-        return ControlHint(self.net, self.image, self.strength, self.start_percent, self.end_percent, previous)
+        return replace(self, previous=previous, _hints={})
 
     def active(self, step_percent: float) -> bool:
         """Acts from start_percent up to (not including) end_percent of the schedule; end 1.0 means to the end."""
@@ -297,9 +335,15 @@ class ControlHint:
         cond_indices: Sequence[int] | None = None,
         added_cond_kwargs: dict[str, torch.Tensor] | None = None,
         crop: Crop | None = None,
+        model: Any = None,
     ) -> Residuals | None:
         """This ControlNet's residuals for one UNet call, or None outside its range or at strength 0; `crop` when
-        the call predicts an area of the latent (see `hint`)."""
+        the call predicts an area of the latent (see `hint`). `model`: the sampled model, a U-Net one."""
+        if getattr(model, "prediction", None) == "flow":
+            raise ControlNetError(
+                f"{self.source}: this is a U-Net ControlNet (SD 1.x/2.x/SDXL); it cannot guide a {model.family} "
+                f"transformer: load a {model.family} ControlNet"
+            )
         if not self.active(step_percent):
             return None
         net = self.net
@@ -320,18 +364,44 @@ class ControlHint:
         return [d.to(x.dtype) for d in down], mid.to(x.dtype)
 
 
-def chain_residuals(control: Any, *args: Any, **kwargs: Any) -> Residuals | None:
+def _map(function: Any, tree: Any) -> Any:
+    """`function` over the tensors of a nest of lists and tuples (residuals)."""
+    if isinstance(tree, torch.Tensor):
+        return function(tree)
+    return type(tree)(_map(function, part) for part in tree)
+
+
+def _sum(a: Any, b: Any) -> Any:
+    """Two residual nests added leaf by leaf; an empty list (a DiT ControlNet without single blocks) adds nothing."""
+    if isinstance(a, torch.Tensor):
+        return a + b
+    if not a or not b:
+        return a or b
+    return type(a)(_sum(x, y) for x, y in zip(a, b, strict=True))
+
+
+def chain_residuals(control: Any, *args: Any, **kwargs: Any) -> Any:
     """The summed residuals of a chain of controls, each link called as `residuals(*args, **kwargs)`; None when no
-    link acts at this step."""
-    total: Residuals | None = None
+    link acts at this step. U-Net links give (down, mid), DiT links (joint blocks, single blocks)."""
+    total = None
     while control is not None:
         out = control.residuals(*args, **kwargs)
         if out is not None:
-            total = (
-                out if total is None else ([a + b for a, b in zip(total[0], out[0], strict=True)], total[1] + out[1])
-            )
+            total = out if total is None else _sum(total, out)
         control = getattr(control, "previous", None)
     return total
+
+
+def add_rows(total: Any, out: Any, rows: Sequence[int], batch: int) -> Any:
+    """Residuals `out` of some `rows` of a batch of `batch` rows added into `total` (None: nothing yet)."""
+
+    def spread(r: torch.Tensor) -> torch.Tensor:
+        full = r.new_zeros(batch, *r.shape[1:])
+        full[list(rows)] = r
+        return full
+
+    spread_out = _map(spread, out)
+    return spread_out if total is None else _sum(total, spread_out)
 
 
 def resize_cover(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -351,7 +421,7 @@ def inpaint_hint(net: nn.Module, image: torch.Tensor, mask: torch.Tensor) -> tor
     the image with the masked part blacked out plus the kept area (1 - mask) as that channel; any other ControlNet
     gets the image unchanged. IMAGE [B, H, W, C], MASK [B, H, W] or [H, W] (1 = repaint)."""
     base = net.net if isinstance(net, ControlTypes) else net
-    if int(base.config.conditioning_channels) != image.shape[-1] + 1:
+    if getattr(base.config, "conditioning_channels", None) != image.shape[-1] + 1:
         return image
     keep = 1.0 - mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float()
     keep = F.interpolate(keep, size=image.shape[1:3], mode="bilinear", align_corners=False).round()

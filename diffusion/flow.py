@@ -38,11 +38,42 @@ def flux_mu(width: int, height: int, max_shift: float, base_shift: float) -> flo
     return width * height / (8 * 8 * 2 * 2) * slope + base_shift - slope * 256
 
 
-def flow_schedule(kind: str, shift: float) -> DiscreteSchedule:
+def shifted(kind: str, shift: float, t: torch.Tensor) -> torch.Tensor:
+    """The noise level at unshifted time t in [0, 1]: `kind` "flux" (shift = mu) or "sd3" (shift multiplies)."""
+    return flux_shift(shift, t) if kind == "flux" else sd3_shift(shift, t)
+
+
+@dataclass(eq=False)
+class FlowSchedule(DiscreteSchedule):
+    """A flow model's 1000 shifted noise levels; a fraction of the way through sampling is placed on the
+    continuous shift (sigma = shift(1 - percent), 1 at the start), as the reference's flow model sampling does,
+    rather than between table entries."""
+
+    kind: str = "sd3"
+    shift: float = 1.0
+
+    def percent_to_sigma(self, percent: float) -> float:
+        if percent <= 0:
+            return 1.0
+        if percent >= 1:
+            return 0.0
+        return float(shifted(self.kind, self.shift, torch.tensor(1 - percent, dtype=torch.float64)))
+
+    def sigma_to_percent(self, sigma: float) -> float:
+        """The inverse of `percent_to_sigma`: 1 - the unshifted time of `sigma`."""
+        if sigma >= 1:
+            return 0.0
+        if sigma <= 0:
+            return 1.0
+        if self.kind == "flux":
+            return 1 - 1 / (math.exp(self.shift) * (1 / sigma - 1) + 1)
+        return 1 - sigma / (self.shift - (self.shift - 1) * sigma)
+
+
+def flow_schedule(kind: str, shift: float) -> FlowSchedule:
     """The model's noise levels, ascending: `kind` "flux" (shift = mu) or "sd3" (shift multiplies)."""
     t = torch.arange(1, TIMESTEPS + 1, dtype=torch.float64) / TIMESTEPS
-    sigmas = flux_shift(shift, t) if kind == "flux" else sd3_shift(shift, t)
-    return DiscreteSchedule(sigmas.float())
+    return FlowSchedule(shifted(kind, shift, t).float(), kind, shift)
 
 
 def pad_to_patches(x: torch.Tensor, patch: int) -> torch.Tensor:
@@ -107,80 +138,128 @@ class FlowModel(DiffusionModel):
             on.append(torch.full((batch,), 0.0 if g is None else 1.0))
         return {"pooled": torch.cat(pooled), "guidance": torch.cat(guidance), "guidance_on": torch.cat(on)}
 
+    def transformer_inputs(
+        self, x_in: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor, added: dict[str, torch.Tensor]
+    ) -> TransformerInputs:
+        """One call's transformer inputs in its own units; a DiT ControlNet of the call reads the same ones."""
+        dtype, device = self.manager.dtype, x_in.device
+        sigma = self.schedule.t_to_sigma(timestep.float()).to(device)
+        pooled = added["pooled"].to(device, dtype)
+        context = context.to(device, dtype)
+        if self.family != "flux":
+            patch, width = int(self.unet.config.patch_size), int(self.unet.config.joint_attention_dim)
+            hidden, time = pad_to_patches(x_in, patch).to(dtype), (sigma * TIMESTEPS).to(dtype)
+            return TransformerInputs(self.family, hidden, fit_width(context, width), pooled, time, patch, {})
+        packed = pack_patches(x_in).to(dtype)
+        hh, ww = -(-x_in.shape[2] // 2), -(-x_in.shape[3] // 2)
+        img_ids = torch.zeros(hh, ww, 3, device=device)
+        img_ids[..., 1] = torch.arange(hh, device=device)[:, None]
+        img_ids[..., 2] = torch.arange(ww, device=device)[None, :]
+        extra = {"img_ids": img_ids.reshape(-1, 3), "txt_ids": torch.zeros(context.shape[1], 3, device=device)}
+        if self.guidance_embed:
+            extra["guidance"] = added["guidance"].to(device, dtype)
+        return TransformerInputs(self.family, packed, context, pooled, sigma.to(dtype), 2, extra)
+
     def unet_forward(
         self,
         x_in: torch.Tensor,
         timestep: torch.Tensor,
         context: torch.Tensor,
         added: dict[str, torch.Tensor] | None,
-        down_residuals: list[torch.Tensor] | None = None,
-        mid_residual: torch.Tensor | None = None,
+        block_residuals: list[torch.Tensor] | None = None,
+        single_block_residuals: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
+        """`block_residuals` / `single_block_residuals`: a DiT ControlNet's residuals, one per joint (double) block
+        and per single block of the transformer (diffusion.dit_controlnet)."""
         if added is None:
             raise ValueError(f"{self.family}: the sampler passed no pooled text embedding")
-        if down_residuals is not None or mid_residual is not None:
-            raise ValueError(f"{self.family}: U-Net ControlNets do not apply to a {self.family} transformer")
-        dtype, device = self.manager.dtype, x_in.device
-        sigma = self.schedule.t_to_sigma(timestep.float()).to(device)
-        pooled = added["pooled"].to(device, dtype)
-        bias = added.get("cross_attention_bias")
-        if bias is not None and not self.takes_attention_bias:
+        if "cross_attention_bias" in added and not self.takes_attention_bias:
             raise ValueError(f"{self.family}: the transformer takes no attention bias (style models' attn_bias)")
+        inputs = self.transformer_inputs(x_in, timestep, context, added)
+        h, w = x_in.shape[2], x_in.shape[3]
         with self.patches_attached():
             if self.family == "flux":
-                return self._flux(x_in, sigma, context.to(device, dtype), pooled, added).float()
-            return self._sd3(x_in, sigma, context.to(device, dtype), pooled)
-
-    def _sd3(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        """Pad the latent to whole patches, fit the prompt to the joint width, run, crop."""
-        h, w = x.shape[2], x.shape[3]
-        out = self.unet(
-            hidden_states=pad_to_patches(x, int(self.unet.config.patch_size)).to(self.manager.dtype),
-            encoder_hidden_states=fit_width(context, int(self.unet.config.joint_attention_dim)),
-            pooled_projections=pooled,
-            timestep=(sigma * TIMESTEPS).to(self.manager.dtype),
-        ).sample
-        return out.float()[:, :, :h, :w]
+                out = self._flux(inputs, added, block_residuals or None, single_block_residuals or None)
+                return unpack_patches(out.float(), h, w)
+            out = self.unet(
+                hidden_states=inputs.hidden,
+                encoder_hidden_states=inputs.context,
+                pooled_projections=inputs.pooled,
+                timestep=inputs.timestep,
+                block_controlnet_hidden_states=block_residuals or None,
+            ).sample
+            return out.float()[:, :, :h, :w]
 
     def _flux(
-        self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor, added: dict
+        self,
+        inputs: TransformerInputs,
+        added: dict[str, torch.Tensor],
+        blocks: list[torch.Tensor] | None,
+        single: list[torch.Tensor] | None,
     ) -> torch.Tensor:
-        """Pack the latent into 2x2 patches with their (0, row, col) position ids, run, unpack."""
-        dtype = self.manager.dtype
-        b, c, h, w = x.shape
-        x = pad_to_patches(x, 2)
-        hh, ww = x.shape[2] // 2, x.shape[3] // 2
-        packed = x.view(b, c, hh, 2, ww, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, hh * ww, c * 4)
-        img_ids = torch.zeros(hh, ww, 3, device=x.device)
-        img_ids[..., 1] = torch.arange(hh, device=x.device)[:, None]
-        img_ids[..., 2] = torch.arange(ww, device=x.device)[None, :]
-        txt_ids = torch.zeros(context.shape[1], 3, device=x.device)
+        """The packed prediction; rows whose guidance is off (FluxDisableGuidance) skip the guidance embedding, and
+        style models' attn_bias is a mask over the joint [prompt, image] attention."""
         kwargs: dict[str, Any] = {}
-        if "cross_attention_bias" in added:  # style models' attn_bias, over the joint [prompt, image] sequence
-            mask = joint_attention_bias(added["cross_attention_bias"], added["cross_attention_bias_group"], hh * ww)
-            kwargs["joint_attention_kwargs"] = {"attention_mask": mask.to(x.device, dtype)}
+        if "cross_attention_bias" in added:
+            bias, group = added["cross_attention_bias"], added["cross_attention_bias_group"]
+            mask = joint_attention_bias(bias, group, inputs.hidden.shape[1])
+            kwargs["joint_attention_kwargs"] = {"attention_mask": mask.to(inputs.hidden.device, inputs.hidden.dtype)}
         hook = None
         if self.guidance_embed:
-            kwargs["guidance"] = added["guidance"].to(x.device, dtype)
-            on = added["guidance_on"].to(x.device, dtype)[:, None]
-            if not bool(on.all()):  # FluxDisableGuidance: those rows skip the guidance embedding
+            on = added["guidance_on"].to(inputs.hidden.device, inputs.hidden.dtype)[:, None]
+            if not bool(on.all()):
                 embedder = self.unet.time_text_embed.guidance_embedder
                 hook = embedder.register_forward_hook(lambda _m, _i, out: out * on)
         try:
-            out = self.unet(
-                hidden_states=packed.to(dtype),
-                encoder_hidden_states=context,
-                pooled_projections=pooled,
-                timestep=sigma.to(dtype),
-                img_ids=img_ids.reshape(-1, 3),
-                txt_ids=txt_ids,
+            return self.unet(
+                hidden_states=inputs.hidden,
+                encoder_hidden_states=inputs.context,
+                pooled_projections=inputs.pooled,
+                timestep=inputs.timestep,
+                controlnet_block_samples=blocks,
+                controlnet_single_block_samples=single,
+                **inputs.extra,
                 **kwargs,
             ).sample
         finally:
             if hook is not None:
                 hook.remove()
-        out = out.float().view(b, hh, ww, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, hh * 2, ww * 2)
-        return out[:, :, :h, :w]
+
+
+def pack_patches(x: torch.Tensor) -> torch.Tensor:
+    """FLUX's sequence: the latent (padded to whole 2x2 patches) as [B, patches, C * 4], rows first."""
+    b, c = x.shape[:2]
+    x = pad_to_patches(x, 2)
+    hh, ww = x.shape[2] // 2, x.shape[3] // 2
+    return x.view(b, c, hh, 2, ww, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, hh * ww, c * 4)
+
+
+def unpack_patches(packed: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """`pack_patches` undone, cropped back to `h` x `w`."""
+    b, c = packed.shape[0], packed.shape[2] // 4
+    hh, ww = -(-h // 2), -(-w // 2)
+    out = packed.view(b, hh, ww, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, hh * 2, ww * 2)
+    return out[:, :, :h, :w]
+
+
+@dataclass(frozen=True)
+class TransformerInputs:
+    """A transformer call's inputs: FLUX's packed sequence or SD3's latent padded to whole patches, the prompt fit
+    to the joint width, the pooled embedding, the time in the transformer's units, and FLUX's position ids (and
+    guidance). A ControlNet's latent hint goes through `pack` to line up with `hidden`."""
+
+    family: str
+    hidden: torch.Tensor
+    context: torch.Tensor
+    pooled: torch.Tensor
+    timestep: torch.Tensor
+    patch: int
+    extra: dict[str, torch.Tensor]
+
+    def pack(self, latent: torch.Tensor) -> torch.Tensor:
+        if self.family == "flux":
+            return pack_patches(latent).to(self.hidden.dtype)
+        return pad_to_patches(latent, self.patch).to(self.hidden.dtype)
 
 
 def joint_attention_bias(bias: torch.Tensor, group: torch.Tensor, image_tokens: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from diffusion.controlnet import Crop, chain_residuals
+from diffusion.controlnet import Crop, add_rows, chain_residuals
 from diffusion.gligen import gligen_attached
 from diffusion.guidance import CFG, Guider, Rule
 from diffusion.hooks import HookedModels, HookError, HookKey
@@ -27,8 +27,9 @@ from diffusion.model import DiffusionModel, GuidanceStep, UnetPatch
 from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
 from diffusion.samplers import SAMPLERS, Sampler, SamplerChoice
+from diffusion.samplers.scaling import VE, NoiseScaling, RectifiedFlow
 from diffusion.schedulers import sigmas_for
-from diffusion.step import StepInfo, unet_step
+from diffusion.step import StepInfo, Warn, once_each, unet_step
 
 Conditioning = Sequence[Sequence[Any]]  # [[tensor [1, T, C], {"pooled_output": ..., ...}], ...]
 StepReport = Callable[[int, int, torch.Tensor], None]  # (step done, steps, current x0 estimate)
@@ -163,9 +164,11 @@ class Guided:
         keep_uncond: bool = False,
         sigma_max: float | None = None,
         seed: int = 0,
+        warn: Warn | None = None,
     ) -> None:
         self.model, self.rule, self.device = model, rule, device
         self.seed = seed  # the sampler's: model inputs drawn from it (unCLIP's noise augmentation)
+        self.warn = once_each(warn)
         self.hooked = HookedModels(model, sigma_max if sigma_max is not None else model.schedule.sigma_max)
         self.sets = [_as_entries(cond, name) for name, cond in sets]
         if not self.sets[0]:
@@ -310,16 +313,16 @@ class Guided:
         context = context.to(self.device)
         added = self._added(entries)
         bias = self._key_bias(entries, length)
-        down, mid = self._control(entries, x_in, t, context, added, percent, area)
+        residuals = self._control(model, entries, x_in, t, context, added, percent, area)
         if bias is not None:
             added = {**(added or {}), **{k: v.to(self.device) for k, v in bias.items()}}
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
         boxes = [e.opts.get("gligen") for e in entries for _ in range(self.batch)]
         with (
-            unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area)),
+            unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area, self.warn)),
             gligen_attached(model.unet, boxes, (x.shape[2], x.shape[3])),
         ):
-            out = model.unet_forward(x_in, t, context, added, down, mid)
+            out = model.unet_forward(x_in, t, context, added, *residuals)
         return x.repeat(n, 1, 1, 1) * c_skip.repeat(n, 1, 1, 1) + out * c_out.repeat(n, 1, 1, 1)
 
     def _combine(
@@ -402,6 +405,7 @@ class Guided:
 
     def _control(
         self,
+        model: DiffusionModel,
         entries: list[_Entry],
         x_in: torch.Tensor,
         t: torch.Tensor,
@@ -409,31 +413,23 @@ class Guided:
         added: dict[str, torch.Tensor] | None,
         percent: float,
         area: Crop | None,
-    ) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
+    ) -> tuple[Any, ...]:
         """Sum the residuals of each entry's ControlNet chain; each control sees only its entry's rows (and,
         for SDXL, their pooled embedding and size numbers, which its own added embedding needs), and for an area
-        entry the area's crop, so its hint is cut to match."""
-        down: list[torch.Tensor] | None = None
-        mid: torch.Tensor | None = None
-        total = x_in.shape[0]
+        entry the area's crop, so its hint is cut to match. U-Net ControlNets give (down, mid), DiT ones (joint
+        blocks, single blocks): the model's residual arguments, () when no control acts."""
+        total: Any = None
         for n, entry in enumerate(entries):
             rows = list(range(n * self.batch, (n + 1) * self.batch))
             extra: dict[str, Any] = {"added_cond_kwargs": {k: v[rows] for k, v in added.items()}} if added else {}
             if area is not None:
                 extra["crop"] = area
             result = chain_residuals(
-                entry.opts.get("control"), x_in[rows], t[rows], context[rows], percent, rows, **extra
+                entry.opts.get("control"), x_in[rows], t[rows], context[rows], percent, rows, model=model, **extra
             )
-            if result is None:
-                continue
-            res_down, res_mid = result
-            if down is None or mid is None:
-                down = [torch.zeros(total, *r.shape[1:], device=r.device, dtype=r.dtype) for r in res_down]
-                mid = torch.zeros(total, *res_mid.shape[1:], device=res_mid.device, dtype=res_mid.dtype)
-            for acc, r in zip(down, res_down, strict=True):
-                acc[rows] += r
-            mid[rows] += res_mid
-        return down, mid
+            if result is not None:
+                total = add_rows(total, result, rows, x_in.shape[0])
+        return () if total is None else tuple(total)
 
 
 class Inpaint:
@@ -486,8 +482,9 @@ class SampleRequest:
     force_full_denoise: bool = True
 
 
-def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, Any]:
-    """Run one KSampler request; returns a new LATENT dict (the input's extra keys are kept)."""
+def sample(req: SampleRequest, report: StepReport | None = None, warn: Warn | None = None) -> dict[str, Any]:
+    """Run one KSampler request; returns a new LATENT dict (the input's extra keys are kept). `warn` hears what
+    the run should tell its node (each distinct warning once)."""
     if req.sampler not in SAMPLERS:
         raise SamplingError(f"sampler_name: unknown sampler {req.sampler!r}")
     samples = _latent_samples(req.latent, req.model)
@@ -507,7 +504,7 @@ def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, An
         else torch.zeros(samples.shape, dtype=torch.float32)
     )
     guider = Guider(req.model, (("positive", req.positive), ("negative", req.negative)), CFG(req.cfg))
-    output, _denoised = run(guider, SamplerChoice(req.sampler), sigmas, req.latent, noise, req.seed, report)
+    output, _denoised = run(guider, SamplerChoice(req.sampler), sigmas, req.latent, noise, req.seed, report, warn)
     return output
 
 
@@ -528,10 +525,11 @@ def run(
     noise: torch.Tensor,
     seed: int,
     report: StepReport | None = None,
+    warn: Warn | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Sample `latent` along `sigmas` from `latent + noise * sigma_0` with a guider and a sampler (the
     SamplerCustom path; KSampler builds its sigmas and CFG guider, then comes here). Returns the output LATENT
-    and the last x0 estimate as a LATENT (the same when no step ran)."""
+    and the last x0 estimate as a LATENT (the same when no step ran). `warn` as for `sample`."""
     sampler = SAMPLERS.get(choice.name)
     if sampler is None:
         raise SamplingError(f"sampler: unknown sampler {choice.name!r}")
@@ -563,6 +561,7 @@ def run(
         keep_uncond=sampler.needs_uncond,
         sigma_max=float(sigmas.max()),
         seed=seed,
+        warn=warn,
     )
     denoiser: Guided | Inpaint = guided
     mask = latent.get("noise_mask")
@@ -589,7 +588,7 @@ def run(
             report(last["done"], steps, to_loom(denoised))
 
     with torch.no_grad():
-        result = sampler(denoiser, x, sigmas, step_noise, callback, flow_model=model.prediction == "flow", **options)
+        result = sampler(denoiser, x, sigmas, step_noise, callback, scaling=sampler_scaling(model), **options)
     if report is not None and last["done"] < steps and last["denoised"] is not None:
         # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
         report(steps, steps, to_loom(last["denoised"]))
@@ -601,6 +600,14 @@ def run(
     if last["denoised"] is not None:
         denoised_out["samples"] = to_loom(last["denoised"]).float().cpu()
     return out, denoised_out
+
+
+def sampler_scaling(model: DiffusionModel) -> NoiseScaling:
+    """How the samplers must scale this model's latents: flow models' (1 - sigma) x0 + sigma n, with half-log-SNR
+    steps starting 0.01% of the way into the model's schedule rather than at sigma 1 (as the reference's)."""
+    if model.prediction == "flow":
+        return RectifiedFlow(top=model.schedule.percent_to_sigma(1e-4))
+    return VE
 
 
 def _mask_schedule(

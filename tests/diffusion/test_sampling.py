@@ -11,6 +11,7 @@ import torch
 from diffusion.samplers import SAMPLERS, SDE
 from diffusion.sampling import SampleRequest, prepare_noise, sample, schedule_sigmas
 from diffusion.schedulers import SCHEDULERS, DiscreteSchedule, karras, sigmas_for
+from tests.diffusion.tiny_sampling import sample_request
 
 SCHEDULE = DiscreteSchedule.scaled_linear(0.00085, 0.012, 1000)
 
@@ -61,19 +62,7 @@ def test_deterministic_samplers_solve_the_gaussian_ode(name: str) -> None:
 
 
 def _request(model, cond, **overrides) -> SampleRequest:
-    pos, neg = cond
-    base = dict(
-        model=model,
-        seed=3,
-        steps=2,
-        cfg=5.0,
-        sampler="euler",
-        scheduler="normal",
-        positive=pos,
-        negative=neg,
-        latent={"samples": torch.zeros(1, 4, 8, 8)},
-    )
-    return SampleRequest(**(base | overrides))
+    return sample_request(model, *cond, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +185,7 @@ class _Control:
         self.value, self.calls, self.previous = value, [], None
         self.model = model
 
-    def residuals(self, x, timestep, encoder_hidden_states, step_percent, cond_indices):
+    def residuals(self, x, timestep, encoder_hidden_states, step_percent, cond_indices, model=None):
         self.calls.append(list(cond_indices))
         unet = self.model.unet
         b, h, w = x.shape[0], x.shape[2], x.shape[3]
@@ -265,7 +254,7 @@ def test_mask_conditioning_and_timestep_range(sd1, cond) -> None:
 class _AreaControl(_Control):
     """Records the crop each call is made for."""
 
-    def residuals(self, x, timestep, encoder_hidden_states, step_percent, cond_indices, crop=None):
+    def residuals(self, x, timestep, encoder_hidden_states, step_percent, cond_indices, crop=None, model=None):
         self.crops.append((crop, tuple(x.shape[-2:])))
         return super().residuals(x, timestep, encoder_hidden_states, step_percent, cond_indices)
 
