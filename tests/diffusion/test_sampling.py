@@ -196,7 +196,7 @@ class _Control:
         self.value, self.calls, self.previous = value, [], None
         self.model = model
 
-    def residuals(self, x, timestep, encoder_hidden_states, step_percent, cond_indices):
+    def residuals(self, x, timestep, encoder_hidden_states, step_percent, cond_indices, model=None):
         self.calls.append(list(cond_indices))
         unet = self.model.unet
         b, h, w = x.shape[0], x.shape[2], x.shape[3]
@@ -265,7 +265,7 @@ def test_mask_conditioning_and_timestep_range(sd1, cond) -> None:
 class _AreaControl(_Control):
     """Records the crop each call is made for."""
 
-    def residuals(self, x, timestep, encoder_hidden_states, step_percent, cond_indices, crop=None):
+    def residuals(self, x, timestep, encoder_hidden_states, step_percent, cond_indices, crop=None, model=None):
         self.crops.append((crop, tuple(x.shape[-2:])))
         return super().residuals(x, timestep, encoder_hidden_states, step_percent, cond_indices)
 
