@@ -8,7 +8,17 @@ the sampler's step sigmas from the formula (the sigmas it was handed and, for sa
 step's start, the sigmas it called the model at), then the number of model calls; "!" marks a deviation over
 1e-4 or a non-finite result.
 
-    python bench/sampler_parity.py [--steps 8]
+`--flow` checks every sampler on a flow-matching model instead (SD3's schedule at shift 3, "simple" sigmas), where
+the reference's samplers follow rectified-flow rules, against what those rules guarantee. Point-mass data (every
+x0 = 0.5, the exact estimate always 0.5): the latent handed to each step must be the flow marginal (1 - s) 0.5 +
+s n; a row shows the largest deviation over the steps of its mean (in standard errors) and of its spread from s
+(in %). Gaussian data N(0.5, 0.6²) with its exact denoiser: the output's mean and spread error against the data
+after `--steps` and after 100 steps. Rule "as_is" marks samplers the reference runs with their sigma-form
+formulas on flow sigmas (Loom matches it), which leave the marginal by design; "!" marks a flow-aware sampler
+whose spread strays over 3% or whose mean strays over 5 standard errors. DPM-Solver fast/adaptive report steps on
+their own grid, so they get no per-step figures.
+
+    python bench/sampler_parity.py [--steps 8] [--flow]
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +38,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from diffusion import sampling
+from diffusion.flow import flow_schedule
 from diffusion.loader import load_checkpoint
 from diffusion.memory import ModelManager
 from diffusion.names import SAMPLER_NAMES, SCHEDULER_NAMES
-from diffusion.samplers import SAMPLERS
+from diffusion.noise import BrownianTreeNoise, GaussianNoise
+from diffusion.samplers import SAMPLERS, Sampler
+from diffusion.samplers.scaling import RectifiedFlow
+from diffusion.schedulers import sigmas_for
 from diffusion.tiny import build_tiny, tiny_spec, write_checkpoint
 
 # DPM-Solver-fast/adaptive call the model on their own grid in log-sigma; every other sampler calls it at each
@@ -85,11 +100,79 @@ def expected(name: str, steps: int, sig: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(out, dtype=np.float64), [0.0]])
 
 
+MU, C = 0.5, 0.6
+FLOW_SHAPE = (1, 4, 64, 64)
+
+
+def _flow_run(sampler: Sampler, steps: int, model: Callable, record: Callable) -> tuple[torch.Tensor, float]:
+    """The output of `sampler` on an SD3-schedule flow model from pure noise, and the sigma it ends at."""
+    schedule = flow_schedule("sd3", 3.0)
+    sigmas = sigmas_for(schedule, "simple", steps)
+    x = torch.randn(FLOW_SHAPE, generator=torch.Generator().manual_seed(0))
+    tree = sampler.noise in ("tree", "device_tree")
+    noise = BrownianTreeNoise.for_sigmas(x, sigmas, 4) if tree else GaussianNoise(FLOW_SHAPE, 4)
+    options = sampler.schedule_defaults(schedule) if sampler.schedule_defaults is not None else {}
+    scaling = RectifiedFlow(top=schedule.percent_to_sigma(1e-4))
+    out = sampler(model, x, sigmas, noise, record, scaling=scaling, **options)
+    return out, float(sigmas[sigmas > 0][-1] if sampler.stops_above_zero else sigmas[-1])
+
+
+def _gaussian(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    s = sigma.reshape(-1, 1, 1, 1)
+    a = 1 - s
+    return MU + a * C**2 / (a**2 * C**2 + s**2) * (x - a * MU)
+
+
+def _gaussian_error(sampler: Sampler, steps: int) -> tuple[float, float]:
+    out, end = _flow_run(sampler, steps, _gaussian, lambda *_: None)
+    a, s = 1 - end, end
+    return abs(float(out.mean()) - a * MU), abs(float(out.std()) - (a**2 * C**2 + s**2) ** 0.5)
+
+
+def flow_parity(steps: int) -> None:
+    """Every sampler on a flow model against the flow marginal (see the module's docstring)."""
+    started, failures = time.perf_counter(), 0
+    width = max(len(n) for n in SAMPLER_NAMES)
+    print(f"flow model (SD3 schedule, shift 3, simple), {steps} steps; point mass: worst step's mean deviation in "
+          "standard errors, spread deviation in %; Gaussian data: |mean error| / |spread error|")  # fmt: skip
+    print(f"{'':<{width}} {'rule':<7}{'mean dev':>9}{'spread %':>10}{f'{steps} steps':>17}{'100 steps':>17}")
+    for name in SAMPLER_NAMES:
+        sampler = SAMPLERS[name]
+        seen: list[tuple[int, torch.Tensor]] = []
+
+        def record(i: int, x: torch.Tensor, _d: torch.Tensor, seen: list = seen) -> None:
+            seen.append((i, x))
+
+        _flow_run(sampler, steps, lambda x, _s: torch.full_like(x, MU), record)
+        sigmas = sigmas_for(flow_schedule("sd3", 3.0), "simple", steps)
+        top = flow_schedule("sd3", 3.0).percent_to_sigma(1e-4)
+        mean_dev = spread_dev = 0.0
+        for i, x in seen:
+            s = top if i == 0 and sampler.on_flow == "snr" else float(sigmas[i])
+            mean_dev = max(mean_dev, abs(float(x.mean()) - (1 - s) * MU) / (s / x.numel() ** 0.5))
+            spread_dev = max(spread_dev, abs(float(x.std()) / s - 1) * 100)
+        coarse, fine = _gaussian_error(sampler, steps), _gaussian_error(sampler, 100)
+        bad = sampler.on_flow != "as_is" and (spread_dev > 3 or mean_dev > 5)
+        failures += bad
+        marginal = f"{'-':>9}{'-':>10}" if name in OWN_GRID else f"{mean_dev:9.1f}{spread_dev:10.2f}"
+        print(
+            f"{name:<{width}} {sampler.on_flow:<7}{marginal}"
+            f"{coarse[0]:9.4f}/{coarse[1]:.4f}{fine[0]:9.4f}/{fine[1]:.4f}{' !' if bad else ''}",
+            flush=True,
+        )
+    elapsed = time.perf_counter() - started
+    print(f"{len(SAMPLER_NAMES)} samplers, {failures} flow-aware ones off the marginal, {elapsed:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--flow", action="store_true", help="samplers on a flow-matching model")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a tiny model: threads only contend
+    if args.flow:
+        flow_parity(args.steps)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = write_checkpoint(Path(tmp) / "tiny-sd1.safetensors", build_tiny(tiny_spec("sd1"), seed=7))
         checkpoint = load_checkpoint(path, ModelManager.create(force_cpu=True))

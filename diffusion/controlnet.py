@@ -198,8 +198,8 @@ def _load_diffusers_folder(folder: Path) -> nn.Module:
 
 class ControlTypes(nn.Module):
     """A ControlNet with the control types its hint should be read as (SetUnionControlNetType). A union
-    ControlNet gets them as its one-hot type input and task embeddings; a plain ControlNet takes no type and runs
-    as it is. The wrapped ControlNet is shared, never changed."""
+    ControlNet gets them as its one-hot type input and task embeddings, or, with none ("auto"), reads its hint
+    untyped; a plain ControlNet takes no type and runs as it is. The wrapped ControlNet is shared, never changed."""
 
     def __init__(self, net: nn.Module, types: tuple[int, ...]) -> None:
         super().__init__()
@@ -221,17 +221,17 @@ class ControlTypes(nn.Module):
         added_cond_kwargs: dict[str, torch.Tensor] | None = None,
         return_dict: bool = False,
     ) -> Any:
+        """The ControlNet's (down residuals, mid residual); `return_dict` passes on to a typed or plain net, as
+        diffusers' call takes it (Loom's sampler asks for the tuple)."""
         args = {"encoder_hidden_states": encoder_hidden_states, "added_cond_kwargs": added_cond_kwargs}
         if not self.union:
             return self.net(
                 sample, timestep, controlnet_cond=controlnet_cond, conditioning_scale=conditioning_scale, **args,
                 return_dict=return_dict,
             )  # fmt: skip
-        if not self.types:
-            raise ControlNetError(
-                "a union ControlNet needs its control type: set it with SetUnionControlNetType (Loom does not guess it)"
-            )
         count = int(self.net.config.num_control_type)
+        if not self.types:
+            return self._untyped(sample, timestep, controlnet_cond, conditioning_scale, count, args)
         if max(self.types) >= count:
             raise ControlNetError(
                 f"this union ControlNet knows {count} control types; "
@@ -244,6 +244,30 @@ class ControlTypes(nn.Module):
             control_type_idx=list(self.types), conditioning_scale=[conditioning_scale] * len(self.types), **args,
             return_dict=return_dict,
         )  # fmt: skip
+
+    def _untyped(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        controlnet_cond: torch.Tensor,
+        conditioning_scale: float,
+        count: int,
+        args: dict[str, Any],
+    ) -> Residuals:
+        """A union ControlNet with no type chosen ("auto"), as the reference runs it: an all-zero type vector,
+        and the hint embedded as a plain ControlNet's, added to the input convolution's output without the
+        task embedding and the transformer that fuses typed hints."""
+        hint = self.net.controlnet_cond_embedding(controlnet_cond)
+        handle = self.net.conv_in.register_forward_hook(lambda _module, _args, out: out + hint)
+        control_type = torch.zeros(sample.shape[0], count, device=sample.device, dtype=sample.dtype)
+        try:
+            down, mid = self.net(
+                sample, timestep, controlnet_cond=[], control_type=control_type, control_type_idx=[],
+                conditioning_scale=[], **args, return_dict=False,
+            )  # fmt: skip
+        finally:
+            handle.remove()
+        return [d * conditioning_scale for d in down], mid * conditioning_scale
 
 
 def with_control_type(net: nn.Module, type_name: str) -> ControlTypes:

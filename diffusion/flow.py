@@ -38,11 +38,42 @@ def flux_mu(width: int, height: int, max_shift: float, base_shift: float) -> flo
     return width * height / (8 * 8 * 2 * 2) * slope + base_shift - slope * 256
 
 
-def flow_schedule(kind: str, shift: float) -> DiscreteSchedule:
+def shifted(kind: str, shift: float, t: torch.Tensor) -> torch.Tensor:
+    """The noise level at unshifted time t in [0, 1]: `kind` "flux" (shift = mu) or "sd3" (shift multiplies)."""
+    return flux_shift(shift, t) if kind == "flux" else sd3_shift(shift, t)
+
+
+@dataclass(eq=False)
+class FlowSchedule(DiscreteSchedule):
+    """A flow model's 1000 shifted noise levels; a fraction of the way through sampling is placed on the
+    continuous shift (sigma = shift(1 - percent), 1 at the start), as the reference's flow model sampling does,
+    rather than between table entries."""
+
+    kind: str = "sd3"
+    shift: float = 1.0
+
+    def percent_to_sigma(self, percent: float) -> float:
+        if percent <= 0:
+            return 1.0
+        if percent >= 1:
+            return 0.0
+        return float(shifted(self.kind, self.shift, torch.tensor(1 - percent, dtype=torch.float64)))
+
+    def sigma_to_percent(self, sigma: float) -> float:
+        """The inverse of `percent_to_sigma`: 1 - the unshifted time of `sigma`."""
+        if sigma >= 1:
+            return 0.0
+        if sigma <= 0:
+            return 1.0
+        if self.kind == "flux":
+            return 1 - 1 / (math.exp(self.shift) * (1 / sigma - 1) + 1)
+        return 1 - sigma / (self.shift - (self.shift - 1) * sigma)
+
+
+def flow_schedule(kind: str, shift: float) -> FlowSchedule:
     """The model's noise levels, ascending: `kind` "flux" (shift = mu) or "sd3" (shift multiplies)."""
     t = torch.arange(1, TIMESTEPS + 1, dtype=torch.float64) / TIMESTEPS
-    sigmas = flux_shift(shift, t) if kind == "flux" else sd3_shift(shift, t)
-    return DiscreteSchedule(sigmas.float())
+    return FlowSchedule(shifted(kind, shift, t).float(), kind, shift)
 
 
 def pad_to_patches(x: torch.Tensor, patch: int) -> torch.Tensor:

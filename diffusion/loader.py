@@ -74,13 +74,22 @@ def build_text(arch: TextArch) -> nn.Module:
     return build_empty(lambda: cls(config))
 
 
+def family_schedule(family: str) -> DiscreteSchedule:
+    """The discrete training schedule a family's models are built with (its bundled beta range and timestep
+    count); families sampled on another schedule (flow models) have none."""
+    d = family_defaults(family)
+    if "beta_start" not in d:
+        raise ValueError(f"{family} models have no discrete timestep schedule (they are sampled as {d['prediction']})")
+    return DiscreteSchedule.scaled_linear(d["beta_start"], d["beta_end"], d["num_timesteps"])
+
+
 def make_model(info: ModelInfo, unet: nn.Module, manager: ModelManager) -> DiffusionModel:
     d = family_defaults(info.family)
     return DiffusionModel(
         unet=unet,
         family=info.family,
         prediction=info.prediction,
-        schedule=DiscreteSchedule.scaled_linear(d["beta_start"], d["beta_end"], d["num_timesteps"]),
+        schedule=family_schedule(info.family),
         manager=manager,
         latent_rgb_factors=tuple(tuple(r) for r in d["latent_rgb_factors"]),
         latent_rgb_bias=tuple(d["latent_rgb_bias"]),

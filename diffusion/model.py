@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from diffusion.control_residuals import ControlResiduals
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.schedulers import DiscreteSchedule
 from diffusion.unet_patches import attach_key_bias
@@ -160,22 +161,24 @@ class DiffusionModel:
             kwargs["class_labels"] = class_labels.to(dtype)
         if added:
             kwargs["added_cond_kwargs"] = {k: v.to(dtype) for k, v in added.items()}
-        if down_residuals is not None:
-            kwargs["down_block_additional_residuals"] = [r.to(dtype) for r in down_residuals]
-        if mid_residual is not None:
-            kwargs["mid_block_additional_residual"] = mid_residual.to(dtype)
-        with self.patches_attached(key_bias):
+        residuals = ControlResiduals(
+            [r.to(dtype) for r in down_residuals or ()], None if mid_residual is None else mid_residual.to(dtype)
+        )
+        with self.patches_attached(key_bias, residuals):
             out = self.unet(x_in.to(dtype), timestep.to(dtype), encoder_hidden_states=context.to(dtype), **kwargs)
         return out.sample.float()
 
     @contextmanager
-    def patches_attached(self, key_bias: torch.Tensor | None = None) -> Iterator[None]:
+    def patches_attached(
+        self, key_bias: torch.Tensor | None = None, residuals: ControlResiduals | None = None
+    ) -> Iterator[None]:
         """The patches' hooks for one call only: copies of a model share its module. They come off in reverse
         order, so processors wrapped twice go back to the original. `key_bias` adds a per-prompt-token
-        cross-attention bias (style models' attn_bias) for the call."""
+        cross-attention bias (style models' attn_bias) for the call, `residuals` a ControlNet's residuals (added
+        where they fit the features the patches leave)."""
         handles: list[Removable] = []
         try:
-            for patch in self.unet_patches:
+            for patch in (*self.unet_patches, *([residuals] if residuals is not None else ())):
                 handles.extend(patch.attach(self.unet))
             if key_bias is not None:
                 handles.extend(attach_key_bias(self.unet, key_bias))

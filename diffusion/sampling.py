@@ -27,8 +27,9 @@ from diffusion.model import DiffusionModel, GuidanceStep, UnetPatch
 from diffusion.noise import BrownianTreeNoise, GaussianNoise, NoiseSource, seeded_generator
 from diffusion.regions import Region, blend, has_regions, latent_mask, region
 from diffusion.samplers import SAMPLERS, Sampler, SamplerChoice
+from diffusion.samplers.scaling import VE, NoiseScaling, RectifiedFlow
 from diffusion.schedulers import sigmas_for
-from diffusion.step import StepInfo, unet_step
+from diffusion.step import StepInfo, Warn, once_each, unet_step
 
 Conditioning = Sequence[Sequence[Any]]  # [[tensor [1, T, C], {"pooled_output": ..., ...}], ...]
 StepReport = Callable[[int, int, torch.Tensor], None]  # (step done, steps, current x0 estimate)
@@ -143,9 +144,11 @@ class Guided:
         keep_uncond: bool = False,
         sigma_max: float | None = None,
         seed: int = 0,
+        warn: Warn | None = None,
     ) -> None:
         self.model, self.rule, self.device = model, rule, device
         self.seed = seed  # the sampler's: model inputs drawn from it (unCLIP's noise augmentation)
+        self.warn = once_each(warn)
         self.hooked = HookedModels(model, sigma_max if sigma_max is not None else model.schedule.sigma_max)
         self.sets = [_as_entries(cond, name) for name, cond in sets]
         if not self.sets[0]:
@@ -296,7 +299,7 @@ class Guided:
         negative = torch.tensor([e.negative for e in entries]).repeat_interleave(self.batch)
         boxes = [e.opts.get("gligen") for e in entries for _ in range(self.batch)]
         with (
-            unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area)),
+            unet_step(StepInfo(percent, negative, (x.shape[2], x.shape[3]), area, self.warn)),
             gligen_attached(model.unet, boxes, (x.shape[2], x.shape[3])),
         ):
             out = model.unet_forward(x_in, t, context, added, *residuals)
@@ -453,8 +456,9 @@ class SampleRequest:
     force_full_denoise: bool = True
 
 
-def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, Any]:
-    """Run one KSampler request; returns a new LATENT dict (the input's extra keys are kept)."""
+def sample(req: SampleRequest, report: StepReport | None = None, warn: Warn | None = None) -> dict[str, Any]:
+    """Run one KSampler request; returns a new LATENT dict (the input's extra keys are kept). `warn` hears what
+    the run should tell its node (each distinct warning once)."""
     if req.sampler not in SAMPLERS:
         raise SamplingError(f"sampler_name: unknown sampler {req.sampler!r}")
     samples = _latent_samples(req.latent, req.model)
@@ -474,7 +478,7 @@ def sample(req: SampleRequest, report: StepReport | None = None) -> dict[str, An
         else torch.zeros(samples.shape, dtype=torch.float32)
     )
     guider = Guider(req.model, (("positive", req.positive), ("negative", req.negative)), CFG(req.cfg))
-    output, _denoised = run(guider, SamplerChoice(req.sampler), sigmas, req.latent, noise, req.seed, report)
+    output, _denoised = run(guider, SamplerChoice(req.sampler), sigmas, req.latent, noise, req.seed, report, warn)
     return output
 
 
@@ -495,10 +499,11 @@ def run(
     noise: torch.Tensor,
     seed: int,
     report: StepReport | None = None,
+    warn: Warn | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Sample `latent` along `sigmas` from `latent + noise * sigma_0` with a guider and a sampler (the
     SamplerCustom path; KSampler builds its sigmas and CFG guider, then comes here). Returns the output LATENT
-    and the last x0 estimate as a LATENT (the same when no step ran)."""
+    and the last x0 estimate as a LATENT (the same when no step ran). `warn` as for `sample`."""
     sampler = SAMPLERS.get(choice.name)
     if sampler is None:
         raise SamplingError(f"sampler: unknown sampler {choice.name!r}")
@@ -530,6 +535,7 @@ def run(
         keep_uncond=sampler.needs_uncond,
         sigma_max=float(sigmas.max()),
         seed=seed,
+        warn=warn,
     )
     denoiser: Guided | Inpaint = guided
     mask = latent.get("noise_mask")
@@ -556,7 +562,7 @@ def run(
             report(last["done"], steps, to_loom(denoised))
 
     with torch.no_grad():
-        result = sampler(denoiser, x, sigmas, step_noise, callback, flow_model=model.prediction == "flow", **options)
+        result = sampler(denoiser, x, sigmas, step_noise, callback, scaling=sampler_scaling(model), **options)
     if report is not None and last["done"] < steps and last["denoised"] is not None:
         # samplers that take fewer steps than sigmas (dpm_fast/adaptive)
         report(steps, steps, to_loom(last["denoised"]))
@@ -568,6 +574,14 @@ def run(
     if last["denoised"] is not None:
         denoised_out["samples"] = to_loom(last["denoised"]).float().cpu()
     return out, denoised_out
+
+
+def sampler_scaling(model: DiffusionModel) -> NoiseScaling:
+    """How the samplers must scale this model's latents: flow models' (1 - sigma) x0 + sigma n, with half-log-SNR
+    steps starting 0.01% of the way into the model's schedule rather than at sigma 1 (as the reference's)."""
+    if model.prediction == "flow":
+        return RectifiedFlow(top=model.schedule.percent_to_sigma(1e-4))
+    return VE
 
 
 def _mask_schedule(

@@ -145,8 +145,9 @@ def ControlNetApplySD3(
 def SetUnionControlNetType(
     control_net: Any = Socket("CONTROL_NET"), type: str = Combo(("auto", *UNION_CONTROL_TYPES))
 ) -> tuple:
-    """The control type a union ControlNet (ControlNet++ / ProMax) reads its hint as; a plain ControlNet takes no
-    type and is unaffected. Returns a new CONTROL_NET sharing the loaded one."""
+    """The control type a union ControlNet (ControlNet++ / ProMax) reads its hint as ("auto": none, the hint read
+    untyped as the reference does); a plain ControlNet takes no type and is unaffected. Returns a new CONTROL_NET
+    sharing the loaded one."""
     from diffusion.controlnet import ControlNetError, with_control_type
 
     try:

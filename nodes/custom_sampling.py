@@ -607,7 +607,9 @@ def SamplerCustom(
     guider = Guider(model, (("positive", positive), ("negative", negative)), CFG(cfg))
     initial = SeededNoise(noise_seed, enabled=add_noise).generate(latent_image)
     sigmas = _sigmas(sigmas)
-    return run(guider, _sampler(sampler), sigmas, latent_image, initial, noise_seed, step_reporter(ctx, model))
+    return run(
+        guider, _sampler(sampler), sigmas, latent_image, initial, noise_seed, step_reporter(ctx, model), ctx.warn
+    )
 
 
 @node(
@@ -632,4 +634,6 @@ def SamplerCustomAdvanced(
     noise = _socket(noise, SeededNoise, "noise", "RandomNoise or DisableNoise")
     report = step_reporter(ctx, guider.model)
     sigmas = _sigmas(sigmas)
-    return run(guider, _sampler(sampler), sigmas, latent_image, noise.generate(latent_image), noise.seed, report)
+    return run(
+        guider, _sampler(sampler), sigmas, latent_image, noise.generate(latent_image), noise.seed, report, ctx.warn
+    )

@@ -123,16 +123,25 @@ def ModelSamplingDiscrete(
     model: Any = MODEL, sampling: str = Combo(SAMPLING_TYPES), zsnr: bool = Boolean(False)
 ) -> Any:
     """Tell Loom what the model predicts (noise, v or the clean latent), e.g. for a v-prediction checkpoint that
-    its tensors do not reveal, and optionally rescale its schedule to zero terminal SNR (for models trained so)."""
+    its tensors do not reveal, and optionally rescale its schedule to zero terminal SNR (for models trained so).
+    As in the reference, the discrete schedule is rebuilt from the model's family, so this also undoes an earlier
+    ModelSamplingContinuousEDM/V (its sigma range and time input)."""
     from dataclasses import replace
+
+    from diffusion.loader import family_schedule
 
     if model is None:
         raise ValueError("model: the checkpoint has no diffusion model")
     if sampling not in SAMPLING_PREDICTIONS:
         supported = ", ".join(SAMPLING_PREDICTIONS)
         raise ValueError(f"sampling: Loom's models do not support {sampling!r} yet; choose one of {supported}")
-    schedule = model.schedule.zero_terminal_snr() if zsnr else model.schedule
-    return replace(model, prediction=SAMPLING_PREDICTIONS[sampling], schedule=schedule)
+    try:
+        schedule = family_schedule(model.family)
+    except ValueError as exc:
+        raise ValueError(f"model: {exc}; ModelSamplingDiscrete is for U-Net models") from exc
+    if zsnr:
+        schedule = schedule.zero_terminal_snr()
+    return replace(model, prediction=SAMPLING_PREDICTIONS[sampling], schedule=schedule, sigma_data=1.0)
 
 
 def _unet_model(model: Any) -> Any:

@@ -18,7 +18,7 @@ def _run(ctx: NodeContext, **request: Any) -> dict[str, Any]:
 
     if request["model"] is None:
         raise ValueError("model: the checkpoint has no diffusion model")
-    return sample(SampleRequest(**request), step_reporter(ctx, request["model"]))
+    return sample(SampleRequest(**request), step_reporter(ctx, request["model"]), ctx.warn)
 
 
 @node(category="sampling", outputs=["LATENT"])

@@ -89,7 +89,7 @@ def sample(
         elif ctx is not None:
             ctx.progress(done, total)
 
-    return loom_sample(request, report)["samples"]
+    return loom_sample(request, report, ctx.warn if ctx is not None else None)["samples"]
 
 
 def _loom(model: Any) -> Any:

@@ -7,7 +7,6 @@ names and their order come from diffusion.names, the one list.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,9 +16,16 @@ import torch
 
 from diffusion.names import SAMPLER_NAMES
 from diffusion.samplers import dpm_solver, dpmpp, karras, multistep, sa_solver, stochastic, unipc
-from diffusion.samplers.flow import run_in_ve_space
+from diffusion.samplers.flow import run_in_snr_view
+from diffusion.samplers.scaling import VE, NoiseScaling
 
 NoiseKind = Literal["none", "stream", "tree", "device_tree"]
+# How a sampler runs on a model whose latents are not in sigma form (flow matching), as the reference runs it:
+# "as_is" steps the sigmas with the sigma-form formulas (deterministic samplers, and those the reference leaves
+# so: ddpm, res_multistep, dpm_fast/adaptive, dpmpp_2m_cfg_pp, gradient_estimation); "scaled" hands the sampler
+# the model's NoiseScaling (ancestral steps, CFG++ Euler, LCM's renoise); "snr" runs it in the half-log-SNR
+# view (diffusion.samplers.flow: the SDE exponential integrators).
+FlowRule = Literal["as_is", "scaled", "snr"]
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,10 @@ class Sampler:
     one step more and drops the second-to-last sigma (the step into the smallest sigma is wasted on these).
     fresh_inpaint_noise: the masked-out area follows a second noise draw rather than the initial noise.
     schedule_defaults: options placed on the model's schedule, for options a sampler node did not set.
-    level_options: options that hold noise levels (converted with the sigmas when a flow model runs in VE terms).
+    level_options: options that hold noise levels (converted with the sigmas in the half-log-SNR view).
     stops_above_zero: returns the latent at the smallest nonzero sigma, leftover noise and all (DPM-Solver's
     fast and adaptive forms, as the reference's).
+    on_flow: how it runs on a flow-matching model (FlowRule).
     """
 
     name: str
@@ -46,6 +53,7 @@ class Sampler:
     options: dict[str, Any] = field(default_factory=dict)
     level_options: tuple[str, ...] = ()
     stops_above_zero: bool = False
+    on_flow: FlowRule = "as_is"
 
     def __call__(
         self,
@@ -54,27 +62,16 @@ class Sampler:
         sigmas: torch.Tensor,
         noise: Any,
         cb: Any,
-        flow_model: bool = False,
+        scaling: NoiseScaling = VE,
         **options: Any,
     ) -> torch.Tensor:
-        """Run along `sigmas`; `flow_model`: the denoiser is a flow-matching one (x = (1 - s) x0 + s n), so a
-        run that adds noise steps in the equivalent VE terms (diffusion.samplers.flow); one that adds none solves
-        the probability-flow ODE, which has the same form in both."""
+        """Run along `sigmas` on a model whose latents `scaling` describes (diffusion.samplers.scaling)."""
         merged = self.options | options
-        if flow_model and self.adds_noise(options):
-            end = sigmas[sigmas > 0][-1] if self.stops_above_zero else sigmas[-1]
-            return run_in_ve_space(self.fn, model, x, sigmas, noise, cb, merged, self.level_options, end)
+        if self.on_flow == "scaled":
+            return self.fn(model, x, sigmas, noise, cb, scaling=scaling, **merged)
+        if self.on_flow == "snr" and not scaling.native_sigma_form:
+            return run_in_snr_view(self.fn, scaling, model, x, sigmas, noise, cb, merged, self.level_options)
         return self.fn(model, x, sigmas, noise, cb, **merged)
-
-    def adds_noise(self, options: dict[str, Any]) -> bool:
-        """Whether a run with `options` injects fresh noise (eta and s_noise nonzero: as a sampler node set them,
-        as this entry fixes them, or by the function's default)."""
-        if self.noise == "none":
-            return False
-        merged = self.options | options
-        params = inspect.signature(self.fn).parameters
-        defaults = {k: p.default for k, p in params.items() if k in ("eta", "s_noise")}
-        return all(float(merged.get(k, default)) != 0 for k, default in defaults.items())
 
     @property
     def needs_uncond(self) -> bool:
@@ -94,30 +91,30 @@ def _all() -> dict[str, Sampler]:
     m, p, s = multistep, dpmpp, stochastic
     table = [
         Sampler("euler", karras.euler),
-        Sampler("euler_cfg_pp", karras.euler_cfg_pp),
-        Sampler("euler_ancestral", karras.euler_ancestral, "stream"),
-        Sampler("euler_ancestral_cfg_pp", karras.euler_ancestral_cfg_pp, "stream"),
+        Sampler("euler_cfg_pp", karras.euler_cfg_pp, on_flow="scaled"),
+        Sampler("euler_ancestral", karras.euler_ancestral, "stream", on_flow="scaled"),
+        Sampler("euler_ancestral_cfg_pp", karras.euler_ancestral_cfg_pp, "stream", on_flow="scaled"),
         Sampler("heun", karras.heun),
         Sampler("heunpp2", karras.heunpp2),
         Sampler("dpm_2", karras.dpm_2, discard_penultimate=True),
-        Sampler("dpm_2_ancestral", karras.dpm_2_ancestral, "stream", discard_penultimate=True),
+        Sampler("dpm_2_ancestral", karras.dpm_2_ancestral, "stream", discard_penultimate=True, on_flow="scaled"),
         Sampler("lms", m.lms),
         Sampler("dpm_fast", dpm_solver.dpm_fast, "stream", stops_above_zero=True),
         Sampler("dpm_adaptive", dpm_solver.dpm_adaptive, "stream", stops_above_zero=True),
-        Sampler("dpmpp_2s_ancestral", p.dpmpp_2s_ancestral, "stream"),
-        Sampler("dpmpp_2s_ancestral_cfg_pp", p.dpmpp_2s_ancestral_cfg_pp, "stream"),
-        Sampler("dpmpp_sde", p.dpmpp_sde, "tree"),
-        Sampler("dpmpp_sde_gpu", p.dpmpp_sde, "device_tree"),
+        Sampler("dpmpp_2s_ancestral", p.dpmpp_2s_ancestral, "stream", on_flow="scaled"),
+        Sampler("dpmpp_2s_ancestral_cfg_pp", p.dpmpp_2s_ancestral_cfg_pp, "stream", on_flow="scaled"),
+        Sampler("dpmpp_sde", p.dpmpp_sde, "tree", on_flow="snr"),
+        Sampler("dpmpp_sde_gpu", p.dpmpp_sde, "device_tree", on_flow="snr"),
         Sampler("dpmpp_2m", p.dpmpp_2m),
         Sampler("dpmpp_2m_cfg_pp", p.dpmpp_2m_cfg_pp),
-        Sampler("dpmpp_2m_sde", p.dpmpp_2m_sde, "tree"),
-        Sampler("dpmpp_2m_sde_gpu", p.dpmpp_2m_sde, "device_tree"),
-        Sampler("dpmpp_2m_sde_heun", p.dpmpp_2m_sde, "tree", options={"solver_type": "heun"}),
-        Sampler("dpmpp_2m_sde_heun_gpu", p.dpmpp_2m_sde, "device_tree", options={"solver_type": "heun"}),
-        Sampler("dpmpp_3m_sde", p.dpmpp_3m_sde, "tree"),
-        Sampler("dpmpp_3m_sde_gpu", p.dpmpp_3m_sde, "device_tree"),
+        Sampler("dpmpp_2m_sde", p.dpmpp_2m_sde, "tree", on_flow="snr"),
+        Sampler("dpmpp_2m_sde_gpu", p.dpmpp_2m_sde, "device_tree", on_flow="snr"),
+        Sampler("dpmpp_2m_sde_heun", p.dpmpp_2m_sde, "tree", options={"solver_type": "heun"}, on_flow="snr"),
+        Sampler("dpmpp_2m_sde_heun_gpu", p.dpmpp_2m_sde, "device_tree", options={"solver_type": "heun"}, on_flow="snr"),
+        Sampler("dpmpp_3m_sde", p.dpmpp_3m_sde, "tree", on_flow="snr"),
+        Sampler("dpmpp_3m_sde_gpu", p.dpmpp_3m_sde, "device_tree", on_flow="snr"),
         Sampler("ddpm", s.ddpm, "stream"),
-        Sampler("lcm", s.lcm, "stream"),
+        Sampler("lcm", s.lcm, "stream", on_flow="scaled"),
         Sampler("ipndm", m.ipndm),
         Sampler("ipndm_v", m.ipndm_v),
         Sampler("deis", m.deis),
@@ -127,15 +124,16 @@ def _all() -> dict[str, Sampler]:
         Sampler("res_multistep_ancestral_cfg_pp", p.res_multistep, "stream", options={"eta": 1.0, "cfg_pp": True}),
         Sampler("gradient_estimation", m.gradient_estimation),
         Sampler("gradient_estimation_cfg_pp", m.gradient_estimation, options={"cfg_pp": True}),
-        Sampler("er_sde", s.er_sde, "stream"),
-        Sampler("seeds_2", s.seeds_2, "stream"),
-        Sampler("seeds_3", s.seeds_3, "stream"),
+        Sampler("er_sde", s.er_sde, "stream", on_flow="snr"),
+        Sampler("seeds_2", s.seeds_2, "stream", on_flow="snr"),
+        Sampler("seeds_3", s.seeds_3, "stream", on_flow="snr"),
         Sampler(
             "sa_solver",
             sa_solver.sa_solver,
             "stream",
             schedule_defaults=sa_solver.default_options,
             level_options=("sde_sigmas",),
+            on_flow="snr",
         ),
         Sampler(
             "sa_solver_pece",
@@ -144,6 +142,7 @@ def _all() -> dict[str, Sampler]:
             schedule_defaults=sa_solver.default_options,
             options={"use_pece": True},
             level_options=("sde_sigmas",),
+            on_flow="snr",
         ),
         # DDIM with eta = 0 is exactly the Euler step of the probability-flow ODE in sigma form.
         Sampler("ddim", karras.euler, fresh_inpaint_noise=True),

@@ -51,10 +51,12 @@ def ancestral_step(
     sigma: torch.Tensor, sigma_next: torch.Tensor, eta: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split a step to sigma_next into a deterministic part down to sigma_down and fresh noise of sigma_up,
-    with down² + up² = next² (Song et al. 2021, DDIM's sigma_t with eta)."""
+    with down² + up² = next² (Song et al. 2021, DDIM's sigma_t with eta). From an infinite level (a flow model's
+    sigma 1 in VE terms) the formula is undefined and the whole step is fresh noise, as in the reference."""
     if not eta:
         return sigma_next, sigma_next * 0
-    up = torch.minimum(sigma_next, eta * (sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2) ** 0.5)
+    up = eta * (sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2) ** 0.5
+    up = torch.where(up < sigma_next, up, sigma_next)
     return (sigma_next**2 - up**2) ** 0.5, up
 
 

@@ -8,6 +8,8 @@ arXiv:2308.02157). In sigma form alpha = 1, so the paper's alpha_t factors drop 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from diffusion.samplers.common import (
@@ -19,6 +21,7 @@ from diffusion.samplers.common import (
     to_d,
     unguided,
 )
+from diffusion.samplers.scaling import VE, NoiseScaling
 
 
 def _lam(sigma: torch.Tensor) -> torch.Tensor:
@@ -33,24 +36,42 @@ def dpmpp_2s_ancestral(
     cb: StepCallback,
     eta: float = 1.0,
     s_noise: float = 1.0,
+    scaling: NoiseScaling = VE,
 ) -> torch.Tensor:
-    """DPM-Solver++(2S) down to sigma_down through the lambda midpoint, then fresh noise of sigma_up."""
+    """DPM-Solver++(2S) down to sigma_down through the midpoint in the model's half log-SNR, then fresh noise of
+    sigma_up (the signal rescaled as the model's noise scaling needs)."""
     for i in range(len(sigmas) - 1):
         sigma, nxt = sigmas[i], sigmas[i + 1]
         denoised = model(x, batch_sigma(sigma, x))
         cb(i, x, denoised)
-        down, up = ancestral_step(sigma, nxt, eta)
-        if float(down) == 0:
-            x = x + to_d(x, denoised, sigma) * (down - sigma)
+        step = scaling.ancestral_step(sigma, nxt, eta)
+        if float(step.down) == 0:
+            x = x + to_d(x, denoised, sigma) * (step.down - sigma)
         else:
-            h = _lam(down) - _lam(sigma)
-            mid = (sigma.log() - h / 2).exp()
-            x_mid = (mid / sigma) * x - torch.expm1(-h / 2) * denoised
-            denoised_mid = model(x_mid, batch_sigma(mid, x))
-            x = (down / sigma) * x - torch.expm1(-h) * denoised_mid
+            x = _two_stage(model, x, sigma, step.down, denoised, scaling, lambda estimate: estimate)
         if float(nxt) > 0:
-            x = x + noise(sigma, nxt) * s_noise * up
+            x = step.scale * x + noise(sigma, nxt) * s_noise * step.up
     return x
+
+
+def _two_stage(
+    model: Denoise,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    down: torch.Tensor,
+    estimate: torch.Tensor,
+    scaling: NoiseScaling,
+    pick: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """DPM-Solver++(2S) from sigma to down: a first-order step to the lambda midpoint with `estimate`, then the
+    whole step with the midpoint's estimate (`pick` chooses it from the model's output: CFG++ takes the unguided
+    one). x_t = (sigma_t / sigma_s) x_s - alpha_t expm1(-h) D: in sigma form alpha = 1, and on a flow model it
+    is the exact DDIM step (sigma_t / sigma_s) x + (1 - sigma_t / sigma_s) D."""
+    h = scaling.half_log_snr(down) - scaling.half_log_snr(sigma)
+    mid = scaling.midpoint(sigma, down)
+    x_mid = (mid / sigma) * x - scaling.alpha(mid) * torch.expm1(-h / 2) * estimate
+    estimate_mid = pick(model(x_mid, batch_sigma(mid, x)))
+    return (down / sigma) * x - scaling.alpha(down) * torch.expm1(-h) * estimate_mid
 
 
 def dpmpp_2s_ancestral_cfg_pp(
@@ -61,27 +82,24 @@ def dpmpp_2s_ancestral_cfg_pp(
     cb: StepCallback,
     eta: float = 1.0,
     s_noise: float = 1.0,
+    scaling: NoiseScaling = VE,
 ) -> torch.Tensor:
-    """The 2S step on the unguided estimates, with the step's guidance (guided minus unguided x0 at sigma)
-    added once at its end (CFG++)."""
+    """The 2S step on the unguided estimates, with the step's guidance (guided minus unguided x0 at sigma, times
+    alpha_next) added once at its end (CFG++)."""
     for i in range(len(sigmas) - 1):
         sigma, nxt = sigmas[i], sigmas[i + 1]
         denoised = model(x, batch_sigma(sigma, x))
         uncond = unguided(model, denoised)
         guidance = denoised - uncond
         cb(i, x, denoised)
-        down, up = ancestral_step(sigma, nxt, eta)
-        if float(down) == 0:
-            x = x + to_d(x, uncond, sigma) * (down - sigma)
+        step = scaling.ancestral_step(sigma, nxt, eta)
+        if float(step.down) == 0:
+            x = x + to_d(x, uncond, sigma) * (step.down - sigma)
         else:
-            h = _lam(down) - _lam(sigma)
-            mid = (sigma.log() - h / 2).exp()
-            x_mid = (mid / sigma) * x - torch.expm1(-h / 2) * uncond
-            uncond_mid = unguided(model, model(x_mid, batch_sigma(mid, x)))
-            x = (down / sigma) * x - torch.expm1(-h) * uncond_mid
+            x = _two_stage(model, x, sigma, step.down, uncond, scaling, lambda out: unguided(model, out))
         if float(nxt) > 0:
-            x = x + noise(sigma, nxt) * s_noise * up
-        x = x + guidance
+            x = step.scale * x + noise(sigma, nxt) * s_noise * step.up
+        x = x + scaling.alpha(nxt) * guidance
     return x
 
 

@@ -1,14 +1,14 @@
-"""Noise-injecting samplers on flow-matching (rectified flow) models, through the variance-exploding view of the
-same process.
+"""SDE samplers on models whose latents are not in sigma form (flow matching), through the variance-exploding
+view of the same process: the half-log-SNR stepping the reference does with explicit alpha factors.
 
-A flow model's noisy latent x = (1 - s) x0 + s n, divided by alpha = 1 - s, is the VE latent x0 + (s / alpha) n.
-Ancestral and SDE samplers assume the VE form when they add fresh noise (its variance adds to sigma², with no
-signal to shrink), so they step on x / alpha at noise level s / alpha; the denoiser, the noise source and the step
-callback still see the flow's own latent and sigmas. Back in flow terms a step's renoise scales the signal by
-alpha_next / alpha_down and adds noise of sqrt(s_next² - (alpha_next s_down / alpha_down)²), the flow-specific
-ancestral step, and the exponential integrators step in the flow's half log-SNR log(alpha / s).
-
-Deterministic samplers need none of this: the probability-flow ODE dx/ds = (x - D) / s has the same form in both.
+A flow model's noisy latent x = (1 - s) x0 + s n, divided by alpha = 1 - s, is the VE latent x0 + (s / alpha) n
+at level s / alpha = e^-lambda, lambda = log(alpha / s) the half log-SNR. An exponential integrator written in
+sigma form (lambda = -log sigma, alpha = 1) run on x / alpha at that level is, back in flow terms, the same
+integrator in the flow's half log-SNR with every x0 term scaled by alpha_t and every noise term by alpha_t times the
+level, i.e. by sigma_t: DPM-Solver++ SDE (2M, 3M, the two-stage step), ER-SDE, SEEDS and SA-Solver as the reference
+writes them for flow models. The denoiser, the noise source and the step callback still see the flow's own
+latents and sigmas. As in the reference, a run from sigma 1 (lambda = -inf) starts from the scaling's `top` sigma
+instead, and the model is called there.
 """
 
 from __future__ import annotations
@@ -19,43 +19,35 @@ from typing import Any
 import torch
 
 from diffusion.samplers.common import Denoise, NoiseSource, ReportsUncond, StepCallback
-
-# Flow sigma 1 (pure noise) has no VE counterpart: steps from it are taken from 1 - TOP (the model still sees 1).
-TOP = 1e-4
+from diffusion.samplers.scaling import NoiseScaling
 
 
-def to_ve(sigma: torch.Tensor) -> torch.Tensor:
-    s = sigma.clamp(max=1 - TOP)
-    return s / (1 - s)
+class LevelDenoiser:
+    """D(x_ve, level) = D_flow(x_ve * alpha, sigma(level)); the listed sigmas map back exactly."""
 
-
-def to_flow(level: torch.Tensor) -> torch.Tensor:
-    return level / (1 + level)
-
-
-class VEDenoiser:
-    """D(x_ve, s_ve) = D_flow(x_ve / (1 + s_ve), s_ve / (1 + s_ve)); the listed sigmas map back exactly."""
-
-    def __init__(self, inner: Denoise, sigmas: torch.Tensor, levels: torch.Tensor) -> None:
+    def __init__(self, inner: Denoise, scaling: NoiseScaling, sigmas: torch.Tensor, levels: torch.Tensor) -> None:
         self.inner = inner
+        self.scaling = scaling
         self.exact = {float(v): float(s) for v, s in zip(levels, sigmas, strict=True)}
-        self.last_level = levels[0]  # of the latest call: the step callback reports the latent it was given
+        self.last_sigma = sigmas[0]  # of the latest call: the step callback reports the latent it was given
 
-    def flow_sigma(self, level: torch.Tensor) -> torch.Tensor:
+    def sigma(self, level: torch.Tensor) -> torch.Tensor:
         exact = self.exact.get(float(level.flatten()[0]))
-        return torch.full_like(level, exact) if exact is not None else to_flow(level)
+        return torch.full_like(level, exact) if exact is not None else self.scaling.sigma_at_level(level)
 
     def __call__(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        self.last_level = level.flatten()[0]
-        return self.inner(x / (1 + level.reshape(-1, 1, 1, 1)), self.flow_sigma(level))
+        sigma = self.sigma(level)
+        self.last_sigma = sigma.flatten()[0]
+        return self.inner(x * self.scaling.alpha(sigma).reshape(-1, 1, 1, 1), sigma)
 
     @property
     def last_uncond(self) -> torch.Tensor | None:
         return self.inner.last_uncond if isinstance(self.inner, ReportsUncond) else None
 
 
-def run_in_ve_space(
+def run_in_snr_view(
     fn: Callable[..., torch.Tensor],
+    scaling: NoiseScaling,
     model: Denoise,
     x: torch.Tensor,
     sigmas: torch.Tensor,
@@ -63,23 +55,22 @@ def run_in_ve_space(
     cb: StepCallback,
     options: Mapping[str, Any],
     level_options: Iterable[str] = (),
-    end: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Run sampler `fn` from the flow latent `x` along flow `sigmas`; returns the flow latent at the sigma `fn`
-    ends at, `end` (the last sigma unless given). `level_options` name options that hold noise levels
-    (sa_solver's `sde_sigmas`), converted too."""
-    levels = to_ve(sigmas)
-    denoiser = VEDenoiser(model, sigmas, levels)
+    """Run the sigma-form sampler `fn` from the latent `x` along `sigmas`; returns the latent at the last sigma.
+    `level_options` name options that hold noise levels (sa_solver's `sde_sigmas`), converted too."""
+    sigmas = scaling.snr_sigmas(sigmas)
+    levels = scaling.level(sigmas)
+    denoiser = LevelDenoiser(model, scaling, sigmas, levels)
 
-    def ve_noise(level: torch.Tensor, level_next: torch.Tensor) -> torch.Tensor:
-        return noise(denoiser.flow_sigma(level), denoiser.flow_sigma(level_next))
+    def level_noise(level: torch.Tensor, level_next: torch.Tensor) -> torch.Tensor:
+        return noise(denoiser.sigma(level), denoiser.sigma(level_next))
 
-    def ve_callback(i: int, x_ve: torch.Tensor, denoised: torch.Tensor) -> None:
-        cb(i, x_ve / (1 + denoiser.last_level), denoised)
+    def level_callback(i: int, x_ve: torch.Tensor, denoised: torch.Tensor) -> None:
+        cb(i, x_ve * scaling.alpha(denoiser.last_sigma), denoised)
 
     converted = dict(options)
     for name in level_options:
         if name in converted:
-            converted[name] = tuple(float(to_ve(torch.tensor(float(v)))) for v in converted[name])
-    result = fn(denoiser, x * (1 + levels[0]), levels, ve_noise, ve_callback, **converted)
-    return result / (1 + to_ve(sigmas[-1] if end is None else end))
+            converted[name] = tuple(float(scaling.level(torch.tensor(float(v)))) for v in converted[name])
+    result = fn(denoiser, x / scaling.alpha(sigmas[0]), levels, level_noise, level_callback, **converted)
+    return result * scaling.alpha(sigmas[-1])

@@ -14,6 +14,7 @@ from diffusion.samplers.common import (
     to_d,
     unguided,
 )
+from diffusion.samplers.scaling import VE, NoiseScaling
 
 
 def euler(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback) -> torch.Tensor:
@@ -33,18 +34,20 @@ def euler_ancestral(
     cb: StepCallback,
     eta: float = 1.0,
     s_noise: float = 1.0,
+    scaling: NoiseScaling = VE,
 ) -> torch.Tensor:
-    """Euler down to sigma_down, then fresh noise of sigma_up: each step forgets part of the path."""
+    """Euler down to sigma_down, then fresh noise of sigma_up (with the signal rescaled as the model's noise
+    scaling needs): each step forgets part of the path."""
     for i in range(len(sigmas) - 1):
         sigma, nxt = sigmas[i], sigmas[i + 1]
         denoised = model(x, batch_sigma(sigma, x))
         cb(i, x, denoised)
-        down, up = ancestral_step(sigma, nxt, eta)
-        if float(down) == 0:
+        step = scaling.ancestral_step(sigma, nxt, eta)
+        if float(step.down) == 0:
             x = denoised
             continue
-        x = x + to_d(x, denoised, sigma) * (down - sigma)
-        x = x + noise(sigma, nxt) * s_noise * up
+        x = x + to_d(x, denoised, sigma) * (step.down - sigma)
+        x = step.scale * x + noise(sigma, nxt) * s_noise * step.up
     return x
 
 
@@ -56,9 +59,13 @@ def euler_ancestral_cfg_pp(
     cb: StepCallback,
     eta: float = 1.0,
     s_noise: float = 1.0,
+    scaling: NoiseScaling = VE,
 ) -> torch.Tensor:
     """CFG++ (Chung et al. 2024): jump to the guided x0, then re-noise along the *unguided* noise direction, so
-    guidance moves the estimate without pushing the sample off the data manifold (use cfg around 1-2)."""
+    guidance moves the estimate without pushing the sample off the data manifold (use cfg around 1-2).
+
+    The DDIM split of the step is taken between the VE levels sigma / alpha and scaled back by alpha_next (the
+    reference's form for any model: alpha = 1 in sigma form; from a flow model's sigma 1 the step renoises all)."""
     for i in range(len(sigmas) - 1):
         sigma, nxt = sigmas[i], sigmas[i + 1]
         denoised = model(x, batch_sigma(sigma, x))
@@ -66,19 +73,25 @@ def euler_ancestral_cfg_pp(
         if float(nxt) == 0:
             x = denoised
             continue
-        d = to_d(x, unguided(model, denoised), sigma)
-        down, up = ancestral_step(sigma, nxt, eta)
-        x = denoised + d * down
+        alpha, alpha_next = scaling.alpha(sigma), scaling.alpha(nxt)
+        d = to_d(x, alpha * unguided(model, denoised), sigma)
+        down, up = ancestral_step(sigma / alpha, nxt / alpha_next, eta)
+        x = alpha_next * denoised + d * (alpha_next * down)
         if eta > 0 and s_noise > 0:
-            x = x + noise(sigma, nxt) * s_noise * up
+            x = x + noise(sigma, nxt) * s_noise * (alpha_next * up)
     return x
 
 
 def euler_cfg_pp(
-    model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback
+    model: Denoise,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    noise: NoiseSource,
+    cb: StepCallback,
+    scaling: NoiseScaling = VE,
 ) -> torch.Tensor:
-    """The deterministic CFG++ Euler step: x <- denoised + d_uncond * sigma_next."""
-    return euler_ancestral_cfg_pp(model, x, sigmas, noise, cb, eta=0.0, s_noise=0.0)
+    """The deterministic CFG++ Euler step: x <- alpha_next denoised + d_uncond * sigma_next."""
+    return euler_ancestral_cfg_pp(model, x, sigmas, noise, cb, eta=0.0, s_noise=0.0, scaling=scaling)
 
 
 def heun(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback) -> torch.Tensor:
@@ -152,13 +165,16 @@ def dpm_2_ancestral(
     cb: StepCallback,
     eta: float = 1.0,
     s_noise: float = 1.0,
+    scaling: NoiseScaling = VE,
 ) -> torch.Tensor:
-    """The midpoint step down to sigma_down, then fresh noise of sigma_up."""
+    """The midpoint step down to sigma_down, then fresh noise of sigma_up (the signal rescaled as the model's
+    noise scaling needs)."""
     for i in range(len(sigmas) - 1):
         sigma, nxt = sigmas[i], sigmas[i + 1]
         denoised = model(x, batch_sigma(sigma, x))
         cb(i, x, denoised)
-        down, up = ancestral_step(sigma, nxt, eta)
+        step = scaling.ancestral_step(sigma, nxt, eta)
+        down = step.down
         d = to_d(x, denoised, sigma)
         if float(down) == 0:
             x = x + d * (down - sigma)
@@ -167,5 +183,5 @@ def dpm_2_ancestral(
         x_mid = x + d * (mid - sigma)
         d_mid = to_d(x_mid, model(x_mid, batch_sigma(mid, x)), mid)
         x = x + d_mid * (down - sigma)
-        x = x + noise(sigma, nxt) * s_noise * up
+        x = step.scale * x + noise(sigma, nxt) * s_noise * step.up
     return x

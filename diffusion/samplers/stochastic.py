@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from diffusion.samplers.common import Denoise, NoiseSource, StepCallback, batch_sigma
+from diffusion.samplers.scaling import VE, NoiseScaling
 
 
 def ddpm(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback) -> torch.Tensor:
@@ -29,14 +30,22 @@ def ddpm(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSour
     return x
 
 
-def lcm(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseSource, cb: StepCallback) -> torch.Tensor:
-    """Latent consistency sampling: jump to the x0 estimate, then re-noise it to the next level."""
+def lcm(
+    model: Denoise,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    noise: NoiseSource,
+    cb: StepCallback,
+    scaling: NoiseScaling = VE,
+) -> torch.Tensor:
+    """Latent consistency sampling: jump to the x0 estimate, then re-noise it to the next level as the model makes
+    its latents (a flow model's (1 - sigma) x0 + sigma n)."""
     for i in range(len(sigmas) - 1):
         denoised = model(x, batch_sigma(sigmas[i], x))
         cb(i, x, denoised)
         x = denoised
         if float(sigmas[i + 1]) > 0:
-            x = x + noise(sigmas[i], sigmas[i + 1]) * sigmas[i + 1]
+            x = scaling.renoise(x, noise(sigmas[i], sigmas[i + 1]), sigmas[i + 1])
     return x
 
 

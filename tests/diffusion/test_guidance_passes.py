@@ -54,6 +54,24 @@ def test_sag(model: DiffusionModel) -> None:
     assert_untouched(model, before)
 
 
+@pytest.mark.parametrize("cfg", [4.0, 1.0])
+def test_sag_and_pag_in_either_order_each_guide_from_the_clean_pass(model: DiffusionModel, cfg: float) -> None:
+    """As in the reference, each term comes from the step's unperturbed pass: SAG's mask from the attention of
+    the main (or its own negative) pass, never from PAG's perturbed pass, so the order of the two nodes does not
+    matter and, over one euler step (the output is the step's estimate), the terms add up."""
+    pag = PerturbedAttentionGuidance(3.0)
+    plain, sag_only = run(model, steps=1, cfg=cfg), run(_sag(model, 0.8), steps=1, cfg=cfg)
+    pag_only = run(model.with_post_guidance(pag), steps=1, cfg=cfg)
+    sag_first = run(_sag(model, 0.8).with_post_guidance(pag), steps=1, cfg=cfg)
+    pag_first = run(_sag(model.with_post_guidance(pag), 0.8), steps=1, cfg=cfg)
+    both = plain + (sag_only - plain) + (pag_only - plain)
+    assert not torch.allclose(sag_only, plain, atol=1e-2) and not torch.allclose(pag_only, plain, atol=1e-2)
+    assert torch.allclose(sag_first, pag_first, atol=1e-4)
+    assert torch.allclose(sag_first, both, atol=1e-4) and torch.allclose(pag_first, both, atol=1e-4)
+    several = run(_sag(model.with_post_guidance(pag), 0.8), cfg=cfg)  # and over a whole run
+    assert torch.allclose(several, run(_sag(model, 0.8).with_post_guidance(pag), cfg=cfg), atol=1e-4)
+
+
 def test_perp_neg_option_matches_the_perp_neg_guider(model: DiffusionModel) -> None:
     positive, negative = prompts()
     empty = [[torch.zeros(1, 7, 32), {}]]

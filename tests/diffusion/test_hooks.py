@@ -22,6 +22,7 @@ from diffusion.hooks import (
 )
 from diffusion.lora import apply_patches, match_lora
 from diffusion.sampling import Guided, SampleRequest, SamplingError, sample
+from tests.diffusion.tiny_sampling import sample_request
 
 
 def _lora(unet: nn.Module, seed: int = 5, scale: float = 0.2) -> dict[str, torch.Tensor]:
@@ -148,18 +149,7 @@ def _hooked(conditioning, hooks: HookGroup):
 
 
 def _request(model, positive, negative, **overrides) -> SampleRequest:
-    base = dict(
-        model=model,
-        seed=3,
-        steps=5,
-        cfg=5.0,
-        sampler="euler",
-        scheduler="normal",
-        positive=positive,
-        negative=negative,
-        latent={"samples": torch.zeros(1, 4, 8, 8)},
-    )
-    return SampleRequest(**(base | overrides))
+    return sample_request(model, positive, negative, **({"steps": 5} | overrides))
 
 
 def test_a_hook_at_strength_zero_is_no_hook(sd1, cond, lora) -> None:

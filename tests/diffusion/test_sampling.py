@@ -11,6 +11,7 @@ import torch
 from diffusion.samplers import SAMPLERS, SDE
 from diffusion.sampling import SampleRequest, prepare_noise, sample, schedule_sigmas
 from diffusion.schedulers import SCHEDULERS, DiscreteSchedule, karras, sigmas_for
+from tests.diffusion.tiny_sampling import sample_request
 
 SCHEDULE = DiscreteSchedule.scaled_linear(0.00085, 0.012, 1000)
 
@@ -61,19 +62,7 @@ def test_deterministic_samplers_solve_the_gaussian_ode(name: str) -> None:
 
 
 def _request(model, cond, **overrides) -> SampleRequest:
-    pos, neg = cond
-    base = dict(
-        model=model,
-        seed=3,
-        steps=2,
-        cfg=5.0,
-        sampler="euler",
-        scheduler="normal",
-        positive=pos,
-        negative=neg,
-        latent={"samples": torch.zeros(1, 4, 8, 8)},
-    )
-    return SampleRequest(**(base | overrides))
+    return sample_request(model, *cond, **overrides)
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import torch
 
 from diffusion.memory import ModelManager
 from diffusion.model import DiffusionModel
-from diffusion.sampling import SampleRequest, sample
 from diffusion.schedulers import DiscreteSchedule
 from diffusion.tiny import build_tiny, tiny_spec
+from tests.diffusion.tiny_sampling import sample_latent
 
 
 def attention_model(manager: ModelManager) -> DiffusionModel:
@@ -34,18 +34,8 @@ def prompts(width: int = 32) -> tuple[list[Any], list[Any]]:
 def run(model: DiffusionModel, size: int = 8, **overrides: Any) -> torch.Tensor:
     """A short KSampler run on a `size` x `size` latent."""
     positive, negative = prompts()
-    request = dict(
-        model=model,
-        seed=2,
-        steps=3,
-        cfg=4.0,
-        sampler="euler",
-        scheduler="normal",
-        positive=positive,
-        negative=negative,
-        latent={"samples": torch.zeros(1, 4, size, size)},
-    )
-    return sample(SampleRequest(**(request | overrides)))["samples"]
+    request = {"seed": 2, "steps": 3, "cfg": 4.0, "latent": {"samples": torch.zeros(1, 4, size, size)}}
+    return sample_latent(model, positive, negative, **(request | overrides))
 
 
 def module_state(model: DiffusionModel) -> tuple[dict[str, torch.Tensor], list[Any], int]:

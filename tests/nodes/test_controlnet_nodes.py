@@ -107,6 +107,34 @@ def test_controlnet_end_to_end_strength_and_schedule_range(flows: Any) -> None:
     assert not torch.allclose(late, base, atol=1e-3) and not torch.allclose(late, early, atol=1e-3)
 
 
+def test_deep_shrink_with_a_controlnet_leaves_out_what_does_not_fit_and_warns_once(flows: Any) -> None:
+    """The reference skips the ControlNet residuals that Deep Shrink's resized features cannot take, with a
+    warning; Loom does too, and says so once per KSampler run (not once per step)."""
+    from engine.events import NodeWarning
+    from tests.nodes.tiny_flows import LOADER, SAMPLER, txt2img
+
+    def shrunk(end: float, control: bool, steps: int = 3) -> Any:
+        flow = txt2img(control=_control(1.0) if control else None, prefix=f"shrink{end}{control}")
+        flow["shrink"] = {
+            "class_type": "PatchModelAddDownscale",
+            "inputs": {"model": [LOADER, 0], "block_number": 1, "downscale_factor": 2.0, "start_percent": 0.0,
+                       "end_percent": end, "downscale_after_skip": False, "downscale_method": "bicubic",
+                       "upscale_method": "bicubic"},
+        }  # fmt: skip
+        flow[SAMPLER]["inputs"] |= {"model": ["shrink", 0], "steps": steps}
+        result = flows.run(flow)
+        warnings = [e for e in result.events if isinstance(e, NodeWarning)]
+        return result.latent, [(w.node, w.message) for w in warnings]
+
+    latent, warnings = shrunk(1.0, control=True)  # every step shrinks
+    assert latent is not None and bool(torch.isfinite(latent).all())
+    assert len(warnings) == 1 and warnings[0][0] == SAMPLER and "PatchModelAddDownscale" in warnings[0][1]
+    early, warned = shrunk(0.3, control=True)
+    assert len(warned) == 1
+    without, quiet = shrunk(0.3, control=False)
+    assert not quiet and not torch.allclose(early, without, atol=1e-3)  # the ControlNet acts once sizes match
+
+
 def test_diff_controlnet_is_completed_with_the_models_unet(flows: Any) -> None:
     from tests.nodes.tiny_flows import txt2img
 
@@ -156,7 +184,7 @@ def _step(hint: ControlHint) -> Any:
 
 
 def test_union_type_selects_the_task_embedding_and_leaves_plain_controlnets_alone(run: Any, env: Any) -> None:
-    from diffusion.controlnet import ControlNetError, ControlTypes
+    from diffusion.controlnet import ControlTypes
 
     folder = env.folders.model_dirs("controlnet")[0] / "union"
     net = _union_net(folder)
@@ -179,11 +207,40 @@ def test_union_type_selects_the_task_embedding_and_leaves_plain_controlnets_alon
     )
     (canny,) = run("SetUnionControlNetType", control_net=depth, type="canny/lineart/anime_lineart/mlsd")
     assert canny.types == (3,) and not torch.allclose(_step(ControlHint(canny, image))[0][1], mid)
-    with pytest.raises(ControlNetError, match="needs its control type"):
-        _step(ControlHint(loaded, image))
     plain = tiny_controlnet()
     (typed,) = run("SetUnionControlNetType", control_net=plain, type="tile")
     assert torch.equal(_step(ControlHint(typed, image))[0][1], _step(ControlHint(plain, image))[0][1])
+
+
+def test_union_auto_reads_the_hint_untyped_as_the_reference_does(run: Any, env: Any) -> None:
+    """ "auto" passes no control type: an all-zero type vector, and the hint's embedding added after the input
+    convolution with no task embedding or fusion transformer, which is the typed path with the fusion's
+    projection zeroed and an empty type vector."""
+    import copy
+
+    folder = env.folders.model_dirs("controlnet")[0] / "union_auto"
+    net = _union_net(folder)
+    (loaded,) = run("ControlNetLoader", control_net_name="union_auto/diffusion_pytorch_model.safetensors")
+    (depth,) = run("SetUnionControlNetType", control_net=loaded, type="depth")
+    (auto,) = run("SetUnionControlNetType", control_net=depth, type="auto")
+    assert auto.types == () and auto.net is loaded.net
+    image = torch.rand(1, 64, 64, 3)
+    (down, mid), (x, context) = _step(ControlHint(auto, image, strength=0.7))
+    unfused, cond = copy.deepcopy(net), [ControlHint(auto, image).hint(x, None)]
+    with torch.no_grad():
+        unfused.spatial_ch_projs.weight.zero_()
+        unfused.spatial_ch_projs.bias.zero_()
+        want_down, want_mid = unfused(
+            x, torch.tensor([10.0]), encoder_hidden_states=context, controlnet_cond=cond,
+            control_type=torch.zeros(1, 8), control_type_idx=[5], conditioning_scale=[0.7], return_dict=False,
+        )  # fmt: skip
+    assert torch.allclose(mid, want_mid, atol=1e-5) and all(
+        torch.allclose(a, b, atol=1e-5) for a, b in zip(down, want_down, strict=True)
+    )
+    assert not torch.allclose(mid, _step(ControlHint(depth, image, strength=0.7))[0][1], atol=1e-4)
+    assert not any(m._forward_hooks for m in loaded.net.modules())  # the hint's hook lives for one call
+    (loaded_auto_down, _mid), _ = _step(ControlHint(loaded, image, strength=0.7))  # as loaded: no type, as auto
+    assert all(torch.equal(a, b) for a, b in zip(loaded_auto_down, down, strict=True))
 
 
 def test_alimama_inpainting_hint_carries_the_mask_for_a_mask_channel(run: Any) -> None:

@@ -112,7 +112,7 @@ def test_freeu_neutral_settings_change_nothing_and_others_do(run: Any, sample: A
 def test_model_sampling_discrete(run: Any, sample: Any) -> None:
     model = sample.model
     v = run("ModelSamplingDiscrete", model=model, sampling="v_prediction", zsnr=False)
-    assert v.prediction == "v" and model.prediction == "eps" and v.schedule is model.schedule
+    assert v.prediction == "v" and model.prediction == "eps" and torch.equal(v.schedule.sigmas, model.schedule.sigmas)
     zsnr = run("ModelSamplingDiscrete", model=model, sampling="eps", zsnr=True)
     assert zsnr.schedule.sigma_max > 1000 and zsnr.schedule.sigma_min == pytest.approx(model.schedule.sigma_min)
     assert torch.allclose(sample(run("ModelSamplingDiscrete", model=model, sampling="eps", zsnr=False)), sample())
@@ -122,6 +122,31 @@ def test_model_sampling_discrete(run: Any, sample: Any) -> None:
     assert c_skip.item() == 0 and c_out.item() == 1
     with pytest.raises(ValueError, match="lcm"):
         run("ModelSamplingDiscrete", model=model, sampling="lcm", zsnr=False)
+
+
+def test_model_sampling_discrete_after_a_continuous_node_rebuilds_the_discrete_schedule(run: Any, sample: Any) -> None:
+    from diffusion.sampling import schedule_sigmas
+
+    model = sample.model
+    for continuous, inputs in (
+        ("ModelSamplingContinuousEDM", {"sampling": "edm", "sigma_max": 80.0, "sigma_min": 0.002}),
+        ("ModelSamplingContinuousV", {"sampling": "v_prediction", "sigma_max": 500.0, "sigma_min": 0.03}),
+    ):
+        edm = run(continuous, model=model, **inputs)
+        for sampling, prediction in (("eps", "eps"), ("v_prediction", "v")):
+            discrete = run("ModelSamplingDiscrete", model=edm, sampling=sampling, zsnr=False)
+            plain = run("ModelSamplingDiscrete", model=model, sampling=sampling, zsnr=False)
+            assert (discrete.prediction, discrete.sigma_data) == (prediction, 1.0)
+            assert type(discrete.schedule) is type(model.schedule)
+            assert torch.equal(discrete.schedule.sigmas, model.schedule.sigmas)
+            for scheduler in ("normal", "karras"):
+                assert torch.equal(schedule_sigmas(discrete, scheduler, 6), schedule_sigmas(plain, scheduler, 6))
+            sigma = torch.tensor([3.0])
+            assert torch.equal(discrete.timestep(sigma), plain.timestep(sigma))
+            assert all(torch.equal(a, b) for a, b in zip(discrete.scalings(sigma), plain.scalings(sigma), strict=True))
+    zsnr = run("ModelSamplingDiscrete", model=edm, sampling="eps", zsnr=True)
+    assert torch.equal(zsnr.schedule.sigmas, model.schedule.zero_terminal_snr().sigmas)
+    assert torch.equal(sample(run("ModelSamplingDiscrete", model=edm, sampling="eps", zsnr=False)), sample())
 
 
 def test_attention_guidance_nodes(run: Any, sample: Any) -> None:

@@ -80,6 +80,9 @@ async def test_killed_worker_job_runs_once_more_elsewhere(server: Server, farm: 
             while not any(m["type"] == "executing" and m["data"]["node"] == "3" for m in seen):
                 seen += await receive_some(ws)
         (slot,) = [s for s in farm.pool.slots if s.job == prompt_id]
+        async with asyncio.timeout(60):  # the node's start event comes before its body writes the file
+            while not (tmp_path / "started").exists():
+                await asyncio.sleep(0.05)
         killed_pid = int((tmp_path / "started").read_text())
         ray.kill(slot.actor, no_restart=False)
         async with asyncio.timeout(60):

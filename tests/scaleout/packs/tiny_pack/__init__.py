@@ -58,8 +58,9 @@ def TinyRendezvous(
     steps: int = Int(2, min=1, max=100),
 ) -> Any:
     """Touch `folder/me`, then wait until `folder/wait_for` exists (nothing to wait for when it is empty)."""
-    if folder and me:
-        (Path(folder) / me).write_text(str(os.getpid()))
+    if folder and me:  # written whole, then named: a reader never sees it empty
+        (Path(folder) / f".{me}").write_text(str(os.getpid()))
+        (Path(folder) / f".{me}").rename(Path(folder) / me)
     deadline = time.monotonic() + WAIT_LIMIT
     while folder and wait_for and not (Path(folder) / wait_for).exists():
         ctx.check_interrupt()
