@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -259,23 +260,19 @@ class DiTControlNet(nn.Module):
         cond = inputs.pack(hint)
         if self.family == "flux":
             extra = {k: v for k, v in inputs.extra.items() if k != "guidance" or net.config.guidance_embeds}
-            if self.arch.union_modes:
-                if not self.types:
-                    raise ControlNetError(
-                        "a union ControlNet needs its control type: set it with SetUnionControlNetType "
-                        "(Loom does not guess it)"
-                    )
+            if self.arch.union_modes and self.types:
                 if self.types[0] >= self.arch.union_modes:
                     raise ControlNetError(
                         f"this union ControlNet knows {self.arch.union_modes} control types; "
                         f"{UNION_CONTROL_TYPES[self.types[0]]!r} is not one"
                     )
                 extra["controlnet_mode"] = torch.full((cond.shape[0], 1), self.types[0], device=cond.device)
-            blocks, single = net(
-                hidden_states=inputs.hidden, controlnet_cond=cond, conditioning_scale=strength,
-                encoder_hidden_states=inputs.context, pooled_projections=inputs.pooled, timestep=inputs.timestep,
-                return_dict=False, **extra,
-            )  # fmt: skip
+            with _mode_embedding(net, bool(self.types)):
+                blocks, single = net(
+                    hidden_states=inputs.hidden, controlnet_cond=cond, conditioning_scale=strength,
+                    encoder_hidden_states=inputs.context, pooled_projections=inputs.pooled,
+                    timestep=inputs.timestep, return_dict=False, **extra,
+                )  # fmt: skip
             return (
                 spread(blocks or [], len(transformer.transformer_blocks), ceil=True),
                 spread(single or [], len(transformer.single_transformer_blocks), ceil=True),
@@ -290,6 +287,18 @@ class DiTControlNet(nn.Module):
             pooled_projections=pooled, timestep=inputs.timestep, return_dict=False,
         )  # fmt: skip
         return spread(list(blocks), len(transformer.transformer_blocks), ceil=False), []
+
+
+@contextmanager
+def _mode_embedding(net: nn.Module, used: bool) -> Iterator[None]:
+    """A union FLUX ControlNet with no control type set ("auto") runs without its mode embedding, as the reference
+    runs it; diffusers' module insists on a mode, so its union switch is off for that call only."""
+    union = bool(getattr(net, "union", False))
+    net.union = union and used
+    try:
+        yield
+    finally:
+        net.union = union
 
 
 def spread(samples: Sequence[torch.Tensor], blocks: int, *, ceil: bool) -> list[torch.Tensor]:

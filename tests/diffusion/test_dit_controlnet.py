@@ -189,16 +189,16 @@ def test_cfg_batches_give_each_conditioning_its_own_control(demo: dict) -> None:
     assert not torch.allclose(on_positive, plain) and not torch.allclose(on_both, on_positive)
 
 
-def test_union_controlnet_needs_a_mode_and_each_mode_differs(demo: dict) -> None:
+def test_union_controlnet_modes_differ_and_auto_runs_without_the_mode_embedding(demo: dict) -> None:
     from diffusion.controlnet import with_control_type
 
     model, vae = demo["flux"], demo["flux_vae"]
     union = load_dit_controlnet(flux_controlnet_state(modes=5), "union")
-    with pytest.raises(ControlNetError, match="SetUnionControlNetType"):
-        _sample(model, _cond("flux", 1, _hint(union, vae)))
+    auto = _sample(model, _cond("flux", 1, _hint(union, vae)))
+    assert union.net.union and not torch.allclose(auto, _sample(model, _cond("flux", 1)))
     depth = _sample(model, _cond("flux", 1, _hint(with_control_type(union, "depth"), vae)))
     canny = _sample(model, _cond("flux", 1, _hint(with_control_type(union, "canny/lineart/anime_lineart/mlsd"), vae)))
-    assert not torch.allclose(depth, canny)
+    assert not torch.allclose(depth, canny) and not torch.allclose(depth, auto)
     with pytest.raises(ControlNetError, match="knows 5 control types"):
         _sample(model, _cond("flux", 1, _hint(with_control_type(union, "tile"), vae)))
 
