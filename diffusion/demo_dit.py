@@ -1,7 +1,7 @@
 """The FLUX and SD3 demo files: tiny random-weight FLUX.1-dev and SD3 transformers, CLIP-L, CLIP-G, T5 (with a
-small T5-style tokenizer.json beside it) and 16-channel VAEs, written like the SD 1.5 demo (numpy, from bundled
-tensor tables) so workflows/flux.json and workflows/sd3.json run on a fresh machine in seconds. Their images are
-noise."""
+small T5-style tokenizer.json beside it), 16-channel VAEs, and for FLUX Redux a SigLIP vision encoder and the Redux
+model, written like the SD 1.5 demo (numpy, from bundled tensor tables) so workflows/flux.json, flux_redux.json and
+sd3.json run on a fresh machine in seconds. Their images are noise."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
-from diffusion.demo import CONFIGS, DemoModel, write_demo_model
+from diffusion.demo import CONFIGS, DEMO_MODELS, DemoModel, write_demo_model
 
 DIT_LAYOUT_FILE = CONFIGS / "demo_flux_layouts.json"
 SD3_LAYOUT_FILE = CONFIGS / "demo_sd3_layouts.json"
+REDUX_LAYOUT_FILE = CONFIGS / "demo_redux_layouts.json"
 DEMO_FLUX = "loom-demo-tiny-flux-dev.safetensors"
 DEMO_CLIP_L = "loom-demo-tiny-clip-l.safetensors"
 DEMO_T5 = "loom-demo-tiny-t5.safetensors"
@@ -22,12 +23,18 @@ DEMO_FLUX_VAE = "loom-demo-tiny-flux-vae.safetensors"
 DEMO_SD3 = "loom-demo-tiny-sd3-medium.safetensors"
 DEMO_CLIP_G = "loom-demo-tiny-clip-g.safetensors"
 DEMO_SD3_VAE = "loom-demo-tiny-sd3-vae.safetensors"
+DEMO_SIGLIP = "loom-demo-tiny-siglip-vision.safetensors"
+DEMO_REDUX = "loom-demo-tiny-flux-redux.safetensors"
 T5_SPECIALS = ("<pad>", "</s>", "<unk>")
 
 
 @cache
 def _layouts() -> dict[str, dict[str, list[int]]]:
-    return {**json.loads(DIT_LAYOUT_FILE.read_text()), **json.loads(SD3_LAYOUT_FILE.read_text())}
+    return {
+        k: v
+        for f in (DIT_LAYOUT_FILE, SD3_LAYOUT_FILE, REDUX_LAYOUT_FILE)
+        for k, v in json.loads(f.read_text()).items()
+    }
 
 
 def _layout(name: str) -> dict[str, list[int]]:
@@ -42,6 +49,20 @@ DIT_DEMO_MODELS: tuple[DemoModel, ...] = (
     DemoModel("diffusion_models", DEMO_SD3, lambda: _layout(DEMO_SD3), 8, "tiny random-weight SD3 (MMDiT)"),
     DemoModel("text_encoders", DEMO_CLIP_G, lambda: _layout(DEMO_CLIP_G), 9, "tiny random-weight CLIP-G (OpenCLIP)"),
     DemoModel("vae", DEMO_SD3_VAE, lambda: _layout(DEMO_SD3_VAE), 10, "tiny random-weight SD3 16-channel VAE"),
+    DemoModel(
+        "clip_vision",
+        DEMO_SIGLIP,
+        lambda: _layout(DEMO_SIGLIP),
+        11,
+        "tiny random-weight SigLIP vision encoder (42 px, 3 x 3 patches) for FLUX Redux",
+    ),
+    DemoModel(
+        "style_models",
+        DEMO_REDUX,
+        lambda: _layout(DEMO_REDUX),
+        12,
+        "tiny random-weight FLUX Redux for the SigLIP and FLUX demo files",
+    ),
 )
 
 
@@ -76,11 +97,12 @@ def ensure_dit_demo_models(
     folders: Mapping[str, tuple[Path, Iterable[str]]], demo_present: bool, *, always: bool = False
 ) -> list[Path]:
     """Like ensure_demo_models: each FLUX/SD3 demo file is due when the SD demo checkpoint is there and its folder
-    listed no model but demo files (so a machine from before a demo was added gets it too); with `always`, whenever
-    it is missing. `folders` as there."""
+    listed no model but demo files, these or the SD demo's (so a machine from before a demo was added gets it too,
+    and the SigLIP encoder goes beside the demo CLIP vision encoder); with `always`, whenever it is missing.
+    `folders` as there."""
     written = []
     listed = {folder: list(existing) for folder, (_d, existing) in folders.items()}
-    demo_names = {m.name for m in DIT_DEMO_MODELS}
+    demo_names = {m.name for m in (*DEMO_MODELS, *DIT_DEMO_MODELS)}
     for model in DIT_DEMO_MODELS:
         if model.folder not in folders:
             continue

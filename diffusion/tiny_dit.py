@@ -1,7 +1,8 @@
 """Tiny random-weight FLUX and SD3 stand-ins in the files' real layouts: the transformers (reference layout),
 CLIP-L (transformers' names, as `clip_l.safetensors`), CLIP-G (OpenCLIP's bigG names), T5 (as
-`t5xxl_*.safetensors`) and the 16-channel VAE (LDM layout, no quant convs). Tests write them with torch;
-`dit_demo_layouts` derives the bundled demo tables from them."""
+`t5xxl_*.safetensors`), the 16-channel VAE (LDM layout, no quant convs), and for FLUX Redux a SigLIP vision encoder
+(as `sigclip_vision_patch14_384.safetensors`) and the Redux model (`redux_up` / `redux_down`). Tests write them
+with torch; `dit_demo_layouts` derives the bundled demo tables from them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from diffusion.checkpoint import assign_weights
+from diffusion.clip_vision import VisionArch, vision_config
 from diffusion.detect import UNET_PREFIX, VAEArch, detect_text, family_defaults
 from diffusion.flux import FluxArch
 from diffusion.flux import to_reference as flux_to_reference
@@ -22,6 +24,19 @@ from diffusion.tiny import random_weights
 
 TEXT_WIDTH = 32
 T5_VOCAB = 128
+# A SigLIP encoder like so400m-patch14-384 in miniature: 42 px, 3 x 3 patches of 14 px (so400m: 27 x 27 of 14).
+TINY_SIGLIP = VisionArch(
+    name="SigLIP (32 wide) patch14 42",
+    hidden=32,
+    layers=3,
+    intermediate=48,
+    heads=1,
+    patch=14,
+    image_size=42,
+    projection_dim=0,
+    hidden_act="gelu_pytorch_tanh",
+    family="siglip",
+)
 
 
 def tiny_flux_arch(guidance: bool = True, hidden: int = 64, double: int = 2, single: int = 2) -> FluxArch:
@@ -115,9 +130,40 @@ def vae_file_state(seed: int = 0, family: str = "flux") -> dict[str, torch.Tenso
     return {k: v.contiguous() for k, v in vae_state(module, arch, "").items()}
 
 
+def siglip_file_state(seed: int = 0, head: bool = True) -> dict[str, torch.Tensor]:
+    """The tiny SigLIP encoder's tensors as the single-file SigLIP encoders hold them: transformers'
+    SiglipVisionModel names under `vision_model.`, with (`head`) the attention-pooling head
+    (`vision_model.head.probe`, `.attention.*`, `.layernorm.*`, `.mlp.*`) or without it."""
+    from transformers import SiglipVisionModel
+
+    config = vision_config(TINY_SIGLIP)
+    config.vision_use_head = head
+    with torch.device("meta"):
+        module = SiglipVisionModel(config)
+    return {f"vision_model.{k}": v.contiguous() for k, v in random_weights(module, seed).items()}
+
+
+def redux_file_state(text_dim: int = TEXT_WIDTH, seed: int = 0, hidden: int | None = None) -> dict[str, torch.Tensor]:
+    """A FLUX Redux file's tensors (`redux_up`, `redux_down`) reading the tiny SigLIP's hidden states; the MLP is
+    `hidden` wide (the real file: three times the text width)."""
+    from diffusion.style_models import ReduxEncoder
+
+    return random_weights(ReduxEncoder(TINY_SIGLIP.hidden, hidden or 3 * text_dim, text_dim), seed)
+
+
 def dit_demo_layouts() -> dict[str, dict[str, list[int]]]:
     """Demo file name -> name -> shape, for the FLUX and SD3 demo files (see diffusion/demo_dit.py)."""
-    from diffusion.demo_dit import DEMO_CLIP_G, DEMO_CLIP_L, DEMO_FLUX, DEMO_FLUX_VAE, DEMO_SD3, DEMO_SD3_VAE, DEMO_T5
+    from diffusion.demo_dit import (
+        DEMO_CLIP_G,
+        DEMO_CLIP_L,
+        DEMO_FLUX,
+        DEMO_FLUX_VAE,
+        DEMO_REDUX,
+        DEMO_SD3,
+        DEMO_SD3_VAE,
+        DEMO_SIGLIP,
+        DEMO_T5,
+    )
 
     states = {
         DEMO_FLUX: flux_file_state(tiny_flux_arch()),
@@ -127,5 +173,7 @@ def dit_demo_layouts() -> dict[str, dict[str, list[int]]]:
         DEMO_SD3: sd3_file_state(tiny_sd3_arch(prefix=UNET_PREFIX)),
         DEMO_CLIP_G: clip_file_state("clip_g"),
         DEMO_SD3_VAE: vae_file_state(family="sd3"),
+        DEMO_SIGLIP: siglip_file_state(),
+        DEMO_REDUX: redux_file_state(),
     }
     return {name: {k: list(v.shape) for k, v in sorted(s.items())} for name, s in states.items()}

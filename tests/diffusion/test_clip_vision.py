@@ -19,13 +19,8 @@ from diffusion.clip_vision import (
     vision_state,
 )
 from diffusion.memory import ModelManager
-from tests.diffusion.tiny_image_models import (
-    TINY_SIGLIP,
-    TINY_VISION,
-    tiny_siglip_state,
-    tiny_vision_state,
-    to_openclip,
-)
+from diffusion.tiny_dit import TINY_SIGLIP, siglip_file_state
+from tests.diffusion.tiny_image_models import TINY_VISION, tiny_vision_state, to_openclip
 
 MEAN = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
@@ -116,7 +111,7 @@ def test_a_file_that_is_no_encoder_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("variant", ["with head", "without head", "whole SigLIP"])
 def test_siglip_files_load_as_siglip(tmp_path: Path, variant: str) -> None:
-    state = tiny_siglip_state(head=variant != "without head")
+    state = siglip_file_state(head=variant != "without head")
     if variant == "whole SigLIP":  # a SiglipModel checkpoint: the text tower and the logit scale beside
         state |= {"text_model.embeddings.token_embedding.weight": torch.zeros(10, 32), "logit_scale": torch.ones(1)}
     path = tmp_path / "sigclip_vision_patch14_384.safetensors"
@@ -182,7 +177,7 @@ def test_siglip_files_loom_cannot_build_are_named(tmp_path: Path) -> None:
         detect_vision(naflex)
     with pytest.raises(CheckpointError, match="without a projection"):  # a class token's position: CLIP
         detect_vision(_siglip_shapes(1152, 14, 730))
-    state = tiny_siglip_state()
+    state = siglip_file_state()
     del state["vision_model.encoder.layers.1.mlp.fc2.bias"]
     with pytest.raises(CheckpointError, match=r"tiny\.safetensors: SigLIP .* 1 missing"):
         load_clip_vision_state(state, _manager(), "tiny.safetensors")

@@ -12,7 +12,8 @@ from diffusion.checkpoint import CheckpointError
 from diffusion.clip_vision import CLIPVisionOutput
 from diffusion.flow import joint_attention_bias
 from diffusion.style_models import apply_style, load_style_model
-from tests.diffusion.tiny_image_models import tiny_redux, tiny_t2i_style
+from diffusion.tiny_dit import redux_file_state
+from tests.diffusion.tiny_image_models import tiny_t2i_style
 from tests.diffusion.tiny_sampling import sample_latent
 
 
@@ -57,7 +58,7 @@ def test_t2i_style_adapter_from_its_file_layout(tmp_path: Path, suffix: str) -> 
 
 
 def test_flux_redux_from_its_file_layout(tmp_path: Path) -> None:
-    state = tiny_redux(text_dim=16)
+    state = redux_file_state(text_dim=16)
     save_file(state, str(tmp_path / "flux1-redux-dev.safetensors"))
     model = load_style_model(tmp_path / "flux1-redux-dev.safetensors")
     assert (model.kind, model.image_dim, model.context_dim) == ("redux", 32, 16)
@@ -235,3 +236,18 @@ def test_attn_bias_is_refused_on_sd3(flux) -> None:
     with pytest.raises(SamplingError, match="not sd3; use strength_type multiply"):
         _flux_sample(sd3, biased)
     assert _flux_sample(sd3, apply_style(prompt, torch.randn(1, 3, 64), 0.5, "multiply")).isfinite().all()
+
+
+def test_the_demo_siglip_and_redux_files_make_tokens_for_the_demo_t5(flux) -> None:
+    from diffusion.clip_vision import load_clip_vision
+    from diffusion.demo_dit import DEMO_REDUX, DEMO_SIGLIP
+    from diffusion.memory import ModelManager
+    from diffusion.tiny_dit import TINY_SIGLIP
+
+    _, text, _, folder = flux
+    vision = load_clip_vision(folder / DEMO_SIGLIP, ModelManager.create(force_cpu=True))
+    assert vision.arch == TINY_SIGLIP
+    redux = load_style_model(folder / DEMO_REDUX)
+    assert (redux.kind, redux.image_dim, redux.context_dim) == ("redux", TINY_SIGLIP.hidden, text.shape[-1])
+    tokens = redux.tokens(vision.encode(torch.rand(1, 60, 80, 3)))
+    assert tokens.shape == (1, 9, text.shape[-1]) and torch.isfinite(tokens).all() and tokens.std() > 0

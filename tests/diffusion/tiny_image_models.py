@@ -1,11 +1,11 @@
-"""Tiny random-weight CLIP and SigLIP vision encoders, IP-Adapters and style models, written by tests in the real
-file layouts."""
+"""Tiny random-weight CLIP vision encoders, IP-Adapters, unCLIP checkpoints and T2I style adapters, written by tests in
+the real file layouts (the SigLIP encoder and FLUX Redux stand-ins are in diffusion/tiny_dit.py, for the demo files)."""
 
 from __future__ import annotations
 
 import torch
 
-from diffusion.clip_vision import VisionArch, build_vision, vision_config
+from diffusion.clip_vision import VisionArch, build_vision
 from diffusion.tiny import random_weights
 
 TINY_VISION = VisionArch(
@@ -19,40 +19,12 @@ TINY_VISION = VisionArch(
     projection_dim=24,
     hidden_act="gelu",
 )
-# A SigLIP encoder like so400m-patch14-384 in miniature: 42 px, 3 x 3 patches of 14 px (so400m: 27 x 27 of 14).
-TINY_SIGLIP = VisionArch(
-    name="SigLIP (32 wide) patch14 42",
-    hidden=32,
-    layers=3,
-    intermediate=48,
-    heads=1,
-    patch=14,
-    image_size=42,
-    projection_dim=0,
-    hidden_act="gelu_pytorch_tanh",
-    family="siglip",
-)
-
-
 def tiny_vision_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """transformers-layout tensors (`vision_model.*`, `visual_projection.weight`) of the tiny encoder."""
     from diffusion.checkpoint import assign_weights
 
     module = build_vision(TINY_VISION)
     return dict(assign_weights(module, random_weights(module, seed), "tiny", torch.float32).state_dict())
-
-
-def tiny_siglip_state(seed: int = 0, head: bool = True) -> dict[str, torch.Tensor]:
-    """The tiny SigLIP encoder's tensors as the single-file SigLIP encoders hold them: transformers'
-    SiglipVisionModel names under `vision_model.`, with (`head`) the attention-pooling head
-    (`vision_model.head.probe`, `.attention.*`, `.layernorm.*`, `.mlp.*`) or without it."""
-    from transformers import SiglipVisionModel
-
-    config = vision_config(TINY_SIGLIP)
-    config.vision_use_head = head
-    with torch.device("meta"):
-        module = SiglipVisionModel(config)
-    return {f"vision_model.{k}": v.contiguous() for k, v in random_weights(module, seed).items()}
 
 
 def to_openclip(state: dict[str, torch.Tensor], layers: int) -> dict[str, torch.Tensor]:
@@ -138,11 +110,3 @@ def tiny_t2i_style(context_dim: int, seed: int = 0) -> dict[str, torch.Tensor]:
 
     module = T2IStyleAdapter(TINY_VISION.hidden, context_dim, tokens=4, layers=2, heads=T2I_STYLE_HEADS)
     return random_weights(module, seed)
-
-
-def tiny_redux(text_dim: int, seed: int = 0, hidden: int | None = None) -> dict[str, torch.Tensor]:
-    """A FLUX Redux file's tensors (`redux_up`, `redux_down`) reading the tiny encoders' hidden states (32 wide);
-    the MLP is `hidden` wide (the real file: three times the text width)."""
-    from diffusion.style_models import ReduxEncoder
-
-    return random_weights(ReduxEncoder(TINY_SIGLIP.hidden, hidden or 3 * text_dim, text_dim), seed)

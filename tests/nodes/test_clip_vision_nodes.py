@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.diffusion.tiny_image_models import TINY_SIGLIP, tiny_siglip_state, tiny_vision_state, to_openclip
+from diffusion.tiny_dit import TINY_SIGLIP, siglip_file_state
+from tests.diffusion.tiny_image_models import tiny_vision_state, to_openclip
 
 
 def test_loader_and_encode(run: Any, env: Any) -> None:
@@ -22,7 +23,7 @@ def test_loader_and_encode(run: Any, env: Any) -> None:
 
 def test_loader_and_encode_siglip(run: Any, env: Any) -> None:
     folder = env.folders.model_dirs("clip_vision")[0]
-    save_file(tiny_siglip_state(), str(folder / "sigclip_vision_patch14_384.safetensors"))
+    save_file(siglip_file_state(), str(folder / "sigclip_vision_patch14_384.safetensors"))
     (vision,) = run("CLIPVisionLoader", clip_name="sigclip_vision_patch14_384.safetensors")
     assert vision.arch == TINY_SIGLIP
     image = torch.rand(2, 40, 20, 3)

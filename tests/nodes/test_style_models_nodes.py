@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 import nodes
 from diffusion.checkpoint import CheckpointError
 from diffusion.demo_dit import DEMO_CLIP_L, DEMO_FLUX, DEMO_T5, DIT_DEMO_MODELS, write_dit_demo_model
+from diffusion.tiny_dit import redux_file_state, siglip_file_state
 from engine.environment import NodeEnvironment
 from engine.executor import Executor
 from engine.folders import Folders
@@ -22,13 +23,13 @@ from engine.signature import Signer
 from engine.validate import validate
 from engine.workflow import parse_api
 from nodes.shared import node_environment
-from tests.diffusion.tiny_image_models import tiny_redux, tiny_siglip_state, tiny_t2i_style, tiny_vision_state
+from tests.diffusion.tiny_image_models import tiny_t2i_style, tiny_vision_state
 
 
 def test_loader_and_apply(run: Any, env: Any) -> None:
     folder = env.folders.model_dirs("style_models")[0]
     save_file(tiny_t2i_style(context_dim=16), str(folder / "t2iadapter_style_sd14v1.safetensors"))
-    save_file(tiny_redux(text_dim=16), str(folder / "flux1-redux-dev.safetensors"))
+    save_file(redux_file_state(text_dim=16), str(folder / "flux1-redux-dev.safetensors"))
     save_file(tiny_vision_state(), str(env.folders.model_dirs("clip_vision")[0] / "vit.safetensors"))
     (vision,) = run("CLIPVisionLoader", clip_name="vit.safetensors")
     (encoded,) = run("CLIPVisionEncode", clip_vision=vision, image=torch.rand(2, 32, 32, 3), crop="center")
@@ -85,8 +86,8 @@ def redux_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[NodeEnvironment
     for model in DIT_DEMO_MODELS:
         if model.name in (DEMO_FLUX, DEMO_CLIP_L, DEMO_T5):
             write_dit_demo_model(model, folders.model_dirs(model.folder)[0])
-    save_file(tiny_siglip_state(), str(folders.model_dirs("clip_vision")[0] / SIGLIP_FILE))
-    save_file(tiny_redux(text_dim=32, hidden=64), str(folders.model_dirs("style_models")[0] / REDUX_FILE))
+    save_file(siglip_file_state(), str(folders.model_dirs("clip_vision")[0] / SIGLIP_FILE))
+    save_file(redux_file_state(text_dim=32, hidden=64), str(folders.model_dirs("style_models")[0] / REDUX_FILE))
     pixels = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(folders.input / "reference.png")
     env = node_environment(folders, force_cpu=True)

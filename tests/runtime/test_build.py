@@ -6,7 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from diffusion.demo import DEMO_FILES, DEMO_LORA, DEMO_NAME
+from diffusion.demo import DEMO_CLIP_VISION, DEMO_FILES, DEMO_LORA, DEMO_NAME
+from diffusion.demo_dit import DEMO_REDUX, DEMO_SIGLIP
 from runtime.build import build_executor, build_runtime, output_cache
 from runtime.settings import RuntimeSettings
 
@@ -18,7 +19,8 @@ def settings(base: Path, **changes: Any) -> RuntimeSettings:
 def test_first_start_writes_the_demo_checkpoint_and_its_stand_ins(tmp_path: Path) -> None:
     runtime = build_runtime(settings(tmp_path, cpu=True))
     for folder, name in DEMO_FILES.items():
-        assert runtime.folders.list_models(folder) == [name], folder
+        assert runtime.folders.list_models(folder) == sorted({name, DEMO_SIGLIP} if folder == "clip_vision" else {name})
+    assert runtime.folders.list_models("style_models") == [DEMO_REDUX]
     assert "KSampler" in runtime.registry and runtime.registry.env is runtime.env
     assert runtime.env.force_cpu and runtime.env.folders is runtime.folders
     assert runtime.pack_summaries is None and runtime.packs == []
@@ -33,6 +35,21 @@ def test_real_checkpoints_get_no_demo_files_unless_asked(tmp_path: Path) -> None
     runtime = build_runtime(settings(tmp_path, demo_models=True))
     assert runtime.folders.list_models("checkpoints") == [DEMO_NAME, "mine.safetensors"]
     assert runtime.folders.list_models("loras") == [DEMO_LORA]
+
+
+def test_the_redux_demo_files_join_a_machine_from_before_them(tmp_path: Path) -> None:
+    """A first start that predates the SigLIP and Redux demos left the CLIP vision demo alone in clip_vision: the
+    SigLIP encoder goes beside it; a real encoder there keeps the folder free of demo files."""
+    runtime = build_runtime(settings(tmp_path))
+    clip_vision = runtime.folders.model_dirs("clip_vision")[0]
+    (clip_vision / DEMO_SIGLIP).unlink()
+    (runtime.folders.model_dirs("style_models")[0] / DEMO_REDUX).unlink()
+    runtime = build_runtime(settings(tmp_path))
+    assert runtime.folders.list_models("clip_vision") == [DEMO_CLIP_VISION, DEMO_SIGLIP]
+    assert runtime.folders.list_models("style_models") == [DEMO_REDUX]
+    (clip_vision / DEMO_SIGLIP).unlink()
+    (clip_vision / "clip_vision_h.safetensors").write_bytes(b"x")
+    assert DEMO_SIGLIP not in build_runtime(settings(tmp_path)).folders.list_models("clip_vision")
 
 
 def test_output_cache_follows_the_settings(tmp_path: Path) -> None:
