@@ -19,6 +19,8 @@ TINY_VISION = VisionArch(
     projection_dim=24,
     hidden_act="gelu",
 )
+
+
 def tiny_vision_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """transformers-layout tensors (`vision_model.*`, `visual_projection.weight`) of the tiny encoder."""
     from diffusion.checkpoint import assign_weights

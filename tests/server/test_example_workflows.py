@@ -99,3 +99,15 @@ async def test_sd3_example_runs_through_the_api(tmp_path: Path) -> None:
     prompt["7"]["inputs"].update(width=64, height=48)
     prompt["8"]["inputs"]["steps"] = 2
     assert_one_saved_image(await run_through_api(tmp_path, folders, prompt), folders, "10")
+
+
+@pytest.mark.slow
+async def test_flux_redux_example_runs_through_the_api(tmp_path: Path) -> None:
+    folders = fresh_machine(tmp_path)
+    assert "loom-demo-tiny-siglip-vision.safetensors" in folders.list_models("clip_vision")
+    assert folders.list_models("style_models") == ["loom-demo-tiny-flux-redux.safetensors"]
+    prompt = json.loads((WORKFLOWS / "flux_redux.api.json").read_text())
+    prompt["7"]["inputs"].update(width=64, height=64)
+    prompt["8"]["inputs"]["steps"] = 2
+    prompt["15"]["inputs"].update(strength=0.5, strength_type="attn_bias")
+    assert_one_saved_image(await run_through_api(tmp_path, folders, prompt), folders, "10")

@@ -10,13 +10,15 @@ import pytest
 from PIL import Image
 
 import nodes
-from diffusion.demo import DEMO_FILES
+from diffusion.demo import DEMO_FILES, DEMO_MODELS
+from diffusion.demo_dit import DIT_DEMO_MODELS
 from engine.environment import NodeEnvironment
 from engine.folders import Folders
 from engine.registry import NodeRegistry
 from formats.canvas import canvas_to_api, is_canvas, widget_inputs
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+DEMO_NAMES = {m.name for m in (*DEMO_MODELS, *DIT_DEMO_MODELS)}
 EXAMPLES = sorted(p.name[: -len(".api.json")] for p in WORKFLOWS.glob("*.api.json"))
 
 
@@ -41,7 +43,7 @@ def skip_unless_nodes_exist(name: str, registry: NodeRegistry) -> None:
 
 def test_every_example_has_both_formats_and_a_readme_entry() -> None:
     readme = (WORKFLOWS / "README.md").read_text()
-    assert len(EXAMPLES) == 14
+    assert len(EXAMPLES) == 15
     for name in EXAMPLES:
         canvas = json.loads((WORKFLOWS / f"{name}.json").read_text())
         assert is_canvas(canvas), name
@@ -76,6 +78,7 @@ SMALL = ["KSampler.steps=2", "Empty Latent.width=64", "Empty Latent.height=64"]
 RUNS: dict[str, list[str]] = {
     "flux": ["KSampler.steps=2", "Empty Latent.width=64", "Empty Latent.height=64"],
     "sd3": ["KSampler.steps=2", "Empty Latent.width=64", "Empty Latent.height=64"],
+    "flux_redux": ["KSampler.steps=2", "Empty Latent.width=64", "Empty Latent.height=64"],
     "txt2img": SMALL,
     "img2img": SMALL[:1],
     "inpainting": SMALL[:1],
@@ -106,7 +109,7 @@ RUNS: dict[str, list[str]] = {
 
 
 def model_files(name: str) -> dict[str, str]:
-    """Every model file an example names -> the model folder it comes from."""
+    """Every model file an example names that is not a demo file itself -> the model folder it comes from."""
     wanted: dict[str, str] = {}
     for node in api_of(name).values():
         for key, folder in (
@@ -117,7 +120,7 @@ def model_files(name: str) -> dict[str, str]:
             ("clip_name", "clip_vision"),
             ("ipadapter_file", "ipadapter"),
         ):
-            if key in node["inputs"]:
+            if key in node["inputs"] and node["inputs"][key] not in DEMO_NAMES:
                 wanted[node["inputs"][key]] = folder
     return wanted
 
