@@ -96,6 +96,7 @@ def test_apply_appends_scales_or_biases_the_tokens() -> None:
     assert torch.allclose(biased[1]["attention_bias"], torch.tensor([0.0] * 3 + [math.log(2.0)] * 4))
     (again,) = apply_style([biased], tokens[:1], 1.0, "multiply")
     assert again[1]["attention_bias"].shape == (9,) and not again[1]["attention_bias"][7:].any()
+    assert again[1]["attention_bias_group"].tolist() == [0] * 3 + [1] * 4 + [2] * 2  # which application made each
     (off,) = apply_style(conditioning, tokens, 0.0, "attn_bias")
     assert torch.isinf(off[1]["attention_bias"][3:]).all()
     assert "attention_bias" not in conditioning[0][1]
@@ -199,10 +200,19 @@ def test_attn_bias_on_flux_under_cfg_with_an_unbiased_negative(flux) -> None:
     positive = apply_style(prompt, tokens, 0.3, "attn_bias")
     same_length = apply_style(prompt, tokens, 0.0, "multiply")
     pos = _flux_sample(model, positive, steps=1)
-    for negative in (same_length, prompt):
-        neg = _flux_sample(model, negative, steps=1)
-        guided = _flux_sample(model, positive, negative, steps=1, cfg=3.0)
-        assert torch.allclose(guided, neg + 3.0 * (pos - neg), atol=1e-4)
+    batches: list[int] = []
+    handle = model.unet.register_forward_pre_hook(
+        lambda _m, _a, kw: batches.append(kw["hidden_states"].shape[0]), with_kwargs=True
+    )
+    try:
+        for negative, calls in ((same_length, [2]), (prompt, [1, 1])):
+            neg = _flux_sample(model, negative, steps=1)
+            batches.clear()
+            guided = _flux_sample(model, positive, negative, steps=1, cfg=3.0)
+            assert torch.allclose(guided, neg + 3.0 * (pos - neg), atol=1e-4)
+            assert batches == calls  # 256 and 265 tokens would repeat to 67,840: a call each
+    finally:
+        handle.remove()
     # every joint attention layer, double and single, gets the mask: the positive's row biased, the negative's zero
     masks: list[torch.Tensor] = []
     layers = [m for name, m in model.unet.named_modules() if name.endswith(".attn")]
