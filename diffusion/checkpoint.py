@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import pickle
 import struct
-import threading
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,14 +58,14 @@ class TensorEntry:
 
 
 class SafetensorsReader:
-    """Reads each tensor of a `.safetensors` file with positional reads into memory of its own.
+    """Reads each tensor of a `.safetensors` file into memory of its own, cast on the way when asked.
 
-    No memory map: reading through the page cache into the tensor's buffer is one copy, and the process never holds
-    the file's pages as well as the weights (a mapped file's touched pages count as the process' memory)."""
+    Each read maps only that tensor's pages, and only while it is copied or cast out of them: casting straight from
+    the page cache is one pass over the bytes (a read into a buffer first is two, plus that buffer's first-touch
+    cost), and the pages stop counting as the process' memory as soon as the tensor is out."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
         with open(path, "rb") as fh:
             head = fh.read(8)
             if len(head) != 8:
@@ -96,19 +96,24 @@ class SafetensorsReader:
                 raise ValueError(f"tensor {key!r} does not fit the file (truncated?)")
             self.entries[key] = TensorEntry(dtype, shape, base + begin, base + end)
 
-    def read(self, key: str) -> torch.Tensor:
+    def read(self, key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The tensor `key` in `dtype` (its own when None), never a view of the file."""
         entry = self.entries[key]
-        buffer = torch.empty(entry.end - entry.start, dtype=torch.uint8)
-        view = memoryview(buffer.numpy())
-        with self._lock, open(self.path, "rb", buffering=0) as fh:
-            fh.seek(entry.start)
-            got = 0
-            while got < len(view):
-                n = fh.readinto(view[got:])
-                if not n:
-                    raise ValueError("the file ended early")
-                got += n
-        return buffer.view(entry.dtype).reshape(entry.shape)
+        target = dtype or entry.dtype
+        size = entry.end - entry.start
+        if size == 0:
+            return torch.empty(entry.shape, dtype=target)
+        start = entry.start - entry.start % mmap.ALLOCATIONGRANULARITY
+        with open(self.path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size < entry.end:  # a file cut short since its header was read
+                raise ValueError("the file ended early")
+            # Copy-on-write: a writable buffer for torch, and nothing is written, so nothing is ever copied.
+            with mmap.mmap(fh.fileno(), entry.end - start, offset=start, access=mmap.ACCESS_COPY) as pages:
+                raw = torch.frombuffer(pages, dtype=torch.uint8, count=size, offset=entry.start - start)
+                stored = raw.view(entry.dtype).reshape(entry.shape)
+                tensor = stored.clone() if target == entry.dtype else stored.to(target)
+                del raw, stored  # the map closes only once no tensor looks into it
+        return tensor
 
 
 class TensorFile(Mapping[str, torch.Tensor]):
@@ -164,13 +169,21 @@ class TensorFile(Mapping[str, torch.Tensor]):
     def __getitem__(self, key: str) -> torch.Tensor:
         """The tensor in memory of its own (never a view of a file mapping: a file replaced on disk cannot change
         a loaded model, and only what is kept counts towards the process' memory)."""
+        return self.read_as(key, lambda stored: stored)
+
+    def read_as(self, key: str, pick: Callable[[torch.dtype], torch.dtype]) -> torch.Tensor:
+        """The tensor cast to `pick(its stored dtype)` as it is read: one pass over its bytes, not a read then a
+        cast."""
         if self._tensors is not None:
             tensor = self._tensors[key]
+            target = pick(tensor.dtype)
+            if target != tensor.dtype:
+                return tensor.to(target)
             return tensor.clone() if self._mapped else tensor
         if key not in self._shapes:
             raise KeyError(key)
         try:
-            return self._reader.read(key)
+            return self._reader.read(key, pick(self._reader.entries[key].dtype))
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"{self.path.name}: cannot read tensor {key!r} ({exc})") from exc
 
@@ -201,6 +214,9 @@ class ShardedTensors(Mapping[str, torch.Tensor]):
 
     def __getitem__(self, key: str) -> torch.Tensor:
         return self._owner[key][key]
+
+    def read_as(self, key: str, pick: Callable[[torch.dtype], torch.dtype]) -> torch.Tensor:
+        return self._owner[key].read_as(key, pick)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._owner)
@@ -262,11 +278,18 @@ def assign_weights(
         shape = shape_of(key) if shape_of is not None else tuple(state[key].shape)
         if shape != tuple(expected[key].shape):
             raise CheckpointError(f"{what}: tensor {key} has shape {shape}, expected {tuple(expected[key].shape)}")
+
+    def pick(stored: torch.dtype) -> torch.dtype:
+        return storage_dtype(stored, dtype, keep_file_dtype) if stored.is_floating_point else stored
+
+    read_as = getattr(state, "read_as", None)  # files cast as they read (TensorFile, Renamed over one)
     loaded = {}
     for key in state:  # read and cast one tensor at a time: the file's dtype and the compute dtype never both whole
-        tensor = state[key]
-        target = storage_dtype(tensor.dtype, dtype, keep_file_dtype) if tensor.is_floating_point() else tensor.dtype
-        loaded[key] = tensor.to(target)
+        if read_as is not None:
+            loaded[key] = read_as(key, pick)
+        else:
+            tensor = state[key]
+            loaded[key] = tensor.to(pick(tensor.dtype))
     module.load_state_dict(loaded, strict=True, assign=True)
     if any(t.is_floating_point() and t.dtype != dtype for t in loaded.values()):
         cast_per_layer(module, dtype)

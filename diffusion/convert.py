@@ -6,7 +6,7 @@ the same table converts both ways, so tests write tiny LDM-layout files with the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -161,6 +161,17 @@ class Renamed(Mapping[str, torch.Tensor]):
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return self.source[self.names[name]]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names  # Mapping's own would read the tensor to find out
+
+    def read_as(self, name: str, pick: Callable[[torch.dtype], torch.dtype]) -> torch.Tensor:
+        """Cast as read when the source reads files (diffusion.checkpoint.TensorFile), else read then cast."""
+        read_as = getattr(self.source, "read_as", None)
+        if read_as is not None:
+            return read_as(self.names[name], pick)
+        tensor = self.source[self.names[name]]
+        return tensor.to(pick(tensor.dtype))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
