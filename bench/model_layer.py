@@ -1,9 +1,9 @@
 """Model-layer benchmark on the full-size SD 1.5 architecture with random weights (written here to a temp dir).
 
-Prints, for each `--precision` (each in a process of its own): checkpoint load time (against a plain safetensors
-read + cast to fp32 of the same file), the first and the following sampling steps (batch 1, CFG) through Loom's
-sampler against a bare diffusers UNet forward, VAE decode time, peak RSS; then the PSNR of each precision's image
-against fp32's.
+Prints, for each `--precision` (each in a process of its own): checkpoint load time after the libraries' one-time
+imports (which `serve` does at start; printed apart) against a plain safetensors read + cast to fp32 of the file,
+the first and the following sampling steps (batch 1, CFG) through Loom's sampler against a bare diffusers UNet
+forward, VAE decode time, peak RSS; then the PSNR of each precision's image against fp32's.
 
 `--channels-last fp32 bf16` adds runs of those precisions with the UNet in channels-last memory format (compared
 with the same precision's plain run, and by PSNR with fp32's image). `--checkpoint FILE` uses that file instead of
@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from diffusion import offline
 from diffusion.convert import text_table, to_ldm, unet_table, vae_table
 from diffusion.detect import UNET_PREFIX, VAE_PREFIX, TextArch, UNetArch, VAEArch
 from diffusion.loader import build_text, build_unet, build_vae, canonical_text_keys, load_checkpoint
@@ -125,6 +126,9 @@ def run_precision(
     """One precision in this (fresh) process: load, sample, decode; prints figures, saves the images for PSNR."""
     torch.set_grad_enabled(False)
     manager = ModelManager.create(force_cpu=not torch.cuda.is_available(), precision=precision)
+    start = time.perf_counter()  # once per process, and done at `serve` start before any job: not a load's cost
+    offline.warm_up_in_background().join()
+    imports = time.perf_counter() - start
     start = time.perf_counter()
     ckpt = load_checkpoint(path, manager)
     loaded = time.perf_counter() - start
@@ -134,7 +138,8 @@ def run_precision(
     weights = {p.dtype for p in ckpt.model.unet.parameters()}
     print(
         f"[{label}] compute {str(manager.dtype).removeprefix('torch.')}, UNet weights "
-        f"{', '.join(str(d).removeprefix('torch.') for d in weights)}: load_checkpoint {loaded:.2f} s, "
+        f"{', '.join(str(d).removeprefix('torch.') for d in weights)}: library imports {imports:.2f} s (at serve "
+        f"start), then load_checkpoint {loaded:.2f} s, "
         f"RSS after load {peak_rss_gb():.2f} GB"
     )
     pos, neg = ckpt.clip.encode("a photo of a cat"), ckpt.clip.encode("")
