@@ -38,6 +38,7 @@ from diffusion.detect import (
 from diffusion.flux import is_flux
 from diffusion.memory import ModelManager
 from diffusion.model import DiffusionModel
+from diffusion.precision import fastest_memory_format
 from diffusion.schedulers import DiscreteSchedule
 from diffusion.sd3 import is_sd3
 from diffusion.text_encoder import EncoderUnit, TextEncoder
@@ -86,7 +87,7 @@ def family_schedule(family: str) -> DiscreteSchedule:
 def make_model(info: ModelInfo, unet: nn.Module, manager: ModelManager) -> DiffusionModel:
     d = family_defaults(info.family)
     return DiffusionModel(
-        unet=unet,
+        unet=fastest_memory_format(unet, manager.device, manager.dtype),
         family=info.family,
         prediction=info.prediction,
         schedule=family_schedule(info.family),

@@ -97,3 +97,22 @@ def test_bf16_precision_runs_in_bf16(fp16_file: Path) -> None:
     assert {p.dtype for p in ckpt.model.unet.parameters()} == {torch.bfloat16}
     out = _latent(ckpt)
     assert torch.isfinite(out).all()
+
+
+def _conv_weights(ckpt) -> list[torch.Tensor]:
+    """The 3x3 ones: a 1x1 kernel's layouts coincide."""
+    return [m.weight for m in ckpt.model.unet.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+
+
+def test_bf16_on_cpu_keeps_unet_convolutions_channels_last(fp16_file: Path) -> None:
+    """oneDNN's fastest bf16 layout on a CPU; fp32 keeps the default one, and the image is the same either way."""
+    bf16 = load_checkpoint(fp16_file, ModelManager.create(force_cpu=True, precision="bf16"))
+    fp32 = load_checkpoint(fp16_file, ModelManager.create(force_cpu=True, precision="fp32"))
+    last = [w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in _conv_weights(bf16)]
+    assert last and all(last)
+    assert all(w.is_contiguous() for w in _conv_weights(fp32))
+    plain = load_checkpoint(fp16_file, ModelManager.create(force_cpu=True, precision="bf16"))
+    plain.model.unet.to(memory_format=torch.contiguous_format)
+    exact = _latent(fp32)
+    err_last, err_plain = ((_latent(m).float() - exact).abs().mean().item() for m in (bf16, plain))
+    assert err_last <= 1.5 * err_plain + 1e-3  # bf16 rounding either way, summed in another order
