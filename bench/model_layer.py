@@ -5,9 +5,9 @@ imports (which `serve` does at start; printed apart) against a plain safetensors
 the first and the following sampling steps (batch 1, CFG) through Loom's sampler against a bare diffusers UNet
 forward, VAE decode time, peak RSS; then the PSNR of each precision's image against fp32's.
 
-`--channels-last fp32 bf16` adds runs of those precisions with the UNet in channels-last memory format (compared
-with the same precision's plain run, and by PSNR with fp32's image). `--checkpoint FILE` uses that file instead of
-writing one.
+`--channels-last fp32` adds runs of those precisions with the UNet in channels-last memory format (compared with the
+same precision's plain run, and by PSNR with fp32's image; a CPU's bf16 UNet is channels-last already).
+`--checkpoint FILE` uses that file instead of writing one.
 
     python bench/model_layer.py [--sizes 256 512] [--steps 2] [--precisions auto fp32 bf16] [--channels-last fp32]
 """
