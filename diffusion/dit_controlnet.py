@@ -28,6 +28,7 @@ from diffusion import offline
 from diffusion.checkpoint import assign_weights, build_empty
 from diffusion.controlnet import ControlHint, ControlNetError, Crop, resize_cover
 from diffusion.detect import _indices
+from diffusion.flow import guidance_switched
 from diffusion.flux import FluxArch
 from diffusion.names import UNION_CONTROL_TYPES
 
@@ -260,6 +261,7 @@ class DiTControlNet(nn.Module):
         cond = inputs.pack(hint)
         if self.family == "flux":
             extra = {k: v for k, v in inputs.extra.items() if k != "guidance" or net.config.guidance_embeds}
+            on = inputs.guidance_on if net.config.guidance_embeds else None
             if self.arch.union_modes and self.types:
                 if self.types[0] >= self.arch.union_modes:
                     raise ControlNetError(
@@ -267,7 +269,7 @@ class DiTControlNet(nn.Module):
                         f"{UNION_CONTROL_TYPES[self.types[0]]!r} is not one"
                     )
                 extra["controlnet_mode"] = torch.full((cond.shape[0], 1), self.types[0], device=cond.device)
-            with _mode_embedding(net, bool(self.types)):
+            with _mode_embedding(net, bool(self.types)), guidance_switched(net, on):
                 blocks, single = net(
                     hidden_states=inputs.hidden, controlnet_cond=cond, conditioning_scale=strength,
                     encoder_hidden_states=inputs.context, pooled_projections=inputs.pooled,

@@ -9,12 +9,14 @@ SD3's `shift * t / (1 + (shift - 1) * t)`, or FLUX's resolution-dependent `e^mu 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from diffusion.model import DiffusionModel
 from diffusion.schedulers import DiscreteSchedule
@@ -156,9 +158,11 @@ class FlowModel(DiffusionModel):
         img_ids[..., 1] = torch.arange(hh, device=device)[:, None]
         img_ids[..., 2] = torch.arange(ww, device=device)[None, :]
         extra = {"img_ids": img_ids.reshape(-1, 3), "txt_ids": torch.zeros(context.shape[1], 3, device=device)}
+        on = None
         if self.guidance_embed:
             extra["guidance"] = added["guidance"].to(device, dtype)
-        return TransformerInputs(self.family, packed, context, pooled, sigma.to(dtype), 2, extra)
+            on = added["guidance_on"].to(device, dtype)
+        return TransformerInputs(self.family, packed, context, pooled, sigma.to(dtype), 2, extra, on)
 
     def unet_forward(
         self,
@@ -204,13 +208,7 @@ class FlowModel(DiffusionModel):
             bias, group = added["cross_attention_bias"], added["cross_attention_bias_group"]
             mask = joint_attention_bias(bias, group, inputs.hidden.shape[1])
             kwargs["joint_attention_kwargs"] = {"attention_mask": mask.to(inputs.hidden.device, inputs.hidden.dtype)}
-        hook = None
-        if self.guidance_embed:
-            on = added["guidance_on"].to(inputs.hidden.device, inputs.hidden.dtype)[:, None]
-            if not bool(on.all()):
-                embedder = self.unet.time_text_embed.guidance_embedder
-                hook = embedder.register_forward_hook(lambda _m, _i, out: out * on)
-        try:
+        with guidance_switched(self.unet, inputs.guidance_on):
             return self.unet(
                 hidden_states=inputs.hidden,
                 encoder_hidden_states=inputs.context,
@@ -221,9 +219,21 @@ class FlowModel(DiffusionModel):
                 **inputs.extra,
                 **kwargs,
             ).sample
-        finally:
-            if hook is not None:
-                hook.remove()
+
+
+@contextmanager
+def guidance_switched(module: nn.Module, on: torch.Tensor | None) -> Iterator[None]:
+    """Rows whose guidance is off (FluxDisableGuidance, `on` 0) get no guidance embedding from `module` (a FLUX
+    transformer or ControlNet), as when the reference passes it none: the embedder's output zeroed for them."""
+    if on is None or bool(on.all()):
+        yield
+        return
+    rows = on[:, None]
+    hook = module.time_text_embed.guidance_embedder.register_forward_hook(lambda _m, _i, out: out * rows)
+    try:
+        yield
+    finally:
+        hook.remove()
 
 
 def pack_patches(x: torch.Tensor) -> torch.Tensor:
@@ -255,6 +265,7 @@ class TransformerInputs:
     timestep: torch.Tensor
     patch: int
     extra: dict[str, torch.Tensor]
+    guidance_on: torch.Tensor | None = None  # FLUX rows: 1 where the guidance embedding applies
 
     def pack(self, latent: torch.Tensor) -> torch.Tensor:
         if self.family == "flux":

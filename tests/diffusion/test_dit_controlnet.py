@@ -159,6 +159,32 @@ def test_start_and_end_percent_limit_the_steps_it_acts_on(demo: dict) -> None:
     assert not torch.allclose(late, early)
 
 
+def test_rows_with_guidance_off_give_the_controlnet_no_guidance_embedding(demo: dict) -> None:
+    """FluxDisableGuidance rows: the ControlNet's residuals, like the transformer's output, no longer depend on the
+    guidance value (the reference passes both none); rows with guidance on still do."""
+    net, model, vae = load_dit_controlnet(flux_controlnet_state(), "cn"), demo["flux"], demo["flux_vae"]
+    assert net.net.config.guidance_embeds
+    hint = _hint(net, vae)
+    gen = torch.Generator().manual_seed(4)
+    x, context = torch.randn(2, 16, 6, 8, generator=gen), torch.randn(2, 6, 32, generator=gen)
+    t = torch.full((2,), 0.6)
+
+    def residuals(guidance: float, on: list[float]) -> list[torch.Tensor]:
+        added = {
+            "pooled": torch.randn(2, 32, generator=torch.Generator().manual_seed(9)),
+            "guidance": torch.full((2,), guidance),
+            "guidance_on": torch.tensor(on),
+        }
+        blocks, single = hint.residuals(x, t, context, 0.5, [0, 1], added_cond_kwargs=added, model=model)
+        return [*blocks, *single]
+
+    off_low, off_high = residuals(1.0, [0.0, 0.0]), residuals(5.0, [0.0, 0.0])
+    assert all(torch.equal(a, b) for a, b in zip(off_low, off_high, strict=True))
+    on_low, on_high = residuals(1.0, [1.0, 0.0]), residuals(5.0, [1.0, 0.0])
+    assert not all(torch.allclose(a[0], b[0]) for a, b in zip(on_low, on_high, strict=True))
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(on_low, on_high, strict=True))
+
+
 def test_chained_controlnets_add_their_residuals(demo: dict) -> None:
     model, vae = demo["flux"], demo["flux_vae"]
     a = load_dit_controlnet(flux_controlnet_state(double=1, single=1, seed=1), "a")
