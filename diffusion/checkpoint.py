@@ -187,6 +187,9 @@ class TensorFile(Mapping[str, torch.Tensor]):
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"{self.path.name}: cannot read tensor {key!r} ({exc})") from exc
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._shapes  # Mapping's own would read the tensor to find out
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys)
 
@@ -217,6 +220,9 @@ class ShardedTensors(Mapping[str, torch.Tensor]):
 
     def read_as(self, key: str, pick: Callable[[torch.dtype], torch.dtype]) -> torch.Tensor:
         return self._owner[key].read_as(key, pick)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._owner
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._owner)

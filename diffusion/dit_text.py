@@ -7,7 +7,7 @@ states side by side (zero-padded to T5's width) followed by T5's states, with bo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from diffusion.checkpoint import CheckpointError, ShardedTensors, TensorFile, assign_weights
+from diffusion.convert import Renamed
 from diffusion.detect import UnknownModel, detect_text, family_defaults
 from diffusion.memory import ModelManager, module_nbytes
 from diffusion.t5 import EOS, PAD, T5Tokenizer, build_t5, detect_t5, find_tokenizer, is_t5, run_t5
@@ -26,22 +27,12 @@ OPENCLIP_MARK = "transformer.resblocks.0.attn.in_proj_weight"
 LORA_ORDER = ("clip_l", "clip_g")
 
 
-class KeyView(Mapping[str, torch.Tensor]):
+class KeyView(Renamed):
     """The tensors of `source` under prefix `old`, seen under prefix `new` (so one detector reads every layout)."""
 
     def __init__(self, source: TensorFile | ShardedTensors, old: str, new: str) -> None:
-        self.source = source
-        self.names = {new + k[len(old) :]: k for k in source.shapes if k.startswith(old)}
+        super().__init__(source, {new + k[len(old) :]: k for k in source.shapes if k.startswith(old)})
         self.shapes = {k: source.shapes[v] for k, v in self.names.items()}
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        return self.source[self.names[key]]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 @dataclass(eq=False)

@@ -135,3 +135,44 @@ def test_standalone_vae_file(tmp_path: Path, tiny_files, manager) -> None:
     x = torch.randn(1, 4, 4, 4)
     with torch.no_grad():
         assert _max_diff(vae.module.decode(x).sample, ref.vae.decode(x).sample) < 1e-5
+
+
+def test_tensors_are_cast_as_read_and_membership_reads_nothing(tmp_path: Path, monkeypatch) -> None:
+    """Mixed dtypes and sizes (odd byte counts before a tensor): each comes back exact, in its own dtype or cast,
+    in memory of its own; `in` answers from the header on every view of a file."""
+    from diffusion.checkpoint import SafetensorsReader, ShardedTensors
+    from diffusion.convert import Renamed
+    from diffusion.dit_text import KeyView
+
+    gen = torch.Generator().manual_seed(0)
+    state = {
+        "a.bytes": torch.randint(0, 255, (3,), dtype=torch.uint8, generator=gen),
+        "a.half": torch.randn(5, 7, generator=gen).half(),
+        "b.bf16": torch.randn(4, 3, 3, generator=gen).bfloat16(),
+        "b.empty": torch.zeros(0, 4),
+        "b.int": torch.arange(9, dtype=torch.int64),
+    }
+    path = tmp_path / "mixed.safetensors"
+    save_file(state, str(path))
+    file = TensorFile(path)
+    for key, tensor in state.items():
+        got = file[key]
+        assert got.dtype == tensor.dtype and torch.equal(got, tensor)
+        got.zero_()  # writable, and not the file: a second read is unchanged
+        assert torch.equal(file[key], tensor)
+        cast = file.read_as(key, lambda d: torch.float32 if d.is_floating_point else d)
+        assert cast.dtype == (torch.float32 if tensor.is_floating_point() else tensor.dtype)
+        assert torch.equal(cast, tensor.to(cast.dtype))
+
+    reads: list[str] = []
+    real_read = SafetensorsReader.read
+    monkeypatch.setattr(
+        SafetensorsReader, "read", lambda self, key, dtype=None: reads.append(key) or real_read(self, key, dtype)
+    )
+    views = [file, ShardedTensors([path]), Renamed(file, {"x": "a.half"}), KeyView(file, "b.", "c.")]
+    present = ["a.half", "a.half", "x", "c.bf16"]
+    for view, key in zip(views, present, strict=True):
+        assert key in view and "missing" not in view
+    assert reads == []
+    assert torch.equal(KeyView(file, "b.", "c.").read_as("c.bf16", lambda d: torch.float32), state["b.bf16"].float())
+    assert reads == ["b.bf16"]

@@ -181,8 +181,10 @@ def test_outputs_are_ordinary_tensors(mreg, menv, loaded) -> None:
     run = Runner(mreg, menv)
     _model, clip, vae = loaded
     image = run("VAEDecode", samples={"samples": torch.zeros(1, 4, 8, 8)}, vae=vae)
+    cond = run("CLIPTextEncode", text="a", clip=clip)[0][0]
+    assert not image.is_inference() and not cond.is_inference()
     image.mul_(2)
-    run("CLIPTextEncode", text="a", clip=clip)[0][0].add_(1)
+    cond.add_(1)
 
 
 TXT2IMG = {
