@@ -1,4 +1,5 @@
-"""Reading model files: single-file `.safetensors` (memory-mapped) and `.ckpt`/`.pt` through weights_only.
+"""Reading model files: single-file `.safetensors` (each tensor cast out of its own pages) and `.ckpt`/`.pt`
+through weights_only.
 
 Modules are built with empty (meta) parameters and then take the file's tensors with `assign=True`, so loading
 costs about one read of the file and no throw-away random initialisation.
