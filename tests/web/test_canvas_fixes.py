@@ -321,7 +321,11 @@ def test_viewer_scales_small_images_up_and_steps_through_a_batch(canvas) -> None
         urls.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
     save = canvas.node_id("SaveImage")
     canvas.js("const n = app.graph.getNodeById(arg.id); n.loom.imageUrls = arg.urls;", {"id": save, "urls": urls})
-    x, y = canvas.js("const n = app.graph.getNodeById(arg); return [n.pos[0] + 60, n.pos[1] + 80];", save)
+    x, y = canvas.js(  # in view and drawn first: the workflow may open with the node off screen or under another
+        "const n = app.graph.getNodeById(arg); app.canvas.ds.scale = 1; app.canvas.centerOnNode(n);"
+        "app.canvas.draw(true, true); return [n.pos[0] + n.size[0] / 2, n.pos[1] + n.size[1] / 2];",
+        save,
+    )
     canvas.page.mouse.dblclick(*canvas.to_screen(x, y))
     image = canvas.page.locator(".loom-lightbox img")
     image.wait_for()
